@@ -1,0 +1,3 @@
+//! One module per subcommand: compute apart from printing.
+
+pub mod series;

@@ -1,0 +1,633 @@
+//! Chunk encodings: how a run of points of one series is packed into one blob.
+//!
+//! Two formats, picked by the first byte:
+//!
+//! * **Scalar raw** (counters, gauges, sets at flush resolution): timestamps as
+//!   delta-of-delta (Gorilla buckets: a regular flush costs 1 bit), one value column, and for
+//!   gauges min/max stored as XOR against the value (1 bit when a gauge was set once).
+//! * **Aggregate** (distributions, and every rollup tier): timestamps plus count, sum, min,
+//!   max, last and the offset of the last sample, each its own column, and an optional sketch
+//!   per point.
+//!
+//! A value column picks the cheapest of three modes per chunk: integers (also decimals with up
+//! to 6 digits, scaled, when that is exact), coded as deltas in a per-chunk bit width chosen to
+//! minimise size with a 1-bit code for "unchanged"; or Gorilla XOR for arbitrary doubles.
+//! Everything round-trips bit for bit.
+//!
+//! ## Failure modes
+//! Decoding is defensive: lengths are checked against the blob, every read is bounds-checked,
+//! and any inconsistency is a [`Truncated`] error that the store reports as corruption.
+
+use crate::codec::{BitReader, BitWriter, Truncated, bit_width, unzigzag, zigzag};
+use crate::model::Point;
+use crate::sketch::Sketch;
+
+const FORMAT_SCALAR: u8 = 1;
+const FORMAT_AGG: u8 = 2;
+/// Refuse to decode chunks claiming more points than this (a damaged length field).
+const MAX_POINTS: u64 = 1 << 20;
+
+const MODE_INT: u64 = 0;
+const MODE_XOR: u64 = 1;
+const MAX_SCALE: u32 = 6;
+const INT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Encode raw scalar points (count 1, sum == last, as the writer makes them).
+pub fn encode_scalar(points: &[Point]) -> Vec<u8> {
+    let mut w = BitWriter::with_capacity(16 + points.len() * 2);
+    w.write_bytes(&[FORMAT_SCALAR]);
+    w.write_varint(points.len() as u64);
+    write_timestamps(&mut w, points.iter().map(|p| p.ts_ms));
+    let values: Vec<f64> = points.iter().map(|p| p.last).collect();
+    write_values(&mut w, &values);
+    let has_range = points.iter().any(|p| p.min.to_bits() != p.last.to_bits() || p.max.to_bits() != p.last.to_bits());
+    w.write_bit(has_range);
+    if has_range {
+        let all: Vec<f64> = points.iter().flat_map(|p| [p.last, p.min, p.max]).collect();
+        match as_scaled_ints(&all) {
+            // Gauges with decimal values: min and max as (scaled) distances below and above
+            // the value, usually a few bits.
+            Some((k, ints)) => {
+                w.write_bit(true);
+                w.write_bits(u64::from(k), 3);
+                let below: Vec<u64> = ints.chunks(3).map(|t| zigzag(t[0].wrapping_sub(t[1]))).collect();
+                let above: Vec<u64> = ints.chunks(3).map(|t| zigzag(t[2].wrapping_sub(t[0]))).collect();
+                write_codes(&mut w, &below, plan_codes(&below));
+                write_codes(&mut w, &above, plan_codes(&above));
+            }
+            None => {
+                w.write_bit(false);
+                write_xor_against(&mut w, points.iter().map(|p| (p.min, p.last)));
+                write_xor_against(&mut w, points.iter().map(|p| (p.max, p.last)));
+            }
+        }
+    }
+    w.finish()
+}
+
+/// Encode aggregate points (distributions and rollups).
+pub fn encode_agg(points: &[Point]) -> Vec<u8> {
+    let mut w = BitWriter::with_capacity(32 + points.len() * 8);
+    w.write_bytes(&[FORMAT_AGG]);
+    w.write_varint(points.len() as u64);
+    write_timestamps(&mut w, points.iter().map(|p| p.ts_ms));
+    let col = |f: &dyn Fn(&Point) -> f64| points.iter().map(f).collect::<Vec<f64>>();
+    write_values(&mut w, &col(&|p| p.count));
+    write_values(&mut w, &col(&|p| p.sum));
+    write_values(&mut w, &col(&|p| p.min));
+    write_values(&mut w, &col(&|p| p.max));
+    write_values(&mut w, &col(&|p| p.last));
+    write_values(&mut w, &col(&|p| (p.last_ts_ms - p.ts_ms) as f64));
+    let has_sketch = points.iter().any(|p| p.sketch.is_some());
+    w.write_bit(has_sketch);
+    if has_sketch {
+        let mut buf = Vec::new();
+        for p in points {
+            buf.clear();
+            if let Some(s) = &p.sketch {
+                s.encode_into(&mut buf);
+            }
+            w.write_varint(buf.len() as u64);
+            w.write_bytes(&buf);
+        }
+    }
+    w.finish()
+}
+
+/// Decode either format.
+pub fn decode(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
+    let mut r = BitReader::new(blob);
+    let format = r.read_bytes(1)?[0];
+    let n = r.read_varint()?;
+    if n > MAX_POINTS || n as usize > blob.len() * 8 {
+        return Err(Truncated);
+    }
+    let n = n as usize;
+    let ts = read_timestamps(&mut r, n)?;
+    let points = match format {
+        FORMAT_SCALAR => {
+            let values = read_values(&mut r, n)?;
+            let (mins, maxs) = if !r.read_bit()? {
+                (values.clone(), values.clone())
+            } else if r.read_bit()? {
+                let k = r.read_bits(3)? as u32;
+                if k > MAX_SCALE {
+                    return Err(Truncated);
+                }
+                let f = 10f64.powi(k as i32);
+                let below = read_codes(&mut r, n)?;
+                let above = read_codes(&mut r, n)?;
+                let mut mins = Vec::with_capacity(n);
+                let mut maxs = Vec::with_capacity(n);
+                for (i, v) in values.iter().enumerate() {
+                    let vi = (v * f).round() as i64;
+                    mins.push(vi.wrapping_sub(unzigzag(below[i])) as f64 / f);
+                    maxs.push(vi.wrapping_add(unzigzag(above[i])) as f64 / f);
+                }
+                (mins, maxs)
+            } else {
+                (read_xor_against(&mut r, &values)?, read_xor_against(&mut r, &values)?)
+            };
+            ts.iter()
+                .zip(values)
+                .zip(mins.into_iter().zip(maxs))
+                .map(|((&ts_ms, v), (min, max))| Point {
+                    ts_ms,
+                    count: 1.0,
+                    sum: v,
+                    min,
+                    max,
+                    last: v,
+                    last_ts_ms: ts_ms,
+                    sketch: None,
+                })
+                .collect()
+        }
+        FORMAT_AGG => {
+            let count = read_values(&mut r, n)?;
+            let sum = read_values(&mut r, n)?;
+            let min = read_values(&mut r, n)?;
+            let max = read_values(&mut r, n)?;
+            let last = read_values(&mut r, n)?;
+            let last_off = read_values(&mut r, n)?;
+            let mut sketches = vec![None; n];
+            if r.read_bit()? {
+                for s in &mut sketches {
+                    let len = r.read_varint()? as usize;
+                    let bytes = r.read_bytes(len)?;
+                    if len > 0 {
+                        *s = Some(Sketch::decode(bytes)?);
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(n);
+            for (i, sketch) in sketches.into_iter().enumerate() {
+                let off = last_off[i];
+                if off.fract() != 0.0 || off.abs() > INT_LIMIT {
+                    return Err(Truncated);
+                }
+                out.push(Point {
+                    ts_ms: ts[i],
+                    count: count[i],
+                    sum: sum[i],
+                    min: min[i],
+                    max: max[i],
+                    last: last[i],
+                    last_ts_ms: ts[i].checked_add(off as i64).ok_or(Truncated)?,
+                    sketch,
+                });
+            }
+            out
+        }
+        _ => return Err(Truncated),
+    };
+    if !r.at_end() {
+        return Err(Truncated);
+    }
+    Ok(points)
+}
+
+// ---- timestamps: delta-of-delta in Gorilla-style buckets ----
+
+const TS_BUCKETS: [(u32, u32); 4] = [(2, 8), (3, 16), (4, 32), (4, 64)]; // (prefix bits, payload bits)
+
+fn write_timestamps(w: &mut BitWriter, ts: impl Iterator<Item = i64>) {
+    let mut prev = 0i64;
+    let mut prev_delta = 0i64;
+    for (i, t) in ts.enumerate() {
+        if i == 0 {
+            w.write_bits(zigzag(t), 64);
+        } else {
+            let delta = t.wrapping_sub(prev);
+            let dod = zigzag(delta.wrapping_sub(prev_delta));
+            if dod == 0 {
+                w.write_bit(false);
+            } else {
+                let width = bit_width(dod);
+                let (b, &(prefix, payload)) =
+                    TS_BUCKETS.iter().enumerate().find(|(_, (_, p))| width <= *p).unwrap_or((3, &TS_BUCKETS[3]));
+                // prefixes: 10, 110, 1110, 1111
+                let code = if b == 3 { 0b1111 } else { ((1u64 << (b + 1)) - 1) << 1 };
+                w.write_bits(code, prefix);
+                w.write_bits(dod, payload);
+            }
+            prev_delta = delta;
+        }
+        prev = t;
+    }
+}
+
+fn read_timestamps(r: &mut BitReader<'_>, n: usize) -> Result<Vec<i64>, Truncated> {
+    let mut out = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    let mut prev_delta = 0i64;
+    for i in 0..n {
+        let t = if i == 0 {
+            unzigzag(r.read_bits(64)?)
+        } else {
+            let mut ones = 0;
+            while ones < 4 && r.read_bit()? {
+                ones += 1;
+            }
+            let dod = match ones {
+                0 => 0,
+                k => unzigzag(r.read_bits(TS_BUCKETS[k - 1].1)?),
+            };
+            let delta = prev_delta.wrapping_add(dod);
+            prev_delta = delta;
+            prev.wrapping_add(delta)
+        };
+        out.push(t);
+        prev = t;
+    }
+    Ok(out)
+}
+
+// ---- value columns ----
+
+/// If every value times 10^k is an integer below 2^53 and dividing back gives the same bits,
+/// return the smallest such k with the scaled integers.
+fn as_scaled_ints(vals: &[f64]) -> Option<(u32, Vec<i64>)> {
+    'scale: for k in 0..=MAX_SCALE {
+        let f = 10f64.powi(k as i32);
+        let mut out = Vec::with_capacity(vals.len());
+        for &v in vals {
+            let r = (v * f).round();
+            // Compare through the integer so -0.0 (which would come back as +0.0) goes to XOR.
+            if !r.is_finite() || r.abs() >= INT_LIMIT || ((r as i64) as f64 / f).to_bits() != v.to_bits() {
+                continue 'scale;
+            }
+            out.push(r as i64);
+        }
+        return Some((k, out));
+    }
+    None
+}
+
+fn write_values(w: &mut BitWriter, vals: &[f64]) {
+    match as_scaled_ints(vals) {
+        Some((k, ints)) => {
+            w.write_bits(MODE_INT, 1);
+            w.write_bits(u64::from(k), 3);
+            write_int_column(w, &ints);
+        }
+        None => {
+            w.write_bits(MODE_XOR, 1);
+            let mut xw = XorWriter::default();
+            for &v in vals {
+                xw.write(w, v.to_bits());
+            }
+        }
+    }
+}
+
+fn read_values(r: &mut BitReader<'_>, n: usize) -> Result<Vec<f64>, Truncated> {
+    if r.read_bits(1)? == MODE_INT {
+        let k = r.read_bits(3)? as u32;
+        if k > MAX_SCALE {
+            return Err(Truncated);
+        }
+        let f = 10f64.powi(k as i32);
+        Ok(read_int_column(r, n)?.into_iter().map(|v| v as f64 / f).collect())
+    } else {
+        let mut xr = XorReader::default();
+        (0..n).map(|_| xr.read(r).map(f64::from_bits)).collect()
+    }
+}
+
+/// Integers as deltas from the previous one (random walks, slowly moving levels) or as
+/// offsets from the chunk's minimum (stationary noise such as per-interval counts),
+/// whichever is smaller.
+fn write_int_column(w: &mut BitWriter, ints: &[i64]) {
+    let deltas: Vec<u64> = ints
+        .iter()
+        .scan(0i64, |prev, &v| {
+            let d = zigzag(v.wrapping_sub(*prev));
+            *prev = v;
+            Some(d)
+        })
+        .collect();
+    let base = ints.iter().copied().min().unwrap_or(0);
+    let offsets: Vec<u64> = ints.iter().map(|&v| v.wrapping_sub(base) as u64).collect();
+    let (d_plan, o_plan) = (plan_codes(&deltas), plan_codes(&offsets));
+    if o_plan.cost + 64 < d_plan.cost {
+        w.write_bit(true);
+        w.write_bits(zigzag(base), 64);
+        write_codes(w, &offsets, o_plan);
+    } else {
+        w.write_bit(false);
+        write_codes(w, &deltas, d_plan);
+    }
+}
+
+fn read_int_column(r: &mut BitReader<'_>, n: usize) -> Result<Vec<i64>, Truncated> {
+    if r.read_bit()? {
+        let base = unzigzag(r.read_bits(64)?);
+        Ok(read_codes(r, n)?.into_iter().map(|c| base.wrapping_add(c as i64)).collect())
+    } else {
+        let mut prev = 0i64;
+        Ok(read_codes(r, n)?
+            .into_iter()
+            .map(|c| {
+                prev = prev.wrapping_add(unzigzag(c));
+                prev
+            })
+            .collect())
+    }
+}
+
+/// How a run of unsigned codes is written: a payload width, and whether zero gets its own
+/// 1-bit code ('0' zero, '10'+width, '11'+64) or not ('0'+width, '1'+64).
+#[derive(Debug, Clone, Copy)]
+struct CodePlan {
+    zero_flag: bool,
+    width: u32,
+    cost: u64,
+}
+
+fn plan_codes(codes: &[u64]) -> CodePlan {
+    let mut hist = [0u64; 65];
+    for &c in codes {
+        hist[bit_width(c) as usize] += 1;
+    }
+    let mut best = CodePlan { zero_flag: true, width: 1, cost: u64::MAX };
+    for width in 1..64u32 {
+        let (mut with_zero, mut plain) = (hist[0], hist[0] * (1 + u64::from(width)));
+        for (bw, &c) in hist.iter().enumerate().skip(1) {
+            let fits = bw as u32 <= width;
+            with_zero += c * if fits { 2 + u64::from(width) } else { 66 };
+            plain += c * if fits { 1 + u64::from(width) } else { 65 };
+        }
+        for (zero_flag, cost) in [(true, with_zero), (false, plain)] {
+            if cost < best.cost {
+                best = CodePlan { zero_flag, width, cost };
+            }
+        }
+    }
+    best
+}
+
+fn write_codes(w: &mut BitWriter, codes: &[u64], plan: CodePlan) {
+    w.write_bit(plan.zero_flag);
+    w.write_bits(u64::from(plan.width), 6);
+    for &c in codes {
+        let fits = bit_width(c) <= plan.width;
+        match (plan.zero_flag, c == 0, fits) {
+            (true, true, _) => w.write_bit(false),
+            (true, false, true) => {
+                w.write_bits(0b10, 2);
+                w.write_bits(c, plan.width);
+            }
+            (true, false, false) => {
+                w.write_bits(0b11, 2);
+                w.write_bits(c, 64);
+            }
+            (false, _, true) => {
+                w.write_bit(false);
+                w.write_bits(c, plan.width);
+            }
+            (false, _, false) => {
+                w.write_bit(true);
+                w.write_bits(c, 64);
+            }
+        }
+    }
+}
+
+fn read_codes(r: &mut BitReader<'_>, n: usize) -> Result<Vec<u64>, Truncated> {
+    let zero_flag = r.read_bit()?;
+    let width = r.read_bits(6)? as u32;
+    if width == 0 {
+        return Err(Truncated);
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = if zero_flag {
+            if !r.read_bit()? {
+                0
+            } else if !r.read_bit()? {
+                r.read_bits(width)?
+            } else {
+                r.read_bits(64)?
+            }
+        } else if !r.read_bit()? {
+            r.read_bits(width)?
+        } else {
+            r.read_bits(64)?
+        };
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Gorilla XOR coding of a sequence of 64-bit words.
+#[derive(Default)]
+struct XorWriter {
+    prev: u64,
+    window: Option<(u32, u32)>, // (leading, trailing)
+    started: bool,
+}
+
+impl XorWriter {
+    fn write(&mut self, w: &mut BitWriter, bits: u64) {
+        if !self.started {
+            w.write_bits(bits, 64);
+            self.started = true;
+            self.prev = bits;
+            return;
+        }
+        let x = bits ^ self.prev;
+        self.prev = bits;
+        write_xor(w, x, &mut self.window);
+    }
+}
+
+fn write_xor(w: &mut BitWriter, x: u64, window: &mut Option<(u32, u32)>) {
+    if x == 0 {
+        w.write_bit(false);
+        return;
+    }
+    let lz = x.leading_zeros().min(63);
+    let tz = x.trailing_zeros();
+    match *window {
+        Some((pl, pt)) if lz >= pl && tz >= pt => {
+            w.write_bits(0b10, 2);
+            w.write_bits(x >> pt, 64 - pl - pt);
+        }
+        _ => {
+            let len = 64 - lz - tz;
+            w.write_bits(0b11, 2);
+            w.write_bits(u64::from(lz), 6);
+            w.write_bits(u64::from(len - 1), 6);
+            w.write_bits(x >> tz, len);
+            *window = Some((lz, tz));
+        }
+    }
+}
+
+fn read_xor(r: &mut BitReader<'_>, window: &mut Option<(u32, u32)>) -> Result<u64, Truncated> {
+    if !r.read_bit()? {
+        return Ok(0);
+    }
+    if !r.read_bit()? {
+        let (pl, pt) = window.ok_or(Truncated)?;
+        Ok(r.read_bits(64 - pl - pt)? << pt)
+    } else {
+        let lz = r.read_bits(6)? as u32;
+        let len = r.read_bits(6)? as u32 + 1;
+        if lz + len > 64 {
+            return Err(Truncated);
+        }
+        let tz = 64 - lz - len;
+        *window = Some((lz, tz));
+        Ok(r.read_bits(len)? << tz)
+    }
+}
+
+#[derive(Default)]
+struct XorReader {
+    prev: u64,
+    window: Option<(u32, u32)>,
+    started: bool,
+}
+
+impl XorReader {
+    fn read(&mut self, r: &mut BitReader<'_>) -> Result<u64, Truncated> {
+        if !self.started {
+            self.started = true;
+            self.prev = r.read_bits(64)?;
+            return Ok(self.prev);
+        }
+        self.prev ^= read_xor(r, &mut self.window)?;
+        Ok(self.prev)
+    }
+}
+
+/// A column XORed against a reference column: '0' when equal (the common case).
+fn write_xor_against(w: &mut BitWriter, pairs: impl Iterator<Item = (f64, f64)>) {
+    let mut window = None;
+    for (v, reference) in pairs {
+        write_xor(w, v.to_bits() ^ reference.to_bits(), &mut window);
+    }
+}
+
+fn read_xor_against(r: &mut BitReader<'_>, reference: &[f64]) -> Result<Vec<f64>, Truncated> {
+    let mut window = None;
+    reference.iter().map(|v| Ok(f64::from_bits(read_xor(r, &mut window)? ^ v.to_bits()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scalar(ts_ms: i64, v: f64, min: f64, max: f64) -> Point {
+        Point { ts_ms, count: 1.0, sum: v, min, max, last: v, last_ts_ms: ts_ms, sketch: None }
+    }
+
+    fn same(a: &[Point], b: &[Point]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.ts_ms == y.ts_ms
+                    && x.last_ts_ms == y.last_ts_ms
+                    && [x.count, x.sum, x.min, x.max, x.last]
+                        .iter()
+                        .zip([y.count, y.sum, y.min, y.max, y.last])
+                        .all(|(p, q)| p.to_bits() == q.to_bits())
+                    && x.sketch == y.sketch
+            })
+    }
+
+    fn any_f64() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            (-1000i64..1000).prop_map(|v| v as f64),
+            (-100000i64..100000).prop_map(|v| v as f64 / 100.0),
+            Just(0.0),
+            Just(-0.0),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn scalar_chunks_round_trip_bit_for_bit(
+            raw in proptest::collection::vec((any::<i32>(), any_f64(), any_f64(), any_f64()), 0..200),
+            start in any::<i64>(),
+        ) {
+            let mut ts = start / 2;
+            let points: Vec<Point> = raw.iter().map(|&(dt, v, a, b)| {
+                ts = ts.wrapping_add(i64::from(dt));
+                scalar(ts, v, a, b)
+            }).collect();
+            let back = decode(&encode_scalar(&points)).unwrap();
+            prop_assert!(same(&back, &points));
+        }
+
+        #[test]
+        fn agg_chunks_round_trip(
+            raw in proptest::collection::vec((0i64..100_000, any_f64(), any_f64(), 0i64..10_000, proptest::option::of(proptest::collection::vec(1e-4f64..10.0, 1..20))), 0..100),
+        ) {
+            let mut ts = 1_700_000_000_000i64;
+            let points: Vec<Point> = raw.iter().map(|(dt, a, b, off, vals)| {
+                ts += dt;
+                let sketch = vals.as_ref().map(|vs| { let mut s = Sketch::new(); for &v in vs { s.add(v); } s });
+                Point { ts_ms: ts, count: (*off % 7) as f64, sum: *a, min: *b, max: *a, last: *b, last_ts_ms: ts + off, sketch }
+            }).collect();
+            let back = decode(&encode_agg(&points)).unwrap();
+            prop_assert!(same(&back, &points));
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn regular_integer_counter_costs_about_a_byte_per_point() {
+        let mut x: u64 = 7;
+        let points: Vec<Point> = (0..360)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let v = 40.0 + ((x >> 33) % 20) as f64;
+                scalar(1_700_000_000_000 + i * 10_000, v, v, v)
+            })
+            .collect();
+        let blob = encode_scalar(&points);
+        assert!(blob.len() < 360, "{} bytes for 360 points", blob.len());
+        assert!(same(&decode(&blob).unwrap(), &points));
+    }
+
+    #[test]
+    fn decimal_gauges_use_scaled_integers() {
+        // A CPU-percent gauge with one decimal, set once per interval.
+        let steady: Vec<Point> = (0..100)
+            .map(|i| {
+                let v = (455 + i % 7) as f64 / 10.0;
+                scalar(i * 10_000, v, v, v)
+            })
+            .collect();
+        let blob = encode_scalar(&steady);
+        assert!(blob.len() < 100, "{} bytes", blob.len());
+        assert!(same(&decode(&blob).unwrap(), &steady));
+        // The same gauge with min and max spread around the value: a few bits each.
+        let ranged: Vec<Point> = (0..100)
+            .map(|i| {
+                let d = i % 7;
+                scalar(i * 10_000, (455 + d) as f64 / 10.0, (452 + d) as f64 / 10.0, (467 + d) as f64 / 10.0)
+            })
+            .collect();
+        let blob = encode_scalar(&ranged);
+        assert!(blob.len() < 250, "{} bytes", blob.len());
+        assert!(same(&decode(&blob).unwrap(), &ranged));
+    }
+
+    #[test]
+    fn truncated_blob_is_an_error() {
+        let points: Vec<Point> = (0..50).map(|i| scalar(i * 1000, 0.1 * i as f64, 0.0, 9.0)).collect();
+        let blob = encode_scalar(&points);
+        for cut in 0..blob.len() {
+            assert!(decode(&blob[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Bit- and byte-level primitives shared by the chunk and sketch encodings. Readers are
+//! defensive: every read is bounds-checked and returns [`Truncated`] instead of panicking,
+//! because blobs come from a file that may be damaged.
+
+/// A read ran past the end of its buffer (or a length field was absurd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncated;
+
+/// Appends bits, most significant first.
+#[derive(Debug, Default, Clone)]
+pub struct BitWriter {
+    buf: Vec<u8>,
+    /// Bits used in the last byte (0 means the last byte is full or there is none).
+    used: u32,
+}
+
+impl BitWriter {
+    /// An empty writer with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self { buf: Vec::with_capacity(bytes), used: 0 }
+    }
+
+    /// Append the low `n` bits of `value` (n ≤ 64).
+    pub fn write_bits(&mut self, value: u64, mut n: u32) {
+        debug_assert!(n <= 64);
+        while n > 0 {
+            if self.used == 0 {
+                self.buf.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(n);
+            let shift = n - take;
+            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+            let last = self.buf.len() - 1;
+            self.buf[last] |= chunk << (free - take);
+            self.used = (self.used + take) % 8;
+            n -= take;
+        }
+    }
+
+    /// Append one bit.
+    pub fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+
+    /// Pad to a byte boundary and append raw bytes.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        self.used = 0;
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Pad to a byte boundary and append an unsigned LEB128 varint.
+    pub fn write_varint(&mut self, v: u64) {
+        self.used = 0;
+        put_varint(&mut self.buf, v);
+    }
+
+    /// The bytes written (the last byte zero-padded).
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads bits written by [`BitWriter`].
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    buf: &'a [u8],
+    /// Absolute bit position.
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Read `n` bits (n ≤ 64).
+    pub fn read_bits(&mut self, mut n: u32) -> Result<u64, Truncated> {
+        if n > 64 || self.pos + n as usize > self.buf.len() * 8 {
+            return Err(Truncated);
+        }
+        let mut out = 0u64;
+        while n > 0 {
+            let byte = self.buf[self.pos / 8];
+            let off = (self.pos % 8) as u32;
+            let avail = 8 - off;
+            let take = avail.min(n);
+            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
+            out = (out << take) | u64::from(bits);
+            self.pos += take as usize;
+            n -= take;
+        }
+        Ok(out)
+    }
+
+    /// Read one bit.
+    pub fn read_bit(&mut self) -> Result<bool, Truncated> {
+        Ok(self.read_bits(1)? == 1)
+    }
+
+    fn align(&mut self) {
+        self.pos = self.pos.div_ceil(8) * 8;
+    }
+
+    /// Skip to a byte boundary and read a varint.
+    pub fn read_varint(&mut self) -> Result<u64, Truncated> {
+        self.align();
+        let mut at = self.pos / 8;
+        let v = get_varint(self.buf, &mut at)?;
+        self.pos = at * 8;
+        Ok(v)
+    }
+
+    /// Skip to a byte boundary and read `n` raw bytes.
+    pub fn read_bytes(&mut self, n: usize) -> Result<&'a [u8], Truncated> {
+        self.align();
+        let at = self.pos / 8;
+        let end = at.checked_add(n).ok_or(Truncated)?;
+        let out = self.buf.get(at..end).ok_or(Truncated)?;
+        self.pos = end * 8;
+        Ok(out)
+    }
+
+    /// True when every whole byte has been consumed (padding bits ignored).
+    pub fn at_end(&self) -> bool {
+        self.pos.div_ceil(8) >= self.buf.len()
+    }
+}
+
+/// Append an unsigned LEB128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Read an unsigned LEB128 varint at `*at`, advancing it.
+pub fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, Truncated> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or(Truncated)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(Truncated)
+}
+
+/// Zigzag-map a signed integer so small magnitudes get small codes.
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Number of significant bits in `v` (0 for 0).
+pub fn bit_width(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn bits_round_trip(items in proptest::collection::vec((any::<u64>(), 1u32..=64), 0..64)) {
+            let mut w = BitWriter::default();
+            for &(v, n) in &items { w.write_bits(v, n); }
+            let buf = w.finish();
+            let mut r = BitReader::new(&buf);
+            for &(v, n) in &items {
+                let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                prop_assert_eq!(r.read_bits(n).unwrap(), v & mask);
+            }
+        }
+
+        #[test]
+        fn varint_and_zigzag_round_trip(v in any::<i64>()) {
+            let mut out = Vec::new();
+            put_varint(&mut out, zigzag(v));
+            let mut at = 0;
+            prop_assert_eq!(unzigzag(get_varint(&out, &mut at).unwrap()), v);
+            prop_assert_eq!(at, out.len());
+        }
+    }
+
+    #[test]
+    fn reads_past_the_end_are_errors_not_panics() {
+        let mut r = BitReader::new(&[0xff]);
+        assert_eq!(r.read_bits(8), Ok(0xff));
+        assert_eq!(r.read_bits(1), Err(Truncated));
+        assert_eq!(get_varint(&[0x80, 0x80], &mut 0), Err(Truncated));
+        assert_eq!(BitReader::new(&[1, 2]).read_bytes(3), Err(Truncated));
+    }
+}

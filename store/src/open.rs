@@ -1,0 +1,212 @@
+//! Finding, locking, checking and opening a store file.
+//!
+//! ## Concurrency
+//! One writer per file, enforced with `flock` on `<db>.lock` (released by the kernel when the
+//! process dies, so a `kill -9` never leaves a stale lock). Readers open the file read-only
+//! and never take the lock; WAL lets them read while the writer writes.
+//!
+//! ## Failure modes
+//! Every check that can refuse a file (not SQLite, foreign schema, too new, corrupt) runs on
+//! a read-only connection before anything is written, so a refused file is left untouched.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Tunables of a store. [`StoreOptions::default`] gives DESIGN.md's defaults.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long raw flush-interval points are kept (7 days).
+    pub raw_retention_ms: i64,
+    /// How long one-minute rollups are kept (90 days).
+    pub minute_retention_ms: i64,
+    /// How long one-hour rollups are kept (2 years).
+    pub hour_retention_ms: i64,
+    /// How long profiles are kept (30 days).
+    pub profile_retention_ms: i64,
+    /// The store prunes its oldest data past this many bytes (1 GiB).
+    pub disk_cap_bytes: u64,
+    /// A truncating checkpoint runs when the WAL passes this (64 MiB); also
+    /// `journal_size_limit`.
+    pub wal_limit_bytes: u64,
+    /// Most series in the store (100 000).
+    pub max_series: usize,
+    /// Most series sharing one name (10 000).
+    pub max_series_per_name: usize,
+    /// Events kept per (service, operation, kind) (20).
+    pub events_per_op: usize,
+    /// How long a reader or the writer waits on a lock (5 s).
+    pub busy_timeout: Duration,
+    /// Run `PRAGMA quick_check` when the writer opens an existing file (true).
+    pub check_on_open: bool,
+    /// Hard page limit (`PRAGMA max_page_count`); for tests that simulate a full disk.
+    pub max_page_count: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            raw_retention_ms: 7 * DAY_MS,
+            minute_retention_ms: 90 * DAY_MS,
+            hour_retention_ms: 730 * DAY_MS,
+            profile_retention_ms: 30 * DAY_MS,
+            disk_cap_bytes: 1 << 30,
+            wal_limit_bytes: 64 << 20,
+            max_series: 100_000,
+            max_series_per_name: 10_000,
+            events_per_op: 20,
+            busy_timeout: Duration::from_secs(5),
+            check_on_open: true,
+            max_page_count: None,
+        }
+    }
+}
+
+/// The default store path: `$PERFAGENT_DB`, else `$XDG_DATA_HOME/perfagent/perf.db`, else
+/// `~/.local/share/perfagent/perf.db`.
+pub fn default_path() -> Result<PathBuf> {
+    default_path_from(|k| std::env::var_os(k))
+}
+
+/// [`default_path`] with an injected environment (for tests).
+pub fn default_path_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(p) = set("PERFAGENT_DB") {
+        return Ok(PathBuf::from(p));
+    }
+    let data = match set("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d),
+        None => match set("HOME") {
+            Some(h) => PathBuf::from(h).join(".local/share"),
+            None => {
+                return Err(Error::Invalid(
+                    "cannot find a default store path: set PERFAGENT_DB, XDG_DATA_HOME or HOME".into(),
+                ));
+            }
+        },
+    };
+    Ok(data.join("perfagent").join("perf.db"))
+}
+
+/// `<db>.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    db.with_file_name(name)
+}
+
+/// Take the writer lock, recording our pid in the lock file.
+pub(crate) fn acquire_lock(db: &Path) -> Result<File> {
+    let path = lock_path(db);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening lock file {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(Error::Locked { lock_path: path, pid: text.trim().parse().ok() });
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(Error::io(format!("locking {}", path.display()), e));
+        }
+    }
+    let write_pid = |f: &mut File| -> std::io::Result<()> {
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        writeln!(f, "{}", std::process::id())?;
+        f.flush()
+    };
+    write_pid(&mut file).map_err(|e| Error::io(format!("writing pid to {}", path.display()), e))?;
+    Ok(file)
+}
+
+/// Create missing parent folders (mode 0700).
+pub(crate) fn create_parent(db: &Path) -> Result<()> {
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| Error::io(format!("creating folder {}", parent.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Refuse a non-SQLite file by its header, before SQLite sees it. Returns whether the file
+/// exists with content.
+pub(crate) fn check_header(db: &Path) -> Result<bool> {
+    let mut f = match File::open(db) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("opening {}", db.display()), e)),
+    };
+    let mut header = [0u8; 100];
+    let mut got = 0;
+    while got < header.len() {
+        match f.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(Error::io(format!("reading {}", db.display()), e)),
+        }
+    }
+    if got == 0 {
+        return Ok(false);
+    }
+    if got < 16 || &header[..16] != b"SQLite format 3\0" {
+        return Err(Error::NotSqlite { path: db.to_owned() });
+    }
+    if got < 100 {
+        return Err(Error::Corrupt { path: db.to_owned(), detail: format!("file is only {got} bytes long") });
+    }
+    Ok(true)
+}
+
+/// Create the file with mode 0600 so SQLite (and its -wal/-shm, which copy the mode) never
+/// make it world-readable.
+pub(crate) fn precreate(db: &Path) -> Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .map(drop)
+        .map_err(|e| Error::io(format!("creating {}", db.display()), e))
+}
+
+/// A read-only connection with the busy timeout set.
+pub(crate) fn open_read_only(db: &Path, busy: Duration) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| Error::sql(db, e))?;
+    conn.busy_timeout(busy).map_err(|e| Error::sql(db, e))?;
+    Ok(conn)
+}
+
+/// `PRAGMA quick_check`: anything but "ok" is corruption.
+pub(crate) fn quick_check(conn: &Connection, db: &Path) -> Result<()> {
+    let mut stmt = conn.prepare("PRAGMA quick_check").map_err(|e| Error::sql(db, e))?;
+    let rows: Vec<String> =
+        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| Error::sql(db, e))?;
+    if rows.len() == 1 && rows[0] == "ok" {
+        return Ok(());
+    }
+    Err(Error::Corrupt { path: db.to_owned(), detail: rows.into_iter().take(3).collect::<Vec<_>>().join("; ") })
+}

@@ -1,0 +1,702 @@
+//! Read queries: series lookup, whole-range and per-step aggregates, profiles, events.
+//!
+//! ## Which tier answers
+//! Raw chunks (and heads) hold data that has not been rolled up; the one-minute and one-hour
+//! tiers hold the same rolled-up data at two resolutions. A query therefore reads every raw
+//! chunk in range plus the rolled data, which it takes from one-hour points for the whole
+//! hours inside the range and from one-minute points at the edges. Chunks that lie wholly
+//! inside the range (or inside one step) are answered from their summary columns without
+//! decoding. Sketches merge exactly, so the answer is the same whichever tier served it.
+//! Where one-minute points have expired, edges fall back to whole hours that start in range.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::migrate::{self, Found, SCHEMA_VERSION};
+use crate::model::{Kind, Point, SeriesId, SeriesInfo, SeriesKey};
+use crate::open;
+use crate::sketch::Sketch;
+use crate::write::{Event, RAW_WINDOW_MS};
+
+pub(crate) const MINUTE_MS: i64 = 60_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+/// Rollup chunks of tier 1 stay within one day, of tier 2 within 30 days.
+pub(crate) const TIER_WINDOW_MS: [i64; 3] = [RAW_WINDOW_MS, 86_400_000, 30 * 86_400_000];
+
+/// A half-open time range `[start_ms, end_ms)` in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub start_ms: i64,
+    /// Exclusive end.
+    pub end_ms: i64,
+}
+
+impl TimeRange {
+    /// `[start_ms, end_ms)`.
+    pub fn new(start_ms: i64, end_ms: i64) -> Self {
+        Self { start_ms, end_ms }
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> f64 {
+        (self.end_ms - self.start_ms) as f64 / 1000.0
+    }
+}
+
+/// How to compare a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `k="v"`.
+    Eq,
+    /// `k!="v"`.
+    Ne,
+    /// `k=~"glob*"` (a shell glob with `*` and `?`, not a regex).
+    Glob,
+    /// `k!~"glob*"`.
+    NotGlob,
+}
+
+/// One label matcher. A missing label matches as the empty string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    /// Label key.
+    pub key: String,
+    /// Comparison.
+    pub op: MatchOp,
+    /// Value or glob.
+    pub value: String,
+}
+
+impl Matcher {
+    /// Whether `key` satisfies this matcher.
+    pub fn matches(&self, key: &SeriesKey) -> bool {
+        let v = key.get(&self.key).unwrap_or("");
+        match self.op {
+            MatchOp::Eq => v == self.value,
+            MatchOp::Ne => v != self.value,
+            MatchOp::Glob => glob_match(&self.value, v),
+            MatchOp::NotGlob => !glob_match(&self.value, v),
+        }
+    }
+}
+
+/// Series by name (a glob; empty means any) and label matchers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Metric name or glob.
+    pub name: String,
+    /// Label matchers, all of which must hold.
+    pub matchers: Vec<Matcher>,
+}
+
+impl Selector {
+    /// Series called `name` (exactly, or a glob).
+    pub fn name(name: &str) -> Self {
+        Self { name: name.to_owned(), matchers: Vec::new() }
+    }
+
+    /// Add a matcher.
+    pub fn with(mut self, key: &str, op: MatchOp, value: &str) -> Self {
+        self.matchers.push(Matcher { key: key.to_owned(), op, value: value.to_owned() });
+        self
+    }
+
+    /// Parse `name{k="v",k2!="w",k3=~"glob*"}` (braces optional).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        let (name, rest) = match text.find('{') {
+            Some(i) => (&text[..i], Some(&text[i + 1..])),
+            None => (text, None),
+        };
+        let mut sel = Selector::name(name.trim());
+        let Some(rest) = rest else { return Ok(sel) };
+        let body = rest.strip_suffix('}').ok_or_else(|| format!("invalid selector '{text}': missing closing '}}'"))?;
+        let mut chars = body.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+                chars.next();
+            }
+            if chars.peek().is_none() {
+                break;
+            }
+            let key: String =
+                std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || "_.-".contains(*c))).collect();
+            if key.is_empty() {
+                return Err(format!("invalid selector '{text}': expected a label name like op=\"vm.list\""));
+            }
+            let op = match (chars.next(), chars.peek().copied()) {
+                (Some('='), Some('~')) => {
+                    chars.next();
+                    MatchOp::Glob
+                }
+                (Some('='), _) => MatchOp::Eq,
+                (Some('!'), Some('=')) => {
+                    chars.next();
+                    MatchOp::Ne
+                }
+                (Some('!'), Some('~')) => {
+                    chars.next();
+                    MatchOp::NotGlob
+                }
+                _ => return Err(format!("invalid selector '{text}': expected =, !=, =~ or !~ after '{key}'")),
+            };
+            if chars.next() != Some('"') {
+                return Err(format!("invalid selector '{text}': the value of '{key}' must be in double quotes"));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('"') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("invalid selector '{text}': unterminated value of '{key}'")),
+                }
+            }
+            sel.matchers.push(Matcher { key, op, value });
+        }
+        Ok(sel)
+    }
+
+    /// Whether a series matches.
+    pub fn matches(&self, key: &SeriesKey) -> bool {
+        (self.name.is_empty() || glob_match(&self.name, &key.name)) && self.matchers.iter().all(|m| m.matches(key))
+    }
+}
+
+/// Shell-style glob: `*` any run, `?` any one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// An aggregation over a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Agg {
+    /// Sum of values (counter deltas).
+    Sum,
+    /// Sum per second over the window.
+    Rate,
+    /// Count (intervals for scalars, events for distributions).
+    Count,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Mean (`sum / count`).
+    Avg,
+    /// Latest value.
+    Last,
+    /// Nearest-rank quantile, 0–1 (distributions).
+    Quantile(f64),
+}
+
+impl Agg {
+    /// Parse `sum`, `rate`, `count`, `min`, `max`, `avg`, `last`, `p95`, `p99.9`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "sum" => Agg::Sum,
+            "rate" => Agg::Rate,
+            "count" => Agg::Count,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "avg" | "mean" => Agg::Avg,
+            "last" => Agg::Last,
+            _ => match s.strip_prefix('p').and_then(|q| q.parse::<f64>().ok()) {
+                Some(q) if (0.0..=100.0).contains(&q) => Agg::Quantile(q / 100.0),
+                _ => {
+                    return Err(format!(
+                        "invalid aggregation '{s}': expected sum, rate, count, min, max, avg, last or pNN like p95"
+                    ));
+                }
+            },
+        })
+    }
+
+    /// The value of this aggregation for a merged point over `seconds`.
+    pub fn apply(&self, p: &Point, seconds: f64) -> Option<f64> {
+        let nonempty = p.count > 0.0 || p.sketch.is_none();
+        match self {
+            Agg::Sum => Some(p.sum),
+            Agg::Rate => (seconds > 0.0).then(|| p.sum / seconds),
+            Agg::Count => Some(p.count),
+            Agg::Min => nonempty.then_some(p.min),
+            Agg::Max => nonempty.then_some(p.max),
+            Agg::Avg => p.avg(),
+            Agg::Last => Some(p.last),
+            Agg::Quantile(q) => p.quantile(*q),
+        }
+    }
+}
+
+/// One series' per-step points.
+#[derive(Debug, Clone)]
+pub struct SeriesRange {
+    /// The series.
+    pub series: SeriesInfo,
+    /// `(step start, aggregate of that step)`, only steps with data, in time order.
+    pub steps: Vec<(i64, Point)>,
+}
+
+/// A series and how many points it stores (for cardinality reports).
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesUsage {
+    /// The series.
+    pub series: SeriesInfo,
+    /// Stored points across tiers.
+    pub points: i64,
+    /// Newest data, Unix ms.
+    pub newest_ms: Option<i64>,
+}
+
+/// A consistent, read-only view of the store: one read transaction.
+#[derive(Debug)]
+pub struct Snapshot<'c> {
+    tx: Transaction<'c>,
+    path: PathBuf,
+    /// Tier-1 data is complete from this time on (older has expired or was pruned).
+    minute_floor_ms: i64,
+}
+
+/// A read-only handle on a store (what `perfctl` uses). Never takes the writer lock and
+/// never writes.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+    path: PathBuf,
+    busy: Duration,
+}
+
+impl Reader {
+    /// Open the store at `path` read-only, refusing files that are missing, not SQLite,
+    /// foreign, too new or too old.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let busy = Duration::from_secs(5);
+        if !open::check_header(&path)? {
+            return Err(Error::NotFound { path });
+        }
+        let conn = open::open_read_only(&path, busy)?;
+        match migrate::inspect(&conn, &path)? {
+            Found::Empty => {
+                return Err(Error::ForeignSchema { path, detail: "empty database".into() });
+            }
+            Found::Store(v) if v < SCHEMA_VERSION => {
+                return Err(Error::TooOld { path, found: v, supported: SCHEMA_VERSION });
+            }
+            Found::Store(_) => {}
+        }
+        Ok(Self { conn, path, busy })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Begin a read transaction; everything read through it is one consistent view.
+    pub fn snapshot(&mut self) -> Result<Snapshot<'_>> {
+        Snapshot::begin(&mut self.conn, &self.path, self.busy)
+    }
+}
+
+const CHUNK_COLS: &str = "start_ms, end_ms, count, sum, min, max, last, last_ts_ms, sketch, data";
+
+impl<'c> Snapshot<'c> {
+    pub(crate) fn begin(conn: &'c mut Connection, path: &Path, _busy: Duration) -> Result<Self> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| Error::sql(path, e))?;
+        // The first read pins the snapshot.
+        let floor: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'floor.1'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| Error::sql(path, e))?;
+        Ok(Self { tx, path: path.to_owned(), minute_floor_ms: floor.and_then(|f| f.parse().ok()).unwrap_or(i64::MIN) })
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> Error {
+        Error::sql(&self.path, e)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Schema version of the file.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.sql(e))
+    }
+
+    /// Newest data timestamp written (Unix ms), if any.
+    pub fn newest_ms(&self) -> Result<Option<i64>> {
+        let v: Option<String> = self
+            .tx
+            .query_row("SELECT value FROM meta WHERE key = 'newest_ms'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    /// Series matching `sel`, ordered by name then labels.
+    pub fn series(&self, sel: &Selector) -> Result<Vec<SeriesInfo>> {
+        let exact = !sel.name.is_empty() && !sel.name.contains(['*', '?']);
+        let sql = format!(
+            "SELECT s.id, s.name, s.kind, s.unit, l.labels FROM series s JOIN labelset l ON l.id = s.labelset_id {}",
+            if exact { "WHERE s.name = ?1" } else { "" }
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let map = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+        let rows: Vec<(SeriesId, String, i64, String, String)> = if exact {
+            stmt.query_map([&sel.name], map).and_then(|r| r.collect())
+        } else {
+            stmt.query_map([], map).and_then(|r| r.collect())
+        }
+        .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for (id, name, kind, unit, labels) in rows {
+            let kind = Kind::from_code(kind).ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!("series {id}: kind {kind}"),
+            })?;
+            let labels: Vec<(String, String)> = serde_json::from_str(&labels)
+                .map_err(|e| Error::Corrupt { path: self.path.clone(), detail: format!("series {id}: labels: {e}") })?;
+            let key = SeriesKey::from_parts(name, kind, unit, labels);
+            if sel.matches(&key) {
+                out.push(SeriesInfo { id, key });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Distinct values of label `key` among series matching `sel`.
+    pub fn label_values(&self, sel: &Selector, key: &str) -> Result<Vec<String>> {
+        let mut v: Vec<String> =
+            self.series(sel)?.into_iter().filter_map(|s| s.key.get(key).map(str::to_owned)).collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Every series with its stored point count, most points first.
+    pub fn series_usage(&self) -> Result<Vec<SeriesUsage>> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT series_id, SUM(points), MAX(end_ms) FROM \
+                 (SELECT series_id, points, end_ms FROM chunk UNION ALL SELECT series_id, points, end_ms FROM head) \
+                 GROUP BY series_id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let counts: std::collections::HashMap<SeriesId, (i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .and_then(|r| r.collect())
+            .map_err(|e| self.sql(e))?;
+        let mut out: Vec<SeriesUsage> = self
+            .series(&Selector::default())?
+            .into_iter()
+            .map(|s| {
+                let c = counts.get(&s.id).copied();
+                SeriesUsage { points: c.map_or(0, |c| c.0), newest_ms: c.map(|c| c.1), series: s }
+            })
+            .collect();
+        out.sort_by(|a, b| b.points.cmp(&a.points).then_with(|| a.series.key.cmp(&b.series.key)));
+        Ok(out)
+    }
+
+    /// Aggregate of one series over `range` (None when it has no data there).
+    pub fn aggregate(&self, series: &SeriesInfo, range: TimeRange) -> Result<Option<Point>> {
+        let mut acc: Option<Point> = None;
+        let mut sink = |p: Point| merge_into(&mut acc, &p);
+        let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms;
+        self.scan_raw(series.id, range, &inside, &mut sink)?;
+        for (tier, part) in self.rolled_plan(range, None) {
+            self.scan(series.id, "chunk", tier, part, &|s, e| s >= part.start_ms && e < part.end_ms, &mut sink)?;
+        }
+        Ok(acc)
+    }
+
+    /// Aggregate of several series merged into one (e.g. every `op.duration` series of an
+    /// operation): counts and sums add, sketches merge.
+    pub fn aggregate_merged(&self, series: &[SeriesInfo], range: TimeRange) -> Result<Option<Point>> {
+        let mut acc = None;
+        for s in series {
+            if let Some(p) = self.aggregate(s, range)? {
+                merge_into(&mut acc, &p);
+            }
+        }
+        Ok(acc)
+    }
+
+    /// Per-step aggregates of one series: steps start at `range.start_ms` and are
+    /// `step_ms` long.
+    pub fn range(&self, series: &SeriesInfo, range: TimeRange, step_ms: i64) -> Result<SeriesRange> {
+        if step_ms <= 0 {
+            return Err(Error::Invalid(format!("step must be positive, got {step_ms} ms")));
+        }
+        let n = usize::try_from((range.end_ms - range.start_ms).max(0).div_euclid(step_ms) + 1).unwrap_or(0);
+        if n > 1_000_000 {
+            return Err(Error::Invalid(format!("{n} steps requested; use a larger step")));
+        }
+        let mut steps: Vec<Option<Point>> = vec![None; n];
+        let step_of = |ts: i64| ((ts - range.start_ms).div_euclid(step_ms)) as usize;
+        {
+            let mut sink = |p: Point| {
+                let i = step_of(p.ts_ms);
+                if let Some(slot) = steps.get_mut(i) {
+                    merge_into(slot, &p);
+                }
+            };
+            let one_step = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms && step_of(s) == step_of(e);
+            self.scan_raw(series.id, range, &one_step, &mut sink)?;
+            for (tier, part) in self.rolled_plan(range, Some(step_ms)) {
+                let ok = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms && step_of(s) == step_of(e);
+                self.scan(series.id, "chunk", tier, part, &ok, &mut sink)?;
+            }
+        }
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.map(|mut p| {
+                    p.ts_ms = range.start_ms + i as i64 * step_ms;
+                    (p.ts_ms, p)
+                })
+            })
+            .collect();
+        Ok(SeriesRange { series: series.clone(), steps })
+    }
+
+    /// Which tier answers which part of `range` for rolled-up data.
+    fn rolled_plan(&self, range: TimeRange, step_ms: Option<i64>) -> Vec<(i64, TimeRange)> {
+        let (a, b) = (range.start_ms, range.end_ms);
+        if a >= b {
+            return Vec::new();
+        }
+        let mut plan = Vec::new();
+        let floor = self.minute_floor_ms;
+        let minute_part = |x: i64, y: i64, plan: &mut Vec<(i64, TimeRange)>| {
+            if x >= y {
+                return;
+            }
+            if x < floor {
+                plan.push((2, TimeRange::new(x, y.min(floor))));
+            }
+            if y > floor {
+                plan.push((1, TimeRange::new(x.max(floor), y)));
+            }
+        };
+        let hourly_steps = step_ms.is_none_or(|s| s % HOUR_MS == 0 && a.rem_euclid(HOUR_MS) == 0);
+        let ha = a.div_euclid(HOUR_MS) * HOUR_MS + if a.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
+        let hb = b.div_euclid(HOUR_MS) * HOUR_MS;
+        if hourly_steps && ha < hb {
+            plan.push((2, TimeRange::new(ha, hb)));
+            minute_part(a, ha, &mut plan);
+            minute_part(hb, b, &mut plan);
+        } else {
+            minute_part(a, b, &mut plan);
+        }
+        plan
+    }
+
+    fn scan_raw(
+        &self,
+        series: SeriesId,
+        range: TimeRange,
+        whole: &dyn Fn(i64, i64) -> bool,
+        sink: &mut dyn FnMut(Point),
+    ) -> Result<()> {
+        self.scan(series, "chunk", 0, range, whole, sink)?;
+        self.scan(series, "head", 0, range, whole, sink)
+    }
+
+    /// Feed `sink` the points of `series` in `tier` with timestamps in `range`, using a
+    /// chunk's summary columns when `whole(start, end)` says the chunk needs no splitting.
+    fn scan(
+        &self,
+        series: SeriesId,
+        table: &str,
+        tier: i64,
+        range: TimeRange,
+        whole: &dyn Fn(i64, i64) -> bool,
+        sink: &mut dyn FnMut(Point),
+    ) -> Result<()> {
+        let sql = if table == "head" {
+            format!("SELECT {CHUNK_COLS} FROM head WHERE series_id = ?1 AND start_ms < ?3 AND end_ms >= ?2")
+        } else {
+            format!(
+                "SELECT {CHUNK_COLS} FROM chunk WHERE series_id = ?1 AND tier = ?4 AND start_ms > ?2 - ?5 AND start_ms < ?3 AND end_ms >= ?2"
+            )
+        };
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let mut rows = if table == "head" {
+            stmt.query(params![series, range.start_ms, range.end_ms])
+        } else {
+            stmt.query(params![series, range.start_ms, range.end_ms, tier, TIER_WINDOW_MS[tier as usize]])
+        }
+        .map_err(|e| self.sql(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let (start, end): (i64, i64) = (r.get(0).map_err(|e| self.sql(e))?, r.get(1).map_err(|e| self.sql(e))?);
+            if whole(start, end) {
+                let sketch: Option<Vec<u8>> = r.get(8).map_err(|e| self.sql(e))?;
+                let sketch = match sketch {
+                    Some(b) => Some(Sketch::decode(&b).map_err(|_| self.corrupt(series, table))?),
+                    None => None,
+                };
+                let get = |i| r.get::<_, f64>(i);
+                let p = (|| -> rusqlite::Result<Point> {
+                    Ok(Point {
+                        ts_ms: start,
+                        count: get(2)?,
+                        sum: get(3)?,
+                        min: get(4)?,
+                        max: get(5)?,
+                        last: get(6)?,
+                        last_ts_ms: r.get(7)?,
+                        sketch,
+                    })
+                })()
+                .map_err(|e| self.sql(e))?;
+                sink(p);
+            } else {
+                let blob = r.get_ref(9).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;
+                let points = chunk::decode(blob).map_err(|_| self.corrupt(series, table))?;
+                for p in points {
+                    if p.ts_ms >= range.start_ms && p.ts_ms < range.end_ms {
+                        sink(p);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, series: SeriesId, table: &str) -> Error {
+        Error::Corrupt { path: self.path.clone(), detail: format!("undecodable {table} data of series {series}") }
+    }
+
+    /// Folded stacks of `op` (optionally one service) from profile windows overlapping
+    /// `range`, merged: `(frames, samples)` sorted by frames.
+    pub fn profile(&self, op: &str, service: Option<&str>, range: TimeRange) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT s.frames, SUM(p.samples) FROM profile p JOIN stack s ON s.id = p.stack_id \
+                 WHERE p.op = ?1 AND p.start_ms < ?3 AND p.end_ms > ?2 AND (?4 IS NULL OR p.service = ?4) \
+                 GROUP BY p.stack_id ORDER BY s.frames",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![op, range.start_ms, range.end_ms, service], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })
+        .and_then(|r| r.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Operations with profile samples in `range`: `(service, op, samples)`, most first.
+    pub fn profiled_ops(&self, range: TimeRange) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT service, op, SUM(samples) AS n FROM profile WHERE start_ms < ?2 AND end_ms > ?1 \
+                 GROUP BY service, op ORDER BY n DESC, service, op",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![range.start_ms, range.end_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+        })
+        .and_then(|r| r.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The latest event of `kind` per (service, operation) within `range`.
+    pub fn last_events(&self, kind: &str, range: TimeRange) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT ts_ms, service, op, kind, message FROM event e WHERE kind = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+                 AND id = (SELECT id FROM event f WHERE f.service = e.service AND f.op = e.op AND f.kind = e.kind \
+                           AND f.ts_ms >= ?2 AND f.ts_ms < ?3 ORDER BY f.ts_ms DESC, f.id DESC LIMIT 1) \
+                 ORDER BY service, op",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![kind, range.start_ms, range.end_ms], |r| {
+            Ok(Event { ts_ms: r.get(0)?, service: r.get(1)?, op: r.get(2)?, kind: r.get(3)?, message: r.get(4)? })
+        })
+        .and_then(|r| r.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Run `PRAGMA integrity_check`; `Ok(())` when it says "ok".
+    pub fn integrity_check(&self) -> Result<()> {
+        let rows: Vec<String> = self
+            .tx
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
+            .map_err(|e| self.sql(e))?;
+        if rows == ["ok"] { Ok(()) } else { Err(Error::Corrupt { path: self.path.clone(), detail: rows.join("; ") }) }
+    }
+}
+
+fn merge_into(acc: &mut Option<Point>, p: &Point) {
+    match acc {
+        Some(a) => a.merge(p),
+        None => *acc = Some(p.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_parses_matchers_and_reports_errors() {
+        let s = Selector::parse(r#"op.duration{op="vm.list", outcome!="ok",service=~"api-*"}"#).unwrap();
+        assert_eq!(s.name, "op.duration");
+        assert_eq!(s.matchers.len(), 3);
+        assert_eq!(s.matchers[1].op, MatchOp::Ne);
+        assert_eq!(s.matchers[2].op, MatchOp::Glob);
+        let err = Selector::parse(r#"x{op=vm}"#).unwrap_err();
+        assert!(err.contains("double quotes"), "{err}");
+        assert!(Selector::parse("x{op=\"a\"").unwrap_err().contains("closing"));
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("vm.*", "vm.list"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("vm.*", "blob.read"));
+        assert!(glob_match("*.read", "blob.read"));
+    }
+
+    #[test]
+    fn agg_parse() {
+        assert_eq!(Agg::parse("p95"), Ok(Agg::Quantile(0.95)));
+        assert!(matches!(Agg::parse("p99.9"), Ok(Agg::Quantile(q)) if (q - 0.999).abs() < 1e-12));
+        assert!(Agg::parse("p101").unwrap_err().contains("expected"));
+    }
+}

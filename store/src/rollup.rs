@@ -1,0 +1,306 @@
+//! Maintenance: sealing idle heads, rolling expired raw data into the one-minute and
+//! one-hour tiers, retention per tier, the disk cap, and page reclamation.
+//!
+//! Rollups are made when raw data expires, not as it arrives: until then the raw chunks
+//! (whose summary columns already answer whole-hour questions) hold the same information,
+//! so building the one-minute tier early would only cost disk. Each run does bounded work
+//! per transaction, so the writer never holds the lock for long.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Transaction, TransactionBehavior, params};
+
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::model::{Kind, Point, SeriesId};
+use crate::query::{HOUR_MS, MINUTE_MS, TIER_WINDOW_MS};
+use crate::write::{Writer, corrupt_blob, insert_chunk, set_meta_max, split_encode};
+
+const BATCH: i64 = 256;
+
+/// What one [`Writer::maintain`] run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Heads of past hours sealed into chunks.
+    pub sealed_heads: usize,
+    /// Raw chunks rolled into the one-minute and one-hour tiers and removed.
+    pub rolled_chunks: usize,
+    /// Chunks deleted by retention, per tier (raw, 1 m, 1 h).
+    pub expired_chunks: [usize; 3],
+    /// Profile rows deleted by retention.
+    pub expired_profiles: usize,
+    /// Chunks deleted to respect the disk cap.
+    pub pruned_chunks: usize,
+    /// Profile rows deleted to respect the disk cap.
+    pub pruned_profiles: usize,
+    /// After pruning, the oldest data kept ends here (Unix ms), if anything was pruned.
+    pub pruned_until_ms: Option<i64>,
+    /// Pages returned to the file system by incremental vacuum.
+    pub vacuumed_pages: i64,
+    /// Database bytes in use after the run.
+    pub used_bytes: u64,
+}
+
+fn rollup_encode(_kind: Kind, points: &[Point]) -> Vec<u8> {
+    chunk::encode_agg(points)
+}
+
+impl Writer {
+    fn kind_of(&self, series: SeriesId) -> Result<Kind> {
+        let kind: i64 = self
+            .conn
+            .prepare_cached("SELECT kind FROM series WHERE id = ?1")
+            .and_then(|mut s| s.query_row([series], |r| r.get(0)))
+            .map_err(|e| self.sql(e))?;
+        Kind::from_code(kind)
+            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), detail: format!("series {series}: kind {kind}") })
+    }
+
+    /// Run maintenance as of `now_ms`. The agent calls this every minute or so; it is safe to
+    /// call at any time and does nothing when nothing is due.
+    pub fn maintain(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        self.seal_idle_heads(now_ms, &mut report)?;
+        self.roll_up(now_ms - self.opts.raw_retention_ms, &mut report)?;
+        self.expire(now_ms, &mut report)?;
+        self.enforce_cap(&mut report)?;
+        report.vacuumed_pages = self.vacuum()?;
+        report.used_bytes = self.used_bytes()?;
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
+        Ok(report)
+    }
+
+    fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
+        let hour_start = now_ms.div_euclid(crate::write::RAW_WINDOW_MS) * crate::write::RAW_WINDOW_MS;
+        let idle: Vec<SeriesId> = self
+            .conn
+            .prepare("SELECT series_id FROM head WHERE start_ms < ?1")
+            .and_then(|mut s| s.query_map([hour_start], |r| r.get(0)).and_then(|r| r.collect()))
+            .map_err(|e| self.sql(e))?;
+        for batch in idle.chunks(BATCH as usize) {
+            let kinds: Vec<Kind> = batch.iter().map(|&s| self.kind_of(s)).collect::<Result<_>>()?;
+            let path = self.path.clone();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| Error::sql(&path, e))?;
+            for (&series, &kind) in batch.iter().zip(&kinds) {
+                let blob: Vec<u8> = tx
+                    .query_row("SELECT data FROM head WHERE series_id = ?1", [series], |r| r.get(0))
+                    .map_err(|e| Error::sql(&path, e))?;
+                let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob("head", series)))?;
+                for (a, b, blob) in split_encode(kind, &points, crate::write::encode) {
+                    insert_chunk(&tx, series, 0, &points[a..b], &blob).map_err(|e| Error::sql(&path, e))?;
+                }
+                tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
+                report.sealed_heads += 1;
+            }
+            tx.commit().map_err(|e| Error::sql(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Roll raw chunks that ended before `cutoff_ms` into tiers 1 and 2, then delete them.
+    fn roll_up(&mut self, cutoff_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
+        loop {
+            let path = self.path.clone();
+            let batch: Vec<(i64, SeriesId, Vec<u8>)> = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, series_id, data FROM chunk WHERE tier = 0 AND end_ms < ?1 ORDER BY end_ms LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![cutoff_ms, BATCH], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .and_then(|r| r.collect())
+                })
+                .map_err(|e| Error::sql(&path, e))?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // Group per series, then per tier point timestamp.
+            let mut per_series: BTreeMap<SeriesId, Vec<Point>> = BTreeMap::new();
+            for (_, series, blob) in &batch {
+                let points = chunk::decode(blob).map_err(|_| Error::sql(&path, corrupt_blob("chunk", *series)))?;
+                per_series.entry(*series).or_default().extend(points);
+            }
+            let kinds: Vec<(SeriesId, Kind)> =
+                per_series.keys().map(|&s| Ok((s, self.kind_of(s)?))).collect::<Result<_>>()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| Error::sql(&path, e))?;
+            for (series, kind) in kinds {
+                let points = &per_series[&series];
+                for (tier, step) in [(1, MINUTE_MS), (2, HOUR_MS)] {
+                    let mut rolled: BTreeMap<i64, Point> = BTreeMap::new();
+                    for p in points {
+                        let ts = p.ts_ms.div_euclid(step) * step;
+                        let mut q = p.clone();
+                        q.ts_ms = ts;
+                        match rolled.get_mut(&ts) {
+                            Some(acc) => acc.merge(&q),
+                            None => {
+                                rolled.insert(ts, q);
+                            }
+                        }
+                    }
+                    let rolled: Vec<Point> = rolled.into_values().collect();
+                    append_rollup(&tx, series, kind, tier, &rolled).map_err(|e| Error::sql(&path, e))?;
+                }
+            }
+            for (id, _, _) in &batch {
+                tx.prepare_cached("DELETE FROM chunk WHERE id = ?1")
+                    .and_then(|mut s| s.execute([id]))
+                    .map_err(|e| Error::sql(&path, e))?;
+            }
+            tx.commit().map_err(|e| Error::sql(&path, e))?;
+            report.rolled_chunks += batch.len();
+        }
+    }
+
+    fn expire(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
+        let path = self.path.clone();
+        let cut1 = now_ms - self.opts.minute_retention_ms;
+        let cut2 = now_ms - self.opts.hour_retention_ms;
+        let cutp = now_ms - self.opts.profile_retention_ms;
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
+        let sql = |e| Error::sql(&path, e);
+        report.expired_chunks[1] =
+            tx.execute("DELETE FROM chunk WHERE tier = 1 AND end_ms < ?1", [cut1]).map_err(sql)?;
+        report.expired_chunks[2] =
+            tx.execute("DELETE FROM chunk WHERE tier = 2 AND end_ms < ?1", [cut2]).map_err(sql)?;
+        set_meta_max(&tx, "floor.1", cut1).map_err(sql)?;
+        report.expired_profiles = tx.execute("DELETE FROM profile WHERE end_ms < ?1", [cutp]).map_err(sql)?;
+        if report.expired_profiles > 0 {
+            tx.execute("DELETE FROM stack WHERE id NOT IN (SELECT stack_id FROM profile)", []).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Bytes of database pages in use (excluding free pages).
+    pub fn used_bytes(&self) -> Result<u64> {
+        let q = |sql: &str| self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(|e| self.sql(e));
+        let used = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
+        Ok(used.max(0) as u64 * q("PRAGMA page_size")?.max(0) as u64)
+    }
+
+    /// Delete the oldest data (any tier, and profiles) until the store fits its disk cap.
+    fn enforce_cap(&mut self, report: &mut MaintenanceReport) -> Result<()> {
+        let cap = self.opts.disk_cap_bytes;
+        if self.used_bytes()? <= cap {
+            return Ok(());
+        }
+        let target = cap - cap / 20;
+        while self.used_bytes()? > target {
+            let path = self.path.clone();
+            let sql = |e| Error::sql(&path, e);
+            let oldest = |q: &str| self.conn.query_row(q, [], |r| r.get::<_, Option<i64>>(0)).map_err(sql);
+            let candidates = [
+                (0, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 2")?),
+                (1, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 1")?),
+                (2, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 0")?),
+                (3, oldest("SELECT MIN(end_ms) FROM profile")?),
+            ];
+            let Some((which, _)) = candidates.iter().filter_map(|&(w, t)| t.map(|t| (w, t))).min_by_key(|&(_, t)| t)
+            else {
+                break; // nothing left to prune: heads and series alone exceed the cap
+            };
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+            let until: Option<i64> = if which == 3 {
+                let until = tx
+                    .query_row(
+                        "SELECT MAX(end_ms) FROM (SELECT end_ms FROM profile ORDER BY end_ms LIMIT ?1)",
+                        [BATCH * 4],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql)?;
+                report.pruned_profiles += tx
+                    .execute(
+                        "DELETE FROM profile WHERE rowid IN (SELECT rowid FROM profile ORDER BY end_ms LIMIT ?1)",
+                        [BATCH * 4],
+                    )
+                    .map_err(sql)?;
+                until
+            } else {
+                let tier = 2 - which;
+                let until: Option<i64> = tx
+                    .query_row(
+                        "SELECT MAX(end_ms) FROM (SELECT end_ms FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
+                        params![tier, BATCH],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql)?;
+                report.pruned_chunks += tx
+                    .execute(
+                        "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
+                        params![tier, BATCH],
+                    )
+                    .map_err(sql)?;
+                if let (1, Some(u)) = (tier, until) {
+                    set_meta_max(&tx, "floor.1", u + 1).map_err(sql)?;
+                }
+                until
+            };
+            tx.commit().map_err(sql)?;
+            report.pruned_until_ms = report.pruned_until_ms.max(until);
+            self.vacuum()?;
+        }
+        Ok(())
+    }
+
+    /// Return free pages to the file system. Returns how many were freed.
+    fn vacuum(&mut self) -> Result<i64> {
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        if free == 0 {
+            return Ok(0);
+        }
+        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum").map_err(|e| Error::sql(&self.path, e))?;
+        let mut rows = stmt.query([]).map_err(|e| Error::sql(&self.path, e))?;
+        while rows.next().map_err(|e| Error::sql(&self.path, e))?.is_some() {}
+        Ok(free)
+    }
+}
+
+/// Merge rollup points (sorted, one per timestamp) into `tier`: into the series' newest chunk
+/// of the same window when they follow it, else as new chunks.
+fn append_rollup(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    kind: Kind,
+    tier: i64,
+    points: &[Point],
+) -> rusqlite::Result<()> {
+    let window = TIER_WINDOW_MS[tier as usize];
+    let mut groups: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
+    for p in points {
+        groups.entry(p.ts_ms.div_euclid(window)).or_default().push(p.clone());
+    }
+    for (bucket, mut pts) in groups {
+        let (lo, hi) = (bucket * window, bucket * window + window);
+        let existing: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(
+            tx.prepare_cached(
+                "SELECT id, data FROM chunk WHERE series_id = ?1 AND tier = ?2 AND start_ms >= ?3 AND start_ms < ?4 \
+                 ORDER BY start_ms DESC LIMIT 1",
+            )?
+            .query_row(params![series, tier, lo, hi], |r| Ok((r.get(0)?, r.get(1)?))),
+        )?;
+        if let Some((id, blob)) = existing {
+            let mut old = chunk::decode(&blob).map_err(|_| corrupt_blob("rollup", series))?;
+            if old.len() < 4096 {
+                for p in pts {
+                    match old.binary_search_by_key(&p.ts_ms, |q| q.ts_ms) {
+                        Ok(i) => old[i].merge(&p),
+                        Err(i) => old.insert(i, p),
+                    }
+                }
+                pts = old;
+                tx.prepare_cached("DELETE FROM chunk WHERE id = ?1")?.execute([id])?;
+            }
+        }
+        for (a, b, blob) in split_encode(kind, &pts, rollup_encode) {
+            insert_chunk(tx, series, tier, &pts[a..b], &blob)?;
+        }
+    }
+    Ok(())
+}

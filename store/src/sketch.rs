@@ -1,0 +1,443 @@
+//! A DDSketch-style mergeable quantile sketch (Masson, Rim & Lee, VLDB 2019).
+//!
+//! Values map to logarithmic bins `key = ceil(log_γ |v|)` with γ = (1+α)/(1−α) and α = 1 %:
+//! any value reported for a bin is within 1 % of every value that fell into it. Bins are kept
+//! sparse (sorted `(key, weight)` pairs), so a timer that only ever sees 40 distinct
+//! magnitudes costs 40 bins. Weights are `f64` because StatsD sample rates weight an event
+//! by 1/rate.
+//!
+//! ## Merging
+//! Merging adds weights bin by bin, so `merge(a, b)` equals the sketch of the union exactly;
+//! percentiles over any window are computed by merging, never by averaging percentiles.
+//!
+//! ## Failure modes
+//! A sketch holds at most [`MAX_BINS`] bins per sign. Past that the lowest bins are folded
+//! into one: high quantiles (p95, p99) stay within α, the lowest ones lose accuracy. Decoding
+//! rejects anything malformed (unsorted keys, non-finite or negative weights, trailing bytes).
+
+use crate::codec::{Truncated, get_varint, put_varint, unzigzag, zigzag};
+
+/// Relative accuracy of every quantile the sketch returns.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// Most bins kept per sign before the lowest are folded together.
+pub const MAX_BINS: usize = 2048;
+/// Magnitudes below this count as zero (1 ns when values are seconds).
+pub const MIN_MAGNITUDE: f64 = 1e-9;
+
+const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+const FORMAT_VERSION: u8 = 1;
+const FLAG_NEG: u8 = 0x10;
+const FLAG_ZERO: u8 = 0x20;
+const FLAG_INT: u8 = 0x40;
+
+fn ln_gamma() -> f64 {
+    GAMMA.ln()
+}
+
+fn key_of(magnitude: f64) -> i32 {
+    // Clamp keeps absurd magnitudes (1e300) inside i32; they land in the top bin.
+    (magnitude.ln() / ln_gamma()).ceil().clamp(-1_000_000.0, 1_000_000.0) as i32
+}
+
+fn value_of(key: i32) -> f64 {
+    2.0 * GAMMA.powi(key) / (GAMMA + 1.0)
+}
+
+/// Sorted sparse bins for one sign.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Bins(Vec<(i32, f64)>);
+
+impl Bins {
+    fn add(&mut self, key: i32, weight: f64) {
+        match self.0.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(i) => self.0[i].1 += weight,
+            Err(i) => {
+                self.0.insert(i, (key, weight));
+                self.cap();
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Bins) {
+        if other.0.is_empty() {
+            return;
+        }
+        if self.0.is_empty() {
+            self.0.clone_from(&other.0);
+            return;
+        }
+        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.0, &other.0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j]);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push((a[i].0, a[i].1 + b[j].1));
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        self.0 = out;
+        self.cap();
+    }
+
+    /// Fold the lowest bins so at most `MAX_BINS` remain.
+    fn cap(&mut self) {
+        if self.0.len() <= MAX_BINS {
+            return;
+        }
+        let excess = self.0.len() - MAX_BINS + 1;
+        let folded: f64 = self.0[..excess].iter().map(|&(_, w)| w).sum();
+        let key = self.0[excess - 1].0;
+        self.0.drain(..excess);
+        self.0.insert(0, (key, folded));
+    }
+
+    fn total(&self) -> f64 {
+        self.0.iter().map(|&(_, w)| w).sum()
+    }
+
+    fn encode(&self, out: &mut Vec<u8>, int_weights: bool) {
+        put_varint(out, self.0.len() as u64);
+        let mut prev = None;
+        for &(k, _) in &self.0 {
+            match prev {
+                None => put_varint(out, zigzag(i64::from(k))),
+                Some(p) => put_varint(out, (i64::from(k) - i64::from(p)) as u64),
+            }
+            prev = Some(k);
+        }
+        for &(_, w) in &self.0 {
+            put_weight(out, w, int_weights);
+        }
+    }
+
+    fn decode(buf: &[u8], at: &mut usize, int_weights: bool) -> Result<Self, Truncated> {
+        let n = get_varint(buf, at)?;
+        // Each bin needs at least two bytes; anything claiming more is damaged.
+        if n > MAX_BINS as u64 || n as usize > buf.len().saturating_sub(*at) {
+            return Err(Truncated);
+        }
+        let mut keys = Vec::with_capacity(n as usize);
+        let mut prev: Option<i64> = None;
+        for _ in 0..n {
+            let raw = get_varint(buf, at)?;
+            let k = match prev {
+                None => unzigzag(raw),
+                Some(p) => {
+                    if raw == 0 || raw > u64::from(u32::MAX) {
+                        return Err(Truncated);
+                    }
+                    p + raw as i64
+                }
+            };
+            let k = i32::try_from(k).map_err(|_| Truncated)?;
+            keys.push(k);
+            prev = Some(i64::from(k));
+        }
+        let mut bins = Vec::with_capacity(keys.len());
+        for k in keys {
+            let w = get_weight(buf, at, int_weights)?;
+            bins.push((k, w));
+        }
+        Ok(Bins(bins))
+    }
+}
+
+fn is_int_weight(w: f64) -> bool {
+    w.fract() == 0.0 && (0.0..9.0e15).contains(&w)
+}
+
+fn put_weight(out: &mut Vec<u8>, w: f64, int: bool) {
+    if int {
+        put_varint(out, w as u64);
+    } else {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+fn get_weight(buf: &[u8], at: &mut usize, int: bool) -> Result<f64, Truncated> {
+    let w = if int {
+        get_varint(buf, at)? as f64
+    } else {
+        let bytes = buf.get(*at..*at + 8).ok_or(Truncated)?;
+        *at += 8;
+        f64::from_le_bytes(bytes.try_into().map_err(|_| Truncated)?)
+    };
+    if w.is_finite() && w >= 0.0 { Ok(w) } else { Err(Truncated) }
+}
+
+/// A mergeable quantile sketch with 1 % relative accuracy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sketch {
+    pos: Bins,
+    neg: Bins,
+    zero: f64,
+}
+
+impl Sketch {
+    /// An empty sketch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record `value` once.
+    pub fn add(&mut self, value: f64) {
+        self.add_weighted(value, 1.0);
+    }
+
+    /// Record `value` with `weight` (1/rate for sampled StatsD events). Non-finite values
+    /// and non-positive weights are ignored.
+    pub fn add_weighted(&mut self, value: f64, weight: f64) {
+        if !value.is_finite() || !weight.is_finite() || weight <= 0.0 || weight.is_nan() {
+            return;
+        }
+        let m = value.abs();
+        if m < MIN_MAGNITUDE {
+            self.zero += weight;
+        } else if value > 0.0 {
+            self.pos.add(key_of(m), weight);
+        } else {
+            self.neg.add(key_of(m), weight);
+        }
+    }
+
+    /// Merge `other` into `self`: the result is the sketch of both inputs together.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.pos.merge(&other.pos);
+        self.neg.merge(&other.neg);
+        self.zero += other.zero;
+    }
+
+    /// Total weight recorded.
+    pub fn count(&self) -> f64 {
+        self.pos.total() + self.neg.total() + self.zero
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.pos.0.is_empty() && self.neg.0.is_empty() && self.zero == 0.0
+    }
+
+    /// Number of non-empty bins (a measure of memory and encoded size).
+    pub fn bins(&self) -> usize {
+        self.pos.0.len() + self.neg.0.len() + usize::from(self.zero > 0.0)
+    }
+
+    /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1): the value of rank ⌈q·n⌉ in sorted order,
+    /// within [`RELATIVE_ACCURACY`] of the exact one. `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n.is_nan() || n <= 0.0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = nearest_rank(q, n);
+        let mut seen = 0.0;
+        // Most negative first: negative bins in descending key order.
+        for &(k, w) in self.neg.0.iter().rev() {
+            seen += w;
+            if seen >= rank {
+                return Some(-value_of(k));
+            }
+        }
+        seen += self.zero;
+        if seen >= rank && self.zero > 0.0 {
+            return Some(0.0);
+        }
+        for &(k, w) in &self.pos.0 {
+            seen += w;
+            if seen >= rank {
+                return Some(value_of(k));
+            }
+        }
+        // Rounding left `rank` a hair above the total: the answer is the top bin.
+        self.pos
+            .0
+            .last()
+            .map(|&(k, _)| value_of(k))
+            .or(if self.zero > 0.0 { Some(0.0) } else { None })
+            .or_else(|| self.neg.0.first().map(|&(k, _)| -value_of(k)))
+    }
+
+    /// Compact binary form (a few bytes per bin). See [`Sketch::decode`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 3 * self.bins());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Append the compact binary form to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let int = self.pos.0.iter().chain(&self.neg.0).all(|&(_, w)| is_int_weight(w)) && is_int_weight(self.zero);
+        let mut flags = FORMAT_VERSION;
+        if !self.neg.0.is_empty() {
+            flags |= FLAG_NEG;
+        }
+        if self.zero > 0.0 {
+            flags |= FLAG_ZERO;
+        }
+        if int {
+            flags |= FLAG_INT;
+        }
+        out.push(flags);
+        if self.zero > 0.0 {
+            put_weight(out, self.zero, int);
+        }
+        self.pos.encode(out, int);
+        if !self.neg.0.is_empty() {
+            self.neg.encode(out, int);
+        }
+    }
+
+    /// Decode [`Sketch::encode`]'s output, rejecting anything malformed.
+    pub fn decode(buf: &[u8]) -> Result<Self, Truncated> {
+        let mut at = 0;
+        let s = Self::decode_at(buf, &mut at)?;
+        if at != buf.len() {
+            return Err(Truncated);
+        }
+        Ok(s)
+    }
+
+    /// Decode one sketch starting at `*at`, advancing it.
+    pub fn decode_at(buf: &[u8], at: &mut usize) -> Result<Self, Truncated> {
+        let flags = *buf.get(*at).ok_or(Truncated)?;
+        *at += 1;
+        if flags & 0x0f != FORMAT_VERSION || flags & 0x80 != 0 {
+            return Err(Truncated);
+        }
+        let int = flags & FLAG_INT != 0;
+        let zero = if flags & FLAG_ZERO != 0 { get_weight(buf, at, int)? } else { 0.0 };
+        let pos = Bins::decode(buf, at, int)?;
+        let neg = if flags & FLAG_NEG != 0 { Bins::decode(buf, at, int)? } else { Bins::default() };
+        Ok(Sketch { pos, neg, zero })
+    }
+}
+
+/// Rank (1-based, possibly fractional for weighted data) of the nearest-rank `q`-quantile of
+/// `n` values: ⌈q·n⌉, at least 1, tolerant of floating-point noise (0.95 × 100 is 95, not 96).
+pub fn nearest_rank(q: f64, n: f64) -> f64 {
+    let x = q * n;
+    let r = if (x - x.round()).abs() <= 1e-9 * n.max(1.0) { x.round() } else { x.ceil() };
+    r.max(1.0).min(n.max(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact(sorted: &[f64], q: f64) -> f64 {
+        let r = nearest_rank(q, sorted.len() as f64) as usize;
+        sorted[r - 1]
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_within_relative_accuracy(
+            mut values in proptest::collection::vec(
+                prop_oneof![1e-6f64..1e-3, 1e-3f64..10.0, 10.0f64..1e6, -1e3f64..-1e-3], 1..400),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut s = Sketch::new();
+            for &v in &values { s.add(v); }
+            values.sort_by(f64::total_cmp);
+            let want = exact(&values, q);
+            let got = s.quantile(q).unwrap();
+            prop_assert!((got - want).abs() <= RELATIVE_ACCURACY * want.abs() * (1.0 + 1e-9),
+                "q={q} want={want} got={got}");
+        }
+
+        #[test]
+        fn merge_equals_sketch_of_union(
+            a in proptest::collection::vec(1e-6f64..1e6, 0..200),
+            b in proptest::collection::vec(-1e6f64..1e6, 0..200),
+        ) {
+            let (mut sa, mut sb, mut su) = (Sketch::new(), Sketch::new(), Sketch::new());
+            for &v in &a { sa.add(v); su.add(v); }
+            for &v in &b { sb.add(v); su.add(v); }
+            sa.merge(&sb);
+            prop_assert_eq!(&sa, &su);
+        }
+
+        #[test]
+        fn encoding_round_trips(
+            values in proptest::collection::vec((-1e9f64..1e9, prop_oneof![Just(1.0), 0.01f64..100.0]), 0..300),
+        ) {
+            let mut s = Sketch::new();
+            for &(v, w) in &values { s.add_weighted(v, w); }
+            let back = Sketch::decode(&s.encode()).unwrap();
+            prop_assert_eq!(back, s);
+        }
+
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Sketch::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn weights_scale_counts_not_values() {
+        let mut s = Sketch::new();
+        s.add_weighted(0.250, 10.0); // "250|ms|@0.1" seen once stands for ten calls
+        assert_eq!(s.count(), 10.0);
+        let p50 = s.quantile(0.5).unwrap();
+        assert!((p50 - 0.25).abs() <= 0.0025, "{p50}");
+    }
+
+    #[test]
+    fn bin_cap_folds_lowest_bins_and_keeps_high_quantiles() {
+        let mut s = Sketch::new();
+        let mut v = 1e-6;
+        for _ in 0..5000 {
+            s.add(v);
+            v *= 1.03;
+        }
+        assert!(s.bins() <= MAX_BINS);
+        assert_eq!(s.count(), 5000.0);
+        let top = v / 1.03;
+        let p100 = s.quantile(1.0).unwrap();
+        assert!((p100 - top).abs() <= top * RELATIVE_ACCURACY, "{p100} vs {top}");
+    }
+
+    #[test]
+    fn damaged_encodings_are_rejected() {
+        let mut s = Sketch::new();
+        for v in [0.01, 0.02, 0.5, 3.0] {
+            s.add(v);
+        }
+        let good = s.encode();
+        assert!(Sketch::decode(&good[..good.len() - 1]).is_err(), "truncated");
+        let mut extra = good.clone();
+        extra.push(0);
+        assert!(Sketch::decode(&extra).is_err(), "trailing byte");
+        let mut bad_version = good;
+        bad_version[0] = (bad_version[0] & 0xf0) | 0x0f;
+        assert!(Sketch::decode(&bad_version).is_err(), "unknown version");
+    }
+
+    #[test]
+    fn typical_timer_sketch_is_small() {
+        // 1000 calls log-normally spread around 80 ms: a realistic 10 s interval of a busy op.
+        let mut s = Sketch::new();
+        let mut x: u64 = 42;
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            s.add(0.08 * (2.0 * (u - 0.5)).exp());
+        }
+        let bytes = s.encode().len();
+        assert!(bytes < 250, "encoded {bytes} bytes for {} bins", s.bins());
+    }
+}

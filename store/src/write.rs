@@ -1,0 +1,604 @@
+//! The writer: the one connection that changes a store.
+//!
+//! ## Concurrency
+//! A `Writer` holds the `<db>.lock` flock for its lifetime and is `Send` but not `Sync`: the
+//! agent gives it to one dedicated thread. Every public call is one transaction.
+//!
+//! ## Failure modes
+//! The writer keeps no point data in memory: open chunks live in the `head` table and are
+//! rewritten at every flush, so a crash loses at most the flush in flight. A failed
+//! transaction (disk full, I/O error) rolls back and leaves the store as it was; the caller
+//! may retry the same batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::migrate::{self, Found};
+use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey, Write};
+use crate::open::{self, StoreOptions};
+use crate::query::Snapshot;
+
+/// Raw points are grouped into chunks that never span an hour boundary.
+pub const RAW_WINDOW_MS: i64 = 3_600_000;
+/// Chunks are sealed before their blob passes this, well under SQLite's 4 061-byte limit
+/// for a row stored on a 4 KiB page without overflow pages.
+pub const CHUNK_MAX_BYTES: usize = 3_000;
+/// Longest event message kept, in characters.
+pub const EVENT_MESSAGE_MAX_CHARS: usize = 1_000;
+
+/// What one [`Writer::write`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Points written (after merging duplicates of one interval within the batch).
+    pub points: usize,
+    /// Series touched.
+    pub series: usize,
+    /// Chunks sealed.
+    pub sealed: usize,
+}
+
+/// An event kept in the bounded event log (for example an operation's last error).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// When, Unix ms.
+    pub ts_ms: i64,
+    /// Service.
+    pub service: String,
+    /// Operation.
+    pub op: String,
+    /// Kind, e.g. `error`.
+    pub kind: String,
+    /// Message (truncated to [`EVENT_MESSAGE_MAX_CHARS`]).
+    pub message: String,
+}
+
+/// Folded stacks sampled for one operation over one profile window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileWindow {
+    /// Service.
+    pub service: String,
+    /// Operation (`(none)` for samples outside any operation).
+    pub op: String,
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// Window end, Unix ms.
+    pub end_ms: i64,
+    /// `(frames joined by ';' root first, samples)`.
+    pub stacks: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    name: String,
+    labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_identity: HashMap<Identity, (SeriesId, Kind)>,
+    kinds: HashMap<SeriesId, Kind>,
+    per_name: HashMap<String, usize>,
+}
+
+/// The store's single writer. See the module docs.
+#[derive(Debug)]
+pub struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+    pub(crate) opts: StoreOptions,
+    registry: Registry,
+    _lock: File,
+}
+
+impl Writer {
+    /// Open (creating if needed) the store at `path` for writing: takes the writer lock,
+    /// refuses files it must not touch, migrates, and loads the series registry.
+    pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        open::create_parent(&path)?;
+        let lock = open::acquire_lock(&path)?;
+        let mut fresh = true;
+        if open::check_header(&path)? {
+            let ro = open::open_read_only(&path, opts.busy_timeout)?;
+            fresh = migrate::inspect(&ro, &path)? == Found::Empty;
+            if !fresh && opts.check_on_open {
+                open::quick_check(&ro, &path)?;
+            }
+        } else {
+            open::precreate(&path)?;
+        }
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::sql(&path, e))?;
+        let sql = |e| Error::sql(&path, e);
+        conn.busy_timeout(opts.busy_timeout).map_err(sql)?;
+        if fresh {
+            // Both must precede the first table (and page_size the switch to WAL).
+            conn.execute_batch("PRAGMA page_size = 4096; PRAGMA auto_vacuum = INCREMENTAL;").map_err(sql)?;
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Invalid(format!("{}: cannot switch to WAL mode (got {mode})", path.display())));
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {}; \
+             PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8192;",
+            opts.wal_limit_bytes
+        ))
+        .map_err(sql)?;
+        if let Some(max) = opts.max_page_count {
+            conn.query_row(&format!("PRAGMA max_page_count = {max}"), [], |_| Ok(())).map_err(sql)?;
+        }
+        migrate::migrate(&mut conn, &path)?;
+        let mut w = Writer { conn, path, opts, registry: Registry::default(), _lock: lock };
+        w.load_registry()?;
+        Ok(w)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub(crate) fn sql(&self, e: rusqlite::Error) -> Error {
+        Error::sql(&self.path, e)
+    }
+
+    fn load_registry(&mut self) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT s.id, s.name, s.kind, l.labels FROM series s JOIN labelset l ON l.id = s.labelset_id")
+            .map_err(|e| Error::sql(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, SeriesId>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::sql(&self.path, e))?;
+        drop(stmt);
+        for (id, name, kind, labels) in rows {
+            let kind = Kind::from_code(kind).ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!("series {id} has unknown kind {kind}"),
+            })?;
+            let labels: Vec<(String, String)> = serde_json::from_str(&labels).map_err(|e| Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!("series {id} has unreadable labels: {e}"),
+            })?;
+            *self.registry.per_name.entry(name.clone()).or_default() += 1;
+            self.registry.kinds.insert(id, kind);
+            self.registry.by_identity.insert(Identity { name, labels }, (id, kind));
+        }
+        Ok(())
+    }
+
+    /// Number of registered series.
+    pub fn series_count(&self) -> usize {
+        self.registry.kinds.len()
+    }
+
+    /// Register one series (see [`Writer::register_all`]).
+    pub fn register(&mut self, key: &SeriesKey, now_ms: i64) -> Result<Registration> {
+        Ok(self.register_all(std::slice::from_ref(key), now_ms)?[0])
+    }
+
+    /// Register series, in one transaction. Known keys return their id without touching the
+    /// file. New keys past a cardinality limit, or whose name and labels exist with another
+    /// kind, are [`Registration::Rejected`] for the caller to count.
+    pub fn register_all(&mut self, keys: &[SeriesKey], now_ms: i64) -> Result<Vec<Registration>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut added: Vec<(Identity, SeriesId, Kind)> = Vec::new();
+        let mut pending: HashMap<Identity, (SeriesId, Kind)> = HashMap::new();
+        let mut per_name_added: HashMap<&str, usize> = HashMap::new();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::sql(&self.path, e))?;
+        for key in keys {
+            let ident = Identity { name: key.name.clone(), labels: key.labels().to_vec() };
+            if let Some(&(id, kind)) = self.registry.by_identity.get(&ident).or_else(|| pending.get(&ident)) {
+                out.push(if kind == key.kind {
+                    Registration::Registered(id)
+                } else {
+                    Registration::Rejected(RejectReason::KindConflict)
+                });
+                continue;
+            }
+            let name_count = self.registry.per_name.get(&key.name).copied().unwrap_or(0)
+                + per_name_added.get(key.name.as_str()).copied().unwrap_or(0);
+            if name_count >= self.opts.max_series_per_name {
+                out.push(Registration::Rejected(RejectReason::PerNameLimit));
+                continue;
+            }
+            if self.registry.kinds.len() + added.len() >= self.opts.max_series {
+                out.push(Registration::Rejected(RejectReason::TotalLimit));
+                continue;
+            }
+            let labels = key.labels_text();
+            tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")
+                .and_then(|mut s| s.execute([&labels]))
+                .map_err(|e| Error::sql(&self.path, e))?;
+            let labelset: i64 = tx
+                .prepare_cached("SELECT id FROM labelset WHERE labels = ?1")
+                .and_then(|mut s| s.query_row([&labels], |r| r.get(0)))
+                .map_err(|e| Error::sql(&self.path, e))?;
+            tx.prepare_cached(
+                "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms]))
+            .map_err(|e| Error::sql(&self.path, e))?;
+            let id = SeriesId(tx.last_insert_rowid());
+            *per_name_added.entry(key.name.as_str()).or_default() += 1;
+            pending.insert(ident.clone(), (id, key.kind));
+            added.push((ident, id, key.kind));
+            out.push(Registration::Registered(id));
+        }
+        tx.commit().map_err(|e| Error::sql(&self.path, e))?;
+        for (ident, id, kind) in added {
+            *self.registry.per_name.entry(ident.name.clone()).or_default() += 1;
+            self.registry.kinds.insert(id, kind);
+            self.registry.by_identity.insert(ident, (id, kind));
+        }
+        Ok(out)
+    }
+
+    /// Write one flush: many series, one transaction. Points may carry any timestamp
+    /// (backfill) and arrive in any order; two points of one series at the same timestamp
+    /// are merged (counter deltas add, gauges keep the later value, see [`Point`]).
+    pub fn write(&mut self, writes: &[Write]) -> Result<WriteReport> {
+        let mut by_series: BTreeMap<SeriesId, (Kind, Vec<Point>)> = BTreeMap::new();
+        for w in writes {
+            let kind = *self
+                .registry
+                .kinds
+                .get(&w.series)
+                .ok_or_else(|| Error::Invalid(format!("series {} is not registered", w.series)))?;
+            if w.sample.kind() != kind {
+                return Err(Error::Invalid(format!(
+                    "series {} is a {kind}, got a {} sample",
+                    w.series,
+                    w.sample.kind()
+                )));
+            }
+            by_series
+                .entry(w.series)
+                .or_insert_with(|| (kind, Vec::new()))
+                .1
+                .push(Point::from_sample(w.ts_ms, &w.sample));
+        }
+        let mut report = WriteReport { series: by_series.len(), ..WriteReport::default() };
+        let newest = writes.iter().map(|w| w.ts_ms).max();
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
+        if let Some(newest) = newest {
+            set_meta_max(&tx, "newest_ms", newest).map_err(|e| Error::sql(&path, e))?;
+        }
+        for (series, (kind, mut points)) in by_series {
+            points.sort_by_key(|p| p.ts_ms);
+            let points = merge_duplicates(points, kind);
+            report.points += points.len();
+            report.sealed += write_series(&tx, series, kind, points).map_err(|e| Error::sql(&path, e))?;
+        }
+        tx.commit().map_err(|e| Error::sql(&path, e))?;
+        self.after_commit()?;
+        Ok(report)
+    }
+
+    /// Passive checkpoint after every write; a truncating one (short timeout) when the WAL
+    /// has grown past its limit because readers held it.
+    fn after_commit(&mut self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
+        if self.wal_bytes() > self.opts.wal_limit_bytes {
+            self.conn.busy_timeout(Duration::from_millis(200)).map_err(|e| self.sql(e))?;
+            let r = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            self.conn.busy_timeout(self.opts.busy_timeout).map_err(|e| self.sql(e))?;
+            r.map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Size of the `-wal` file in bytes (0 when absent).
+    pub fn wal_bytes(&self) -> u64 {
+        wal_path(&self.path).metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Size of the database file in bytes.
+    pub fn db_bytes(&self) -> u64 {
+        self.path.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Append events to the bounded event log, keeping the newest
+    /// [`StoreOptions::events_per_op`] per (service, operation, kind).
+    pub fn record_events(&mut self, events: &[Event]) -> Result<()> {
+        let keep = self.opts.events_per_op as i64;
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
+        for ev in events {
+            let message: String = ev.message.chars().take(EVENT_MESSAGE_MAX_CHARS).collect();
+            tx.prepare_cached("INSERT INTO event (ts_ms, service, op, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut s| s.execute(params![ev.ts_ms, ev.service, ev.op, ev.kind, message]))
+                .map_err(|e| Error::sql(&path, e))?;
+            tx.prepare_cached(
+                "DELETE FROM event WHERE service = ?1 AND op = ?2 AND kind = ?3 AND id NOT IN \
+                 (SELECT id FROM event WHERE service = ?1 AND op = ?2 AND kind = ?3 ORDER BY ts_ms DESC, id DESC LIMIT ?4)",
+            )
+            .and_then(|mut s| s.execute(params![ev.service, ev.op, ev.kind, keep]))
+            .map_err(|e| Error::sql(&path, e))?;
+        }
+        tx.commit().map_err(|e| Error::sql(&path, e))?;
+        self.after_commit()
+    }
+
+    /// Store folded stacks, de-duplicating stack text.
+    pub fn write_profiles(&mut self, windows: &[ProfileWindow]) -> Result<()> {
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
+        for w in windows {
+            for (frames, samples) in &w.stacks {
+                if *samples == 0 {
+                    continue;
+                }
+                let stack = crate::profile::intern_stack(&tx, frames).map_err(|e| Error::sql(&path, e))?;
+                tx.prepare_cached(
+                    "INSERT INTO profile (service, op, start_ms, end_ms, stack_id, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![w.service, w.op, w.start_ms, w.end_ms, stack, i64::try_from(*samples).unwrap_or(i64::MAX)])
+                })
+                .map_err(|e| Error::sql(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| Error::sql(&path, e))?;
+        self.after_commit()
+    }
+
+    /// A consistent read view through the writer's own connection.
+    pub fn snapshot(&mut self) -> Result<Snapshot<'_>> {
+        Snapshot::begin(&mut self.conn, &self.path, self.opts.busy_timeout)
+    }
+
+    /// Checkpoint the WAL completely and close. Dropping a writer also closes it, but
+    /// without reporting errors.
+    pub fn close(self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
+        self.conn.close().map_err(|(_, e)| Error::sql(&self.path, e))
+    }
+}
+
+/// Raise an integer in the meta table to at least `value`.
+pub(crate) fn set_meta_max(tx: &Transaction<'_>, key: &str, value: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = \
+         CASE WHEN CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER) THEN excluded.value ELSE value END",
+    )?
+    .execute(params![key, value.to_string()])?;
+    Ok(())
+}
+
+/// `<db>-wal`.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-wal");
+    db.with_file_name(name)
+}
+
+/// Merge points of one series that share a timestamp (input sorted by time).
+fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
+    let mut out: Vec<Point> = Vec::with_capacity(points.len());
+    for p in points {
+        match out.last_mut() {
+            Some(last) if last.ts_ms == p.ts_ms => last.merge_same_interval(&p, kind),
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+fn bucket(ts_ms: i64, window: i64) -> i64 {
+    ts_ms.div_euclid(window)
+}
+
+pub(crate) fn encode(kind: Kind, points: &[Point]) -> Vec<u8> {
+    match kind {
+        Kind::Distribution => chunk::encode_agg(points),
+        _ => chunk::encode_scalar(points),
+    }
+}
+
+/// Aggregate of a non-empty run of points.
+pub(crate) fn summarize(points: &[Point]) -> Point {
+    let mut acc = points[0].clone();
+    for p in &points[1..] {
+        acc.merge(p);
+    }
+    acc
+}
+
+/// Split points into runs whose encodings fit [`CHUNK_MAX_BYTES`] (a single point may not).
+pub(crate) fn split_encode(
+    kind: Kind,
+    points: &[Point],
+    encoder: fn(Kind, &[Point]) -> Vec<u8>,
+) -> Vec<(usize, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![(0, points.len())];
+    while let Some((a, b)) = todo.pop() {
+        let blob = encoder(kind, &points[a..b]);
+        if blob.len() <= CHUNK_MAX_BYTES || b - a == 1 {
+            out.push((a, b, blob));
+            continue;
+        }
+        let parts = blob.len().div_ceil(CHUNK_MAX_BYTES * 9 / 10).max(2);
+        let step = (b - a).div_ceil(parts);
+        let mut at = b;
+        while at > a {
+            let from = at.saturating_sub(step).max(a);
+            todo.push((from, at));
+            at = from;
+        }
+    }
+    out.sort_by_key(|&(a, _, _)| a);
+    out
+}
+
+pub(crate) fn insert_chunk(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    tier: i64,
+    points: &[Point],
+    blob: &[u8],
+) -> rusqlite::Result<()> {
+    let s = summarize(points);
+    let sketch = s.sketch.as_ref().map(|k| k.encode());
+    tx.prepare_cached(
+        "INSERT INTO chunk (series_id, tier, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        series,
+        tier,
+        points[0].ts_ms,
+        points[points.len() - 1].ts_ms,
+        points.len() as i64,
+        s.count,
+        s.sum,
+        s.min,
+        s.max,
+        s.last,
+        s.last_ts_ms,
+        sketch,
+        blob
+    ])?;
+    Ok(())
+}
+
+fn load_head(tx: &Transaction<'_>, series: SeriesId) -> rusqlite::Result<Option<Vec<Point>>> {
+    let blob: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT data FROM head WHERE series_id = ?1")?
+        .query_row([series], |r| r.get(0))
+        .optional()?;
+    match blob {
+        None => Ok(None),
+        Some(b) => chunk::decode(&b).map(Some).map_err(|_| corrupt_blob("head", series)),
+    }
+}
+
+pub(crate) fn corrupt_blob(table: &str, series: SeriesId) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(format!("undecodable {table} chunk of series {series}")),
+    )
+}
+
+fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[u8]) -> rusqlite::Result<()> {
+    let s = summarize(points);
+    let sketch = s.sketch.as_ref().map(|k| k.encode());
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO head (series_id, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        series,
+        points[0].ts_ms,
+        points[points.len() - 1].ts_ms,
+        points.len() as i64,
+        s.count,
+        s.sum,
+        s.min,
+        s.max,
+        s.last,
+        s.last_ts_ms,
+        sketch,
+        blob
+    ])?;
+    Ok(())
+}
+
+/// Seal `points` (already one bucket) as one or more raw chunks.
+fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) -> rusqlite::Result<usize> {
+    let parts = split_encode(kind, points, encode);
+    for (a, b, blob) in &parts {
+        insert_chunk(tx, series, 0, &points[*a..*b], blob)?;
+    }
+    Ok(parts.len())
+}
+
+/// Merge sorted, de-duplicated points into one series' raw tier. Returns chunks sealed.
+///
+/// The head holds the newest hour bucket written. Points of that bucket merge into it;
+/// points of a newer bucket seal it and start a new one; points of an older bucket (late or
+/// backfilled data) become sealed chunks of their own. Chunks may overlap in time: queries
+/// merge whatever they find, so overlap never double counts an interval twice written only
+/// once.
+fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
+    let mut sealed = 0;
+    let mut head = load_head(tx, series)?;
+    // Length of the stored head while only appends happen to it: if appending overflows
+    // it, that prefix (which fit) is sealed whole, so sealed chunks stay near full size.
+    let mut fitting_prefix = head.as_ref().map_or(0, Vec::len);
+    let mut older: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
+    for p in points {
+        let b = bucket(p.ts_ms, RAW_WINDOW_MS);
+        match &mut head {
+            None => head = Some(vec![p]),
+            Some(h) => {
+                let hb = bucket(h[0].ts_ms, RAW_WINDOW_MS);
+                if b == hb {
+                    let last = h.last().map_or(i64::MIN, |l| l.ts_ms);
+                    if p.ts_ms > last {
+                        h.push(p);
+                    } else {
+                        fitting_prefix = 0;
+                        match h.binary_search_by_key(&p.ts_ms, |q| q.ts_ms) {
+                            Ok(i) => h[i].merge_same_interval(&p, kind),
+                            Err(i) => h.insert(i, p),
+                        }
+                    }
+                } else if b > hb {
+                    sealed += seal(tx, series, kind, h)?;
+                    *h = vec![p];
+                    fitting_prefix = 0;
+                } else {
+                    older.entry(b).or_default().push(p);
+                }
+            }
+        }
+    }
+    for pts in older.values() {
+        sealed += seal(tx, series, kind, pts)?;
+    }
+    let Some(mut h) = head else { return Ok(sealed) };
+    let blob = encode(kind, &h);
+    if blob.len() <= CHUNK_MAX_BYTES {
+        store_head(tx, series, &h, &blob)?;
+        return Ok(sealed);
+    }
+    // Too big: seal the part that fitted before, then keep the newest run that fits.
+    if fitting_prefix > 0 && fitting_prefix < h.len() {
+        sealed += seal(tx, series, kind, &h[..fitting_prefix])?;
+        h.drain(..fitting_prefix);
+    }
+    let mut parts = split_encode(kind, &h, encode);
+    let (a, _, tail_blob) = parts.pop().unwrap_or_else(|| (0, h.len(), encode(kind, &h)));
+    if a > 0 {
+        sealed += seal(tx, series, kind, &h[..a])?;
+    }
+    store_head(tx, series, &h[a..], &tail_blob)?;
+    Ok(sealed)
+}
