@@ -1,1 +1,81 @@
-fn main() {}
+//! Criterion benchmarks: flush write throughput and the 24 h whole-range aggregate that
+//! `perfctl stats --last 24h` runs (1000 series, 100 of them timers with p95).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Class, DAY_STEPS, STEP, T0, fill, flush, register};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use perfstore::{Kind, Reader, Selector, StoreOptions, TimeRange, Writer};
+use rand::SeedableRng;
+
+const MIX_1000: &[(Class, usize)] =
+    &[(Class::IntCounter, 400), (Class::FloatGauge, 250), (Class::IntGauge, 250), (Class::Timer, 100)];
+
+fn write_throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("write");
+    for (label, classes) in [
+        ("flush_1000_series", MIX_1000),
+        ("flush_200_scalars", &[(Class::IntCounter, 80), (Class::FloatGauge, 60), (Class::IntGauge, 60)][..]),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = Writer::open(dir.path().join("perf.db"), StoreOptions::default()).expect("open");
+        let mut gens = register(&mut w, classes);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        // Warm the heads up to a typical fill (half an hour of points).
+        fill(&mut w, &mut gens, 180);
+        let mut i = 180;
+        g.throughput(Throughput::Elements(gens.len() as u64));
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let batch = flush(&mut gens, &mut rng, T0 + i * STEP);
+                    i += 1;
+                    let t = Instant::now();
+                    w.write(&batch).expect("write");
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
+}
+
+fn query_24h(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("perf.db");
+    {
+        let mut w = Writer::open(&path, StoreOptions::default()).expect("open");
+        let mut gens = register(&mut w, MIX_1000);
+        eprintln!("filling 1000 series x 24 h at 10 s ...");
+        fill(&mut w, &mut gens, DAY_STEPS);
+        w.maintain(T0 + DAY_STEPS * STEP).expect("maintain");
+        w.close().expect("close");
+    }
+    // Unaligned to the hour, as `--last 24h` is: edges come from decoded chunks.
+    let range = TimeRange::new(T0 + 1_234_000, T0 + DAY_STEPS * STEP);
+    let mut g = c.benchmark_group("query");
+    g.sample_size(20);
+    g.bench_function("aggregate_24h_1000_series_p95", |b| {
+        b.iter(|| {
+            let mut reader = Reader::open(&path).expect("reader");
+            let snap = reader.snapshot().expect("snapshot");
+            let series = snap.series(&Selector::default()).expect("series");
+            let mut p95s = 0;
+            for s in &series {
+                let p = snap.aggregate(s, range).expect("aggregate").expect("data");
+                if s.key.kind == Kind::Distribution {
+                    p95s += usize::from(p.quantile(0.95).is_some());
+                }
+            }
+            assert_eq!((series.len(), p95s), (1000, 100));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, write_throughput, query_24h);
+criterion_main!(benches);

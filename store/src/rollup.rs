@@ -17,6 +17,8 @@ use crate::query::{HOUR_MS, MINUTE_MS, TIER_WINDOW_MS};
 use crate::write::{Writer, corrupt_blob, insert_chunk, set_meta_max, split_encode};
 
 const BATCH: i64 = 256;
+/// Chunks deleted per step while enforcing the disk cap (small, to stop close to the cap).
+const PRUNE_BATCH: i64 = 32;
 
 /// What one [`Writer::maintain`] run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -227,14 +229,14 @@ impl Writer {
                 let until: Option<i64> = tx
                     .query_row(
                         "SELECT MAX(end_ms) FROM (SELECT end_ms FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
-                        params![tier, BATCH],
+                        params![tier, PRUNE_BATCH],
                         |r| r.get(0),
                     )
                     .map_err(sql)?;
                 report.pruned_chunks += tx
                     .execute(
                         "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
-                        params![tier, BATCH],
+                        params![tier, PRUNE_BATCH],
                     )
                     .map_err(sql)?;
                 if let (1, Some(u)) = (tier, until) {
