@@ -17,6 +17,10 @@ fn file_bytes(path: &Path) -> u64 {
 }
 
 fn measure(label: &str, classes: &[(Class, usize)], steps: i64) {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if !filter.is_empty() && !filter.iter().any(|f| label.contains(f.as_str())) {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("perf.db");
     let mut w = Writer::open(&path, StoreOptions::default()).expect("open");

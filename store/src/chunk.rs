@@ -18,7 +18,7 @@
 //! Decoding is defensive: lengths are checked against the blob, every read is bounds-checked,
 //! and any inconsistency is a [`Truncated`] error that the store reports as corruption.
 
-use crate::codec::{BitReader, BitWriter, Truncated, bit_width, unzigzag, zigzag};
+use crate::codec::{BitReader, BitWriter, Truncated, bit_width, plan_codes, read_codes, unzigzag, write_codes, zigzag};
 use crate::model::Point;
 use crate::sketch::Sketch;
 
@@ -334,90 +334,6 @@ fn read_int_column(r: &mut BitReader<'_>, n: usize) -> Result<Vec<i64>, Truncate
             })
             .collect())
     }
-}
-
-/// How a run of unsigned codes is written: a payload width, and whether zero gets its own
-/// 1-bit code ('0' zero, '10'+width, '11'+64) or not ('0'+width, '1'+64).
-#[derive(Debug, Clone, Copy)]
-struct CodePlan {
-    zero_flag: bool,
-    width: u32,
-    cost: u64,
-}
-
-fn plan_codes(codes: &[u64]) -> CodePlan {
-    let mut hist = [0u64; 65];
-    for &c in codes {
-        hist[bit_width(c) as usize] += 1;
-    }
-    let mut best = CodePlan { zero_flag: true, width: 1, cost: u64::MAX };
-    for width in 1..64u32 {
-        let (mut with_zero, mut plain) = (hist[0], hist[0] * (1 + u64::from(width)));
-        for (bw, &c) in hist.iter().enumerate().skip(1) {
-            let fits = bw as u32 <= width;
-            with_zero += c * if fits { 2 + u64::from(width) } else { 66 };
-            plain += c * if fits { 1 + u64::from(width) } else { 65 };
-        }
-        for (zero_flag, cost) in [(true, with_zero), (false, plain)] {
-            if cost < best.cost {
-                best = CodePlan { zero_flag, width, cost };
-            }
-        }
-    }
-    best
-}
-
-fn write_codes(w: &mut BitWriter, codes: &[u64], plan: CodePlan) {
-    w.write_bit(plan.zero_flag);
-    w.write_bits(u64::from(plan.width), 6);
-    for &c in codes {
-        let fits = bit_width(c) <= plan.width;
-        match (plan.zero_flag, c == 0, fits) {
-            (true, true, _) => w.write_bit(false),
-            (true, false, true) => {
-                w.write_bits(0b10, 2);
-                w.write_bits(c, plan.width);
-            }
-            (true, false, false) => {
-                w.write_bits(0b11, 2);
-                w.write_bits(c, 64);
-            }
-            (false, _, true) => {
-                w.write_bit(false);
-                w.write_bits(c, plan.width);
-            }
-            (false, _, false) => {
-                w.write_bit(true);
-                w.write_bits(c, 64);
-            }
-        }
-    }
-}
-
-fn read_codes(r: &mut BitReader<'_>, n: usize) -> Result<Vec<u64>, Truncated> {
-    let zero_flag = r.read_bit()?;
-    let width = r.read_bits(6)? as u32;
-    if width == 0 {
-        return Err(Truncated);
-    }
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let c = if zero_flag {
-            if !r.read_bit()? {
-                0
-            } else if !r.read_bit()? {
-                r.read_bits(width)?
-            } else {
-                r.read_bits(64)?
-            }
-        } else if !r.read_bit()? {
-            r.read_bits(width)?
-        } else {
-            r.read_bits(64)?
-        };
-        out.push(c);
-    }
-    Ok(out)
 }
 
 /// Gorilla XOR coding of a sequence of 64-bit words.

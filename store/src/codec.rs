@@ -122,6 +122,11 @@ impl<'a> BitReader<'a> {
         Ok(out)
     }
 
+    /// Bytes consumed so far (a partly read byte counts).
+    pub fn bytes_consumed(&self) -> usize {
+        self.pos.div_ceil(8)
+    }
+
     /// True when every whole byte has been consumed (padding bits ignored).
     pub fn at_end(&self) -> bool {
         self.pos.div_ceil(8) >= self.buf.len()
@@ -164,6 +169,93 @@ pub fn unzigzag(v: u64) -> i64 {
 /// Number of significant bits in `v` (0 for 0).
 pub fn bit_width(v: u64) -> u32 {
     64 - v.leading_zeros()
+}
+
+/// How a run of unsigned codes is written: a payload width, and whether zero gets its own
+/// 1-bit code ('0' zero, '10'+width, '11'+64) or not ('0'+width, '1'+64).
+#[derive(Debug, Clone, Copy)]
+pub struct CodePlan {
+    zero_flag: bool,
+    width: u32,
+    /// Bits the codes will take.
+    pub cost: u64,
+}
+
+pub fn plan_codes(codes: &[u64]) -> CodePlan {
+    let mut hist = [0u64; 65];
+    for &c in codes {
+        hist[bit_width(c) as usize] += 1;
+    }
+    let zeros = hist[0];
+    let nonzero = codes.len() as u64 - zeros;
+    let widest = (1..=64).rev().find(|&b| hist[b] > 0).unwrap_or(1).min(63) as u32;
+    let mut best = CodePlan { zero_flag: true, width: 1, cost: u64::MAX };
+    let mut fitting = 0u64; // non-zero codes no wider than `width`
+    for width in 1..=widest {
+        fitting += hist[width as usize];
+        let (w, escaped) = (u64::from(width), nonzero - fitting);
+        let with_zero = zeros + fitting * (2 + w) + escaped * 66;
+        let plain = (zeros + fitting) * (1 + w) + escaped * 65;
+        for (zero_flag, cost) in [(true, with_zero), (false, plain)] {
+            if cost < best.cost {
+                best = CodePlan { zero_flag, width, cost };
+            }
+        }
+    }
+    best
+}
+
+pub fn write_codes(w: &mut BitWriter, codes: &[u64], plan: CodePlan) {
+    w.write_bit(plan.zero_flag);
+    w.write_bits(u64::from(plan.width), 6);
+    for &c in codes {
+        let fits = bit_width(c) <= plan.width;
+        match (plan.zero_flag, c == 0, fits) {
+            (true, true, _) => w.write_bit(false),
+            (true, false, true) => {
+                w.write_bits(0b10, 2);
+                w.write_bits(c, plan.width);
+            }
+            (true, false, false) => {
+                w.write_bits(0b11, 2);
+                w.write_bits(c, 64);
+            }
+            (false, _, true) => {
+                w.write_bit(false);
+                w.write_bits(c, plan.width);
+            }
+            (false, _, false) => {
+                w.write_bit(true);
+                w.write_bits(c, 64);
+            }
+        }
+    }
+}
+
+pub fn read_codes(r: &mut BitReader<'_>, n: usize) -> Result<Vec<u64>, Truncated> {
+    let zero_flag = r.read_bit()?;
+    let width = r.read_bits(6)? as u32;
+    if width == 0 {
+        return Err(Truncated);
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = if zero_flag {
+            if !r.read_bit()? {
+                0
+            } else if !r.read_bit()? {
+                r.read_bits(width)?
+            } else {
+                r.read_bits(64)?
+            }
+        } else if !r.read_bit()? {
+            r.read_bits(width)?
+        } else {
+            r.read_bits(64)?
+        };
+        out.push(c);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

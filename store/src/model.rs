@@ -302,7 +302,7 @@ pub struct Point {
     pub min: f64,
     /// Maximum.
     pub max: f64,
-    /// Value of the latest interval (distributions: the latest interval's mean).
+    /// Value of the latest interval (0 for distributions).
     pub last: f64,
     /// Start of the latest interval covered, Unix ms.
     pub last_ts_ms: i64,
@@ -332,7 +332,8 @@ impl Point {
                 sum: d.sum,
                 min: d.min,
                 max: d.max,
-                last: if d.count > 0.0 { d.sum / d.count } else { 0.0 },
+                // `last` means nothing for a distribution; 0 costs one bit per stored point.
+                last: 0.0,
                 last_ts_ms: ts_ms,
                 sketch: Some(d.sketch.clone()),
             },

@@ -15,7 +15,7 @@
 //! into one: high quantiles (p95, p99) stay within α, the lowest ones lose accuracy. Decoding
 //! rejects anything malformed (unsorted keys, non-finite or negative weights, trailing bytes).
 
-use crate::codec::{Truncated, get_varint, put_varint, unzigzag, zigzag};
+use crate::codec::{BitReader, BitWriter, Truncated, plan_codes, read_codes, unzigzag, write_codes, zigzag};
 
 /// Relative accuracy of every quantile the sketch returns.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
@@ -108,74 +108,64 @@ impl Bins {
         self.0.iter().map(|&(_, w)| w).sum()
     }
 
-    fn encode(&self, out: &mut Vec<u8>, int_weights: bool) {
-        put_varint(out, self.0.len() as u64);
-        let mut prev = None;
-        for &(k, _) in &self.0 {
-            match prev {
-                None => put_varint(out, zigzag(i64::from(k))),
-                Some(p) => put_varint(out, (i64::from(k) - i64::from(p)) as u64),
-            }
-            prev = Some(k);
+    /// Bin count, first key, then key gaps and weights as bit-packed codes (a typical bin
+    /// costs 4–8 bits instead of two bytes).
+    fn encode(&self, w: &mut BitWriter, int_weights: bool) {
+        w.write_varint(self.0.len() as u64);
+        let Some(&(first, _)) = self.0.first() else { return };
+        w.write_varint(zigzag(i64::from(first)));
+        let gaps: Vec<u64> = self.0.windows(2).map(|p| (i64::from(p[1].0) - i64::from(p[0].0) - 1) as u64).collect();
+        if !gaps.is_empty() {
+            write_codes(w, &gaps, plan_codes(&gaps));
         }
-        for &(_, w) in &self.0 {
-            put_weight(out, w, int_weights);
+        if int_weights {
+            let weights: Vec<u64> = self.0.iter().map(|&(_, x)| x as u64 - 1).collect();
+            write_codes(w, &weights, plan_codes(&weights));
+        } else {
+            for &(_, x) in &self.0 {
+                w.write_bits(x.to_bits(), 64);
+            }
         }
     }
 
-    fn decode(buf: &[u8], at: &mut usize, int_weights: bool) -> Result<Self, Truncated> {
-        let n = get_varint(buf, at)?;
-        // Each bin needs at least two bytes; anything claiming more is damaged.
-        if n > MAX_BINS as u64 || n as usize > buf.len().saturating_sub(*at) {
+    fn decode(r: &mut BitReader<'_>, len: usize, int_weights: bool) -> Result<Self, Truncated> {
+        let n = r.read_varint()?;
+        // Each bin costs at least a bit; anything claiming more is damaged.
+        if n > MAX_BINS as u64 || n as usize > len * 8 {
             return Err(Truncated);
         }
-        let mut keys = Vec::with_capacity(n as usize);
-        let mut prev: Option<i64> = None;
-        for _ in 0..n {
-            let raw = get_varint(buf, at)?;
-            let k = match prev {
-                None => unzigzag(raw),
-                Some(p) => {
-                    if raw == 0 || raw > u64::from(u32::MAX) {
-                        return Err(Truncated);
-                    }
-                    p + raw as i64
-                }
-            };
-            let k = i32::try_from(k).map_err(|_| Truncated)?;
-            keys.push(k);
-            prev = Some(i64::from(k));
+        let n = n as usize;
+        if n == 0 {
+            return Ok(Bins::default());
         }
-        let mut bins = Vec::with_capacity(keys.len());
-        for k in keys {
-            let w = get_weight(buf, at, int_weights)?;
-            bins.push((k, w));
+        let mut key = unzigzag(r.read_varint()?);
+        let mut keys = Vec::with_capacity(n);
+        keys.push(key);
+        if n > 1 {
+            for gap in read_codes(r, n - 1)? {
+                key = key.checked_add(gap as i64).and_then(|k| k.checked_add(1)).ok_or(Truncated)?;
+                keys.push(key);
+            }
+        }
+        let weights: Vec<f64> = if int_weights {
+            read_codes(r, n)?.into_iter().map(|c| c as f64 + 1.0).collect()
+        } else {
+            (0..n).map(|_| r.read_bits(64).map(f64::from_bits)).collect::<Result<_, _>>()?
+        };
+        let mut bins = Vec::with_capacity(n);
+        for (k, x) in keys.into_iter().zip(weights) {
+            let k = i32::try_from(k).map_err(|_| Truncated)?;
+            if !x.is_finite() || x <= 0.0 {
+                return Err(Truncated);
+            }
+            bins.push((k, x));
         }
         Ok(Bins(bins))
     }
 }
 
 fn is_int_weight(w: f64) -> bool {
-    w.fract() == 0.0 && (0.0..9.0e15).contains(&w)
-}
-
-fn put_weight(out: &mut Vec<u8>, w: f64, int: bool) {
-    if int {
-        put_varint(out, w as u64);
-    } else {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-}
-
-fn get_weight(buf: &[u8], at: &mut usize, int: bool) -> Result<f64, Truncated> {
-    let w = if int {
-        get_varint(buf, at)? as f64
-    } else {
-        let bytes = buf.get(*at..*at + 8).ok_or(Truncated)?;
-        *at += 8;
-        f64::from_le_bytes(bytes.try_into().map_err(|_| Truncated)?)
-    };
-    if w.is_finite() && w >= 0.0 { Ok(w) } else { Err(Truncated) }
+    w.fract() == 0.0 && (1.0..9.0e15).contains(&w)
 }
 
 /// A mergeable quantile sketch with 1 % relative accuracy.
@@ -279,7 +269,8 @@ impl Sketch {
 
     /// Append the compact binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let int = self.pos.0.iter().chain(&self.neg.0).all(|&(_, w)| is_int_weight(w)) && is_int_weight(self.zero);
+        let int = self.pos.0.iter().chain(&self.neg.0).all(|&(_, w)| is_int_weight(w))
+            && (self.zero == 0.0 || is_int_weight(self.zero));
         let mut flags = FORMAT_VERSION;
         if !self.neg.0.is_empty() {
             flags |= FLAG_NEG;
@@ -290,37 +281,45 @@ impl Sketch {
         if int {
             flags |= FLAG_INT;
         }
-        out.push(flags);
+        let mut w = BitWriter::with_capacity(8 + self.bins());
+        w.write_bytes(&[flags]);
         if self.zero > 0.0 {
-            put_weight(out, self.zero, int);
+            if int {
+                w.write_varint(self.zero as u64);
+            } else {
+                w.write_bits(self.zero.to_bits(), 64);
+            }
         }
-        self.pos.encode(out, int);
+        self.pos.encode(&mut w, int);
         if !self.neg.0.is_empty() {
-            self.neg.encode(out, int);
+            self.neg.encode(&mut w, int);
         }
+        out.extend_from_slice(&w.finish());
     }
 
     /// Decode [`Sketch::encode`]'s output, rejecting anything malformed.
     pub fn decode(buf: &[u8]) -> Result<Self, Truncated> {
-        let mut at = 0;
-        let s = Self::decode_at(buf, &mut at)?;
-        if at != buf.len() {
-            return Err(Truncated);
-        }
-        Ok(s)
-    }
-
-    /// Decode one sketch starting at `*at`, advancing it.
-    pub fn decode_at(buf: &[u8], at: &mut usize) -> Result<Self, Truncated> {
-        let flags = *buf.get(*at).ok_or(Truncated)?;
-        *at += 1;
+        let mut r = BitReader::new(buf);
+        let flags = r.read_bytes(1)?[0];
         if flags & 0x0f != FORMAT_VERSION || flags & 0x80 != 0 {
             return Err(Truncated);
         }
         let int = flags & FLAG_INT != 0;
-        let zero = if flags & FLAG_ZERO != 0 { get_weight(buf, at, int)? } else { 0.0 };
-        let pos = Bins::decode(buf, at, int)?;
-        let neg = if flags & FLAG_NEG != 0 { Bins::decode(buf, at, int)? } else { Bins::default() };
+        let zero = if flags & FLAG_ZERO == 0 {
+            0.0
+        } else if int {
+            r.read_varint()? as f64
+        } else {
+            f64::from_bits(r.read_bits(64)?)
+        };
+        if !zero.is_finite() || zero < 0.0 {
+            return Err(Truncated);
+        }
+        let pos = Bins::decode(&mut r, buf.len(), int)?;
+        let neg = if flags & FLAG_NEG != 0 { Bins::decode(&mut r, buf.len(), int)? } else { Bins::default() };
+        if r.bytes_consumed() != buf.len() {
+            return Err(Truncated);
+        }
         Ok(Sketch { pos, neg, zero })
     }
 }
