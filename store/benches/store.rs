@@ -65,8 +65,9 @@ fn query_24h(c: &mut Criterion) {
             let snap = reader.snapshot().expect("snapshot");
             let series = snap.series(&Selector::default()).expect("series");
             let mut p95s = 0;
-            for s in &series {
-                let p = snap.aggregate(s, range).expect("aggregate").expect("data");
+            let points = snap.aggregate_many(&series, range).expect("aggregate");
+            for (s, p) in series.iter().zip(points) {
+                let p = p.expect("data");
                 if s.key.kind == Kind::Distribution {
                     p95s += usize::from(p.quantile(0.95).is_some());
                 }

@@ -147,6 +147,9 @@ impl Writer {
                         }
                     }
                     let rolled: Vec<Point> = rolled.into_values().collect();
+                    if let Some(last) = rolled.last() {
+                        set_meta_max(&tx, "rolled_max_ms", last.ts_ms).map_err(|e| Error::sql(&path, e))?;
+                    }
                     append_rollup(&tx, series, kind, tier, &rolled).map_err(|e| Error::sql(&path, e))?;
                 }
             }

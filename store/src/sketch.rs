@@ -66,6 +66,27 @@ impl Bins {
             self.0.clone_from(&other.0);
             return;
         }
+        // Steady distributions keep hitting the same bins: add in place when every key of
+        // `other` is already here (no allocation), else do the general merge below.
+        if other.0.len() <= self.0.len() {
+            let mut i = 0;
+            let subset = other.0.iter().all(|&(k, _)| {
+                while i < self.0.len() && self.0[i].0 < k {
+                    i += 1;
+                }
+                i < self.0.len() && self.0[i].0 == k
+            });
+            if subset {
+                let mut i = 0;
+                for &(k, w) in &other.0 {
+                    while self.0[i].0 < k {
+                        i += 1;
+                    }
+                    self.0[i].1 += w;
+                }
+                return;
+            }
+        }
         let mut out = Vec::with_capacity(self.0.len() + other.0.len());
         let (mut i, mut j) = (0, 0);
         let (a, b) = (&self.0, &other.0);
