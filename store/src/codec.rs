@@ -76,22 +76,34 @@ impl<'a> BitReader<'a> {
     }
 
     /// Read `n` bits (n ≤ 64).
-    pub fn read_bits(&mut self, mut n: u32) -> Result<u64, Truncated> {
+    pub fn read_bits(&mut self, n: u32) -> Result<u64, Truncated> {
         if n > 64 || self.pos + n as usize > self.buf.len() * 8 {
             return Err(Truncated);
         }
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = self.buf[self.pos / 8];
-            let off = (self.pos % 8) as u32;
-            let avail = 8 - off;
-            let take = avail.min(n);
-            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            out = (out << take) | u64::from(bits);
-            self.pos += take as usize;
-            n -= take;
+        if n == 0 {
+            return Ok(0);
         }
-        Ok(out)
+        let off = (self.pos % 8) as u32;
+        if off + n > 64 {
+            // Straddles nine bytes: two reads.
+            let hi_n = 64 - off;
+            let hi = self.read_bits(hi_n)?;
+            let lo = self.read_bits(n - hi_n)?;
+            return Ok((hi << (n - hi_n)) | lo);
+        }
+        // Load the (up to) eight bytes holding the bits as one big-endian word.
+        let at = self.pos / 8;
+        let word = match self.buf.get(at..at + 8) {
+            Some(bytes) => u64::from_be_bytes(bytes.try_into().map_err(|_| Truncated)?),
+            None => {
+                let mut word = [0u8; 8];
+                word[..self.buf.len() - at].copy_from_slice(&self.buf[at..]);
+                u64::from_be_bytes(word)
+            }
+        };
+        let v = (word << off) >> (64 - n);
+        self.pos += n as usize;
+        Ok(v)
     }
 
     /// Read one bit.

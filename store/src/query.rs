@@ -9,6 +9,7 @@
 //! decoding. Sketches merge exactly, so the answer is the same whichever tier served it.
 //! Where one-minute points have expired, edges fall back to whole hours that start in range.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -441,7 +442,15 @@ impl<'c> Snapshot<'c> {
         let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms;
         self.scan_raw(series.id, range, &inside, &mut sink)?;
         for (tier, part) in self.rolled_plan(range, None) {
-            self.scan(series.id, "chunk", tier, part, &|s, e| s >= part.start_ms && e < part.end_ms, &mut sink)?;
+            self.scan(
+                series.id,
+                "chunk",
+                tier,
+                part,
+                &|s, e| s >= part.start_ms && e < part.end_ms,
+                &|_| false,
+                &mut sink,
+            )?;
         }
         Ok(acc)
     }
@@ -462,6 +471,12 @@ impl<'c> Snapshot<'c> {
         let index: std::collections::HashMap<SeriesId, usize> =
             series.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
         let mut out: Vec<Option<Point>> = vec![None; series.len()];
+        let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms;
+        let covered = self.hour_summaries(None, range, &inside, &mut |id, p| {
+            if let Some(&i) = index.get(&id) {
+                merge_into(&mut out[i], &p);
+            }
+        })?;
         let mut feed = |table: &str, tier: i64, part: TimeRange| -> Result<()> {
             let sql = if table == "head" {
                 format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2")
@@ -478,6 +493,12 @@ impl<'c> Snapshot<'c> {
             while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
                 let id: SeriesId = r.get(0).map_err(|e| self.sql(e))?;
                 let Some(&i) = index.get(&id) else { continue };
+                if table == "chunk" && tier == 0 {
+                    let start: i64 = r.get(1).map_err(|e| self.sql(e))?;
+                    if covered.contains(&(id, start.div_euclid(HOUR_MS) * HOUR_MS)) {
+                        continue;
+                    }
+                }
                 let slot = &mut out[i];
                 self.read_chunk_row(r, 1, id, table, part, &|s, e| s >= part.start_ms && e < part.end_ms, &mut |p| {
                     merge_into(slot, &p)
@@ -528,7 +549,7 @@ impl<'c> Snapshot<'c> {
             self.scan_raw(series.id, range, &one_step, &mut sink)?;
             for (tier, part) in self.rolled_plan(range, Some(step_ms)) {
                 let ok = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms && step_of(s) == step_of(e);
-                self.scan(series.id, "chunk", tier, part, &ok, &mut sink)?;
+                self.scan(series.id, "chunk", tier, part, &ok, &|_| false, &mut sink)?;
             }
         }
         let steps = steps
@@ -583,12 +604,69 @@ impl<'c> Snapshot<'c> {
         whole: &dyn Fn(i64, i64) -> bool,
         sink: &mut dyn FnMut(Point),
     ) -> Result<()> {
-        self.scan(series, "chunk", 0, range, whole, sink)?;
-        self.scan(series, "head", 0, range, whole, sink)
+        let covered = self.hour_summaries(Some(series), range, whole, &mut |_, p| sink(p))?;
+        let skip = |start: i64| covered.contains(&(series, start.div_euclid(HOUR_MS) * HOUR_MS));
+        self.scan(series, "chunk", 0, range, whole, &skip, sink)?;
+        self.scan(series, "head", 0, range, whole, &|_| false, sink)
+    }
+
+    /// Feed the hour summaries of whole hours inside `range` (and, per `whole`, inside one
+    /// step) and return the (series, hour) pairs whose sealed raw chunks they stand for.
+    fn hour_summaries(
+        &self,
+        series: Option<SeriesId>,
+        range: TimeRange,
+        whole: &dyn Fn(i64, i64) -> bool,
+        sink: &mut dyn FnMut(SeriesId, Point),
+    ) -> Result<HashSet<(SeriesId, i64)>> {
+        let mut covered = HashSet::new();
+        let ha = range.start_ms.div_euclid(HOUR_MS) * HOUR_MS
+            + if range.start_ms.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
+        let hb = range.end_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        if ha >= hb {
+            return Ok(covered);
+        }
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT hour_ms, series_id, count, sum, min, max, last, last_ts_ms, sketch FROM hour_summary \
+                 WHERE hour_ms >= ?1 AND hour_ms < ?2 AND (?3 IS NULL OR series_id = ?3)",
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query(params![ha, hb, series]).map_err(|e| self.sql(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let (hour, id): (i64, SeriesId) = (r.get(0).map_err(|e| self.sql(e))?, r.get(1).map_err(|e| self.sql(e))?);
+            if !whole(hour, hour + HOUR_MS - 1) {
+                continue;
+            }
+            let sketch =
+                match r.get_ref(8).map_err(|e| self.sql(e))?.as_blob_or_null().map_err(|e| self.sql(e.into()))? {
+                    Some(b) => Some(Sketch::decode(b).map_err(|_| self.corrupt(id, "hour_summary"))?),
+                    None => None,
+                };
+            let get = |i| r.get::<_, f64>(i);
+            let p = (|| -> rusqlite::Result<Point> {
+                Ok(Point {
+                    ts_ms: hour,
+                    count: get(2)?,
+                    sum: get(3)?,
+                    min: get(4)?,
+                    max: get(5)?,
+                    last: get(6)?,
+                    last_ts_ms: r.get(7)?,
+                    sketch,
+                })
+            })()
+            .map_err(|e| self.sql(e))?;
+            sink(id, p);
+            covered.insert((id, hour));
+        }
+        Ok(covered)
     }
 
     /// Feed `sink` the points of `series` in `tier` with timestamps in `range`, using a
     /// chunk's summary columns when `whole(start, end)` says the chunk needs no splitting.
+    #[allow(clippy::too_many_arguments)]
     fn scan(
         &self,
         series: SeriesId,
@@ -596,6 +674,7 @@ impl<'c> Snapshot<'c> {
         tier: i64,
         range: TimeRange,
         whole: &dyn Fn(i64, i64) -> bool,
+        skip: &dyn Fn(i64) -> bool,
         sink: &mut dyn FnMut(Point),
     ) -> Result<()> {
         let sql = if table == "head" {
@@ -613,6 +692,9 @@ impl<'c> Snapshot<'c> {
         }
         .map_err(|e| self.sql(e))?;
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            if skip(r.get(0).map_err(|e| self.sql(e))?) {
+                continue;
+            }
             self.read_chunk_row(r, 0, series, table, range, whole, sink)?;
         }
         Ok(())

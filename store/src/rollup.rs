@@ -95,6 +95,8 @@ impl Writer {
                     insert_chunk(&tx, series, 0, &points[a..b], &blob).map_err(|e| Error::sql(&path, e))?;
                 }
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
+                let hour = points[0].ts_ms.div_euclid(crate::write::RAW_WINDOW_MS) * crate::write::RAW_WINDOW_MS;
+                crate::write::summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }
             tx.commit().map_err(|e| Error::sql(&path, e))?;
@@ -158,6 +160,11 @@ impl Writer {
                     .and_then(|mut s| s.execute([id]))
                     .map_err(|e| Error::sql(&path, e))?;
             }
+            // Hours that started before the cutoff may have lost raw chunks: their
+            // summaries no longer describe what is raw.
+            tx.prepare_cached("DELETE FROM hour_summary WHERE hour_ms < ?1")
+                .and_then(|mut s| s.execute([cutoff_ms]))
+                .map_err(|e| Error::sql(&path, e))?;
             tx.commit().map_err(|e| Error::sql(&path, e))?;
             report.rolled_chunks += batch.len();
         }
@@ -242,8 +249,12 @@ impl Writer {
                         params![tier, PRUNE_BATCH],
                     )
                     .map_err(sql)?;
-                if let (1, Some(u)) = (tier, until) {
-                    set_meta_max(&tx, "floor.1", u + 1).map_err(sql)?;
+                match (tier, until) {
+                    (1, Some(u)) => set_meta_max(&tx, "floor.1", u + 1).map_err(sql)?,
+                    (0, Some(u)) => {
+                        tx.execute("DELETE FROM hour_summary WHERE hour_ms <= ?1", [u]).map_err(sql)?;
+                    }
+                    _ => {}
                 }
                 until
             };

@@ -535,6 +535,62 @@ fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[
     Ok(())
 }
 
+/// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
+pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
+    if kind != Kind::Distribution {
+        return Ok(());
+    }
+    let mut acc: Option<Point> = None;
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT start_ms, count, sum, min, max, last, last_ts_ms, sketch FROM chunk \
+             WHERE series_id = ?1 AND tier = 0 AND start_ms >= ?2 AND start_ms < ?3",
+        )?;
+        let mut rows = stmt.query(params![series, hour_ms, hour_ms + RAW_WINDOW_MS])?;
+        while let Some(r) = rows.next()? {
+            let sketch = match r.get_ref(7)?.as_blob_or_null()? {
+                Some(b) => Some(crate::sketch::Sketch::decode(b).map_err(|_| corrupt_blob("chunk sketch", series))?),
+                None => None,
+            };
+            let p = Point {
+                ts_ms: r.get(0)?,
+                count: r.get(1)?,
+                sum: r.get(2)?,
+                min: r.get(3)?,
+                max: r.get(4)?,
+                last: r.get(5)?,
+                last_ts_ms: r.get(6)?,
+                sketch,
+            };
+            match &mut acc {
+                Some(a) => a.merge(&p),
+                None => acc = Some(p),
+            }
+        }
+    }
+    let Some(s) = acc else {
+        tx.prepare_cached("DELETE FROM hour_summary WHERE hour_ms = ?1 AND series_id = ?2")?
+            .execute(params![hour_ms, series])?;
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO hour_summary (hour_ms, series_id, count, sum, min, max, last, last_ts_ms, sketch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        hour_ms,
+        series,
+        s.count,
+        s.sum,
+        s.min,
+        s.max,
+        s.last,
+        s.last_ts_ms,
+        s.sketch.map(|k| k.encode())
+    ])?;
+    Ok(())
+}
+
 /// Seal `points` (already one bucket) as one or more raw chunks.
 fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) -> rusqlite::Result<usize> {
     let parts = split_encode(kind, points, encode);
@@ -577,6 +633,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
                     }
                 } else if b > hb {
                     sealed += seal(tx, series, kind, h)?;
+                    summarize_hour(tx, series, kind, hb * RAW_WINDOW_MS)?;
                     *h = vec![p];
                     fitting_prefix = 0;
                 } else {
@@ -585,8 +642,9 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
             }
         }
     }
-    for pts in older.values() {
+    for (b, pts) in &older {
         sealed += seal(tx, series, kind, pts)?;
+        summarize_hour(tx, series, kind, b * RAW_WINDOW_MS)?;
     }
     let Some(mut h) = head else { return Ok(sealed) };
     let blob = encode(kind, &h);

@@ -740,3 +740,74 @@ fn newest_data_and_usage_are_reported() {
     }
     assert_eq!(by_id.len(), ids.len());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Latencies spread over random intervals, written through the store and merged back
+        /// over the whole range: every quantile is within 1 % of the exact nearest-rank one.
+        #[test]
+        fn stored_quantiles_are_within_the_sketch_bound(
+            intervals in proptest::collection::vec(proptest::collection::vec(1e-5f64..100.0, 1..40), 1..60),
+            q in 0.0f64..=1.0,
+        ) {
+            let (_d, path) = tmp();
+            let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+            let id = reg(&mut w, &SeriesKey::new("api", "op.duration", Kind::Distribution));
+            let mut all = Vec::new();
+            for (i, values) in intervals.iter().enumerate() {
+                all.extend(values);
+                let sample = Sample::Distribution(Box::new(Distribution::from_values(values)));
+                w.write(&[Write { series: id, ts_ms: T0 + i as i64 * 10_000, sample }]).unwrap();
+            }
+            let snap = w.snapshot().unwrap();
+            let s = snap.series(&Selector::name("op.duration")).unwrap().remove(0);
+            let p = snap.aggregate(&s, TimeRange::new(T0, T0 + DAY)).unwrap().unwrap();
+            prop_assert_eq!(p.count, all.len() as f64);
+            let want = exact_quantile(&mut all, q);
+            let got = p.quantile(q).unwrap();
+            prop_assert!((got - want).abs() <= want * RELATIVE_ACCURACY * (1.0 + 1e-9), "q={} want={} got={}", q, want, got);
+        }
+    }
+}
+
+#[test]
+fn hour_summaries_follow_late_data_and_expiry() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    let id = reg(&mut w, &SeriesKey::new("api", "op.duration", Kind::Distribution));
+    let dist = |v: &[f64]| Sample::Distribution(Box::new(Distribution::from_values(v)));
+    for i in 0..(3 * 360) {
+        w.write(&[Write { series: id, ts_ms: T0 + i * 10_000, sample: dist(&[0.1, 0.2, 0.3, 0.4]) }]).unwrap();
+    }
+    let count = |w: &mut Writer| {
+        let snap = w.snapshot().unwrap();
+        let s = snap.series(&Selector::name("op.duration")).unwrap().remove(0);
+        let whole = snap.aggregate(&s, TimeRange::new(T0, T0 + 3 * HOUR)).unwrap().unwrap();
+        let steps: f64 =
+            snap.range(&s, TimeRange::new(T0, T0 + 3 * HOUR), 10 * MIN).unwrap().steps.iter().map(|x| x.1.count).sum();
+        (whole.count, steps, whole.quantile(1.0).unwrap())
+    };
+    let summaries = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p).unwrap().query_row("SELECT count(*) FROM hour_summary", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(count(&mut w).0, 4.0 * 3.0 * 360.0);
+    assert_eq!(summaries(&path), 2, "two closed hours are summarised, the open one is the head");
+    // A late interval in the first hour, with a new maximum.
+    w.write(&[Write { series: id, ts_ms: T0 + 5_000, sample: dist(&[9.0]) }]).unwrap();
+    let (whole, steps, max) = count(&mut w);
+    assert_eq!(whole, 4.0 * 3.0 * 360.0 + 1.0, "the hour summary was rebuilt");
+    assert_eq!(steps, whole, "per-step queries read the raw chunks and agree");
+    assert!((max - 9.0).abs() <= 9.0 * RELATIVE_ACCURACY);
+    // Sealing the last hour summarises it; expiring raw data drops the summaries.
+    w.maintain(T0 + 4 * HOUR).unwrap();
+    assert_eq!(summaries(&path), 3);
+    assert_eq!(count(&mut w).0, whole);
+    w.maintain(T0 + 8 * DAY).unwrap();
+    assert_eq!(summaries(&path), 0);
+    assert_eq!(count(&mut w).0, whole, "rolled-up tiers give the same count");
+}

@@ -60,6 +60,22 @@ CREATE TABLE head (
     data       BLOB NOT NULL
 );
 
+-- Merged summary of one closed hour of a distribution's sealed raw chunks: a day's query
+-- merges 24 sketches instead of one per chunk. Written when the hour's head is sealed,
+-- rewritten when late data lands in the hour, dropped when the hour's raw data goes.
+CREATE TABLE hour_summary (
+    hour_ms    INTEGER NOT NULL,
+    series_id  INTEGER NOT NULL,
+    count      REAL NOT NULL,
+    sum        REAL NOT NULL,
+    min        REAL NOT NULL,
+    max        REAL NOT NULL,
+    last       REAL NOT NULL,
+    last_ts_ms INTEGER NOT NULL,
+    sketch     BLOB,
+    PRIMARY KEY (hour_ms, series_id)
+) WITHOUT ROWID;
+
 -- Folded stacks, de-duplicated: frames joined by ';', root first.
 CREATE TABLE stack (
     id     INTEGER PRIMARY KEY,
