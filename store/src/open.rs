@@ -210,3 +210,31 @@ pub(crate) fn quick_check(conn: &Connection, db: &Path) -> Result<()> {
     }
     Err(Error::Corrupt { path: db.to_owned(), detail: rows.into_iter().take(3).collect::<Vec<_>>().join("; ") })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+    }
+
+    #[test]
+    fn default_path_follows_the_documented_order() {
+        let all = [("PERFAGENT_DB", "/x/custom.db"), ("XDG_DATA_HOME", "/data"), ("HOME", "/home/u")];
+        assert_eq!(default_path_from(env(&all)).unwrap(), PathBuf::from("/x/custom.db"));
+        assert_eq!(default_path_from(env(&all[1..])).unwrap(), PathBuf::from("/data/perfagent/perf.db"));
+        assert_eq!(default_path_from(env(&all[2..])).unwrap(), PathBuf::from("/home/u/.local/share/perfagent/perf.db"));
+        // Empty values count as unset, as XDG says.
+        let empty = [("PERFAGENT_DB", ""), ("XDG_DATA_HOME", ""), ("HOME", "/h")];
+        assert_eq!(default_path_from(env(&empty)).unwrap(), PathBuf::from("/h/.local/share/perfagent/perf.db"));
+        let err = default_path_from(env(&[])).unwrap_err().to_string();
+        assert_eq!(err, "invalid input: cannot find a default store path: set PERFAGENT_DB, XDG_DATA_HOME or HOME");
+    }
+
+    #[test]
+    fn lock_file_sits_beside_the_database() {
+        assert_eq!(lock_path(Path::new("/a/b/perf.db")), PathBuf::from("/a/b/perf.db.lock"));
+    }
+}
