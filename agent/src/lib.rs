@@ -1,8 +1,9 @@
 //! `perfagent`: the collector daemon and instrumentation SDK.
 //!
-//! This crate is at its first step: today it offers the store checks behind
-//! `perfagent db check`. The StatsD/DogStatsD ingest, host sampler, store writer and
-//! `/metrics` endpoint arrive with the daemon.
+//! This crate is at its first steps: today it offers the store checks behind
+//! `perfagent db check` and the StatsD/DogStatsD line parser ([`statsd::parser`]). The
+//! listeners, aggregator, host sampler, store writer and `/metrics` endpoint arrive with the
+//! daemon.
 //!
 //! ```
 //! let dir = tempfile_dir();
@@ -16,6 +17,8 @@
 //! #     d
 //! # }
 //! ```
+
+pub mod statsd;
 
 use std::path::Path;
 
