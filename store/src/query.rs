@@ -21,8 +21,7 @@ use crate::error::{Error, Result};
 use crate::migrate::{self, Found, SCHEMA_VERSION};
 use crate::model::{Kind, Point, SeriesId, SeriesInfo, SeriesKey};
 use crate::open;
-use crate::sketch::Sketch;
-use crate::write::{Event, RAW_WINDOW_MS};
+use crate::write::{Event, RAW_WINDOW_MS, read_summary};
 
 pub(crate) const MINUTE_MS: i64 = 60_000;
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -639,25 +638,7 @@ impl<'c> Snapshot<'c> {
             if !whole(hour, hour + HOUR_MS - 1) {
                 continue;
             }
-            let sketch =
-                match r.get_ref(8).map_err(|e| self.sql(e))?.as_blob_or_null().map_err(|e| self.sql(e.into()))? {
-                    Some(b) => Some(Sketch::decode(b).map_err(|_| self.corrupt(id, "hour_summary"))?),
-                    None => None,
-                };
-            let get = |i| r.get::<_, f64>(i);
-            let p = (|| -> rusqlite::Result<Point> {
-                Ok(Point {
-                    ts_ms: hour,
-                    count: get(2)?,
-                    sum: get(3)?,
-                    min: get(4)?,
-                    max: get(5)?,
-                    last: get(6)?,
-                    last_ts_ms: r.get(7)?,
-                    sketch,
-                })
-            })()
-            .map_err(|e| self.sql(e))?;
+            let p = read_summary(r, 2, hour, id).map_err(|e| self.sql(e))?;
             sink(id, p);
             covered.insert((id, hour));
         }
@@ -717,25 +698,7 @@ impl<'c> Snapshot<'c> {
         let (start, end): (i64, i64) =
             (r.get(col(0)).map_err(|e| self.sql(e))?, r.get(col(1)).map_err(|e| self.sql(e))?);
         if whole(start, end) {
-            let sketch =
-                match r.get_ref(col(8)).map_err(|e| self.sql(e))?.as_blob_or_null().map_err(|e| self.sql(e.into()))? {
-                    Some(b) => Some(Sketch::decode(b).map_err(|_| self.corrupt(series, table))?),
-                    None => None,
-                };
-            let get = |i| r.get::<_, f64>(col(i));
-            let p = (|| -> rusqlite::Result<Point> {
-                Ok(Point {
-                    ts_ms: start,
-                    count: get(2)?,
-                    sum: get(3)?,
-                    min: get(4)?,
-                    max: get(5)?,
-                    last: get(6)?,
-                    last_ts_ms: r.get(col(7))?,
-                    sketch,
-                })
-            })()
-            .map_err(|e| self.sql(e))?;
+            let p = read_summary(r, col(2), start, series).map_err(|e| self.sql(e))?;
             sink(p);
         } else {
             let blob = r.get_ref(col(9)).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;

@@ -548,20 +548,7 @@ pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind,
         )?;
         let mut rows = stmt.query(params![series, hour_ms, hour_ms + RAW_WINDOW_MS])?;
         while let Some(r) = rows.next()? {
-            let sketch = match r.get_ref(7)?.as_blob_or_null()? {
-                Some(b) => Some(crate::sketch::Sketch::decode(b).map_err(|_| corrupt_blob("chunk sketch", series))?),
-                None => None,
-            };
-            let p = Point {
-                ts_ms: r.get(0)?,
-                count: r.get(1)?,
-                sum: r.get(2)?,
-                min: r.get(3)?,
-                max: r.get(4)?,
-                last: r.get(5)?,
-                last_ts_ms: r.get(6)?,
-                sketch,
-            };
+            let p = read_summary(r, 1, r.get(0)?, series)?;
             match &mut acc {
                 Some(a) => a.merge(&p),
                 None => acc = Some(p),
@@ -589,6 +576,30 @@ pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind,
         s.sketch.map(|k| k.encode())
     ])?;
     Ok(())
+}
+
+/// A chunk's (or hour summary's) aggregate from its columns `count, sum, min, max, last,
+/// last_ts_ms, sketch`, starting at column `first`.
+pub(crate) fn read_summary(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+    ts_ms: i64,
+    series: SeriesId,
+) -> rusqlite::Result<Point> {
+    let sketch = match r.get_ref(first + 6)?.as_blob_or_null()? {
+        Some(b) => Some(crate::sketch::Sketch::decode(b).map_err(|_| corrupt_blob("summary sketch", series))?),
+        None => None,
+    };
+    Ok(Point {
+        ts_ms,
+        count: r.get(first)?,
+        sum: r.get(first + 1)?,
+        min: r.get(first + 2)?,
+        max: r.get(first + 3)?,
+        last: r.get(first + 4)?,
+        last_ts_ms: r.get(first + 5)?,
+        sketch,
+    })
 }
 
 /// Seal `points` (already one bucket) as one or more raw chunks.
