@@ -493,15 +493,15 @@ pub(crate) fn insert_chunk(
     Ok(())
 }
 
-fn load_head(tx: &Transaction<'_>, series: SeriesId) -> rusqlite::Result<Option<Vec<Point>>> {
-    let blob: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT data FROM head WHERE series_id = ?1")?
-        .query_row([series], |r| r.get(0))
-        .optional()?;
-    match blob {
-        None => Ok(None),
-        Some(b) => chunk::decode(&b).map(Some).map_err(|_| corrupt_blob("head", series)),
-    }
+/// The head's points and its stored summary.
+fn load_head(tx: &Transaction<'_>, series: SeriesId) -> rusqlite::Result<Option<(Vec<Point>, Point)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT data, count, sum, min, max, last, last_ts_ms, sketch, start_ms FROM head WHERE series_id = ?1",
+    )?;
+    let mut rows = stmt.query([series])?;
+    let Some(r) = rows.next()? else { return Ok(None) };
+    let points = chunk::decode(r.get_ref(0)?.as_blob()?).map_err(|_| corrupt_blob("head", series))?;
+    Ok(Some((points, read_summary(r, 1, r.get(8)?, series)?)))
 }
 
 pub(crate) fn corrupt_blob(table: &str, series: SeriesId) -> rusqlite::Error {
@@ -511,8 +511,7 @@ pub(crate) fn corrupt_blob(table: &str, series: SeriesId) -> rusqlite::Error {
     )
 }
 
-fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[u8]) -> rusqlite::Result<()> {
-    let s = summarize(points);
+fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[u8], s: Point) -> rusqlite::Result<()> {
     let sketch = s.sketch.as_ref().map(|k| k.encode());
     tx.prepare_cached(
         "INSERT OR REPLACE INTO head (series_id, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
@@ -620,9 +619,13 @@ fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) ->
 /// once.
 fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
     let mut sealed = 0;
-    let mut head = load_head(tx, series)?;
+    let (mut head, old_summary) = match load_head(tx, series)? {
+        Some((points, summary)) => (Some(points), Some(summary)),
+        None => (None, None),
+    };
     // Length of the stored head while only appends happen to it: if appending overflows
-    // it, that prefix (which fit) is sealed whole, so sealed chunks stay near full size.
+    // it, that prefix (which fit) is sealed whole, so sealed chunks stay near full size; if
+    // it does not, the stored summary plus the new points is the new summary.
     let mut fitting_prefix = head.as_ref().map_or(0, Vec::len);
     let mut older: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for p in points {
@@ -660,7 +663,16 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     let Some(mut h) = head else { return Ok(sealed) };
     let blob = encode(kind, &h);
     if blob.len() <= CHUNK_MAX_BYTES {
-        store_head(tx, series, &h, &blob)?;
+        let summary = match old_summary {
+            Some(mut s) if fitting_prefix > 0 => {
+                for p in &h[fitting_prefix..] {
+                    s.merge(p);
+                }
+                s
+            }
+            _ => summarize(&h),
+        };
+        store_head(tx, series, &h, &blob, summary)?;
         return Ok(sealed);
     }
     // Too big: seal the part that fitted before, then keep the newest run that fits.
@@ -673,6 +685,6 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     if a > 0 {
         sealed += seal(tx, series, kind, &h[..a])?;
     }
-    store_head(tx, series, &h[a..], &tail_blob)?;
+    store_head(tx, series, &h[a..], &tail_blob, summarize(&h[a..]))?;
     Ok(sealed)
 }
