@@ -1,8 +1,9 @@
 //! `perfagent`: the collector daemon and instrumentation SDK.
 //!
 //! This crate is at its first steps: today it offers the store checks behind
-//! `perfagent db check` and the StatsD/DogStatsD line parser ([`statsd::parser`]). The
-//! listeners, aggregator, host sampler, store writer and `/metrics` endpoint arrive with the
+//! `perfagent db check`, the StatsD/DogStatsD line parser ([`statsd::parser`]), the
+//! per-interval aggregator ([`statsd::aggregate`]) and the flush writer ([`writer`]). The
+//! socket listeners, host sampler, writer thread and `/metrics` endpoint arrive with the
 //! daemon.
 //!
 //! ```
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod statsd;
+pub mod writer;
 
 use std::path::Path;
 

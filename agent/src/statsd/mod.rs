@@ -1,4 +1,5 @@
-//! StatsD / DogStatsD ingest. Today: the sans-IO line [`parser`]; the aggregator and the
-//! socket listeners build on it.
+//! StatsD / DogStatsD ingest: the sans-IO line [`parser`] and the per-interval
+//! [`aggregate`]or; the socket listeners feed them.
 
+pub mod aggregate;
 pub mod parser;

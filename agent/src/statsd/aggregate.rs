@@ -1,0 +1,588 @@
+//! Per-interval aggregation of parsed StatsD lines (sans-IO: no sockets, no clock).
+//!
+//! Each series is looked up by its raw bytes (name, kind, tag text) so the hot path hashes
+//! once and allocates nothing; the canonical [`SeriesKey`] (labels sorted, the last duplicate
+//! key winning, `service` filled in) is built only when a series is first seen.
+//!
+//! Semantics (the convention in DESIGN.md):
+//! * `c`: the interval's sum of `value / rate` (negative and fractional values allowed);
+//!   only series that received something are flushed.
+//! * `g`: last, min and max; `+N`/`-N` change the last value. A gauge keeps its value and is
+//!   flushed every interval until it expires from memory.
+//! * `ms`, `h`, `d`: count (weighted by 1/rate), sum, min, max and a sketch. Durations arrive
+//!   in milliseconds and are stored in seconds: `ms` always, `h` and `d` when the name ends in
+//!   `duration` (`op.duration`, `op.phase.duration`); other histograms keep their values.
+//! * `s`: distinct members per interval, exact up to [`AggregatorConfig::set_exact_limit`],
+//!   then a HyperLogLog with 4096 registers (standard error 1.6 %).
+//! * `|T<ts>`: the line counts in the interval holding `ts` (a backfill point).
+//! * `_e` events with `alert_type:error` and an `op` tag become that operation's last error;
+//!   service checks are counted.
+//!
+//! ## Failure modes
+//! Nothing here panics on input. A line that cannot be taken is counted in [`Stats`] under a
+//! bounded reason (parse errors, cardinality limits, the backfill bound) and skipped.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
+
+use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
+
+/// Tunables of an [`Aggregator`].
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    /// `service` label of series whose lines carry no `service` tag.
+    pub service: String,
+    /// Most series held at once.
+    pub max_series: usize,
+    /// Most series sharing one name.
+    pub max_series_per_name: usize,
+    /// Distinct set members counted exactly per series and interval before switching to HLL.
+    pub set_exact_limit: usize,
+    /// A series not seen for this many flushes leaves memory (a gauge stops being flushed).
+    pub idle_flushes: u64,
+    /// Most pending backfill (`|T`) series-intervals.
+    pub max_backfill: usize,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        Self {
+            service: "unknown".into(),
+            max_series: 100_000,
+            max_series_per_name: 10_000,
+            set_exact_limit: 1_000,
+            idle_flushes: 360,
+            max_backfill: 10_000,
+        }
+    }
+}
+
+/// What the aggregator took and dropped, by bounded reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Metric lines aggregated.
+    pub lines: u64,
+    /// Events received.
+    pub events: u64,
+    /// Service checks received.
+    pub service_checks: u64,
+    /// Lines dropped, by reason (`bad_value`, `cardinality_total`, …).
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Series that left memory after being idle.
+    pub expired: u64,
+}
+
+impl Stats {
+    fn drop(&mut self, reason: &'static str) {
+        *self.dropped.entry(reason).or_default() += 1;
+    }
+
+    /// All dropped lines.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
+
+/// One flush: points stamped with their interval start, and events.
+#[derive(Debug, Clone, Default)]
+pub struct Flush {
+    /// `(series, interval start in Unix ms, sample)`.
+    pub points: Vec<(SeriesKey, i64, Sample)>,
+    /// Last-error events.
+    pub events: Vec<Event>,
+}
+
+const HLL_BITS: u32 = 12;
+const HLL_REGISTERS: usize = 1 << HLL_BITS;
+
+#[derive(Debug, Clone)]
+enum Members {
+    Exact(HashSet<u64>),
+    Hll(Box<[u8; HLL_REGISTERS]>),
+}
+
+impl Members {
+    fn insert(&mut self, member: &str, exact_limit: usize) {
+        let mut h = DefaultHasher::new();
+        member.hash(&mut h);
+        let hash = h.finish();
+        match self {
+            Members::Exact(set) => {
+                set.insert(hash);
+                if set.len() > exact_limit {
+                    let mut regs = Box::new([0u8; HLL_REGISTERS]);
+                    for &x in set.iter() {
+                        hll_add(&mut regs, x);
+                    }
+                    *self = Members::Hll(regs);
+                }
+            }
+            Members::Hll(regs) => hll_add(regs, hash),
+        }
+    }
+
+    fn count(&self) -> f64 {
+        match self {
+            Members::Exact(set) => set.len() as f64,
+            Members::Hll(regs) => hll_estimate(regs),
+        }
+    }
+}
+
+fn hll_add(regs: &mut [u8; HLL_REGISTERS], hash: u64) {
+    let idx = (hash >> (64 - HLL_BITS)) as usize;
+    let rest = hash << HLL_BITS;
+    let rank = (rest.leading_zeros() + 1).min(64 - HLL_BITS + 1) as u8;
+    regs[idx] = regs[idx].max(rank);
+}
+
+fn hll_estimate(regs: &[u8; HLL_REGISTERS]) -> f64 {
+    let m = HLL_REGISTERS as f64;
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let sum: f64 = regs.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+    let raw = alpha * m * m / sum;
+    let zeros = regs.iter().filter(|&&r| r == 0).count();
+    if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw }
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Counter { sum: f64, touched: bool },
+    Gauge { last: f64, min: f64, max: f64 },
+    Dist(Box<Distribution>),
+    Set(Option<Members>),
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    key: SeriesKey,
+    state: State,
+    last_seen: u64,
+}
+
+/// Aggregates lines into per-interval samples. See the module docs.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: AggregatorConfig,
+    slots: HashMap<Box<[u8]>, Slot>,
+    backfill: HashMap<(Box<[u8]>, i64), Slot>,
+    per_name: HashMap<String, usize>,
+    events: Vec<Event>,
+    interval_start_ms: i64,
+    interval_ms: i64,
+    flushes: u64,
+    scratch: Vec<u8>,
+    stats: Stats,
+}
+
+fn kind_of(t: MetricType) -> Kind {
+    match t {
+        MetricType::Counter => Kind::Counter,
+        MetricType::Gauge => Kind::Gauge,
+        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => Kind::Distribution,
+        MetricType::Set => Kind::Set,
+    }
+}
+
+/// Seconds per unit received: StatsD durations are milliseconds.
+fn scale_of(t: MetricType, name: &str) -> f64 {
+    match t {
+        MetricType::Timer => 0.001,
+        MetricType::Histogram | MetricType::Distribution if name.ends_with("duration") => 0.001,
+        _ => 1.0,
+    }
+}
+
+impl Aggregator {
+    /// An aggregator whose first interval starts at `start_ms` and lasts `interval_ms`.
+    pub fn new(cfg: AggregatorConfig, start_ms: i64, interval_ms: i64) -> Self {
+        Self {
+            cfg,
+            slots: HashMap::new(),
+            backfill: HashMap::new(),
+            per_name: HashMap::new(),
+            events: Vec::new(),
+            interval_start_ms: start_ms,
+            interval_ms: interval_ms.max(1),
+            flushes: 0,
+            scratch: Vec::with_capacity(256),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters of what was taken and dropped.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Series held in memory.
+    pub fn series(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Parse and aggregate every line of a datagram (or TCP buffer).
+    pub fn ingest_datagram(&mut self, buf: &[u8]) {
+        for line in lines(buf) {
+            match parse_line(line) {
+                Ok(Line::Metric(m)) => self.ingest_metric(&m),
+                Ok(Line::Event(e)) => self.ingest_event(&e),
+                Ok(Line::ServiceCheck(_)) => self.stats.service_checks += 1,
+                Err(e) => self.stats.drop(parse_reason(e)),
+            }
+        }
+    }
+
+    /// Aggregate one parsed metric line.
+    pub fn ingest_metric(&mut self, m: &MetricLine<'_>) {
+        let kind = kind_of(m.kind);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(m.name.as_bytes());
+        self.scratch.push(0);
+        self.scratch.push(kind_byte(kind));
+        self.scratch.push(0);
+        self.scratch.extend_from_slice(m.influx_tags.as_bytes());
+        self.scratch.push(0);
+        self.scratch.extend_from_slice(m.tags.as_bytes());
+        let backfill_ts = m
+            .timestamp
+            .map(|s| s.saturating_mul(1000).div_euclid(self.interval_ms) * self.interval_ms)
+            .filter(|&ts| ts != self.interval_start_ms);
+        let flushes = self.flushes;
+        let exact_limit = self.cfg.set_exact_limit;
+        let slot = match backfill_ts {
+            None => {
+                if !self.slots.contains_key(&self.scratch[..]) {
+                    match self.new_slot(m, kind) {
+                        Ok(slot) => {
+                            self.slots.insert(self.scratch.clone().into_boxed_slice(), slot);
+                        }
+                        Err(reason) => return self.stats.drop(reason),
+                    }
+                }
+                self.slots.get_mut(&self.scratch[..])
+            }
+            Some(ts) => {
+                let k = (self.scratch.clone().into_boxed_slice(), ts);
+                if !self.backfill.contains_key(&k) {
+                    if self.backfill.len() >= self.cfg.max_backfill {
+                        return self.stats.drop("backfill_limit");
+                    }
+                    match self.new_slot(m, kind) {
+                        Ok(slot) => {
+                            self.backfill.insert(k.clone(), slot);
+                        }
+                        Err(reason) => return self.stats.drop(reason),
+                    }
+                }
+                self.backfill.get_mut(&k)
+            }
+        };
+        let Some(slot) = slot else { return };
+        slot.last_seen = flushes;
+        let weight = 1.0 / m.sample_rate;
+        let scale = scale_of(m.kind, m.name);
+        for v in m.values() {
+            match (&mut slot.state, v) {
+                (State::Counter { sum, touched }, Value::Number(x)) => {
+                    *sum += x * weight;
+                    *touched = true;
+                }
+                (State::Gauge { last, min, max }, v) => {
+                    let x = match v {
+                        Value::Delta(d) if last.is_finite() => *last + d,
+                        Value::Delta(d) => d,
+                        Value::Number(x) => x,
+                        Value::Member(_) => continue,
+                    };
+                    if !last.is_finite() {
+                        (*min, *max) = (x, x);
+                    }
+                    *last = x;
+                    *min = min.min(x);
+                    *max = max.max(x);
+                }
+                (State::Dist(d), Value::Number(x)) => d.record(x * scale, weight),
+                (State::Set(members), Value::Member(s)) => {
+                    members.get_or_insert_with(|| Members::Exact(HashSet::new())).insert(s, exact_limit)
+                }
+                _ => {}
+            }
+        }
+        self.stats.lines += 1;
+    }
+
+    fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<Slot, &'static str> {
+        let in_name = self.per_name.get(m.name).copied().unwrap_or(0);
+        if in_name >= self.cfg.max_series_per_name {
+            return Err("cardinality_per_name");
+        }
+        if self.slots.len() + self.backfill.len() >= self.cfg.max_series {
+            return Err("cardinality_total");
+        }
+        let scale = scale_of(m.kind, m.name);
+        let mut key = SeriesKey::new(&self.cfg.service, m.name, kind).unit(if scale != 1.0 { "s" } else { "" });
+        for (k, v) in m.tag_pairs() {
+            key.set_label(k, v);
+        }
+        *self.per_name.entry(m.name.to_owned()).or_default() += 1;
+        let state = match kind {
+            Kind::Counter => State::Counter { sum: 0.0, touched: false },
+            Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },
+            Kind::Distribution => State::Dist(Box::new(Distribution::from_values(&[]))),
+            Kind::Set => State::Set(None),
+        };
+        Ok(Slot { key, state, last_seen: self.flushes })
+    }
+
+    /// Take a DogStatsD event: an error event tagged with an operation becomes its last error.
+    pub fn ingest_event(&mut self, e: &EventLine<'_>) {
+        self.stats.events += 1;
+        if e.alert_type != Some("error") {
+            return;
+        }
+        let mut op = None;
+        let mut service = self.cfg.service.as_str();
+        for (k, v) in e.tag_pairs() {
+            match k {
+                "op" => op = Some(v),
+                "service" => service = v,
+                _ => {}
+            }
+        }
+        let Some(op) = op else { return };
+        let message = if e.text.is_empty() { e.title } else { e.text };
+        self.events.push(Event {
+            ts_ms: e.timestamp.map_or(self.interval_start_ms, |s| s.saturating_mul(1000)),
+            service: service.to_owned(),
+            op: op.to_owned(),
+            kind: "error".into(),
+            message: message.replace("\\n", "\n").chars().take(perfstore::EVENT_MESSAGE_MAX_CHARS).collect(),
+        });
+    }
+
+    /// Close the current interval: return its samples (and pending backfill points), reset
+    /// per-interval state, expire idle series, and start the next interval.
+    pub fn flush(&mut self) -> Flush {
+        let ts = self.interval_start_ms;
+        let mut points = Vec::with_capacity(self.slots.len());
+        for slot in self.slots.values_mut() {
+            if let Some(sample) = take_sample(&mut slot.state) {
+                points.push((slot.key.clone(), ts, sample));
+            }
+        }
+        for ((_, bts), mut slot) in self.backfill.drain() {
+            if let Some(sample) = take_sample(&mut slot.state) {
+                points.push((slot.key, bts, sample));
+            }
+        }
+        // Expire idle series.
+        let (now, idle) = (self.flushes, self.cfg.idle_flushes);
+        let per_name = &mut self.per_name;
+        let mut expired = 0;
+        self.slots.retain(|_, slot| {
+            let keep = now.saturating_sub(slot.last_seen) < idle;
+            if !keep {
+                expired += 1;
+                if let Some(n) = per_name.get_mut(&slot.key.name) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            keep
+        });
+        per_name.retain(|_, n| *n > 0);
+        self.stats.expired += expired;
+        self.flushes += 1;
+        self.interval_start_ms += self.interval_ms;
+        points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Flush { points, events: std::mem::take(&mut self.events) }
+    }
+}
+
+/// The interval's sample, resetting per-interval state (gauges keep their value).
+fn take_sample(state: &mut State) -> Option<Sample> {
+    match state {
+        State::Counter { sum, touched } => {
+            let out = touched.then_some(Sample::Counter(*sum));
+            (*sum, *touched) = (0.0, false);
+            out
+        }
+        State::Gauge { last, min, max } => {
+            if !last.is_finite() {
+                return None;
+            }
+            let out = Sample::Gauge { last: *last, min: *min, max: *max };
+            (*min, *max) = (*last, *last);
+            Some(out)
+        }
+        State::Dist(d) => {
+            if d.count <= 0.0 {
+                return None;
+            }
+            Some(Sample::Distribution(std::mem::replace(d, Box::new(Distribution::from_values(&[])))))
+        }
+        State::Set(members) => members.take().map(|m| Sample::Set(m.count().round())),
+    }
+}
+
+fn kind_byte(kind: Kind) -> u8 {
+    match kind {
+        Kind::Counter => b'c',
+        Kind::Gauge => b'g',
+        Kind::Distribution => b'd',
+        Kind::Set => b's',
+    }
+}
+
+fn parse_reason(e: ParseError) -> &'static str {
+    e.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000;
+
+    fn agg() -> Aggregator {
+        Aggregator::new(AggregatorConfig { service: "api".into(), ..AggregatorConfig::default() }, T0, 10_000)
+    }
+
+    fn by_name(f: &Flush, name: &str) -> Vec<(SeriesKey, i64, Sample)> {
+        f.points.iter().filter(|p| p.0.name == name).cloned().collect()
+    }
+
+    fn one(f: &Flush, name: &str) -> Sample {
+        let mut v = by_name(f, name);
+        assert_eq!(v.len(), 1, "{name}: {:?}", f.points);
+        v.remove(0).2
+    }
+
+    #[test]
+    fn counters_sum_weighted_by_one_over_rate() {
+        let mut a = agg();
+        a.ingest_datagram(b"op.retries:1|c\nop.retries:2|c|@0.5\nop.retries:-0.5|c\nop.retries:1:1|c");
+        let f = a.flush();
+        assert_eq!(one(&f, "op.retries"), Sample::Counter(1.0 + 4.0 - 0.5 + 2.0));
+        assert!(by_name(&a.flush(), "op.retries").is_empty(), "an idle counter writes nothing");
+    }
+
+    #[test]
+    fn gauges_keep_their_value_and_take_deltas() {
+        let mut a = agg();
+        a.ingest_datagram(b"pool.size:10|g\npool.size:+5|g\npool.size:-12|g");
+        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 15.0 });
+        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 3.0 }, "persists");
+        a.ingest_datagram(b"pool.size:-1|g");
+        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 2.0, min: 2.0, max: 3.0 });
+    }
+
+    #[test]
+    fn durations_are_seconds_and_rates_weight_counts_not_values() {
+        let mut a = agg();
+        a.ingest_datagram(
+            b"op.duration:250|ms|@0.1|#op:vm.list\nop.duration:750|d|#op:vm.list\nop.batch.size:12|h|#op:vm.list",
+        );
+        let f = a.flush();
+        let Sample::Distribution(d) = one(&f, "op.duration") else { panic!() };
+        assert_eq!((d.count, d.min, d.max), (11.0, 0.25, 0.75));
+        assert!((d.sum - (2.5 + 0.75)).abs() < 1e-12);
+        let keys = by_name(&f, "op.duration");
+        assert_eq!(keys[0].0.unit, "s");
+        let Sample::Distribution(b) = one(&f, "op.batch.size") else { panic!() };
+        assert_eq!((b.count, b.max), (1.0, 12.0), "non-duration histograms keep their values");
+    }
+
+    #[test]
+    fn tags_from_both_dialects_last_duplicate_wins_service_from_tag() {
+        let mut a = agg();
+        a.ingest_datagram(b"cache.requests,cache=vms,result=miss:1|c|#result:hit,canary,service:batch");
+        a.ingest_datagram(b"cache.requests:1|c");
+        let f = a.flush();
+        let keys: Vec<String> = by_name(&f, "cache.requests").iter().map(|p| p.0.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                r#"cache.requests{cache="vms",canary="",result="hit",service="batch"}"#,
+                r#"cache.requests{service="api"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn sets_count_exactly_then_estimate() {
+        let mut a =
+            Aggregator::new(AggregatorConfig { set_exact_limit: 100, ..AggregatorConfig::default() }, T0, 10_000);
+        a.ingest_datagram(b"users:alice|s\nusers:bob|s\nusers:alice|s");
+        assert_eq!(one(&a.flush(), "users"), Sample::Set(2.0));
+        for i in 0..20_000 {
+            a.ingest_datagram(format!("users:user{i}|s").as_bytes());
+        }
+        let Sample::Set(n) = one(&a.flush(), "users") else { panic!() };
+        assert!((n - 20_000.0).abs() / 20_000.0 < 0.05, "HLL estimate {n} for 20000 (4 sigma)");
+    }
+
+    #[test]
+    fn timestamped_lines_land_in_their_own_interval() {
+        let mut a = agg();
+        let past_s = (T0 - 3_600_000) / 1000 + 3;
+        a.ingest_datagram(
+            format!("op.retries:5|c|T{past_s}\nop.retries:1|c\nop.retries:2|c|T{}", T0 / 1000).as_bytes(),
+        );
+        let f = a.flush();
+        let pts = by_name(&f, "op.retries");
+        assert_eq!(pts.len(), 2);
+        assert_eq!((pts[0].1, &pts[0].2), (T0 - 3_600_000, &Sample::Counter(5.0)));
+        assert_eq!((pts[1].1, &pts[1].2), (T0, &Sample::Counter(3.0)), "a |T in the current interval is just current");
+    }
+
+    #[test]
+    fn cardinality_limits_and_parse_errors_are_counted_not_fatal() {
+        let mut a = Aggregator::new(
+            AggregatorConfig { max_series: 3, max_series_per_name: 2, ..AggregatorConfig::default() },
+            T0,
+            10_000,
+        );
+        a.ingest_datagram(b"a:1|c|#i:1\na:1|c|#i:2\na:1|c|#i:3\nb:1|c\nc:1|c\nbroken\nx:nan|c\n\xff:1|c");
+        let s = a.stats();
+        assert_eq!(s.lines, 3);
+        assert_eq!(s.dropped.get("cardinality_per_name"), Some(&1));
+        assert_eq!(s.dropped.get("cardinality_total"), Some(&1));
+        assert_eq!(s.dropped.get("missing_value"), Some(&1));
+        assert_eq!(s.dropped.get("bad_value"), Some(&1));
+        assert_eq!(s.dropped.get("not_utf8"), Some(&1));
+        assert_eq!(a.flush().points.len(), 3);
+    }
+
+    #[test]
+    fn idle_series_expire_and_free_their_slot() {
+        let mut a = Aggregator::new(
+            AggregatorConfig { idle_flushes: 2, max_series: 1, ..AggregatorConfig::default() },
+            T0,
+            10_000,
+        );
+        a.ingest_datagram(b"g:1|g");
+        assert_eq!(a.flush().points.len(), 1, "the interval it was set in");
+        assert_eq!(a.flush().points.len(), 1, "idle for one interval: still flushed");
+        assert_eq!(a.series(), 1);
+        assert_eq!(a.flush().points.len(), 1, "idle for two: flushed a last time, then expired");
+        assert_eq!(a.series(), 0);
+        assert_eq!(a.stats().expired, 1);
+        a.ingest_datagram(b"other:1|c");
+        assert_eq!(a.stats().dropped_total(), 0, "the slot was freed");
+    }
+
+    #[test]
+    fn error_events_become_last_errors() {
+        let mut a = agg();
+        a.ingest_datagram(
+            b"_e{8,22}:vm.start|QuotaExceeded: cores=8|t:error|#op:vm.start\n_e{2,2}:hi|yo|t:info|#op:x\n_sc|db|0",
+        );
+        let f = a.flush();
+        assert_eq!(f.events.len(), 1);
+        assert_eq!((f.events[0].op.as_str(), f.events[0].message.as_str()), ("vm.start", "QuotaExceeded: cores=8"));
+        assert_eq!((a.stats().events, a.stats().service_checks), (2, 1));
+    }
+}
