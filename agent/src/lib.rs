@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod daemon;
 pub mod statsd;
 pub mod writer;
 

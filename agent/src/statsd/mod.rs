@@ -2,4 +2,5 @@
 //! [`aggregate`]or; the socket listeners feed them.
 
 pub mod aggregate;
+pub mod listener;
 pub mod parser;

@@ -1,0 +1,138 @@
+//! The real `perfagent start --foreground` with real UDP sockets and a real store.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use perfstore::{Reader, Selector, TimeRange};
+
+fn bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bins", "-p", "perfctl", "-p", "perfagent"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+    });
+    dir.join(name)
+}
+
+struct Agent {
+    child: Child,
+    port: u16,
+}
+
+fn start(db: &Path, extra: &[&str]) -> Agent {
+    let mut child = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn perfagent");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+    assert_eq!(ready["event"], "ready");
+    assert_eq!(ready["pid"], child.id());
+    assert_eq!(ready["db"], db.display().to_string());
+    let addr: std::net::SocketAddr = ready["statsd_udp"].as_str().unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback(), "listens on loopback by default");
+    Agent { child, port: addr.port() }
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+#[test]
+fn sigterm_loses_nothing_that_was_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let agent = start(&db, &["--flush-interval", "1s", "--service", "e2e"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", agent.port)).unwrap();
+    let mut sent_ms = 0u64;
+    for d in 0..300 {
+        let mut datagram = String::new();
+        for i in 0..20 {
+            let ms = 10 + (d * 20 + i) % 500;
+            sent_ms += ms;
+            datagram.push_str(&format!("op.duration:{ms}|ms|#op:vm.list,outcome:ok\nop.retries:1|c|#op:vm.list\n"));
+        }
+        datagram.push_str("bad line without a value\n");
+        sock.send(datagram.as_bytes()).unwrap();
+        if d % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(600)); // span a few flushes
+        }
+    }
+    sigterm(&agent.child);
+    let out = agent.child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("perfagent: stopped: 12000 lines, 300 dropped"), "{stderr}");
+
+    let mut r = Reader::open(&db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let all = TimeRange::new(0, i64::MAX / 2);
+    let retries = snap.series(&Selector::parse(r#"op.retries{service="e2e",op="vm.list"}"#).unwrap()).unwrap();
+    assert_eq!(snap.aggregate(&retries[0], all).unwrap().unwrap().sum, 6000.0, "every counter increment");
+    let dur = snap.series(&Selector::name("op.duration")).unwrap();
+    let p = snap.aggregate(&dur[0], all).unwrap().unwrap();
+    assert_eq!(p.count, 6000.0);
+    assert!((p.sum - sent_ms as f64 / 1000.0).abs() < 1e-6, "{} vs {}", p.sum, sent_ms as f64 / 1000.0);
+}
+
+#[test]
+fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let mut first = start(&db, &[]);
+    let out = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: perfagent is already running (pid {}) on {}\n", first.child.id(), db.display())
+    );
+    sigterm(&first.child);
+    assert_eq!(first.child.wait().unwrap().code(), Some(0));
+    let _ = first.port;
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("error: binding StatsD socket {addr}: ")), "{err}");
+    assert!(err.contains("in use"), "{err}");
+}
+
+#[test]
+fn a_bad_interval_names_the_flag_and_the_form() {
+    let out =
+        Command::new(bin("perfagent")).args(["start", "--foreground", "--flush-interval", "5x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value '5x' for '--flush-interval <DUR>': expected a duration like 10s or 500ms"),
+        "{err}"
+    );
+}
