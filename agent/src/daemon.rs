@@ -14,9 +14,8 @@
 //! that was received is lost.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use perfstore::{Error as StoreError, StoreOptions, Writer};
 
+use crate::shutdown::{Shutdown, wait_readable};
 use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Flush, Stats};
 use crate::statsd::listener::bind_udp;
 use crate::writer::write_flush;
@@ -32,6 +32,9 @@ use crate::writer::write_flush;
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// Flushes queued for the writer before the receive loop waits for it.
 const WRITER_QUEUE: usize = 16;
+/// Datagrams read per burst before the loop checks the flush deadline again, so a flood
+/// never starves flushing.
+const BURST: usize = 256;
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -91,7 +94,7 @@ fn now_ms() -> i64 {
 }
 
 /// Run until `shutdown` is set; `on_ready` is called once listening.
-pub fn run(cfg: DaemonConfig, shutdown: Arc<AtomicBool>, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<Summary> {
+pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<Summary> {
     let writer = match Writer::open(&cfg.db, cfg.store.clone()) {
         Ok(w) => w,
         Err(StoreError::Locked { pid: Some(pid), .. }) => {
@@ -119,27 +122,42 @@ pub fn run(cfg: DaemonConfig, shutdown: Arc<AtomicBool>, on_ready: impl FnOnce(&
     let mut interval_end = start + interval_ms;
     let mut buf = vec![0u8; 65_536];
     let socket = &listener.socket;
-    while !shutdown.load(Ordering::Relaxed) {
-        match socket.recv(&mut buf) {
-            Ok(n) => agg.ingest_datagram(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => eprintln!("perfagent: receiving StatsD: {e}"),
+    socket.set_nonblocking(true).context("configuring the StatsD socket")?;
+    let fds = [socket.as_raw_fd(), shutdown.wake_fd()];
+    while !shutdown.requested() {
+        let mut burst = 0;
+        while burst < BURST {
+            match socket.recv(&mut buf) {
+                Ok(n) => {
+                    agg.ingest_datagram(&buf[..n]);
+                    burst += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("perfagent: receiving StatsD: {e}");
+                    break;
+                }
+            }
         }
         let now = now_ms();
         if now >= interval_end {
-            // A long stall (suspend) would leave many empty intervals: skip to the current one.
             if tx.send(agg.flush()).is_err() {
                 break;
             }
             interval_end += interval_ms;
+            // A long stall (suspend) would leave many empty intervals: skip to the current one.
             if now >= interval_end {
                 interval_end = now.div_euclid(interval_ms) * interval_ms + interval_ms;
             }
+            continue;
+        }
+        if burst < BURST {
+            // Idle until data, a signal, or the flush deadline: no periodic wake-ups.
+            wait_readable(&fds, (interval_end - now).clamp(1, i64::from(i32::MAX)) as i32);
         }
     }
     // Drain what the kernel still holds, then the final flush.
-    socket.set_nonblocking(true).context("draining the StatsD socket")?;
     while let Ok(n) = socket.recv(&mut buf) {
         agg.ingest_datagram(&buf[..n]);
     }

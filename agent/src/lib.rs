@@ -20,6 +20,7 @@
 //! ```
 
 pub mod daemon;
+pub mod shutdown;
 pub mod statsd;
 pub mod writer;
 

@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -85,10 +83,10 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
              a container runtime or `nohup … &`"
         );
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
-    }
+    let shutdown = perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?;
+    shutdown
+        .on_signals(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .context("installing signal handlers")?;
     let cfg = DaemonConfig {
         db: db_path(args.db)?,
         statsd_udp: args.statsd_udp,
@@ -96,7 +94,7 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         aggregator: AggregatorConfig { service: args.service, ..AggregatorConfig::default() },
         store: perfstore::StoreOptions::default(),
     };
-    let summary = daemon::run(cfg, shutdown, |ready| {
+    let summary = daemon::run(cfg, &shutdown, |ready| {
         println!("{}", ready.line());
         eprintln!(
             "perfagent: listening for StatsD on udp://{} (receive buffer {} bytes), writing {}",

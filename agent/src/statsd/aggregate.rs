@@ -23,10 +23,11 @@
 //! bounded reason (parse errors, cardinality limits, the backfill bound) and skipped.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
+use rustc_hash::FxHashMap as HashMap;
 
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
 
@@ -201,9 +202,9 @@ impl Aggregator {
     pub fn new(cfg: AggregatorConfig, start_ms: i64, interval_ms: i64) -> Self {
         Self {
             cfg,
-            slots: HashMap::new(),
-            backfill: HashMap::new(),
-            per_name: HashMap::new(),
+            slots: HashMap::default(),
+            backfill: HashMap::default(),
+            per_name: HashMap::default(),
             events: Vec::new(),
             interval_start_ms: start_ms,
             interval_ms: interval_ms.max(1),

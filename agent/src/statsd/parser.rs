@@ -129,8 +129,10 @@ pub struct MetricLine<'a> {
     pub name: &'a str,
     /// Influx-style tags from the name (`k=v,k2=v2`), or empty.
     pub influx_tags: &'a str,
-    /// The `:`-separated values, validated.
-    values: &'a str,
+    /// The first value, parsed.
+    first: Value<'a>,
+    /// The values after the first (`:`-separated, validated), or empty.
+    rest: &'a str,
     /// Type.
     pub kind: MetricType,
     /// Sample rate in (0, 1]; 1 when absent.
@@ -147,13 +149,15 @@ impl<'a> MetricLine<'a> {
     /// The values (DogStatsD 1.1 packs several: `name:1:2:3|d`).
     pub fn values(&self) -> impl Iterator<Item = Value<'a>> + '_ {
         let kind = self.kind;
-        // Validated in `parse_line`, so parsing again cannot fail; fall back to 0 anyway.
-        self.values.split(':').map(move |v| parse_value(v, kind).unwrap_or(Value::Number(0.0)))
+        let rest = if self.rest.is_empty() { None } else { Some(self.rest.split(':')) };
+        // The rest was validated in `parse_line`, so parsing again cannot fail.
+        std::iter::once(self.first)
+            .chain(rest.into_iter().flatten().map(move |v| parse_value(v, kind).unwrap_or(Value::Number(0.0))))
     }
 
     /// Number of values.
     pub fn value_count(&self) -> usize {
-        self.values.split(':').count()
+        1 + if self.rest.is_empty() { 0 } else { self.rest.split(':').count() }
     }
 
     /// All tags as `(key, value)`: Influx-style from the name first, then DogStatsD ones
@@ -264,6 +268,11 @@ fn parse_int(s: &str, err: ParseError) -> Result<i64, ParseError> {
     s.parse::<i64>().map_err(|_| err)
 }
 
+/// Split `s` at the first `b` (an ASCII delimiter, so both halves are valid `str`s).
+fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    memchr::memchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+}
+
 /// Parse one line (without its newline).
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, ParseError> {
     let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
@@ -273,39 +282,62 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, ParseError> {
     if line.starts_with("_sc|") {
         return parse_service_check(line).map(Line::ServiceCheck);
     }
-    let mut fields = line.split('|');
-    let head = fields.next().unwrap_or("");
-    let (name_part, values) = head.split_once(':').ok_or(ParseError::MissingValue)?;
-    let kind = MetricType::parse(fields.next().ok_or(ParseError::MissingType)?)?;
-    let (name, influx_tags) = name_part.split_once(',').unwrap_or((name_part, ""));
+    let Some((head, after)) = split_at_byte(line, b'|') else {
+        return Err(if line.contains(':') { ParseError::MissingType } else { ParseError::MissingValue });
+    };
+    let (name_part, values) = split_at_byte(head, b':').ok_or(ParseError::MissingValue)?;
+    let (type_str, mut fields) = match split_at_byte(after, b'|') {
+        Some((t, f)) => (t, Some(f)),
+        None => (after, None),
+    };
+    let kind = MetricType::parse(type_str)?;
+    let (name, influx_tags) = split_at_byte(name_part, b',').unwrap_or((name_part, ""));
     if !valid_name(name) {
         return Err(ParseError::BadName);
     }
-    if split_nonempty(influx_tags, ',').any(|t| !t.contains('=') || t.starts_with('=')) {
+    if !influx_tags.is_empty() && split_nonempty(influx_tags, ',').any(|t| !t.contains('=') || t.starts_with('=')) {
         return Err(ParseError::BadTags);
     }
-    for v in values.split(':') {
-        parse_value(v, kind)?;
+    let (first, rest) = split_at_byte(values, b':').unwrap_or((values, ""));
+    let first = parse_value(first, kind)?;
+    if !rest.is_empty() || values.ends_with(':') {
+        for v in rest.split(':') {
+            parse_value(v, kind)?;
+        }
     }
-    let mut m =
-        MetricLine { name, influx_tags, values, kind, sample_rate: 1.0, tags: "", timestamp: None, container: None };
-    for field in fields {
-        if let Some(rate) = field.strip_prefix('@') {
-            match rate.parse::<f64>() {
+    let mut m = MetricLine {
+        name,
+        influx_tags,
+        first,
+        rest,
+        kind,
+        sample_rate: 1.0,
+        tags: "",
+        timestamp: None,
+        container: None,
+    };
+    while let Some(f) = fields {
+        let (field, next) = match split_at_byte(f, b'|') {
+            Some((a, b)) => (a, Some(b)),
+            None => (f, None),
+        };
+        fields = next;
+        match field.as_bytes().first() {
+            Some(b'@') => match field[1..].parse::<f64>() {
                 Ok(r) if r > 0.0 && r <= 1.0 => m.sample_rate = r,
                 _ => return Err(ParseError::BadSampleRate),
+            },
+            Some(b'#') => {
+                let tags = &field[1..];
+                if tags.starts_with(':') || memchr::memmem::find(tags.as_bytes(), b",:").is_some() {
+                    return Err(ParseError::BadTags);
+                }
+                m.tags = tags;
             }
-        } else if let Some(tags) = field.strip_prefix('#') {
-            if split_nonempty(tags, ',').any(|t| t.starts_with(':')) {
-                return Err(ParseError::BadTags);
-            }
-            m.tags = tags;
-        } else if let Some(c) = field.strip_prefix("c:") {
-            m.container = Some(c);
-        } else if let Some(ts) = field.strip_prefix('T') {
-            m.timestamp = Some(parse_int(ts, ParseError::BadTimestamp)?);
-        } else if !field.is_empty() {
-            return Err(ParseError::UnknownField);
+            Some(b'c') if field.as_bytes().get(1) == Some(&b':') => m.container = Some(&field[2..]),
+            Some(b'T') => m.timestamp = Some(parse_int(&field[1..], ParseError::BadTimestamp)?),
+            None => {}
+            Some(_) => return Err(ParseError::UnknownField),
         }
     }
     Ok(Line::Metric(m))
