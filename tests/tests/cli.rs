@@ -1,31 +1,13 @@
 //! The real `perfctl` and `perfagent` binaries against a real store file.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use perf_e2e::bin;
 use perfstore::{Kind, Registration, Sample, SeriesKey, StoreOptions, Write, Writer};
 
 const T0: i64 = 1_767_225_600_000;
-
-/// A workspace binary, built (or brought up to date) once per test run with the same cargo
-/// and profile, so `cargo test -p perf-e2e` alone never runs stale binaries.
-fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bins", "-p", "perfctl", "-p", "perfagent"]);
-        if dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the binaries failed");
-    });
-    dir.join(name)
-}
 
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(bin(name)).args(args).env_remove("PERFAGENT_DB").output().expect("run binary")
