@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod config;
 pub mod daemon;
 pub mod shutdown;
 pub mod statsd;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use perfagent::daemon::{self, DaemonConfig};
-use perfagent::statsd::aggregate::AggregatorConfig;
+use perfagent::config::{Flags, Resolved, resolve};
+use perfagent::daemon;
 
 #[derive(Debug, Parser)]
 #[command(name = "perfagent", version, about = "Local, always-on performance recorder")]
@@ -29,6 +29,29 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The effective configuration and where each value came from.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print every setting, its value and its source (default, file:line, env, flag).
+    Show {
+        /// Config file [default: $XDG_CONFIG_HOME/perfagent/config.toml]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration; exit 1 with the file, line and key of the first problem.
+    Check {
+        /// Config file [default: $XDG_CONFIG_HOME/perfagent/config.toml]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print a commented config file with every key at its default.
+    Default,
 }
 
 #[derive(Debug, clap::Args)]
@@ -37,22 +60,25 @@ struct StartArgs {
     /// line with the bound addresses on stdout. Required in this version.
     #[arg(long)]
     foreground: bool,
+    /// Config file [default: $XDG_CONFIG_HOME/perfagent/config.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Store path [default: $PERFAGENT_DB, else $XDG_DATA_HOME/perfagent/perf.db]
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// StatsD UDP address; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8125")]
-    statsd_udp: SocketAddr,
-    /// Aggregation interval, e.g. 10s, 1s, 500ms.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
-    flush_interval: Duration,
-    /// `service` label for lines without a `service` tag [env: PERFAGENT_SERVICE]
-    #[arg(long, value_name = "NAME", env = "PERFAGENT_SERVICE", default_value = "unknown")]
-    service: String,
+    /// StatsD UDP address; port 0 picks a free port [default: 127.0.0.1:8125]
+    #[arg(long, value_name = "ADDR")]
+    statsd_udp: Option<SocketAddr>,
+    /// Aggregation interval, e.g. 10s, 1s, 500ms [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
+    flush_interval: Option<Duration>,
+    /// `service` label for lines without a `service` tag [default: unknown]
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("expected a duration like 10s or 500ms ({e})"))?;
+    let d = humantime::parse_duration(s).map_err(|_| "expected a duration like 10s or 500ms".to_string())?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
         return Err("expected a duration between 100ms and 1h".into());
     }
@@ -67,6 +93,30 @@ enum DbCommand {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+}
+
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Read the config file (explicit, or the default one if it exists) and resolve it.
+fn load_config(config: Option<PathBuf>, flags: &Flags) -> anyhow::Result<Resolved> {
+    let file = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
+            Some((p, text))
+        }
+        None => match perfagent::config::default_file(&env_var) {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
+                Some((p, text))
+            }
+            _ => None,
+        },
+    };
+    let default_db = perfstore::default_path().unwrap_or_else(|_| PathBuf::from("perf.db"));
+    resolve(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &env_var, flags, default_db)
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -87,13 +137,9 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     shutdown
         .on_signals(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .context("installing signal handlers")?;
-    let cfg = DaemonConfig {
-        db: db_path(args.db)?,
-        statsd_udp: args.statsd_udp,
-        flush_interval: args.flush_interval,
-        aggregator: AggregatorConfig { service: args.service, ..AggregatorConfig::default() },
-        store: perfstore::StoreOptions::default(),
-    };
+    let flags =
+        Flags { db: args.db, statsd_udp: args.statsd_udp, flush_interval: args.flush_interval, service: args.service };
+    let cfg = load_config(args.config, &flags)?.daemon;
     let summary = daemon::run(cfg, &shutdown, |ready| {
         println!("{}", ready.line());
         eprintln!(
@@ -116,6 +162,33 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Start(args) => start(args),
+        Command::Config { command } => match command {
+            ConfigCommand::Default => {
+                print!("{}", perfagent::config::default_file_text());
+                Ok(())
+            }
+            ConfigCommand::Check { config } => {
+                let r = load_config(config, &Flags::default())?;
+                match r.file {
+                    Some(f) => println!("{}: ok", f.display()),
+                    None => println!("no config file; the defaults and environment are valid"),
+                }
+                Ok(())
+            }
+            ConfigCommand::Show { config } => {
+                let r = load_config(config, &Flags::default())?;
+                match &r.file {
+                    Some(f) => println!("# file: {}", f.display()),
+                    None => println!("# file: none"),
+                }
+                let width = r.settings.iter().map(|s| s.key.len() + s.value.len() + 3).max().unwrap_or(0);
+                for s in &r.settings {
+                    let kv = format!("{} = {}", s.key, s.value);
+                    println!("{kv:<width$}  # {}", s.source);
+                }
+                Ok(())
+            }
+        },
         Command::Db { command: DbCommand::Check { db } } => {
             let path = db_path(db)?;
             let c = perfagent::check_store(&path).with_context(|| format!("checking {}", path.display()))?;

@@ -122,3 +122,46 @@ fn a_bad_interval_names_the_flag_and_the_form() {
         "{err}"
     );
 }
+
+#[test]
+fn config_show_check_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(bin("perfagent"));
+        cmd.args(args).env("XDG_CONFIG_HOME", dir.path().join("nowhere"));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // The default file is valid and says what the defaults are.
+    let out = run(&["config", "default"], &[]);
+    std::fs::write(&file, &out.stdout).unwrap();
+    let out = run(&["config", "check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}: ok\n", file.display()));
+
+    std::fs::write(&file, "[agent]\nflush_interval = \"2s\"\n[targets]\np95 = \"200ms\"\n").unwrap();
+    let out = run(&["config", "show", "--config", file.to_str().unwrap()], &[("PERFAGENT_SERVICE", "billing")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = |key: &str| text.lines().find(|l| l.starts_with(key)).unwrap_or_default().to_string();
+    assert!(line("agent.flush_interval").ends_with(&format!("# file {}:2", file.display())), "{text}");
+    assert!(line("agent.flush_interval").contains("\"2s\""), "{text}");
+    assert!(
+        line("agent.service").contains("\"billing\"") && line("agent.service").ends_with("# env PERFAGENT_SERVICE"),
+        "{text}"
+    );
+    assert!(line("statsd.udp").ends_with("# default"), "{text}");
+
+    std::fs::write(&file, "[agent]\nservice = \"x\"\nflush_intervl = \"5s\"\n").unwrap();
+    let out = run(&["config", "check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("error: {}:3: unknown field `flush_intervl`, expected", file.display())), "{err}");
+    // start refuses the same file before touching anything.
+    let db = dir.path().join("perf.db");
+    let out = run(&["start", "--foreground", "--config", file.to_str().unwrap(), "--db", db.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!db.exists());
+}
