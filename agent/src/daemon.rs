@@ -13,9 +13,12 @@
 //! the socket still holds, flushes, and the writer checkpoints and closes the store: nothing
 //! that was received is lost.
 
+use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -78,6 +81,62 @@ impl Ready {
     }
 }
 
+/// What `perfagent status` reads: written next to the store (`<db>.status`, mode 0600)
+/// after every flush by the writer thread.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct StatusFile {
+    /// Agent pid.
+    pub pid: u32,
+    /// Start time, Unix ms.
+    pub started_ms: i64,
+    /// Store path.
+    pub db: String,
+    /// Bound StatsD UDP address.
+    pub statsd_udp: String,
+    /// Flush interval, ms.
+    pub flush_interval_ms: i64,
+    /// Receive buffer granted by the kernel.
+    pub receive_buffer_bytes: usize,
+    /// When the last flush was written, Unix ms.
+    pub last_flush_ms: i64,
+    /// Metric lines aggregated since start.
+    pub lines: u64,
+    /// Metric lines in the last interval.
+    pub lines_last_interval: u64,
+    /// Lines dropped since start, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Series held in memory.
+    pub series_in_memory: usize,
+    /// Points written to the store since start.
+    pub points_written: usize,
+    /// Points the store refused since start, by reason.
+    pub rejected: BTreeMap<String, usize>,
+    /// Flushes the store failed to take since start.
+    pub failed_writes: usize,
+}
+
+/// `<db>.status`.
+pub fn status_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".status");
+    db.with_file_name(name)
+}
+
+fn write_status(path: &Path, status: &StatusFile) -> std::io::Result<()> {
+    let tmp = path.with_extension("status.tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(serde_json::to_string_pretty(status).unwrap_or_default().as_bytes())?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The receive thread's counters sent along with each flush.
+#[derive(Debug)]
+struct Progress {
+    stats: Stats,
+    series: usize,
+}
+
 /// Totals at exit.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
@@ -104,10 +163,20 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     };
     let listener = bind_udp(cfg.statsd_udp)?;
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
-    let (tx, rx) = mpsc::sync_channel::<Flush>(WRITER_QUEUE);
+    let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
+    let status = StatusFile {
+        pid: std::process::id(),
+        started_ms: now_ms(),
+        db: cfg.db.display().to_string(),
+        statsd_udp: listener.local_addr.to_string(),
+        flush_interval_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX),
+        receive_buffer_bytes: listener.granted_receive_buffer,
+        ..StatusFile::default()
+    };
+    let status_file = status_path(&cfg.db);
     let writer_thread = thread::Builder::new()
         .name("perfagent-writer".into())
-        .spawn(move || writer_loop(writer, rx))
+        .spawn(move || writer_loop(writer, rx, status, status_file))
         .context("starting the writer thread")?;
 
     on_ready(&Ready {
@@ -142,7 +211,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         }
         let now = now_ms();
         if now >= interval_end {
-            if tx.send(agg.flush()).is_err() {
+            let flush = agg.flush();
+            if tx.send((flush, Progress { stats: agg.stats().clone(), series: agg.series() })).is_err() {
                 break;
             }
             interval_end += interval_ms;
@@ -161,28 +231,42 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     while let Ok(n) = socket.recv(&mut buf) {
         agg.ingest_datagram(&buf[..n]);
     }
-    let _ = tx.send(agg.flush());
+    let flush = agg.flush();
+    let _ = tx.send((flush, Progress { stats: agg.stats().clone(), series: agg.series() }));
     drop(tx);
     let (written, failed_writes) =
         writer_thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     Ok(Summary { stats: agg.stats().clone(), written, failed_writes })
 }
 
-fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<Flush>) -> anyhow::Result<(usize, usize)> {
-    let (mut written, mut failed) = (0, 0);
+fn writer_loop(
+    mut writer: Writer,
+    rx: mpsc::Receiver<(Flush, Progress)>,
+    mut status: StatusFile,
+    status_file: PathBuf,
+) -> anyhow::Result<(usize, usize)> {
     let mut last_maintenance = std::time::Instant::now();
-    for flush in rx {
+    for (flush, progress) in rx {
         match write_flush(&mut writer, &flush, now_ms()) {
             Ok(out) => {
-                written += out.written;
+                status.points_written += out.written;
                 for (reason, n) in &out.rejected {
+                    *status.rejected.entry((*reason).to_string()).or_default() += n;
                     eprintln!("perfagent: the store refused {n} series this interval ({reason})");
                 }
             }
             Err(e) => {
-                failed += 1;
+                status.failed_writes += 1;
                 eprintln!("perfagent: writing {} points to the store: {e}", flush.points.len());
             }
+        }
+        status.lines_last_interval = progress.stats.lines - status.lines;
+        status.lines = progress.stats.lines;
+        status.dropped = progress.stats.dropped.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
+        status.series_in_memory = progress.series;
+        status.last_flush_ms = now_ms();
+        if let Err(e) = write_status(&status_file, &status) {
+            eprintln!("perfagent: writing {}: {e}", status_file.display());
         }
         if last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             last_maintenance = std::time::Instant::now();
@@ -192,5 +276,5 @@ fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<Flush>) -> anyhow::Result<
         }
     }
     writer.close().context("closing the store")?;
-    Ok((written, failed))
+    Ok((status.points_written, status.failed_writes))
 }

@@ -29,12 +29,43 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Is the agent running, and what is it doing. Exit 0 when running, 3 when not.
+    Status {
+        /// Store path (finds the agent through its lock) [default: from the config]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Stop the agent (SIGTERM) and wait for its final flush.
+    Stop {
+        /// Store path (finds the agent through its lock) [default: from the config]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// How long to wait for the final flush.
+        #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_wait)]
+        timeout: Duration,
+    },
     /// The effective configuration and where each value came from.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|_| "expected a duration like 30s".to_string())
+}
+
+/// Exit code of `status` when the agent is not running (as LSB init scripts use).
+const NOT_RUNNING: u8 = 3;
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
@@ -159,37 +190,138 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn store_of(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(load_config(None, &Flags { db, ..Flags::default() })?.daemon.db)
+}
+
+fn file_len(p: &std::path::Path) -> u64 {
+    p.metadata().map(|m| m.len()).unwrap_or(0)
+}
+
+fn status(db: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
+    let db = store_of(db)?;
+    let Some(pid) = perfstore::lock_holder(&db)? else {
+        match format {
+            Format::Json => println!("{}", serde_json::json!({"running": false, "db": db.display().to_string()})),
+            Format::Table => println!("perfagent is not running (store {})", db.display()),
+        }
+        return Ok(ExitCode::from(NOT_RUNNING));
+    };
+    let st: Option<daemon::StatusFile> = std::fs::read_to_string(daemon::status_path(&db))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|s: &daemon::StatusFile| s.pid == pid);
+    let series = perfstore::Reader::open(&db)
+        .and_then(|mut r| Ok(r.snapshot()?.series(&perfstore::Selector::default())?.len()))
+        .unwrap_or(0);
+    let (db_bytes, wal_bytes) = (file_len(&db), file_len(&perfstore::wal_path(&db)));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    if format == Format::Json {
+        let mut v = serde_json::to_value(st.clone().unwrap_or_default())?;
+        v["running"] = true.into();
+        v["pid"] = pid.into();
+        v["db"] = db.display().to_string().into();
+        v["db_bytes"] = db_bytes.into();
+        v["wal_bytes"] = wal_bytes.into();
+        v["series"] = series.into();
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+    let ago = |ms: i64| humantime::format_duration(Duration::from_secs(((now - ms).max(0) / 1000) as u64)).to_string();
+    match &st {
+        Some(s) => println!("running     pid {pid}, up {}", ago(s.started_ms)),
+        None => println!("running     pid {pid} (no flush yet)"),
+    }
+    println!("store       {} ({}, WAL {}), {series} series", db.display(), mib(db_bytes), mib(wal_bytes));
+    if let Some(s) = &st {
+        let per_s = s.lines_last_interval as f64 * 1000.0 / s.flush_interval_ms.max(1) as f64;
+        println!("statsd      udp://{}, receive buffer {} bytes", s.statsd_udp, s.receive_buffer_bytes);
+        println!(
+            "ingest      {per_s:.0} lines/s in the last interval, {} lines since start, {} series in memory",
+            s.lines, s.series_in_memory
+        );
+        println!(
+            "last flush  {} ago, {} points written since start, {} failed writes",
+            ago(s.last_flush_ms),
+            s.points_written,
+            s.failed_writes
+        );
+        let drops: Vec<String> = s
+            .dropped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(s.rejected.iter().map(|(k, v)| format!("store_{k}={v}")))
+            .collect();
+        println!("dropped     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop(db: Option<PathBuf>, timeout: Duration) -> anyhow::Result<()> {
+    let db = store_of(db)?;
+    let Some(pid) = perfstore::lock_holder(&db)? else {
+        println!("perfagent is not running (store {})", db.display());
+        return Ok(());
+    };
+    // SAFETY: kill(2) with a pid read from the lock file; no memory is involved.
+    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+        anyhow::bail!("signalling pid {pid}: {}", std::io::Error::last_os_error());
+    }
+    let start = std::time::Instant::now();
+    while perfstore::lock_holder(&db)?.is_some() {
+        if start.elapsed() > timeout {
+            anyhow::bail!("pid {pid} did not stop within {}", humantime::format_duration(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("perfagent stopped (pid {pid}); its final flush is in {}", db.display());
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Start(args) => start(args),
-        Command::Config { command } => match command {
-            ConfigCommand::Default => {
-                print!("{}", perfagent::config::default_file_text());
-                Ok(())
+        Command::Status { db, format } => status(db, format),
+        Command::Stop { db, timeout } => stop(db, timeout).map(|()| ExitCode::SUCCESS),
+        Command::Start(args) => start(args).map(|()| ExitCode::SUCCESS),
+        Command::Config { command } => config_command(command).map(|()| ExitCode::SUCCESS),
+        Command::Db { command } => db_command(command).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Default => {
+            print!("{}", perfagent::config::default_file_text());
+            Ok(())
+        }
+        ConfigCommand::Check { config } => {
+            let r = load_config(config, &Flags::default())?;
+            match r.file {
+                Some(f) => println!("{}: ok", f.display()),
+                None => println!("no config file; the defaults and environment are valid"),
             }
-            ConfigCommand::Check { config } => {
-                let r = load_config(config, &Flags::default())?;
-                match r.file {
-                    Some(f) => println!("{}: ok", f.display()),
-                    None => println!("no config file; the defaults and environment are valid"),
-                }
-                Ok(())
+            Ok(())
+        }
+        ConfigCommand::Show { config } => {
+            let r = load_config(config, &Flags::default())?;
+            match &r.file {
+                Some(f) => println!("# file: {}", f.display()),
+                None => println!("# file: none"),
             }
-            ConfigCommand::Show { config } => {
-                let r = load_config(config, &Flags::default())?;
-                match &r.file {
-                    Some(f) => println!("# file: {}", f.display()),
-                    None => println!("# file: none"),
-                }
-                let width = r.settings.iter().map(|s| s.key.len() + s.value.len() + 3).max().unwrap_or(0);
-                for s in &r.settings {
-                    let kv = format!("{} = {}", s.key, s.value);
-                    println!("{kv:<width$}  # {}", s.source);
-                }
-                Ok(())
+            let width = r.settings.iter().map(|s| s.key.len() + s.value.len() + 3).max().unwrap_or(0);
+            for s in &r.settings {
+                let kv = format!("{} = {}", s.key, s.value);
+                println!("{kv:<width$}  # {}", s.source);
             }
-        },
-        Command::Db { command: DbCommand::Check { db } } => {
+            Ok(())
+        }
+    }
+}
+
+fn db_command(command: DbCommand) -> anyhow::Result<()> {
+    match command {
+        DbCommand::Check { db } => {
             let path = db_path(db)?;
             let c = perfagent::check_store(&path).with_context(|| format!("checking {}", path.display()))?;
             println!("{}: ok", path.display());
@@ -208,7 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

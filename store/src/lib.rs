@@ -51,7 +51,7 @@ pub use model::{
     Distribution, Kind, Point, Registration, RejectReason, SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey,
     Write,
 };
-pub use open::{StoreOptions, default_path, default_path_from, lock_path};
+pub use open::{StoreOptions, default_path, default_path_from, lock_holder, lock_path};
 pub use query::{Agg, MatchOp, Matcher, Reader, Selector, SeriesRange, SeriesUsage, Snapshot, TimeRange, glob_match};
 pub use rollup::MaintenanceReport;
 pub use sketch::Sketch;

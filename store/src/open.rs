@@ -103,6 +103,29 @@ pub fn lock_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
+/// The pid of the process holding the writer lock on `db`, or `None` when no writer runs.
+/// Never blocks; a stale lock file left by a killed writer reads as `None`.
+pub fn lock_holder(db: &Path) -> Result<Option<u32>> {
+    let path = lock_path(db);
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("opening lock file {}", path.display()), e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Ok(None)
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Ok(Some(text.trim().parse().unwrap_or(0)))
+        }
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("checking lock {}", path.display()), e)),
+    }
+}
+
 /// Take the writer lock, recording our pid in the lock file.
 pub(crate) fn acquire_lock(db: &Path) -> Result<File> {
     let path = lock_path(db);

@@ -811,3 +811,15 @@ fn hour_summaries_follow_late_data_and_expiry() {
     assert_eq!(summaries(&path), 0);
     assert_eq!(count(&mut w).0, whole, "rolled-up tiers give the same count");
 }
+
+#[test]
+fn lock_holder_names_the_running_writer_only() {
+    let (_d, path) = tmp();
+    assert_eq!(perfstore::lock_holder(&path).unwrap(), None, "no lock file yet");
+    let w = Writer::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(perfstore::lock_holder(&path).unwrap(), Some(std::process::id()));
+    drop(w);
+    assert_eq!(perfstore::lock_holder(&path).unwrap(), None, "a lock file without a holder is stale");
+    // Probing does not get in a writer's way.
+    Writer::open(&path, StoreOptions::default()).unwrap();
+}

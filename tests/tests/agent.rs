@@ -165,3 +165,46 @@ fn config_show_check_and_default() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!db.exists());
 }
+
+#[test]
+fn status_and_stop_find_the_agent_through_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let dbs = db.to_str().unwrap();
+    let mut agent = start(&db, &["--flush-interval", "200ms"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"op.retries:1|c\nop.retries:1|c\nbroken\n", ("127.0.0.1", agent.port)).unwrap();
+    // Wait for a flush that saw the lines.
+    let mut json = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        json = serde_json::from_slice(&out.stdout).unwrap();
+        if json["lines"] == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(json["running"], true);
+    assert_eq!(json["pid"], agent.child.id());
+    assert_eq!(json["lines"], 2, "{json}");
+    assert_eq!(json["dropped"]["missing_value"], 1, "{json}");
+    assert_eq!(json["statsd_udp"], format!("127.0.0.1:{}", agent.port));
+    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("running     pid {}, up ", agent.child.id())), "{text}");
+    assert!(text.contains("dropped     missing_value=1"), "{text}");
+
+    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("perfagent stopped (pid {}); its final flush is in {}\n", agent.child.id(), db.display())
+    );
+    assert_eq!(agent.child.wait().unwrap().code(), Some(0));
+    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("perfagent is not running (store {})\n", db.display()));
+    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stopping a stopped agent is not an error");
+}
