@@ -204,7 +204,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    eprintln!("perfagent: receiving StatsD: {e}");
+                    crate::log!("receiving StatsD: {e}");
                     break;
                 }
             }
@@ -252,12 +252,12 @@ fn writer_loop(
                 status.points_written += out.written;
                 for (reason, n) in &out.rejected {
                     *status.rejected.entry((*reason).to_string()).or_default() += n;
-                    eprintln!("perfagent: the store refused {n} series this interval ({reason})");
+                    crate::log!("the store refused {n} series this interval ({reason})");
                 }
             }
             Err(e) => {
                 status.failed_writes += 1;
-                eprintln!("perfagent: writing {} points to the store: {e}", flush.points.len());
+                crate::log!("writing {} points to the store: {e}", flush.points.len());
             }
         }
         status.lines_last_interval = progress.stats.lines - status.lines;
@@ -266,12 +266,12 @@ fn writer_loop(
         status.series_in_memory = progress.series;
         status.last_flush_ms = now_ms();
         if let Err(e) = write_status(&status_file, &status) {
-            eprintln!("perfagent: writing {}: {e}", status_file.display());
+            crate::log!("writing {}: {e}", status_file.display());
         }
         if last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             last_maintenance = std::time::Instant::now();
             if let Err(e) = writer.maintain(now_ms()) {
-                eprintln!("perfagent: store maintenance: {e}");
+                crate::log!("store maintenance: {e}");
             }
         }
     }

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod logging;
 pub mod shutdown;
 pub mod statsd;
 pub mod writer;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use perfagent::config::{Flags, Resolved, resolve};
@@ -22,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the collector: StatsD/DogStatsD in, aggregated every flush interval, into the store.
+    /// Start the collector (in the background unless --foreground): StatsD/DogStatsD in,
+    /// aggregated every flush interval, into the store.
     Start(StartArgs),
     /// Inspect the store file.
     Db {
@@ -88,7 +91,8 @@ enum ConfigCommand {
 #[derive(Debug, clap::Args)]
 struct StartArgs {
     /// Stay in the foreground (for systemd, containers and tests) and print one JSON ready
-    /// line with the bound addresses on stdout. Required in this version.
+    /// line with the bound addresses on stdout. Without it, `start` runs the agent in the
+    /// background (log next to the store) and returns once it is ready.
     #[arg(long)]
     foreground: bool,
     /// Config file [default: $XDG_CONFIG_HOME/perfagent/config.toml]
@@ -106,6 +110,9 @@ struct StartArgs {
     /// `service` label for lines without a `service` tag [default: unknown]
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
+    /// Log to this file (size-capped) instead of stderr; set by the background start.
+    #[arg(long, value_name = "FILE", hide = true)]
+    log_file: Option<PathBuf>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -158,36 +165,108 @@ fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 fn start(args: StartArgs) -> anyhow::Result<()> {
+    let flags = Flags {
+        db: args.db.clone(),
+        statsd_udp: args.statsd_udp,
+        flush_interval: args.flush_interval,
+        service: args.service.clone(),
+    };
+    let cfg = load_config(args.config.clone(), &flags)?.daemon;
     if !args.foreground {
-        anyhow::bail!(
-            "only `perfagent start --foreground` is available in this version: run it under systemd, \
-             a container runtime or `nohup … &`"
-        );
+        return start_background(&cfg.db);
+    }
+    if let Some(log) = &args.log_file {
+        perfagent::logging::to_file(log, perfagent::logging::LOG_CAP_BYTES)
+            .with_context(|| format!("opening log file {}", log.display()))?;
     }
     let shutdown = perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?;
     shutdown
         .on_signals(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .context("installing signal handlers")?;
-    let flags =
-        Flags { db: args.db, statsd_udp: args.statsd_udp, flush_interval: args.flush_interval, service: args.service };
-    let cfg = load_config(args.config, &flags)?.daemon;
     let summary = daemon::run(cfg, &shutdown, |ready| {
         println!("{}", ready.line());
-        eprintln!(
-            "perfagent: listening for StatsD on udp://{} (receive buffer {} bytes), writing {}",
+        perfagent::log!(
+            "listening for StatsD on udp://{} (receive buffer {} bytes), writing {}",
             ready.statsd_udp,
             ready.receive_buffer_bytes,
             ready.db.display()
         );
     })?;
-    eprintln!(
-        "perfagent: stopped: {} lines, {} dropped, {} points written, {} failed writes",
+    perfagent::log!(
+        "stopped: {} lines, {} dropped, {} points written, {} failed writes",
         summary.stats.lines,
         summary.stats.dropped_total(),
         summary.written,
         summary.failed_writes
     );
     Ok(())
+}
+
+/// `perfagent start` without `--foreground`: re-run this binary as `start --foreground` in
+/// a new session (never fork a process that already runs threads), with stdout on a pipe for
+/// the ready line and stderr on the log file; return once it is ready, or say why it is not.
+fn start_background(db: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
+
+    if let Some(pid) = perfstore::lock_holder(db)? {
+        anyhow::bail!("perfagent is already running (pid {pid}) on {}", db.display());
+    }
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating folder {}", dir.display()))?;
+    let log = dir.join("perfagent.log");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .with_context(|| format!("opening log file {}", log.display()))?;
+    let (ready_read, ready_write) = std::io::pipe().context("creating the readiness pipe")?;
+    let exe = std::env::current_exe().context("finding the perfagent binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--foreground")
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(std::process::Stdio::null())
+        .stdout(ready_write)
+        .stderr(stderr);
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent; it runs in
+    // the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the background agent")?;
+    drop(cmd); // the parent's copy of the pipe's write end: EOF comes when the child closes it
+    let mut line = String::new();
+    std::io::BufReader::new(ready_read).read_line(&mut line).context("waiting for the agent to be ready")?;
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(ready) if ready["event"] == "ready" => {
+            println!(
+                "perfagent started (pid {}): StatsD on udp://{}, store {}, log {}",
+                ready["pid"],
+                ready["statsd_udp"].as_str().unwrap_or("?"),
+                db.display(),
+                log.display()
+            );
+            Ok(())
+        }
+        _ => {
+            let status = child.wait().context("waiting for the failed agent")?;
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+            anyhow::bail!("the agent did not start ({status}); {}: {}", log.display(), tail.join(" | "))
+        }
+    }
 }
 
 fn store_of(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {

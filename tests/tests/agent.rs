@@ -208,3 +208,49 @@ fn status_and_stop_find_the_agent_through_its_lock() {
     let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stopping a stopped agent is not an error");
 }
+
+#[test]
+fn background_start_returns_when_ready_and_reports_failures() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store").join("perf.db");
+    let dbs = db.to_str().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .args(["start", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--flush-interval", "200ms"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let log = dir.path().join("store").join("perfagent.log");
+    assert!(text.starts_with("perfagent started (pid "), "{text}");
+    assert!(text.trim_end().ends_with(&format!("store {dbs}, log {}", log.display())), "{text}");
+    let pid: u32 = text["perfagent started (pid ".len()..].split(')').next().unwrap().parse().unwrap();
+    assert_eq!(perfstore::lock_holder(&db).unwrap(), Some(pid), "the agent runs after start returned");
+    let port: u16 = text.split("udp://127.0.0.1:").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"bg.calls:5|c\n", ("127.0.0.1", port)).unwrap();
+
+    // A second start is refused with the pid, before spawning anything.
+    let again =
+        Command::new(bin("perfagent")).args(["start", "--db", dbs, "--statsd-udp", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("already running (pid {pid})")));
+
+    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("perfagent: listening for StatsD on udp://127.0.0.1:"), "{logged}");
+    assert!(logged.contains("perfagent: stopped: 1 lines, 0 dropped"), "{logged}");
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    let mut r = Reader::open(&db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let s = snap.series(&Selector::name("bg.calls")).unwrap();
+    assert_eq!(snap.aggregate(&s[0], TimeRange::new(0, i64::MAX / 2)).unwrap().unwrap().sum, 5.0);
+
+    // A background start that cannot bind says why.
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(bin("perfagent")).args(["start", "--db", dbs, "--statsd-udp", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the agent did not start") && err.contains(&format!("binding StatsD socket {addr}")), "{err}");
+}
