@@ -28,7 +28,7 @@ use perfstore::{Error as StoreError, StoreOptions, Writer};
 
 use crate::shutdown::{Shutdown, wait_readable};
 use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Flush, Stats};
-use crate::statsd::listener::bind_udp;
+use crate::statsd::listener::{bind_udp, kernel_drops};
 use crate::writer::write_flush;
 
 /// How often the writer runs store maintenance (sealing, rollups, retention, disk cap).
@@ -113,6 +113,8 @@ pub struct StatusFile {
     pub rejected: BTreeMap<String, usize>,
     /// Flushes the store failed to take since start.
     pub failed_writes: usize,
+    /// Datagrams the kernel dropped because the receive buffer was full, since start.
+    pub kernel_drops: u64,
 }
 
 /// `<db>.status`.
@@ -135,6 +137,7 @@ fn write_status(path: &Path, status: &StatusFile) -> std::io::Result<()> {
 struct Progress {
     stats: Stats,
     series: usize,
+    kernel_drops: Option<u64>,
 }
 
 /// Totals at exit.
@@ -212,7 +215,9 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         let now = now_ms();
         if now >= interval_end {
             let flush = agg.flush();
-            if tx.send((flush, Progress { stats: agg.stats().clone(), series: agg.series() })).is_err() {
+            let progress =
+                Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) };
+            if tx.send((flush, progress)).is_err() {
                 break;
             }
             interval_end += interval_ms;
@@ -232,7 +237,10 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         agg.ingest_datagram(&buf[..n]);
     }
     let flush = agg.flush();
-    let _ = tx.send((flush, Progress { stats: agg.stats().clone(), series: agg.series() }));
+    let _ = tx.send((
+        flush,
+        Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) },
+    ));
     drop(tx);
     let (written, failed_writes) =
         writer_thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
@@ -264,6 +272,15 @@ fn writer_loop(
         status.lines = progress.stats.lines;
         status.dropped = progress.stats.dropped.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
         status.series_in_memory = progress.series;
+        if let Some(drops) = progress.kernel_drops.filter(|&d| d > status.kernel_drops) {
+            crate::log!(
+                "the kernel dropped {} StatsD datagrams (receive buffer full; {} in all): raise net.core.rmem_max \
+                 or send less per burst",
+                drops - status.kernel_drops,
+                drops
+            );
+            status.kernel_drops = drops;
+        }
         status.last_flush_ms = now_ms();
         if let Err(e) = write_status(&status_file, &status) {
             crate::log!("writing {}: {e}", status_file.display());

@@ -333,6 +333,7 @@ fn status(db: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
             .chain(s.rejected.iter().map(|(k, v)| format!("store_{k}={v}")))
             .collect();
         println!("dropped     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
+        println!("kernel      {} datagrams dropped (receive buffer full)", s.kernel_drops);
     }
     Ok(ExitCode::SUCCESS)
 }

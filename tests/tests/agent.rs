@@ -254,3 +254,37 @@ fn background_start_returns_when_ready_and_reports_failures() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the agent did not start") && err.contains(&format!("binding StatsD socket {addr}")), "{err}");
 }
+
+#[test]
+fn kernel_drops_are_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let dbs = db.to_str().unwrap();
+    let agent = start(&db, &["--flush-interval", "200ms"]);
+    let pid = agent.child.id() as i32;
+    // Freeze the agent and overfill its receive buffer.
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagram = vec![b'x'; 1400];
+    for _ in 0..40_000 {
+        let _ = sock.send_to(&datagram, ("127.0.0.1", agent.port));
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let mut drops = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        drops = json["kernel_drops"].as_u64().unwrap_or(0);
+        if drops > 0 {
+            break;
+        }
+    }
+    assert!(drops > 0, "the kernel's drops are visible in status");
+    sigterm(&agent.child);
+    let out = agent.child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("StatsD datagrams (receive buffer full;"), "{err}");
+}

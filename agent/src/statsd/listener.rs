@@ -54,3 +54,31 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpListener> {
     let local_addr = socket.local_addr()?;
     Ok(UdpListener { socket, local_addr, granted_receive_buffer })
 }
+
+/// Datagrams the kernel dropped for this socket because its receive buffer was full (the
+/// `drops` column of `/proc/net/udp{,6}`, found by the socket's inode). `None` where the
+/// table is not readable. Unix datagram senders see `EAGAIN` instead of silent drops.
+pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?.ino();
+    let needle = inode.to_string();
+    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.get(9) == Some(&needle.as_str())).then(|| cols.last()?.parse().ok()).flatten()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_socket_has_no_kernel_drops() {
+        let l = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(kernel_drops(&l.socket), Some(0));
+        assert!(l.granted_receive_buffer > 0);
+    }
+}
