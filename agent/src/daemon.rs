@@ -33,6 +33,8 @@ use crate::writer::write_flush;
 
 /// How often the writer runs store maintenance (sealing, rollups, retention, disk cap).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// How often the calls summary line is logged.
+const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 /// Flushes queued for the writer before the receive loop waits for it.
 const WRITER_QUEUE: usize = 16;
 /// Datagrams read per burst before the loop checks the flush deadline again, so a flood
@@ -254,7 +256,16 @@ fn writer_loop(
     status_file: PathBuf,
 ) -> anyhow::Result<(usize, usize)> {
     let mut last_maintenance = std::time::Instant::now();
+    let mut last_summary = std::time::Instant::now();
+    let mut calls = crate::summary::CallSummary::default();
     for (flush, progress) in rx {
+        calls.add(&flush);
+        if last_summary.elapsed() >= SUMMARY_EVERY {
+            last_summary = std::time::Instant::now();
+            if let Some(line) = std::mem::take(&mut calls).line() {
+                crate::log!("last {}: {line}", humantime::format_duration(SUMMARY_EVERY));
+            }
+        }
         match write_flush(&mut writer, &flush, now_ms()) {
             Ok(out) => {
                 status.points_written += out.written;
@@ -291,6 +302,9 @@ fn writer_loop(
                 crate::log!("store maintenance: {e}");
             }
         }
+    }
+    if let Some(line) = calls.line() {
+        crate::log!("since the last summary: {line}");
     }
     writer.close().context("closing the store")?;
     Ok((status.points_written, status.failed_writes))

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod logging;
 pub mod shutdown;
 pub mod statsd;
+pub mod summary;
 pub mod writer;
 
 use std::path::Path;

@@ -64,6 +64,12 @@ fn sigterm_loses_nothing_that_was_received() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("perfagent: stopped: 12000 lines, 300 dropped"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "since the last summary: calls=6000, successes=6000, failures=0, success_rate=1.000, avg_duration="
+        ),
+        "{stderr}"
+    );
 
     let mut r = Reader::open(&db).unwrap();
     let snap = r.snapshot().unwrap();
