@@ -55,6 +55,10 @@ pub struct Flags {
     pub db: Option<PathBuf>,
     /// `--statsd-udp`.
     pub statsd_udp: Option<SocketAddr>,
+    /// `--statsd-unix`.
+    pub statsd_unix: Option<PathBuf>,
+    /// `--statsd-tcp`.
+    pub statsd_tcp: Option<SocketAddr>,
     /// `--flush-interval`.
     pub flush_interval: Option<Duration>,
     /// `--service`.
@@ -72,6 +76,8 @@ struct AgentSection {
 #[serde(deny_unknown_fields)]
 struct StatsdSection {
     udp: Option<Spanned<String>>,
+    unix: Option<Spanned<String>>,
+    tcp: Option<Spanned<String>>,
     max_series: Option<Spanned<i64>>,
     max_series_per_name: Option<Spanned<i64>>,
     idle_expiry: Option<Spanned<String>>,
@@ -292,6 +298,31 @@ pub fn resolve(
         |s| s.parse().map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string()),
         |a| format!("\"{a}\""),
     )?;
+    let statsd_unix = r.get(
+        "statsd.unix",
+        None,
+        parsed.statsd.unix.as_ref(),
+        &["PERFAGENT_STATSD_UNIX"],
+        flags.statsd_unix.clone().map(|p| (Some(p), "--statsd-unix")),
+        |s| if s.is_empty() { Ok(None) } else { Ok(Some(PathBuf::from(s))) },
+        |p: &Option<PathBuf>| {
+            p.as_ref().map_or_else(|| "\"\" (off)".to_string(), |p| format!("{:?}", p.display().to_string()))
+        },
+    )?;
+    let statsd_tcp = r.get(
+        "statsd.tcp",
+        None,
+        parsed.statsd.tcp.as_ref(),
+        &["PERFAGENT_STATSD_TCP"],
+        flags.statsd_tcp.map(|a| (Some(a), "--statsd-tcp")),
+        |s| {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse().map(Some).map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string())
+        },
+        |a: &Option<SocketAddr>| a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\"")),
+    )?;
     let max_series = r.get(
         "statsd.max_series",
         agg_defaults.max_series,
@@ -367,6 +398,8 @@ pub fn resolve(
         daemon: DaemonConfig {
             db,
             statsd_udp,
+            statsd_unix,
+            statsd_tcp,
             flush_interval,
             aggregator: AggregatorConfig {
                 service,
@@ -401,6 +434,9 @@ flush_interval = "10s"
 
 [statsd]
 udp = "127.0.0.1:8125"
+# optional Unix datagram socket (mode 0660) and TCP listener (newline-delimited); "" = off
+unix = ""
+tcp = ""
 # cardinality limits; series past them are dropped and counted
 max_series = 100000
 max_series_per_name = 10000

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -28,7 +27,8 @@ use perfstore::{Error as StoreError, StoreOptions, Writer};
 
 use crate::shutdown::{Shutdown, wait_readable};
 use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Flush, Stats};
-use crate::statsd::listener::{bind_udp, kernel_drops};
+use crate::statsd::listener::kernel_drops;
+use crate::statsd::sources::Sources;
 use crate::writer::write_flush;
 
 /// How often the writer runs store maintenance (sealing, rollups, retention, disk cap).
@@ -48,6 +48,10 @@ pub struct DaemonConfig {
     pub db: PathBuf,
     /// StatsD UDP address (port 0 picks one).
     pub statsd_udp: SocketAddr,
+    /// Optional Unix datagram socket path.
+    pub statsd_unix: Option<PathBuf>,
+    /// Optional TCP address (newline-delimited lines).
+    pub statsd_tcp: Option<SocketAddr>,
     /// Aggregation interval.
     pub flush_interval: Duration,
     /// Aggregation settings (default service, cardinality, expiry).
@@ -63,6 +67,10 @@ pub struct Ready {
     pub pid: u32,
     /// Bound StatsD UDP address.
     pub statsd_udp: SocketAddr,
+    /// Unix datagram socket, if any.
+    pub statsd_unix: Option<PathBuf>,
+    /// Bound TCP address, if any.
+    pub statsd_tcp: Option<SocketAddr>,
     /// Store path.
     pub db: PathBuf,
     /// Receive buffer the kernel granted.
@@ -76,6 +84,8 @@ impl Ready {
             "event": "ready",
             "pid": self.pid,
             "statsd_udp": self.statsd_udp.to_string(),
+            "statsd_unix": self.statsd_unix.as_ref().map(|p| p.display().to_string()),
+            "statsd_tcp": self.statsd_tcp.map(|a| a.to_string()),
             "db": self.db.display().to_string(),
             "receive_buffer_bytes": self.receive_buffer_bytes,
         })
@@ -166,7 +176,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         }
         Err(e) => return Err(e).with_context(|| format!("opening store {}", cfg.db.display())),
     };
-    let listener = bind_udp(cfg.statsd_udp)?;
+    let mut sources = Sources::bind(cfg.statsd_udp, cfg.statsd_unix.as_deref(), cfg.statsd_tcp)?;
+    let listener = &sources.udp;
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
     let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
     let status = StatusFile {
@@ -187,6 +198,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     on_ready(&Ready {
         pid: std::process::id(),
         statsd_udp: listener.local_addr,
+        statsd_unix: sources.unix_path().map(Path::to_owned),
+        statsd_tcp: sources.tcp_addr(),
         db: cfg.db.clone(),
         receive_buffer_bytes: listener.granted_receive_buffer,
     });
@@ -195,30 +208,16 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let mut agg = Aggregator::new(cfg.aggregator, start, interval_ms);
     let mut interval_end = start + interval_ms;
     let mut buf = vec![0u8; 65_536];
-    let socket = &listener.socket;
-    socket.set_nonblocking(true).context("configuring the StatsD socket")?;
-    let fds = [socket.as_raw_fd(), shutdown.wake_fd()];
     while !shutdown.requested() {
-        let mut burst = 0;
-        while burst < BURST {
-            match socket.recv(&mut buf) {
-                Ok(n) => {
-                    agg.ingest_datagram(&buf[..n]);
-                    burst += 1;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    crate::log!("receiving StatsD: {e}");
-                    break;
-                }
-            }
-        }
+        let reads = sources.read_burst(&mut agg, &mut buf, BURST, false);
         let now = now_ms();
         if now >= interval_end {
             let flush = agg.flush();
-            let progress =
-                Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) };
+            let progress = Progress {
+                stats: agg.stats().clone(),
+                series: agg.series(),
+                kernel_drops: kernel_drops(&sources.udp.socket),
+            };
             if tx.send((flush, progress)).is_err() {
                 break;
             }
@@ -229,15 +228,16 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
             }
             continue;
         }
-        if burst < BURST {
+        if reads < BURST {
             // Idle until data, a signal, or the flush deadline: no periodic wake-ups.
+            let mut fds = sources.fds();
+            fds.push(shutdown.wake_fd());
             wait_readable(&fds, (interval_end - now).clamp(1, i64::from(i32::MAX)) as i32);
         }
     }
-    // Drain what the kernel still holds, then the final flush.
-    while let Ok(n) = socket.recv(&mut buf) {
-        agg.ingest_datagram(&buf[..n]);
-    }
+    // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
+    while sources.read_burst(&mut agg, &mut buf, BURST, true) > 0 {}
+    let socket = &sources.udp.socket;
     let flush = agg.flush();
     let _ = tx.send((
         flush,

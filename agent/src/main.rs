@@ -104,6 +104,12 @@ struct StartArgs {
     /// StatsD UDP address; port 0 picks a free port [default: 127.0.0.1:8125]
     #[arg(long, value_name = "ADDR")]
     statsd_udp: Option<SocketAddr>,
+    /// Also listen on this Unix datagram socket (mode 0660).
+    #[arg(long, value_name = "PATH")]
+    statsd_unix: Option<PathBuf>,
+    /// Also listen for newline-delimited StatsD over TCP here; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    statsd_tcp: Option<SocketAddr>,
     /// Aggregation interval, e.g. 10s, 1s, 500ms [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     flush_interval: Option<Duration>,
@@ -168,6 +174,8 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     let flags = Flags {
         db: args.db.clone(),
         statsd_udp: args.statsd_udp,
+        statsd_unix: args.statsd_unix.clone(),
+        statsd_tcp: args.statsd_tcp,
         flush_interval: args.flush_interval,
         service: args.service.clone(),
     };

@@ -294,3 +294,60 @@ fn kernel_drops_are_counted_and_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("StatsD datagrams (receive buffer full;"), "{err}");
 }
+
+#[test]
+fn unix_datagram_and_tcp_listeners() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let sock_path = dir.path().join("dsd.socket");
+    // A socket file left behind by a killed agent is replaced.
+    drop(UnixDatagram::bind(&sock_path).unwrap());
+    assert!(sock_path.exists());
+    let mut child = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(["--statsd-unix", sock_path.to_str().unwrap(), "--statsd-tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ready["statsd_unix"], sock_path.display().to_string());
+    let tcp: std::net::SocketAddr = ready["statsd_tcp"].as_str().unwrap().parse().unwrap();
+
+    let uds = UnixDatagram::unbound().unwrap();
+    for _ in 0..3 {
+        uds.send_to(b"uds.calls:1|c|#via:uds", &sock_path).unwrap();
+    }
+    let mut stream = std::net::TcpStream::connect(tcp).unwrap();
+    stream.write_all(b"tcp.calls:2|c\ntcp.ca").unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"lls:3|c\ntcp.calls:5|c").unwrap(); // the last line has no newline
+    drop(stream);
+    // A second agent cannot take the live socket.
+    let out = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", dir.path().join("other.db").to_str().unwrap()])
+        .args(["--statsd-udp", "127.0.0.1:0", "--statsd-unix", sock_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another process is listening there"));
+
+    std::thread::sleep(Duration::from_millis(200));
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!sock_path.exists(), "the socket file is removed on exit");
+    let mut r = Reader::open(&db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let sum = |name: &str| {
+        let s = snap.series(&Selector::name(name)).unwrap();
+        snap.aggregate(&s[0], TimeRange::new(0, i64::MAX / 2)).unwrap().unwrap().sum
+    };
+    assert_eq!(sum("uds.calls"), 3.0);
+    assert_eq!(sum("tcp.calls"), 10.0, "lines split across reads, and a last line without newline");
+}

@@ -219,6 +219,11 @@ impl Aggregator {
         &self.stats
     }
 
+    /// Count a line dropped before parsing (by a listener), under `reason`.
+    pub fn count_drop(&mut self, reason: &'static str) {
+        self.stats.drop(reason);
+    }
+
     /// Series held in memory.
     pub fn series(&self) -> usize {
         self.slots.len()

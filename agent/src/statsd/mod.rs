@@ -4,3 +4,4 @@
 pub mod aggregate;
 pub mod listener;
 pub mod parser;
+pub mod sources;
