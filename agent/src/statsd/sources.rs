@@ -16,7 +16,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
 use super::aggregate::Aggregator;
-use super::listener::{UdpListener, bind_udp};
+use super::listener::{BatchReceiver, UdpListener, bind_udp};
 
 /// Longest TCP line kept while waiting for its newline.
 pub const MAX_TCP_LINE: usize = 64 * 1024;
@@ -37,6 +37,7 @@ pub struct Sources {
     unix: Option<(UnixDatagram, PathBuf)>,
     tcp: Option<TcpListener>,
     conns: Vec<Conn>,
+    batch: BatchReceiver,
 }
 
 fn bind_unix(path: &Path) -> io::Result<UnixDatagram> {
@@ -80,7 +81,7 @@ impl Sources {
             }
             None => None,
         };
-        Ok(Self { udp, unix, tcp, conns: Vec::new() })
+        Ok(Self { udp, unix, tcp, conns: Vec::new(), batch: BatchReceiver::default() })
     }
 
     /// Bound TCP address, if listening.
@@ -107,16 +108,19 @@ impl Sources {
     pub fn read_burst(&mut self, agg: &mut Aggregator, buf: &mut [u8], max: usize, at_exit: bool) -> usize {
         let mut reads = 0;
         while reads < max {
-            match self.udp.socket.recv(buf) {
+            match self.batch.recv(&self.udp.socket) {
+                Ok(0) => break,
                 Ok(n) => {
-                    agg.ingest_datagram(&buf[..n]);
-                    reads += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        crate::log!("receiving StatsD over UDP: {e}");
+                    for i in 0..n {
+                        match self.batch.datagram(i) {
+                            Some(d) => agg.ingest_datagram(d),
+                            None => agg.count_drop("truncated"),
+                        }
                     }
+                    reads += n;
+                }
+                Err(e) => {
+                    crate::log!("receiving StatsD over UDP: {e}");
                     break;
                 }
             }
