@@ -72,6 +72,16 @@ fn pin_to(cpu: usize) {
     }
 }
 
+/// (user CPU seconds, system CPU seconds) of a live process.
+fn proc_cpu_split(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) / hz, ticks(12) / hz)
+}
+
 /// (utime + stime in seconds, RSS in KiB, peak RSS in KiB) of a live process.
 fn proc_usage(pid: u32) -> (f64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -97,6 +107,8 @@ struct Outcome {
     counted: u64,
     received: f64,
     cpu_load: f64,
+    cpu_user: f64,
+    cpu_sys: f64,
     peak_rss_kib: u64,
     idle_rss_kib: u64,
     idle_cpu_pct: f64,
@@ -171,6 +183,7 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     sock.connect(&addr).map_err(|e| e.to_string())?;
     let (cpu_before, _, _) = proc_usage(pid);
+    let (user_before, sys_before) = proc_cpu_split(pid);
     let start = Instant::now();
     let per_sec = rate as f64 / lines_per_datagram;
     let (mut sent_dgrams, mut sent, mut counted) = (0u64, 0u64, 0u64);
@@ -191,6 +204,7 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let elapsed = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
     let (cpu_after, _, peak_rss_kib) = proc_usage(pid);
+    let (user_after, sys_after) = proc_cpu_split(pid);
     // SAFETY: kill(2) on our own child; no memory involved.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     child.wait().map_err(|e| e.to_string())?;
@@ -217,6 +231,8 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
         counted,
         received,
         cpu_load: cpu_after - cpu_before,
+        cpu_user: user_after - user_before,
+        cpu_sys: sys_after - sys_before,
         peak_rss_kib,
         idle_rss_kib,
         idle_cpu_pct,
@@ -234,19 +250,29 @@ fn main() {
         }
     };
     println!(
-        "{:>10} {:>12} {:>9} {:>14} {:>12} {:>12} {:>10} {:>12}",
-        "target/s", "sent/s", "loss %", "CPU-s/1M lines", "peak RSS MiB", "idle RSS MiB", "idle CPU %", "rcvbuf bytes"
+        "{:>10} {:>12} {:>9} {:>14} {:>16} {:>12} {:>12} {:>10} {:>12}",
+        "target/s",
+        "sent/s",
+        "loss %",
+        "CPU-s/1M lines",
+        "(user + sys)",
+        "peak RSS MiB",
+        "idle RSS MiB",
+        "idle CPU %",
+        "rcvbuf bytes"
     );
     for &rate in &a.rates {
         match run_once(&a, rate) {
             Ok(o) => {
                 let loss = if o.counted > 0 { (1.0 - o.received / o.counted as f64) * 100.0 } else { 0.0 };
+                let per_m = |x: f64| x / (o.sent as f64 / 1e6);
                 println!(
-                    "{:>10} {:>12.0} {:>9.3} {:>14.3} {:>12.1} {:>12.1} {:>10.2} {:>12}",
+                    "{:>10} {:>12.0} {:>9.3} {:>14.3} {:>16} {:>12.1} {:>12.1} {:>10.2} {:>12}",
                     rate,
                     o.achieved_rate,
                     loss,
-                    o.cpu_load / (o.sent as f64 / 1e6),
+                    per_m(o.cpu_load),
+                    format!("({:.3} + {:.3})", per_m(o.cpu_user), per_m(o.cpu_sys)),
                     o.peak_rss_kib as f64 / 1024.0,
                     o.idle_rss_kib as f64 / 1024.0,
                     o.idle_cpu_pct,

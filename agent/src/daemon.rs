@@ -40,6 +40,8 @@ const WRITER_QUEUE: usize = 16;
 /// Datagrams read per burst before the loop checks the flush deadline again, so a flood
 /// never starves flushing.
 const BURST: usize = 256;
+/// Pause after a burst that emptied the socket while traffic flows (see the receive loop).
+const LOAD_NAP: Duration = Duration::from_millis(1);
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -228,11 +230,15 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
             }
             continue;
         }
-        if reads < BURST {
+        if reads == 0 {
             // Idle until data, a signal, or the flush deadline: no periodic wake-ups.
             let mut fds = sources.fds();
             fds.push(shutdown.wake_fd());
             wait_readable(&fds, (interval_end - now).clamp(1, i64::from(i32::MAX)) as i32);
+        } else if reads < BURST {
+            // Under load, let datagrams pile up for a moment and take them in one batch,
+            // instead of waking for every few: the kernel buffer holds far more than this.
+            std::thread::sleep(LOAD_NAP);
         }
     }
     // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
