@@ -238,7 +238,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         } else if reads < BURST {
             // Under load, let datagrams pile up for a moment and take them in one batch,
             // instead of waking for every few: the kernel buffer holds far more than this.
-            std::thread::sleep(LOAD_NAP);
+            thread::sleep(LOAD_NAP);
         }
     }
     // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
