@@ -266,6 +266,12 @@ fn writer_loop(
     let mut calls = crate::summary::CallSummary::default();
     for (flush, progress) in rx {
         calls.add(&flush);
+        if let Some((n, example)) = &flush.over_limit {
+            crate::log!(
+                "dropped {n} lines over the cardinality limits this interval (first: {example}); \
+                 raise [statsd] max_series / max_series_per_name or drop the tag that varies"
+            );
+        }
         if last_summary.elapsed() >= SUMMARY_EVERY {
             last_summary = std::time::Instant::now();
             if let Some(line) = std::mem::take(&mut calls).line() {

@@ -351,3 +351,82 @@ fn unix_datagram_and_tcp_listeners() {
     assert_eq!(sum("uds.calls"), 3.0);
     assert_eq!(sum("tcp.calls"), 10.0, "lines split across reads, and a last line without newline");
 }
+
+/// Peak resident memory of a live process, KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let dbs = db.to_str().unwrap();
+    let mut child = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--flush-interval", "1s"])
+        .env("PERFAGENT_STATSD_MAX_SERIES", "20000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = ready["statsd_udp"].as_str().unwrap().to_string();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(&addr).unwrap();
+    let mut datagram = String::new();
+    let mut lines_per_datagram = 0;
+    let mut sent = 0u64;
+    for i in 0..1_000_000u32 {
+        datagram.push_str(&format!("flood.user_{i}:1|c\n"));
+        if datagram.len() > 1350 {
+            lines_per_datagram = lines_per_datagram.max(datagram.matches('\n').count() as u64);
+            sock.send(datagram.as_bytes()).unwrap();
+            datagram.clear();
+            sent += 1;
+            if sent % 20 == 0 {
+                // About 250 000 lines/s, so that a debug build keeps up.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    sock.send(datagram.as_bytes()).unwrap();
+    // Wait until the agent has taken everything that reached it: the status file changes
+    // once per flush (1 s), so compare readings further apart than that.
+    let mut json = serde_json::Value::Null;
+    let mut last_seen = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(2500));
+        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        json = serde_json::from_slice(&out.stdout).unwrap();
+        let seen = json["lines"].as_u64().unwrap_or(0) + json["dropped"]["cardinality_total"].as_u64().unwrap_or(0);
+        if seen == last_seen && seen > 0 {
+            break;
+        }
+        last_seen = seen;
+    }
+    assert_eq!(json["series_in_memory"], 20_000, "{json}");
+    assert_eq!(json["lines"], 20_000, "{json}");
+    // Every line is accounted for: taken, refused by the limit, or in a datagram the kernel
+    // dropped (which is visible too).
+    let refused = json["dropped"]["cardinality_total"].as_u64().unwrap();
+    let kernel = json["kernel_drops"].as_u64().unwrap_or(0);
+    assert!(refused + 20_000 + kernel * lines_per_datagram >= 1_000_000, "{json}");
+    assert!(refused >= 900_000, "most of the flood reached the agent and was refused: {json}");
+    let peak = peak_rss_kib(child.id());
+    assert!(peak < 128 * 1024, "peak RSS {peak} KiB with 20 000 series held and the rest refused");
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("lines over the cardinality limits this interval (first: flood.user_20000)"), "{log}");
+    let mut r = Reader::open(&db).unwrap();
+    assert_eq!(r.snapshot().unwrap().series(&Selector::name("flood.*")).unwrap().len(), 20_000);
+}

@@ -94,6 +94,8 @@ pub struct Flush {
     pub points: Vec<(SeriesKey, i64, Sample)>,
     /// Last-error events.
     pub events: Vec<Event>,
+    /// Lines refused by the cardinality limits this interval, and the first series refused.
+    pub over_limit: Option<(u64, String)>,
 }
 
 const HLL_BITS: u32 = 12;
@@ -177,6 +179,7 @@ pub struct Aggregator {
     flushes: u64,
     scratch: Vec<u8>,
     stats: Stats,
+    over_limit: Option<(u64, String)>,
 }
 
 fn kind_of(t: MetricType) -> Kind {
@@ -211,6 +214,7 @@ impl Aggregator {
             flushes: 0,
             scratch: Vec::with_capacity(256),
             stats: Stats::default(),
+            over_limit: None,
         }
     }
 
@@ -265,7 +269,7 @@ impl Aggregator {
                         Ok(slot) => {
                             self.slots.insert(self.scratch.clone().into_boxed_slice(), slot);
                         }
-                        Err(reason) => return self.stats.drop(reason),
+                        Err(reason) => return self.refuse(reason, m),
                     }
                 }
                 self.slots.get_mut(&self.scratch[..])
@@ -280,7 +284,7 @@ impl Aggregator {
                         Ok(slot) => {
                             self.backfill.insert(k.clone(), slot);
                         }
-                        Err(reason) => return self.stats.drop(reason),
+                        Err(reason) => return self.refuse(reason, m),
                     }
                 }
                 self.backfill.get_mut(&k)
@@ -318,6 +322,21 @@ impl Aggregator {
             }
         }
         self.stats.lines += 1;
+    }
+
+    /// Count a line refused by a cardinality limit, remembering the first one per interval
+    /// so the log can name it.
+    fn refuse(&mut self, reason: &'static str, m: &MetricLine<'_>) {
+        self.stats.drop(reason);
+        match &mut self.over_limit {
+            Some((n, _)) => *n += 1,
+            None => {
+                let tags =
+                    [m.influx_tags, m.tags].iter().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join(",");
+                self.over_limit =
+                    Some((1, if tags.is_empty() { m.name.to_string() } else { format!("{}{{{tags}}}", m.name) }));
+            }
+        }
     }
 
     fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<Slot, &'static str> {
@@ -403,7 +422,7 @@ impl Aggregator {
         self.flushes += 1;
         self.interval_start_ms += self.interval_ms;
         points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        Flush { points, events: std::mem::take(&mut self.events) }
+        Flush { points, events: std::mem::take(&mut self.events), over_limit: self.over_limit.take() }
     }
 }
 
@@ -559,7 +578,10 @@ mod tests {
         assert_eq!(s.dropped.get("missing_value"), Some(&1));
         assert_eq!(s.dropped.get("bad_value"), Some(&1));
         assert_eq!(s.dropped.get("not_utf8"), Some(&1));
-        assert_eq!(a.flush().points.len(), 3);
+        let f = a.flush();
+        assert_eq!(f.points.len(), 3);
+        assert_eq!(f.over_limit, Some((2, "a{i:3}".to_string())), "the first refused series is named");
+        assert_eq!(a.flush().over_limit, None, "once per interval");
     }
 
     #[test]
