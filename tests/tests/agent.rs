@@ -391,7 +391,7 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
             sock.send(datagram.as_bytes()).unwrap();
             datagram.clear();
             sent += 1;
-            if sent % 20 == 0 {
+            if sent.is_multiple_of(20) {
                 // About 250 000 lines/s, so that a debug build keeps up.
                 std::thread::sleep(Duration::from_millis(5));
             }
