@@ -264,7 +264,16 @@ fn writer_loop(
     let mut last_maintenance = std::time::Instant::now();
     let mut last_summary = std::time::Instant::now();
     let mut calls = crate::summary::CallSummary::default();
-    for (flush, progress) in rx {
+    // Only the lock holder samples the host, and it does so on the thread that owns the store.
+    let mut sampler = crate::sampler::Sampler::new(now_ms());
+    if sampler.is_none() {
+        crate::log!("host metrics are not available on this platform");
+    }
+    for (mut flush, progress) in rx {
+        if let Some(s) = &mut sampler {
+            let ts = flush.interval_start_ms;
+            flush.points.extend(s.sample(ts).into_iter().map(|(k, v)| (k, ts, v)));
+        }
         calls.add(&flush);
         if let Some((n, example)) = &flush.over_limit {
             crate::log!(

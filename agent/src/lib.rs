@@ -22,6 +22,7 @@
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod sampler;
 pub mod shutdown;
 pub mod statsd;
 pub mod summary;

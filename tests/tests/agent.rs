@@ -213,6 +213,19 @@ fn status_and_stop_find_the_agent_through_its_lock() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("perfagent is not running (store {})\n", db.display()));
     let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stopping a stopped agent is not an error");
+
+    // The agent sampled the host at every flush, under OpenTelemetry names.
+    let mut r = Reader::open(&db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let all = TimeRange::new(0, i64::MAX / 2);
+    let cpu = snap.series(&Selector::parse(r#"system.cpu.utilization{service="host"}"#).unwrap()).unwrap();
+    let p = snap.aggregate(&cpu[0], all).unwrap().unwrap();
+    assert!(p.count >= 2.0 && p.min >= 0.0 && p.max <= 1.0, "{p:?}");
+    let mem = snap.series(&Selector::name("system.memory.usage")).unwrap();
+    assert_eq!(mem[0].key.unit, "By");
+    assert!(snap.aggregate(&mem[0], all).unwrap().unwrap().last > 0.0);
+    let rss = snap.series(&Selector::name("process.memory.usage")).unwrap();
+    assert!(snap.aggregate(&rss[0], all).unwrap().unwrap().max > 1e6, "the agent's own RSS");
 }
 
 #[test]

@@ -90,6 +90,8 @@ impl Stats {
 /// One flush: points stamped with their interval start, and events.
 #[derive(Debug, Clone, Default)]
 pub struct Flush {
+    /// Start of the interval this flush closes, Unix ms.
+    pub interval_start_ms: i64,
     /// `(series, interval start in Unix ms, sample)`.
     pub points: Vec<(SeriesKey, i64, Sample)>,
     /// Last-error events.
@@ -422,7 +424,12 @@ impl Aggregator {
         self.flushes += 1;
         self.interval_start_ms += self.interval_ms;
         points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        Flush { points, events: std::mem::take(&mut self.events), over_limit: self.over_limit.take() }
+        Flush {
+            interval_start_ms: ts,
+            points,
+            events: std::mem::take(&mut self.events),
+            over_limit: self.over_limit.take(),
+        }
     }
 }
 

@@ -1,0 +1,222 @@
+//! The host sampler: CPU, load, memory, swap, filesystems, disk and network I/O, and the
+//! agent's own CPU and memory, once per flush, under OpenTelemetry names and base units
+//! (`system.cpu.utilization` is a 0–1 ratio, sizes are bytes, I/O counters are per-interval
+//! byte deltas), with `service="host"`.
+//!
+//! One long-lived sysinfo `System` (creating one per sample is slow and leaks threads on
+//! some platforms), refreshed once at start so CPU utilization is right from the first
+//! sample. In a cgroup with limits, CPU and memory utilization are relative to the limits,
+//! which are recorded too (`container.cpu.limit`, `system.memory.limit`).
+
+pub mod cgroup;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use perfstore::{Kind, Sample, SeriesKey};
+use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// The `service` label of host series.
+pub const HOST_SERVICE: &str = "host";
+
+/// Samples the host; owned by the store's writer thread (only the lock holder samples).
+#[derive(Debug)]
+pub struct Sampler {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+    pid: Option<Pid>,
+    cgroup_dir: Option<PathBuf>,
+    last_ms: i64,
+    last_cgroup_usec: Option<u64>,
+    last_process_cpu_ms: Option<u64>,
+    last_disk_io: HashMap<String, (u64, u64)>,
+    last_net_io: HashMap<String, (u64, u64)>,
+}
+
+fn gauge(name: &str, unit: &str, v: f64) -> (SeriesKey, Sample) {
+    (SeriesKey::new(HOST_SERVICE, name, Kind::Gauge).unit(unit), Sample::Gauge { last: v, min: v, max: v })
+}
+
+/// A per-interval delta of a cumulative counter; a counter that went backwards restarted.
+fn delta(prev: Option<u64>, now: u64) -> Option<u64> {
+    prev.map(|p| if now >= p { now - p } else { now })
+}
+
+impl Sampler {
+    /// Build the sampler and take the warm-up reading. None where sysinfo cannot read this
+    /// platform.
+    pub fn new(now_ms: i64) -> Option<Self> {
+        let mut system = System::new().ok()?;
+        system.refresh_cpu_usage();
+        system.refresh_memory();
+        let pid = sysinfo::get_current_pid().ok();
+        let mut s = Self {
+            system,
+            disks: Disks::new_with_refreshed_list().ok()?,
+            networks: Networks::new_with_refreshed_list().ok()?,
+            pid,
+            cgroup_dir: cgroup::own_dir(std::path::Path::new("/sys/fs/cgroup")),
+            last_ms: now_ms,
+            last_cgroup_usec: None,
+            last_process_cpu_ms: None,
+            last_disk_io: HashMap::new(),
+            last_net_io: HashMap::new(),
+        };
+        // Prime the counters so the first sample has deltas.
+        let _ = s.sample(now_ms);
+        Some(s)
+    }
+
+    /// Read everything once; `now_ms` is the interval the points belong to.
+    pub fn sample(&mut self, now_ms: i64) -> Vec<(SeriesKey, Sample)> {
+        let mut out = Vec::with_capacity(32);
+        let elapsed_s = ((now_ms - self.last_ms).max(1)) as f64 / 1000.0;
+        self.last_ms = now_ms;
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        let cg = self.cgroup_dir.as_deref().map(cgroup::read).unwrap_or_default();
+        let logical = self.system.cpus().len().max(1) as f64;
+
+        // CPU: relative to the cgroup's limit when there is one.
+        let host_util = f64::from(self.system.global_cpu_usage()) / 100.0;
+        let util = match (cg.cpu_limit_cores, cg.cpu_usage_usec) {
+            (Some(limit), Some(usec)) => {
+                let used = delta(self.last_cgroup_usec, usec).map(|d| d as f64 / 1e6 / elapsed_s / limit);
+                self.last_cgroup_usec = Some(usec);
+                used
+            }
+            _ => Some(host_util),
+        };
+        if let Some(u) = util {
+            out.push(gauge("system.cpu.utilization", "1", u.clamp(0.0, 1.0)));
+        }
+        out.push(gauge("system.cpu.logical.count", "{cpu}", logical));
+        if let Some(limit) = cg.cpu_limit_cores {
+            out.push(gauge("container.cpu.limit", "{cpu}", limit));
+        }
+        if let Ok(load) = System::load_average() {
+            out.push(gauge("system.cpu.load_average.1m", "1", load.one));
+        }
+
+        // Memory: the cgroup's limit and usage when limited.
+        let total = self.system.total_memory();
+        let (used, limit) = match (cg.memory_limit, cg.memory_current) {
+            (Some(limit), Some(current)) if limit < total => (current, limit),
+            _ => (self.system.used_memory(), total),
+        };
+        out.push(gauge("system.memory.usage", "By", used as f64));
+        out.push(gauge("system.memory.limit", "By", limit as f64));
+        out.push(gauge("system.memory.available", "By", self.system.available_memory() as f64));
+        if limit > 0 {
+            out.push(gauge("system.memory.utilization", "1", used as f64 / limit as f64));
+        }
+        out.push(gauge("system.paging.usage", "By", self.system.used_swap() as f64));
+
+        // Filesystems and disk I/O.
+        self.disks.refresh(true);
+        for d in self.disks.iter() {
+            let mount = d.mount_point().display().to_string();
+            let total = d.total_space();
+            if total == 0 {
+                continue;
+            }
+            let used = total.saturating_sub(d.available_space());
+            let key = |name: &str, unit: &str, v: f64| {
+                let (k, s) = gauge(name, unit, v);
+                (k.label("mountpoint", &mount), s)
+            };
+            out.push(key("system.filesystem.usage", "By", used as f64));
+            out.push(key("system.filesystem.utilization", "1", used as f64 / total as f64));
+            let usage = d.usage();
+            let device = d.name().to_string_lossy().to_string();
+            let prev = self.last_disk_io.insert(device.clone(), (usage.total_read_bytes, usage.total_written_bytes));
+            for (dir, now, before) in [
+                ("read", usage.total_read_bytes, prev.map(|p| p.0)),
+                ("write", usage.total_written_bytes, prev.map(|p| p.1)),
+            ] {
+                if let Some(d) = delta(before, now) {
+                    let k = SeriesKey::new(HOST_SERVICE, "system.disk.io", Kind::Counter)
+                        .unit("By")
+                        .label("device", &device)
+                        .label("direction", dir);
+                    out.push((k, Sample::Counter(d as f64)));
+                }
+            }
+        }
+
+        // Network I/O per interface (cumulative totals, so a long gap cannot double count).
+        self.networks.refresh(true);
+        for (name, data) in self.networks.iter() {
+            let device = name.to_string_lossy().to_string();
+            let now = (data.total_received(), data.total_transmitted());
+            let prev = self.last_net_io.insert(device.clone(), now);
+            for (dir, v, before) in [("receive", now.0, prev.map(|p| p.0)), ("transmit", now.1, prev.map(|p| p.1))] {
+                if let Some(d) = delta(before, v) {
+                    let k = SeriesKey::new(HOST_SERVICE, "system.network.io", Kind::Counter)
+                        .unit("By")
+                        .label("device", &device)
+                        .label("direction", dir);
+                    out.push((k, Sample::Counter(d as f64)));
+                }
+            }
+        }
+
+        // The agent itself.
+        if let Some(pid) = self.pid {
+            self.system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                true,
+                ProcessRefreshKind::nothing().with_cpu().with_memory(),
+            );
+            if let Some(p) = self.system.process(pid) {
+                out.push(gauge("process.memory.usage", "By", p.memory() as f64));
+                let cpu_ms = p.accumulated_cpu_time();
+                if let Some(d) = delta(self.last_process_cpu_ms, cpu_ms) {
+                    let k = SeriesKey::new(HOST_SERVICE, "process.cpu.time", Kind::Counter).unit("s");
+                    out.push((k, Sample::Counter(d as f64 / 1000.0)));
+                }
+                self.last_process_cpu_ms = Some(cpu_ms);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_sane_and_counters_are_deltas() {
+        let Some(mut s) = Sampler::new(0) else { return }; // a platform sysinfo cannot read
+        // Burn a little CPU so the agent's own CPU time moves.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let points = s.sample(1000);
+        let find = |name: &str| points.iter().find(|(k, _)| k.name == name).map(|(_, v)| v.clone());
+        let Some(Sample::Gauge { last: util, .. }) = find("system.cpu.utilization") else { panic!("{points:?}") };
+        assert!((0.0..=1.0).contains(&util), "{util}");
+        let Some(Sample::Gauge { last: used, .. }) = find("system.memory.usage") else { panic!() };
+        let Some(Sample::Gauge { last: limit, .. }) = find("system.memory.limit") else { panic!() };
+        assert!(used > 0.0 && used <= limit, "{used} of {limit}");
+        let Some(Sample::Gauge { last: rss, .. }) = find("process.memory.usage") else { panic!() };
+        assert!(rss > 1e6, "the test process uses more than 1 MB: {rss}");
+        assert!(points.iter().all(|(k, _)| k.service() == HOST_SERVICE));
+        for (k, v) in &points {
+            if let Sample::Counter(d) = v {
+                assert!(*d >= 0.0, "{k}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn counter_deltas_survive_restarts() {
+        assert_eq!(delta(None, 10), None);
+        assert_eq!(delta(Some(10), 25), Some(15));
+        assert_eq!(delta(Some(100), 7), Some(7), "a counter that went back restarted");
+    }
+}
