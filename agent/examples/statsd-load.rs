@@ -23,6 +23,7 @@ struct Args {
     names: usize,
     tags: usize,
     flush: String,
+    idle_seconds: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         names: 400,
         tags: 0,
         flush: "1s".into(),
+        idle_seconds: 10.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,8 +54,13 @@ fn parse_args() -> Result<Args, String> {
             "--names" => a.names = val()?.parse().map_err(|_| "invalid '--names': expected a count")?,
             "--tags" => a.tags = val()?.parse().map_err(|_| "invalid '--tags': expected a count")?,
             "--flush-interval" => a.flush = val()?,
+            "--idle-seconds" => {
+                a.idle_seconds = val()?.parse().map_err(|_| "invalid '--idle-seconds': expected a number")?
+            }
             "--help" | "-h" => {
-                println!("statsd-load --agent PATH --rates R1,R2 --seconds S --names N --tags T --flush-interval DUR");
+                println!(
+                    "statsd-load --agent PATH --rates R1,R2 --seconds S --names N --tags T --flush-interval DUR --idle-seconds S"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown flag '{other}'")),
@@ -136,11 +143,11 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let rcvbuf = ready["receive_buffer_bytes"].as_u64().unwrap_or(0);
     let pid = child.id();
 
-    // Idle: 3 s with no traffic.
+    // Idle: no traffic for --idle-seconds.
     let (cpu0, _, _) = proc_usage(pid);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs_f64(a.idle_seconds));
     let (cpu1, idle_rss_kib, _) = proc_usage(pid);
-    let idle_cpu_pct = (cpu1 - cpu0) / 3.0 * 100.0;
+    let idle_cpu_pct = (cpu1 - cpu0) / a.idle_seconds * 100.0;
 
     // Build packed datagrams covering every series in turn.
     let kinds = ["c", "g", "ms", "h"];
@@ -212,7 +219,8 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let mut reader = perfstore::Reader::open(&db).map_err(|e| e.to_string())?;
     let snap = reader.snapshot().map_err(|e| e.to_string())?;
     let all = perfstore::TimeRange::new(0, i64::MAX / 2);
-    let series = snap.series(&perfstore::Selector::default()).map_err(|e| e.to_string())?;
+    // Only the load's own series: the agent also records host metrics.
+    let series = snap.series(&perfstore::Selector::name("load.metric.*")).map_err(|e| e.to_string())?;
     let points = snap.aggregate_many(&series, all).map_err(|e| e.to_string())?;
     let mut received = 0.0;
     for (s, p) in series.iter().zip(points) {

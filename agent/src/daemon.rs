@@ -141,8 +141,9 @@ pub fn status_path(db: &Path) -> PathBuf {
 fn write_status(path: &Path, status: &StatusFile) -> std::io::Result<()> {
     let tmp = path.with_extension("status.tmp");
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    // No fsync: the file is advisory (status tolerates a missing or torn one) and syncing it
+    // every flush cost more CPU than the rest of an idle agent's work.
     f.write_all(serde_json::to_string_pretty(status).unwrap_or_default().as_bytes())?;
-    f.sync_data()?;
     std::fs::rename(&tmp, path)
 }
 
