@@ -1,8 +1,9 @@
 //! `perfctl`: the companion CLI that reads perfagent's store (read-only, one short read
 //! transaction per command).
 //!
-//! Today it lists series (`perfctl series`, a cardinality report with `--top`); `stats`,
-//! `flamegraph`, `capacity`, `query`, `import` and `export` follow.
+//! Today it lists series (`perfctl series`, a cardinality report with `--top`) and runs
+//! per-step queries (`perfctl query`); `stats`, `flamegraph`, `capacity`, `import` and
+//! `export` follow.
 //!
 //! ```
 //! let dir = std::env::temp_dir().join(format!("perfctl-doc-{}", std::process::id()));
@@ -14,3 +15,4 @@
 //! ```
 
 pub mod cmd;
+pub mod window;

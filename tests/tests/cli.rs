@@ -137,3 +137,86 @@ fn perfagent_db_check_reports_a_healthy_store() {
     assert!(text.contains("series          2\n"), "{text}");
     assert!(text.contains(&format!("newest data     {} (Unix ms)", T0 + 40_000)), "{text}");
 }
+
+#[test]
+fn query_aggregates_per_step_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    {
+        let mut w = Writer::open(&db, StoreOptions::default()).unwrap();
+        let Registration::Registered(c) =
+            w.register(&SeriesKey::new("api", "op.retries", Kind::Counter).label("op", "vm.list"), T0).unwrap()
+        else {
+            panic!()
+        };
+        let Registration::Registered(d) =
+            w.register(&SeriesKey::new("api", "op.duration", Kind::Distribution).label("op", "vm.list"), T0).unwrap()
+        else {
+            panic!()
+        };
+        for i in 0..180 {
+            let lat: Vec<f64> = (1..=10).map(|k| k as f64 / 100.0).collect(); // 10 ms .. 100 ms
+            w.write(&[
+                Write { series: c, ts_ms: T0 + i * 10_000, sample: Sample::Counter(i as f64) },
+                Write {
+                    series: d,
+                    ts_ms: T0 + i * 10_000,
+                    sample: Sample::Distribution(Box::new(perfstore::Distribution::from_values(&lat))),
+                },
+            ])
+            .unwrap();
+        }
+        w.close().unwrap();
+    }
+    let dbs = db.to_str().unwrap();
+    let window =
+        ["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T00:30:00Z", "--now", "2026-01-01T01:00:00Z"];
+    let q = |extra: &[&str]| {
+        let mut args = vec!["--db", dbs, "query"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&window);
+        run("perfctl", &args)
+    };
+    // 10-minute steps of 60 intervals each: sums of 0..59, 60..119, 120..179.
+    let out = q(&["op.retries", "--step", "10m", "--agg", "sum"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].starts_with("2026-01-01T00:00:00Z") && rows[0].trim_end().ends_with(" 1770"), "{text}");
+    assert!(rows[2].starts_with("2026-01-01T00:20:00Z") && rows[2].trim_end().ends_with(" 8970"), "{text}");
+
+    let out = q(&["op.duration{op=\"vm.list\"}", "--step", "30m", "--agg", "p95", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["series"], r#"op.duration{op="vm.list",service="api"}"#);
+    let p95 = json[0]["points"][0][1].as_f64().unwrap();
+    assert!((p95 - 0.10).abs() <= 0.001, "nearest-rank p95 of 10..100 ms is 100 ms: {p95}");
+
+    let out = q(&["op.retries", "--step", "30m", "--agg", "rate", "--format", "csv"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "time,series,value\n2026-01-01T00:00:00Z,\"op.retries{op=\"\"vm.list\"\",service=\"\"api\"\"}\",8.950000\n"
+    );
+
+    // No data names the window, the store and its newest data.
+    let out = run(
+        "perfctl",
+        &["--db", dbs, "query", "op.retries", "--since", "2026-02-01T00:00:00Z", "--until", "2026-02-02T00:00:00Z"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: no data for op.retries between 2026-02-01T00:00:00Z and 2026-02-02T00:00:00Z in {dbs} (1 matching series; its newest data is from 2026-01-01T00:29:50Z)\n"
+        )
+    );
+    let out = run("perfctl", &["--db", dbs, "query", "op.retries", "--agg", "median"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid value 'median' for '--agg <AGG>': invalid aggregation 'median'")
+    );
+    let out = run("perfctl", &["--db", dbs, "query", "op.retries{op=vm}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be in double quotes"));
+}

@@ -1,3 +1,4 @@
 //! One module per subcommand: compute apart from printing.
 
+pub mod query;
 pub mod series;

@@ -1,0 +1,109 @@
+//! The time window every subcommand takes: `--last 24h`, or `--since` / `--until` (RFC 3339
+//! or a duration ago, like `2h`), relative to now or to a fixed `--now` (hidden, for exact
+//! tests).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use perfstore::TimeRange;
+
+/// Window flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WindowArgs {
+    /// How far back from now, e.g. 1h, 24h, 7d [default: 1h]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, conflicts_with = "since")]
+    pub last: Option<Duration>,
+    /// Start: RFC 3339 (2026-11-23T10:00:00Z) or a duration ago (2h)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End: RFC 3339 or a duration ago [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Pretend it is this time (RFC 3339); for reproducible output.
+    #[arg(long, value_name = "TIME", hide = true)]
+    pub now: Option<String>,
+}
+
+/// Parse `1h`, `24h`, `7d`, `90s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|_| "expected a duration like 1h, 24h or 7d".to_string())
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A point in time: RFC 3339, or a duration before `now_ms`.
+fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(ms(t));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms - d.as_millis() as i64);
+    }
+    anyhow::bail!(
+        "invalid value '{s}' for '{flag}': expected RFC 3339 like 2026-11-23T10:00:00Z or a duration ago like 2h"
+    )
+}
+
+impl WindowArgs {
+    /// `now` as Unix ms (the real clock unless `--now`).
+    pub fn now_ms(&self) -> anyhow::Result<i64> {
+        match &self.now {
+            Some(s) => humantime::parse_rfc3339_weak(s).map(ms).map_err(|_| {
+                anyhow::anyhow!("invalid value '{s}' for '--now': expected RFC 3339 like 2026-11-23T10:00:00Z")
+            }),
+            None => Ok(ms(SystemTime::now())),
+        }
+    }
+
+    /// The window as a half-open range.
+    pub fn range(&self) -> anyhow::Result<TimeRange> {
+        let now = self.now_ms()?;
+        let end = match &self.until {
+            Some(s) => parse_time("--until", s, now)?,
+            None => now,
+        };
+        let start = match (&self.since, self.last) {
+            (Some(s), _) => parse_time("--since", s, now)?,
+            (None, Some(d)) => end - d.as_millis() as i64,
+            (None, None) => end - 3_600_000,
+        };
+        if start >= end {
+            anyhow::bail!("the window is empty: --since must be before --until");
+        }
+        Ok(TimeRange::new(start, end))
+    }
+}
+
+/// RFC 3339 (UTC, seconds) of a Unix-ms time.
+pub fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(last: Option<&str>, since: Option<&str>, until: Option<&str>) -> WindowArgs {
+        WindowArgs {
+            last: last.map(|l| parse_duration(l).unwrap()),
+            since: since.map(str::to_owned),
+            until: until.map(str::to_owned),
+            now: Some("2026-11-23T12:00:00Z".into()),
+        }
+    }
+
+    #[test]
+    fn windows() {
+        let now = w(None, None, None).now_ms().unwrap();
+        assert_eq!(w(Some("24h"), None, None).range().unwrap(), TimeRange::new(now - 86_400_000, now));
+        assert_eq!(w(None, None, None).range().unwrap(), TimeRange::new(now - 3_600_000, now), "default 1h");
+        let r = w(None, Some("2026-11-23T10:00:00Z"), Some("30m")).range().unwrap();
+        assert_eq!(r, TimeRange::new(now - 7_200_000, now - 1_800_000));
+        let e = w(None, Some("yesterday-ish"), None).range().unwrap_err().to_string();
+        assert!(e.starts_with("invalid value 'yesterday-ish' for '--since': expected RFC 3339"), "{e}");
+        assert!(w(None, Some("1h"), Some("2h")).range().is_err());
+        assert_eq!(rfc3339(now), "2026-11-23T12:00:00Z");
+    }
+}
