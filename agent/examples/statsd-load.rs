@@ -130,7 +130,17 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let mut child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(&a.agent)
-        .args(["start", "--foreground", "--statsd-udp", "127.0.0.1:0", "--flush-interval", &a.flush, "--db"])
+        .args([
+            "start",
+            "--foreground",
+            "--statsd-udp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--flush-interval",
+            &a.flush,
+            "--db",
+        ])
         .arg(&db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -2,8 +2,8 @@
 //! flags, with the source of every value kept for `perfagent config show`.
 //!
 //! One file, `$XDG_CONFIG_HOME/perfagent/config.toml` (or `--config FILE`), is shared with
-//! `perfctl`: the agent reads `[agent]`, `[statsd]` and `[store]`, ignores the sections other
-//! tools use (`[http]`, `[profiler]`, `[targets]`), and refuses unknown keys inside its own
+//! `perfctl`: the agent reads `[agent]`, `[statsd]`, `[http]` and `[store]`, ignores the sections other
+//! tools use (`[profiler]`, `[targets]`), and refuses unknown keys inside its own
 //! sections and unknown sections, naming the file, line and key. Durations are strings
 //! (`"10s"`, `"7d"`), sizes may be `"1GiB"`. Environment variables are
 //! `PERFAGENT_<SECTION>_<KEY>` (`PERFAGENT_AGENT_FLUSH_INTERVAL`), plus `PERFAGENT_DB` for
@@ -22,7 +22,7 @@ use crate::daemon::DaemonConfig;
 use crate::statsd::aggregate::AggregatorConfig;
 
 /// Sections of the shared file that other tools read.
-const OTHER_SECTIONS: &[&str] = &["http", "profiler", "targets"];
+const OTHER_SECTIONS: &[&str] = &["profiler", "targets"];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct Flags {
     pub statsd_unix: Option<PathBuf>,
     /// `--statsd-tcp`.
     pub statsd_tcp: Option<SocketAddr>,
+    /// `--http`.
+    pub http: Option<SocketAddr>,
     /// `--flush-interval`.
     pub flush_interval: Option<Duration>,
     /// `--service`.
@@ -85,6 +87,12 @@ struct StatsdSection {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct StoreSection {
     path: Option<Spanned<String>>,
     raw_retention: Option<Spanned<String>>,
@@ -101,6 +109,8 @@ struct FileConfig {
     statsd: StatsdSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    http: HttpSection,
     #[serde(flatten)]
     other: BTreeMap<String, toml::Value>,
 }
@@ -323,6 +333,20 @@ pub fn resolve(
         },
         |a: &Option<SocketAddr>| a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\"")),
     )?;
+    let http = r.get(
+        "http.listen",
+        Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
+        parsed.http.listen.as_ref(),
+        &["PERFAGENT_HTTP_LISTEN"],
+        flags.http.map(|a| (Some(a), "--http")),
+        |s| {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse().map(Some).map_err(|_| "expected an address like \"127.0.0.1:9465\"".to_string())
+        },
+        |a: &Option<SocketAddr>| a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\"")),
+    )?;
     let max_series = r.get(
         "statsd.max_series",
         agg_defaults.max_series,
@@ -400,6 +424,7 @@ pub fn resolve(
             statsd_udp,
             statsd_unix,
             statsd_tcp,
+            http,
             flush_interval,
             aggregator: AggregatorConfig {
                 service,
@@ -442,6 +467,10 @@ max_series = 100000
 max_series_per_name = 10000
 # a series unseen this long leaves memory (a gauge stops being written)
 idle_expiry = "1h"
+
+[http]
+# /metrics, /healthz, /readyz; "" = off
+listen = "127.0.0.1:9465"
 
 [store]
 # default: $PERFAGENT_DB, else $XDG_DATA_HOME/perfagent/perf.db

@@ -18,13 +18,15 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use perfstore::{Error as StoreError, StoreOptions, Writer};
 
+use crate::exposition::Exposition;
 use crate::shutdown::{Shutdown, wait_readable};
 use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Flush, Stats};
 use crate::statsd::listener::kernel_drops;
@@ -54,6 +56,8 @@ pub struct DaemonConfig {
     pub statsd_unix: Option<PathBuf>,
     /// Optional TCP address (newline-delimited lines).
     pub statsd_tcp: Option<SocketAddr>,
+    /// HTTP address for `/metrics`, `/healthz`, `/readyz` (None: off).
+    pub http: Option<SocketAddr>,
     /// Aggregation interval.
     pub flush_interval: Duration,
     /// Aggregation settings (default service, cardinality, expiry).
@@ -73,6 +77,8 @@ pub struct Ready {
     pub statsd_unix: Option<PathBuf>,
     /// Bound TCP address, if any.
     pub statsd_tcp: Option<SocketAddr>,
+    /// Bound HTTP address, if any.
+    pub http: Option<SocketAddr>,
     /// Store path.
     pub db: PathBuf,
     /// Receive buffer the kernel granted.
@@ -88,6 +94,7 @@ impl Ready {
             "statsd_udp": self.statsd_udp.to_string(),
             "statsd_unix": self.statsd_unix.as_ref().map(|p| p.display().to_string()),
             "statsd_tcp": self.statsd_tcp.map(|a| a.to_string()),
+            "http": self.http.map(|a| a.to_string()),
             "db": self.db.display().to_string(),
             "receive_buffer_bytes": self.receive_buffer_bytes,
         })
@@ -147,6 +154,45 @@ fn write_status(path: &Path, status: &StatusFile) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The agent's own telemetry on `/metrics`.
+fn own_metrics(e: &mut Exposition, s: &StatusFile, db: &Path) {
+    e.set_own("perfagent_lines_received_total", "StatsD metric lines aggregated.", "counter", s.lines as f64);
+    for (reason, n) in &s.dropped {
+        e.set_own(
+            &format!("perfagent_dropped_lines_total{{reason=\"{reason}\"}}"),
+            "StatsD lines dropped, by reason.",
+            "counter",
+            *n as f64,
+        );
+    }
+    e.set_own(
+        "perfagent_kernel_drops_total",
+        "Datagrams the kernel dropped (receive buffer full).",
+        "counter",
+        s.kernel_drops as f64,
+    );
+    e.set_own("perfagent_series", "Series held in memory.", "gauge", s.series_in_memory as f64);
+    e.set_own("perfagent_points_written_total", "Points written to the store.", "counter", s.points_written as f64);
+    for (reason, n) in &s.rejected {
+        e.set_own(
+            &format!("perfagent_store_rejected_total{{reason=\"{reason}\"}}"),
+            "Points the store refused, by reason.",
+            "counter",
+            *n as f64,
+        );
+    }
+    e.set_own("perfagent_flush_failures_total", "Flushes the store failed to take.", "counter", s.failed_writes as f64);
+    let len = |p: &Path| p.metadata().map_or(0, |m| m.len()) as f64;
+    e.set_own("perfagent_db_bytes", "Size of the store's database file.", "gauge", len(db));
+    e.set_own("perfagent_wal_bytes", "Size of the store's write-ahead log.", "gauge", len(&perfstore::wal_path(db)));
+    e.set_own(
+        "perfagent_receive_buffer_bytes",
+        "UDP receive buffer granted by the kernel.",
+        "gauge",
+        s.receive_buffer_bytes as f64,
+    );
+}
+
 /// The receive thread's counters sent along with each flush.
 #[derive(Debug)]
 struct Progress {
@@ -193,9 +239,17 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         ..StatusFile::default()
     };
     let status_file = status_path(&cfg.db);
+    let exposition = Arc::new(Mutex::new(Exposition::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = match cfg.http {
+        Some(addr) => Some(crate::http::serve(addr, exposition.clone(), ready.clone())?),
+        None => None,
+    };
+    let expo = exposition.clone();
+    let db_path = cfg.db.clone();
     let writer_thread = thread::Builder::new()
         .name("perfagent-writer".into())
-        .spawn(move || writer_loop(writer, rx, status, status_file))
+        .spawn(move || writer_loop(writer, rx, status, status_file, expo, db_path))
         .context("starting the writer thread")?;
 
     on_ready(&Ready {
@@ -203,10 +257,12 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         statsd_udp: listener.local_addr,
         statsd_unix: sources.unix_path().map(Path::to_owned),
         statsd_tcp: sources.tcp_addr(),
+        http,
         db: cfg.db.clone(),
         receive_buffer_bytes: listener.granted_receive_buffer,
     });
 
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
     let start = now_ms().div_euclid(interval_ms) * interval_ms;
     let mut agg = Aggregator::new(cfg.aggregator, start, interval_ms);
     let mut interval_end = start + interval_ms;
@@ -261,6 +317,8 @@ fn writer_loop(
     rx: mpsc::Receiver<(Flush, Progress)>,
     mut status: StatusFile,
     status_file: PathBuf,
+    exposition: Arc<Mutex<Exposition>>,
+    db: PathBuf,
 ) -> anyhow::Result<(usize, usize)> {
     let mut last_maintenance = std::time::Instant::now();
     let mut last_summary = std::time::Instant::now();
@@ -315,6 +373,10 @@ fn writer_loop(
             status.kernel_drops = drops;
         }
         status.last_flush_ms = now_ms();
+        if let Ok(mut e) = exposition.lock() {
+            e.add(&flush.points);
+            own_metrics(&mut e, &status, &db);
+        }
         if let Err(e) = write_status(&status_file, &status) {
             crate::log!("writing {}: {e}", status_file.display());
         }

@@ -21,6 +21,8 @@
 
 pub mod config;
 pub mod daemon;
+pub mod exposition;
+pub mod http;
 pub mod logging;
 pub mod sampler;
 pub mod shutdown;

@@ -110,6 +110,10 @@ struct StartArgs {
     /// Also listen for newline-delimited StatsD over TCP here; port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     statsd_tcp: Option<SocketAddr>,
+    /// HTTP address for /metrics, /healthz and /readyz; port 0 picks a free port
+    /// [default: 127.0.0.1:9465]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// Aggregation interval, e.g. 10s, 1s, 500ms [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     flush_interval: Option<Duration>,
@@ -176,6 +180,7 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         statsd_udp: args.statsd_udp,
         statsd_unix: args.statsd_unix.clone(),
         statsd_tcp: args.statsd_tcp,
+        http: args.http,
         flush_interval: args.flush_interval,
         service: args.service.clone(),
     };

@@ -281,6 +281,26 @@ impl Sketch {
             .or_else(|| self.neg.0.first().map(|&(k, _)| -value_of(k)))
     }
 
+    /// Weight of the values at most `bound` (each bin counted by its representative value,
+    /// so within the sketch's relative accuracy of the bound): a histogram bucket.
+    pub fn count_at_most(&self, bound: f64) -> f64 {
+        let mut n = 0.0;
+        for &(k, w) in &self.neg.0 {
+            if -value_of(k) <= bound {
+                n += w;
+            }
+        }
+        if bound >= 0.0 {
+            n += self.zero;
+        }
+        for &(k, w) in &self.pos.0 {
+            if value_of(k) <= bound {
+                n += w;
+            }
+        }
+        n
+    }
+
     /// Compact binary form (a few bytes per bin). See [`Sketch::decode`].
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + 3 * self.bins());

@@ -12,10 +12,12 @@ use perfstore::{Reader, Selector, TimeRange};
 struct Agent {
     child: Child,
     port: u16,
+    http: Option<String>,
 }
 
 fn start(db: &Path, extra: &[&str]) -> Agent {
     let mut child = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -30,7 +32,8 @@ fn start(db: &Path, extra: &[&str]) -> Agent {
     assert_eq!(ready["db"], db.display().to_string());
     let addr: std::net::SocketAddr = ready["statsd_udp"].as_str().unwrap().parse().unwrap();
     assert!(addr.ip().is_loopback(), "listens on loopback by default");
-    Agent { child, port: addr.port() }
+    let http = ready["http"].as_str().map(str::to_owned);
+    Agent { child, port: addr.port(), http }
 }
 
 fn sigterm(child: &Child) {
@@ -88,6 +91,7 @@ fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
     let db = dir.path().join("perf.db");
     let mut first = start(&db, &[]);
     let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
         .output()
         .unwrap();
@@ -108,6 +112,7 @@ fn a_port_in_use_is_named() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", &addr.to_string()])
         .output()
         .unwrap();
@@ -119,8 +124,11 @@ fn a_port_in_use_is_named() {
 
 #[test]
 fn a_bad_interval_names_the_flag_and_the_form() {
-    let out =
-        Command::new(bin("perfagent")).args(["start", "--foreground", "--flush-interval", "5x"]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["start", "--foreground", "--flush-interval", "5x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -135,6 +143,7 @@ fn config_show_check_and_default() {
     let file = dir.path().join("config.toml");
     let run = |args: &[&str], envs: &[(&str, &str)]| {
         let mut cmd = Command::new(bin("perfagent"));
+        cmd.env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0");
         cmd.args(args).env("XDG_CONFIG_HOME", dir.path().join("nowhere"));
         for (k, v) in envs {
             cmd.env(k, v);
@@ -183,7 +192,11 @@ fn status_and_stop_find_the_agent_through_its_lock() {
     // Wait for a flush that saw the lines.
     let mut json = serde_json::Value::Null;
     for _ in 0..100 {
-        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        let out = Command::new(bin("perfagent"))
+            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+            .args(["status", "--db", dbs, "--format", "json"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         json = serde_json::from_slice(&out.stdout).unwrap();
         if json["lines"] == 2 {
@@ -196,22 +209,38 @@ fn status_and_stop_find_the_agent_through_its_lock() {
     assert_eq!(json["lines"], 2, "{json}");
     assert_eq!(json["dropped"]["missing_value"], 1, "{json}");
     assert_eq!(json["statsd_udp"], format!("127.0.0.1:{}", agent.port));
-    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["status", "--db", dbs])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(&format!("running     pid {}, up ", agent.child.id())), "{text}");
     assert!(text.contains("dropped     missing_value=1"), "{text}");
 
-    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["stop", "--db", dbs])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("perfagent stopped (pid {}); its final flush is in {}\n", agent.child.id(), db.display())
     );
     assert_eq!(agent.child.wait().unwrap().code(), Some(0));
-    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["status", "--db", dbs])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("perfagent is not running (store {})\n", db.display()));
-    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["stop", "--db", dbs])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "stopping a stopped agent is not an error");
 
     // The agent sampled the host at every flush, under OpenTelemetry names.
@@ -235,6 +264,7 @@ fn background_start_returns_when_ready_and_reports_failures() {
     let db = dir.path().join("store").join("perf.db");
     let dbs = db.to_str().unwrap();
     let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--flush-interval", "200ms"])
         .output()
         .unwrap();
@@ -249,12 +279,19 @@ fn background_start_returns_when_ready_and_reports_failures() {
     UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"bg.calls:5|c\n", ("127.0.0.1", port)).unwrap();
 
     // A second start is refused with the pid, before spawning anything.
-    let again =
-        Command::new(bin("perfagent")).args(["start", "--db", dbs, "--statsd-udp", "127.0.0.1:0"]).output().unwrap();
+    let again = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["start", "--db", dbs, "--statsd-udp", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("already running (pid {pid})")));
 
-    let out = Command::new(bin("perfagent")).args(["stop", "--db", dbs]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["stop", "--db", dbs])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("perfagent: listening for StatsD on udp://127.0.0.1:"), "{logged}");
@@ -268,7 +305,11 @@ fn background_start_returns_when_ready_and_reports_failures() {
     // A background start that cannot bind says why.
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(bin("perfagent")).args(["start", "--db", dbs, "--statsd-udp", &addr]).output().unwrap();
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["start", "--db", dbs, "--statsd-udp", &addr])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the agent did not start") && err.contains(&format!("binding StatsD socket {addr}")), "{err}");
@@ -294,7 +335,11 @@ fn kernel_drops_are_counted_and_reported() {
     let mut drops = 0;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));
-        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        let out = Command::new(bin("perfagent"))
+            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+            .args(["status", "--db", dbs, "--format", "json"])
+            .output()
+            .unwrap();
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         drops = json["kernel_drops"].as_u64().unwrap_or(0);
         if drops > 0 {
@@ -319,6 +364,7 @@ fn unix_datagram_and_tcp_listeners() {
     drop(UnixDatagram::bind(&sock_path).unwrap());
     assert!(sock_path.exists());
     let mut child = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
         .args(["--statsd-unix", sock_path.to_str().unwrap(), "--statsd-tcp", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -343,6 +389,7 @@ fn unix_datagram_and_tcp_listeners() {
     drop(stream);
     // A second agent cannot take the live socket.
     let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", dir.path().join("other.db").to_str().unwrap()])
         .args(["--statsd-udp", "127.0.0.1:0", "--statsd-unix", sock_path.to_str().unwrap()])
         .output()
@@ -382,6 +429,7 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     let db = dir.path().join("perf.db");
     let dbs = db.to_str().unwrap();
     let mut child = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--flush-interval", "1s"])
         .env("PERFAGENT_STATSD_MAX_SERIES", "20000")
         .stdout(Stdio::piped())
@@ -417,7 +465,11 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     let mut last_seen = 0;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(2500));
-        let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+        let out = Command::new(bin("perfagent"))
+            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+            .args(["status", "--db", dbs, "--format", "json"])
+            .output()
+            .unwrap();
         json = serde_json::from_slice(&out.stdout).unwrap();
         let seen = json["lines"].as_u64().unwrap_or(0) + json["dropped"]["cardinality_total"].as_u64().unwrap_or(0);
         if seen == last_seen && seen > 0 {
@@ -442,4 +494,86 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     assert!(log.contains("lines over the cardinality limits this interval (first: flood.user_20000)"), "{log}");
     let mut r = Reader::open(&db).unwrap();
     assert_eq!(r.snapshot().unwrap().series(&Selector::name("flood.*")).unwrap().len(), 20_000);
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn metrics_endpoint_serves_the_convention_and_the_agents_own_telemetry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let agent = start(&db, &["--flush-interval", "200ms"]);
+    let dbs = db.to_str().unwrap();
+    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
+    let _ = out; // the agent is up; its HTTP address comes from the ready line below
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(
+        b"op.retries:2|c|#op:vm.list\nop.retries:0.5|c|#op:vm.list\nop.duration:20|ms|#op:vm.list,outcome:ok\nop.duration:300|ms|#op:vm.list,outcome:ok\npool.size:4|g|#pool:arm\nbad\n",
+        ("127.0.0.1", agent.port),
+    )
+    .unwrap();
+    let http = agent.http.clone().expect("http address in the ready line");
+    let mut body = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, b) = http_get(&http, "/metrics");
+        assert_eq!(code, 200);
+        body = b;
+        if body.contains("op_retries_total") {
+            break;
+        }
+    }
+    assert!(body.contains("# TYPE op_retries_total counter\n"), "{body}");
+    assert!(body.contains("op_retries_total{op=\"vm.list\",service=\"unknown\"} 2.5\n"), "{body}");
+    assert!(body.contains("# TYPE op_duration_seconds histogram\n"), "{body}");
+    assert!(
+        body.contains("op_duration_seconds_bucket{op=\"vm.list\",outcome=\"ok\",service=\"unknown\",le=\"0.025\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("op_duration_seconds_count{op=\"vm.list\",outcome=\"ok\",service=\"unknown\"} 2\n"),
+        "{body}"
+    );
+    assert!(body.contains("pool_size{pool=\"arm\",service=\"unknown\"} 4\n"), "{body}");
+    assert!(body.contains("# TYPE system_cpu_utilization_ratio gauge\n"), "host metrics too: {body}");
+    assert!(body.contains("perfagent_lines_received_total 5\n"), "{body}");
+    assert!(body.contains("perfagent_dropped_lines_total{reason=\"missing_value\"} 1\n"), "{body}");
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let family = line.split_whitespace().nth(2).unwrap();
+        assert!(body.contains(&format!("# HELP {family} ")), "{family} has HELP text");
+    }
+    assert_eq!(http_get(&http, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(&http, "/readyz").0, 200);
+    assert_eq!(http_get(&http, "/nope").0, 404);
+    // promtool (Debian's prometheus package; .ci/run installs it) must accept the output.
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut c) => {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => assert!(std::env::var_os("CI").is_none(), "promtool is missing: install Debian's prometheus package"),
+    }
+    sigterm(&agent.child);
 }

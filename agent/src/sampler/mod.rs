@@ -91,7 +91,7 @@ impl Sampler {
         if let Some(u) = util {
             out.push(gauge("system.cpu.utilization", "1", u.clamp(0.0, 1.0)));
         }
-        out.push(gauge("system.cpu.logical.count", "{cpu}", logical));
+        out.push(gauge("system.cpu.logical_cpus", "{cpu}", logical));
         if let Some(limit) = cg.cpu_limit_cores {
             out.push(gauge("container.cpu.limit", "{cpu}", limit));
         }

@@ -1,0 +1,258 @@
+//! Prometheus text exposition of the ingested series and the agent's own telemetry.
+//!
+//! Names follow the OpenTelemetry → Prometheus rule of DESIGN.md: `.` and `-` (and anything
+//! else outside `[a-zA-Z0-9_:]`) become `_`, the base unit is appended unless already there
+//! (`s` → `_seconds`, `By` → `_bytes`, `1` → `_ratio`), counters end in `_total`. Ingested
+//! counters are cumulative since the agent started, gauges and sets show the last value,
+//! distributions are classic histograms (durations in seconds with the buckets in
+//! [`DURATION_BUCKETS`], other values with [`VALUE_BUCKETS`]), every family has HELP text.
+//! Two series whose names collide after sanitising with different types keep the first
+//! family; the others are counted in `perfagent_name_collisions_total`.
+//!
+//! This is written by hand rather than through metrics-exporter-prometheus: StatsD counters
+//! are f64 (fractional, even negative) and timer events carry 1/rate weights, neither of
+//! which the exporter's u64 counters and unweighted histograms can carry.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use perfstore::{Kind, Sample, SeriesKey};
+
+/// Histogram buckets for durations, seconds (Prometheus' defaults).
+pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Histogram buckets for other distributions (batch sizes, payload counts).
+pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// A Prometheus metric name for a series name, kind and unit.
+pub fn prom_name(name: &str, kind: Kind, unit: &str) -> String {
+    let mut n: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
+    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) {
+        n.insert(0, '_');
+    }
+    let suffix = match unit {
+        "s" => "_seconds",
+        "By" => "_bytes",
+        "1" if kind != Kind::Counter => "_ratio",
+        _ => "",
+    };
+    if !suffix.is_empty() && !n.ends_with(suffix) {
+        n.push_str(suffix);
+    }
+    if kind == Kind::Counter && !n.ends_with("_total") {
+        n.push_str("_total");
+    }
+    n
+}
+
+fn label_name(k: &str) -> String {
+    let mut n: String = k.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) || n.starts_with("__") {
+        n.insert(0, 'l');
+    }
+    n
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labels(key: &SeriesKey, extra: Option<(&str, String)>) -> String {
+    let mut parts: Vec<String> =
+        key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape(v))).collect();
+    if let Some((k, v)) = extra {
+        parts.push(format!("{k}=\"{v}\""));
+    }
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Counter(f64),
+    Gauge(f64),
+    Histogram { bounds: &'static [f64], buckets: Vec<f64>, count: f64, sum: f64 },
+}
+
+/// One exposition family: its kind, the StatsD name it came from, and its series.
+type Family<'a> = (Kind, String, Vec<(&'a SeriesKey, &'a Value)>);
+
+/// Cumulative state of everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    series: BTreeMap<SeriesKey, Value>,
+    own: BTreeMap<String, (String, &'static str, f64)>, // name{labels} -> (help, type, value)
+}
+
+impl Exposition {
+    /// Fold one flush's points in.
+    pub fn add(&mut self, points: &[(SeriesKey, i64, Sample)]) {
+        for (key, _, sample) in points {
+            match sample {
+                Sample::Gauge { last: v, .. } | Sample::Set(v) => {
+                    self.series.insert(key.clone(), Value::Gauge(*v));
+                    continue;
+                }
+                _ => {}
+            }
+            let entry = self.series.entry(key.clone());
+            match sample {
+                Sample::Gauge { .. } | Sample::Set(_) => {}
+                Sample::Counter(d) => {
+                    let v = entry.or_insert(Value::Counter(0.0));
+                    if let Value::Counter(total) = v {
+                        *total += d;
+                    }
+                }
+                Sample::Distribution(d) => {
+                    let bounds: &'static [f64] = if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
+                    let v = entry.or_insert_with(|| Value::Histogram {
+                        bounds,
+                        buckets: vec![0.0; bounds.len()],
+                        count: 0.0,
+                        sum: 0.0,
+                    });
+                    if let Value::Histogram { bounds, buckets, count, sum } = v {
+                        for (i, b) in bounds.iter().enumerate() {
+                            buckets[i] += d.sketch.count_at_most(*b);
+                        }
+                        *count += d.count;
+                        *sum += d.sum;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Set one of the agent's own metrics (`name` may carry labels: `name{reason="x"}`).
+    pub fn set_own(&mut self, name: &str, help: &str, kind: &'static str, value: f64) {
+        self.own.insert(name.to_string(), (help.to_string(), kind, value));
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.series.len() * 160);
+        // The agent's own families first.
+        let mut seen_family = String::new();
+        for (name, (help, kind, value)) in &self.own {
+            let family = name.split('{').next().unwrap_or(name);
+            if family != seen_family {
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+                seen_family = family.to_string();
+            }
+            let _ = writeln!(out, "{name} {}", num(*value));
+        }
+        // Ingested series, grouped by family.
+        let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
+        let mut collisions = 0u64;
+        for (key, value) in &self.series {
+            let family = prom_name(&key.name, key.kind, &key.unit);
+            let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
+            if entry.0 == key.kind {
+                entry.2.push((key, value));
+            } else {
+                collisions += 1;
+            }
+        }
+        for (family, (kind, source, members)) in &families {
+            let (ty, what) = match kind {
+                Kind::Counter => ("counter", "counter, cumulative since the agent started"),
+                Kind::Gauge => ("gauge", "gauge, last value"),
+                Kind::Set => ("gauge", "set, distinct values in the last interval"),
+                Kind::Distribution => ("histogram", "distribution, cumulative since the agent started"),
+            };
+            let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape(source));
+            for (key, value) in members {
+                match value {
+                    Value::Counter(v) | Value::Gauge(v) => {
+                        let _ = writeln!(out, "{family}{} {}", labels(key, None), num(*v));
+                    }
+                    Value::Histogram { bounds, buckets, count, sum } => {
+                        for (b, c) in bounds.iter().zip(buckets) {
+                            let _ = writeln!(
+                                out,
+                                "{family}_bucket{} {}",
+                                labels(key, Some(("le", num(*b)))),
+                                num(c.min(*count))
+                            );
+                        }
+                        let _ = writeln!(
+                            out,
+                            "{family}_bucket{} {}",
+                            labels(key, Some(("le", "+Inf".into()))),
+                            num(*count)
+                        );
+                        let _ = writeln!(out, "{family}_sum{} {}", labels(key, None), num(*sum));
+                        let _ = writeln!(out, "{family}_count{} {}", labels(key, None), num(*count));
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP perfagent_name_collisions_total Series left out of /metrics because their name collides with another type after sanitising.\n# TYPE perfagent_name_collisions_total counter\nperfagent_name_collisions_total {collisions}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perfstore::Distribution;
+
+    #[test]
+    fn names_follow_the_otel_to_prometheus_rule() {
+        assert_eq!(prom_name("op.duration", Kind::Distribution, "s"), "op_duration_seconds");
+        assert_eq!(prom_name("op.retries", Kind::Counter, ""), "op_retries_total");
+        assert_eq!(prom_name("system.cpu.utilization", Kind::Gauge, "1"), "system_cpu_utilization_ratio");
+        assert_eq!(prom_name("system.network.io", Kind::Counter, "By"), "system_network_io_bytes_total");
+        assert_eq!(prom_name("cache-size", Kind::Gauge, ""), "cache_size");
+        assert_eq!(prom_name("9lives", Kind::Gauge, ""), "_9lives");
+        assert_eq!(prom_name("requests_total", Kind::Counter, ""), "requests_total");
+    }
+
+    #[test]
+    fn counters_accumulate_histograms_bucket_and_labels_escape() {
+        let mut e = Exposition::default();
+        let c = SeriesKey::new("api", "op.retries", Kind::Counter).label("op", "vm \"list\"\n");
+        let d = SeriesKey::new("api", "op.duration", Kind::Distribution).unit("s");
+        let dist = Distribution::from_values(&[0.003, 0.02, 0.02, 0.3, 20.0]);
+        e.add(&[(c.clone(), 0, Sample::Counter(2.5)), (d.clone(), 0, Sample::Distribution(Box::new(dist.clone())))]);
+        e.add(&[(c, 10, Sample::Counter(1.0)), (d, 10, Sample::Distribution(Box::new(dist)))]);
+        let text = e.render();
+        assert!(text.contains("# TYPE op_retries_total counter\n"), "{text}");
+        assert!(text.contains("op_retries_total{op=\"vm \\\"list\\\"\\n\",service=\"api\"} 3.5\n"), "{text}");
+        assert!(text.contains("op_duration_seconds_bucket{service=\"api\",le=\"0.005\"} 2\n"), "{text}");
+        assert!(text.contains("op_duration_seconds_bucket{service=\"api\",le=\"0.025\"} 6\n"), "{text}");
+        assert!(text.contains("op_duration_seconds_bucket{service=\"api\",le=\"10\"} 8\n"), "{text}");
+        assert!(text.contains("op_duration_seconds_bucket{service=\"api\",le=\"+Inf\"} 10\n"), "{text}");
+        assert!(text.contains("op_duration_seconds_count{service=\"api\"} 10\n"), "{text}");
+        assert!(text.contains("# HELP op_duration_seconds StatsD distribution"), "{text}");
+    }
+
+    #[test]
+    fn colliding_families_are_counted_not_mixed() {
+        let mut e = Exposition::default();
+        e.add(&[
+            (SeriesKey::new("a", "x.y", Kind::Gauge), 0, Sample::Gauge { last: 1.0, min: 1.0, max: 1.0 }),
+            (SeriesKey::new("a", "x-y", Kind::Set), 0, Sample::Set(3.0)),
+            (SeriesKey::new("a", "x_y", Kind::Counter), 0, Sample::Counter(1.0)),
+        ]);
+        let text = e.render();
+        assert!(
+            text.contains("perfagent_name_collisions_total 1\n"),
+            "the set x-y collides with the gauge x.y: {text}"
+        );
+        assert_eq!(text.matches("# TYPE x_y ").count(), 1, "one family per name: {text}");
+    }
+}
