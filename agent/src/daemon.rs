@@ -37,8 +37,10 @@ use crate::writer::write_flush;
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// How often the calls summary line is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(300);
-/// Flushes queued for the writer before the receive loop waits for it.
-const WRITER_QUEUE: usize = 16;
+/// Flushes handed to the writer at once; more wait merged in the backlog.
+const WRITER_QUEUE: usize = 2;
+/// Points the backlog keeps for a slow store before dropping the oldest (counted).
+const BACKLOG_POINTS: usize = 2_000_000;
 /// Datagrams read per burst before the loop checks the flush deadline again, so a flood
 /// never starves flushing.
 const BURST: usize = 256;
@@ -267,18 +269,26 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let mut agg = Aggregator::new(cfg.aggregator, start, interval_ms);
     let mut interval_end = start + interval_ms;
     let mut buf = vec![0u8; 65_536];
+    let mut backlog = crate::statsd::aggregate::Backlog::new(BACKLOG_POINTS);
     while !shutdown.requested() {
         let reads = sources.read_burst(&mut agg, &mut buf, BURST, false);
         let now = now_ms();
         if now >= interval_end {
-            let flush = agg.flush();
-            let progress = Progress {
-                stats: agg.stats().clone(),
-                series: agg.series(),
-                kernel_drops: kernel_drops(&sources.udp.socket),
-            };
-            if tx.send((flush, progress)).is_err() {
-                break;
+            // Never wait for the store here: a slow store fills the backlog (bounded, drops
+            // counted) instead of the kernel's receive buffer (silent).
+            let dropped = backlog.push(agg.flush());
+            agg.count_drops("store_backlog_points", dropped as u64);
+            if let Some(flush) = backlog.take() {
+                let progress = Progress {
+                    stats: agg.stats().clone(),
+                    series: agg.series(),
+                    kernel_drops: kernel_drops(&sources.udp.socket),
+                };
+                match tx.try_send((flush, progress)) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full((flush, _))) => backlog.restore(flush),
+                    Err(mpsc::TrySendError::Disconnected(_)) => break,
+                }
             }
             interval_end += interval_ms;
             // A long stall (suspend) would leave many empty intervals: skip to the current one.
@@ -301,11 +311,14 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
     while sources.read_burst(&mut agg, &mut buf, BURST, true) > 0 {}
     let socket = &sources.udp.socket;
-    let flush = agg.flush();
-    let _ = tx.send((
-        flush,
-        Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) },
-    ));
+    let dropped = backlog.push(agg.flush());
+    agg.count_drops("store_backlog_points", dropped as u64);
+    if let Some(flush) = backlog.take() {
+        let _ = tx.send((
+            flush,
+            Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) },
+        ));
+    }
     drop(tx);
     let (written, failed_writes) =
         writer_thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
