@@ -577,3 +577,42 @@ fn metrics_endpoint_serves_the_convention_and_the_agents_own_telemetry() {
     }
     sigterm(&agent.child);
 }
+
+#[test]
+fn sigkill_leaves_a_consistent_store_missing_at_most_the_last_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let agent = start(&db, &["--flush-interval", "200ms"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", agent.port)).unwrap();
+    let datagram = "k.calls:1|c\n".repeat(100);
+    let start = std::time::Instant::now();
+    let mut sent: Vec<(Duration, u64)> = Vec::new();
+    let mut total = 0;
+    let mut killed_at = None;
+    while start.elapsed() < Duration::from_millis(2500) {
+        sock.send(datagram.as_bytes()).unwrap();
+        total += 100;
+        sent.push((start.elapsed(), total));
+        if killed_at.is_none() && start.elapsed() > Duration::from_millis(1500) {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            assert_eq!(unsafe { libc::kill(agent.child.id() as i32, libc::SIGKILL) }, 0);
+            killed_at = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut child = agent.child;
+    child.wait().unwrap();
+    let killed_at = killed_at.expect("killed");
+    // The store reopens (the writer's quick_check passes), integrity_check is ok, and
+    // everything sent more than three flush intervals before the kill is there.
+    let mut w = perfstore::Writer::open(&db, perfstore::StoreOptions::default()).expect("reopen after SIGKILL");
+    let snap = w.snapshot().unwrap();
+    snap.integrity_check().unwrap();
+    let s = snap.series(&Selector::name("k.calls")).unwrap();
+    let stored = snap.aggregate(&s[0], TimeRange::new(0, i64::MAX / 2)).unwrap().unwrap().sum as u64;
+    let safe = sent.iter().rev().find(|(t, _)| *t + Duration::from_millis(600) <= killed_at).map_or(0, |x| x.1);
+    assert!(stored <= total, "{stored} stored, {total} sent");
+    assert!(stored >= safe, "{stored} stored, {safe} sent more than 3 intervals before the kill");
+}
