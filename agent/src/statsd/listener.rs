@@ -62,7 +62,12 @@ pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
     use std::os::unix::fs::MetadataExt as _;
     let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?.ino();
     let needle = inode.to_string();
-    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|table| {
+    // Only the table of the socket's family (each read walks every UDP socket of the host).
+    let table = match socket.local_addr().ok()? {
+        SocketAddr::V4(_) => "/proc/net/udp",
+        SocketAddr::V6(_) => "/proc/net/udp6",
+    };
+    [table].iter().find_map(|table| {
         let text = std::fs::read_to_string(table).ok()?;
         text.lines().skip(1).find_map(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
