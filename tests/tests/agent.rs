@@ -36,6 +36,17 @@ fn start(db: &Path, extra: &[&str]) -> Agent {
     Agent { child, port: addr.port(), http }
 }
 
+/// `perfagent status --format json` for the store at `db`.
+fn status_json(db: &str) -> serde_json::Value {
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["status", "--db", db, "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 fn sigterm(child: &Child) {
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
@@ -335,12 +346,7 @@ fn kernel_drops_are_counted_and_reported() {
     let mut drops = 0;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));
-        let out = Command::new(bin("perfagent"))
-            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-            .args(["status", "--db", dbs, "--format", "json"])
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json = status_json(dbs);
         drops = json["kernel_drops"].as_u64().unwrap_or(0);
         if drops > 0 {
             break;
@@ -465,12 +471,7 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     let mut last_seen = 0;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(2500));
-        let out = Command::new(bin("perfagent"))
-            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-            .args(["status", "--db", dbs, "--format", "json"])
-            .output()
-            .unwrap();
-        json = serde_json::from_slice(&out.stdout).unwrap();
+        json = status_json(dbs);
         let seen = json["lines"].as_u64().unwrap_or(0) + json["dropped"]["cardinality_total"].as_u64().unwrap_or(0);
         if seen == last_seen && seen > 0 {
             break;
@@ -512,9 +513,6 @@ fn metrics_endpoint_serves_the_convention_and_the_agents_own_telemetry() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
     let agent = start(&db, &["--flush-interval", "200ms"]);
-    let dbs = db.to_str().unwrap();
-    let out = Command::new(bin("perfagent")).args(["status", "--db", dbs, "--format", "json"]).output().unwrap();
-    let _ = out; // the agent is up; its HTTP address comes from the ready line below
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(
         b"op.retries:2|c|#op:vm.list\nop.retries:0.5|c|#op:vm.list\nop.duration:20|ms|#op:vm.list,outcome:ok\nop.duration:300|ms|#op:vm.list,outcome:ok\npool.size:4|g|#pool:arm\nbad\n",
