@@ -7,16 +7,14 @@
 //! daemon.
 //!
 //! ```
-//! let dir = tempfile_dir();
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("perfagent-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("perf.db");
-//! perfstore::Writer::open(&path, perfstore::StoreOptions::default()).unwrap();
-//! let report = perfagent::check_store(&path).unwrap();
+//! perfstore::Writer::open(&path, perfstore::StoreOptions::default())?;
+//! let report = perfagent::check_store(&path)?;
 //! assert_eq!(report.series, 0);
-//! # fn tempfile_dir() -> std::path::PathBuf {
-//! #     let d = std::env::temp_dir().join(format!("perfagent-doc-{}", std::process::id()));
-//! #     std::fs::create_dir_all(&d).unwrap();
-//! #     d
-//! # }
+//! # Ok(()) }
 //! ```
 
 pub mod config;

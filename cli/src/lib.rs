@@ -6,12 +6,14 @@
 //! `export` follow.
 //!
 //! ```
+//! # fn main() -> anyhow::Result<()> {
 //! let dir = std::env::temp_dir().join(format!("perfctl-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("perf.db");
-//! perfstore::Writer::open(&path, perfstore::StoreOptions::default()).unwrap();
-//! let rows = perfctl::cmd::series::collect(&path, None).unwrap();
+//! perfstore::Writer::open(&path, perfstore::StoreOptions::default())?;
+//! let rows = perfctl::cmd::series::collect(&path, None)?;
 //! assert!(rows.is_empty());
+//! # Ok(()) }
 //! ```
 
 pub mod cmd;

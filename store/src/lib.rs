@@ -13,8 +13,8 @@
 //! ```
 //! use perfstore::{Kind, Reader, Registration, Sample, SeriesKey, Selector, StoreOptions, TimeRange, Write, Writer};
 //!
-//! # fn main() -> Result<(), perfstore::Error> {
-//! let dir = tempfile::tempdir().unwrap();
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("perf.db");
 //! let mut writer = Writer::open(&path, StoreOptions::default())?;
 //! let key = SeriesKey::new("api", "op.retries", Kind::Counter).label("op", "vm.list");
@@ -26,8 +26,8 @@
 //!
 //! let mut reader = Reader::open(&path)?;
 //! let snap = reader.snapshot()?;
-//! let series = snap.series(&Selector::parse(r#"op.retries{op="vm.list"}"#).unwrap())?;
-//! let total = snap.aggregate(&series[0], TimeRange::new(0, 60_000))?.unwrap();
+//! let series = snap.series(&Selector::parse(r#"op.retries{op="vm.list"}"#)?)?;
+//! let total = snap.aggregate(&series[0], TimeRange::new(0, 60_000))?.ok_or("no data")?;
 //! assert_eq!(total.sum, 5.0);
 //! # Ok(()) }
 //! ```

@@ -16,14 +16,20 @@ struct Agent {
 }
 
 fn start(db: &Path, extra: &[&str]) -> Agent {
-    let mut child = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+    start_with(db, extra, &[]).0
+}
+
+/// Start `perfagent start --foreground` with extra flags and environment; the agent and its
+/// ready line.
+fn start_with(db: &Path, extra: &[&str], envs: &[(&str, &str)]) -> (Agent, serde_json::Value) {
+    let mut cmd = Command::new(bin("perfagent"));
+    cmd.env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
         .args(extra)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn perfagent");
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn perfagent");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
@@ -33,7 +39,7 @@ fn start(db: &Path, extra: &[&str]) -> Agent {
     let addr: std::net::SocketAddr = ready["statsd_udp"].as_str().unwrap().parse().unwrap();
     assert!(addr.ip().is_loopback(), "listens on loopback by default");
     let http = ready["http"].as_str().map(str::to_owned);
-    Agent { child, port: addr.port(), http }
+    (Agent { child, port: addr.port(), http }, ready)
 }
 
 /// `perfagent status --format json` for the store at `db`.
@@ -369,17 +375,9 @@ fn unix_datagram_and_tcp_listeners() {
     // A socket file left behind by a killed agent is replaced.
     drop(UnixDatagram::bind(&sock_path).unwrap());
     assert!(sock_path.exists());
-    let mut child = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
-        .args(["--statsd-unix", sock_path.to_str().unwrap(), "--statsd-tcp", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (agent, ready) =
+        start_with(&db, &["--statsd-unix", sock_path.to_str().unwrap(), "--statsd-tcp", "127.0.0.1:0"], &[]);
+    let child = agent.child;
     assert_eq!(ready["statsd_unix"], sock_path.display().to_string());
     let tcp: std::net::SocketAddr = ready["statsd_tcp"].as_str().unwrap().parse().unwrap();
 
@@ -434,17 +432,8 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
     let dbs = db.to_str().unwrap();
-    let mut child = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-        .args(["start", "--foreground", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--flush-interval", "1s"])
-        .env("PERFAGENT_STATSD_MAX_SERIES", "20000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (agent, ready) = start_with(&db, &["--flush-interval", "1s"], &[("PERFAGENT_STATSD_MAX_SERIES", "20000")]);
+    let child = agent.child;
     let addr = ready["statsd_udp"].as_str().unwrap().to_string();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(&addr).unwrap();

@@ -43,6 +43,27 @@ fn delta(prev: Option<u64>, now: u64) -> Option<u64> {
     prev.map(|p| if now >= p { now - p } else { now })
 }
 
+/// Per-interval byte counters for both directions of one device, from cumulative totals.
+fn push_io(
+    out: &mut Vec<(SeriesKey, Sample)>,
+    name: &str,
+    device: &str,
+    directions: [&str; 2],
+    prev: Option<(u64, u64)>,
+    now: (u64, u64),
+) {
+    let pairs = [(now.0, prev.map(|p| p.0)), (now.1, prev.map(|p| p.1))];
+    for (dir, (total, before)) in directions.into_iter().zip(pairs) {
+        if let Some(d) = delta(before, total) {
+            let k = SeriesKey::new(HOST_SERVICE, name, Kind::Counter)
+                .unit("By")
+                .label("device", device)
+                .label("direction", dir);
+            out.push((k, Sample::Counter(d as f64)));
+        }
+    }
+}
+
 impl Sampler {
     /// Build the sampler and take the warm-up reading. None where sysinfo cannot read this
     /// platform.
@@ -130,19 +151,9 @@ impl Sampler {
             out.push(key("system.filesystem.utilization", "1", used as f64 / total as f64));
             let usage = d.usage();
             let device = d.name().to_string_lossy().to_string();
-            let prev = self.last_disk_io.insert(device.clone(), (usage.total_read_bytes, usage.total_written_bytes));
-            for (dir, now, before) in [
-                ("read", usage.total_read_bytes, prev.map(|p| p.0)),
-                ("write", usage.total_written_bytes, prev.map(|p| p.1)),
-            ] {
-                if let Some(d) = delta(before, now) {
-                    let k = SeriesKey::new(HOST_SERVICE, "system.disk.io", Kind::Counter)
-                        .unit("By")
-                        .label("device", &device)
-                        .label("direction", dir);
-                    out.push((k, Sample::Counter(d as f64)));
-                }
-            }
+            let now = (usage.total_read_bytes, usage.total_written_bytes);
+            let prev = self.last_disk_io.insert(device.clone(), now);
+            push_io(&mut out, "system.disk.io", &device, ["read", "write"], prev, now);
         }
 
         // Network I/O per interface (cumulative totals, so a long gap cannot double count).
@@ -151,15 +162,7 @@ impl Sampler {
             let device = name.to_string_lossy().to_string();
             let now = (data.total_received(), data.total_transmitted());
             let prev = self.last_net_io.insert(device.clone(), now);
-            for (dir, v, before) in [("receive", now.0, prev.map(|p| p.0)), ("transmit", now.1, prev.map(|p| p.1))] {
-                if let Some(d) = delta(before, v) {
-                    let k = SeriesKey::new(HOST_SERVICE, "system.network.io", Kind::Counter)
-                        .unit("By")
-                        .label("device", &device)
-                        .label("direction", dir);
-                    out.push((k, Sample::Counter(d as f64)));
-                }
-            }
+            push_io(&mut out, "system.network.io", &device, ["receive", "transmit"], prev, now);
         }
 
         // The agent itself.
