@@ -299,9 +299,14 @@ fn status(db: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(NOT_RUNNING));
     };
-    let st: Option<daemon::StatusFile> = std::fs::read_to_string(daemon::status_path(&db))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
+    // The agent rewrites the file in place: a read that races with it is retried.
+    let st: Option<daemon::StatusFile> = (0..5)
+        .find_map(|attempt| {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::fs::read_to_string(daemon::status_path(&db)).ok().and_then(|t| serde_json::from_str(&t).ok())
+        })
         .filter(|s: &daemon::StatusFile| s.pid == pid);
     let series = perfstore::Reader::open(&db)
         .and_then(|mut r| Ok(r.snapshot()?.series(&perfstore::Selector::default())?.len()))

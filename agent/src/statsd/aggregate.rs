@@ -77,6 +77,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Everything received so far: lines (taken or dropped), events and service checks.
+    pub fn received(&self) -> u64 {
+        self.lines + self.events + self.service_checks + self.dropped.values().sum::<u64>()
+    }
+
     fn drop(&mut self, reason: &'static str) {
         *self.dropped.entry(reason).or_default() += 1;
     }
