@@ -102,6 +102,32 @@ impl Ready {
         })
         .to_string()
     }
+
+    /// Every listener, for people: `udp://…, tcp://…, unix:…; HTTP http://…`.
+    pub fn listeners(&self) -> String {
+        listeners(
+            &self.statsd_udp.to_string(),
+            self.statsd_tcp.map(|a| a.to_string()).as_deref(),
+            self.statsd_unix.as_ref().map(|p| p.display().to_string()).as_deref(),
+            self.http.map(|a| a.to_string()).as_deref(),
+        )
+    }
+}
+
+/// `StatsD on udp://A, tcp://B, unix:C; HTTP on http://D` (what is on).
+pub fn listeners(udp: &str, tcp: Option<&str>, unix: Option<&str>, http: Option<&str>) -> String {
+    let mut s = format!("StatsD on udp://{udp}");
+    if let Some(t) = tcp {
+        s.push_str(&format!(", tcp://{t}"));
+    }
+    if let Some(u) = unix {
+        s.push_str(&format!(", unix:{u}"));
+    }
+    match http {
+        Some(h) => s.push_str(&format!("; HTTP on http://{h}")),
+        None => s.push_str("; HTTP off"),
+    }
+    s
 }
 
 /// What `perfagent status` reads: written next to the store (`<db>.status`, mode 0600)
@@ -116,6 +142,15 @@ pub struct StatusFile {
     pub db: String,
     /// Bound StatsD UDP address.
     pub statsd_udp: String,
+    /// Bound StatsD TCP address, if on.
+    #[serde(default)]
+    pub statsd_tcp: Option<String>,
+    /// StatsD Unix datagram socket, if on.
+    #[serde(default)]
+    pub statsd_unix: Option<String>,
+    /// Bound HTTP address, if on.
+    #[serde(default)]
+    pub http: Option<String>,
     /// Flush interval, ms.
     pub flush_interval_ms: i64,
     /// Receive buffer granted by the kernel.
@@ -232,22 +267,25 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let listener = &sources.udp;
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
     let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
-    let status = StatusFile {
-        pid: std::process::id(),
-        started_ms: now_ms(),
-        db: cfg.db.display().to_string(),
-        statsd_udp: listener.local_addr.to_string(),
-        flush_interval_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX),
-        receive_buffer_bytes: listener.granted_receive_buffer,
-        ..StatusFile::default()
-    };
-    let status_file = status_path(&cfg.db);
     let exposition = Arc::new(Mutex::new(Exposition::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let http = match cfg.http {
         Some(addr) => Some(crate::http::serve(addr, exposition.clone(), ready.clone())?),
         None => None,
     };
+    let status = StatusFile {
+        pid: std::process::id(),
+        started_ms: now_ms(),
+        db: cfg.db.display().to_string(),
+        statsd_udp: listener.local_addr.to_string(),
+        statsd_tcp: sources.tcp_addr().map(|a| a.to_string()),
+        statsd_unix: sources.unix_path().map(|p| p.display().to_string()),
+        http: http.map(|a| a.to_string()),
+        flush_interval_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX),
+        receive_buffer_bytes: listener.granted_receive_buffer,
+        ..StatusFile::default()
+    };
+    let status_file = status_path(&cfg.db);
     let expo = exposition.clone();
     let db_path = cfg.db.clone();
     let writer_thread = thread::Builder::new()

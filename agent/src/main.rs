@@ -199,8 +199,8 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     let summary = daemon::run(cfg, &shutdown, |ready| {
         println!("{}", ready.line());
         perfagent::log!(
-            "listening for StatsD on udp://{} (receive buffer {} bytes), writing {}",
-            ready.statsd_udp,
+            "listening: {} (receive buffer {} bytes), writing {}",
+            ready.listeners(),
             ready.receive_buffer_bytes,
             ready.db.display()
         );
@@ -264,10 +264,16 @@ fn start_background(db: &std::path::Path) -> anyhow::Result<()> {
     std::io::BufReader::new(ready_read).read_line(&mut line).context("waiting for the agent to be ready")?;
     match serde_json::from_str::<serde_json::Value>(&line) {
         Ok(ready) if ready["event"] == "ready" => {
+            let text = |k: &str| ready[k].as_str().map(str::to_owned);
             println!(
-                "perfagent started (pid {}): StatsD on udp://{}, store {}, log {}",
+                "perfagent started (pid {}): {}, store {}, log {}",
                 ready["pid"],
-                ready["statsd_udp"].as_str().unwrap_or("?"),
+                daemon::listeners(
+                    &text("statsd_udp").unwrap_or_default(),
+                    text("statsd_tcp").as_deref(),
+                    text("statsd_unix").as_deref(),
+                    text("http").as_deref()
+                ),
                 db.display(),
                 log.display()
             );
@@ -333,7 +339,11 @@ fn status(db: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
     println!("store       {} ({}, WAL {}), {series} series", db.display(), mib(db_bytes), mib(wal_bytes));
     if let Some(s) = &st {
         let per_s = s.lines_last_interval as f64 * 1000.0 / s.flush_interval_ms.max(1) as f64;
-        println!("statsd      udp://{}, receive buffer {} bytes", s.statsd_udp, s.receive_buffer_bytes);
+        println!(
+            "listening   {}; receive buffer {} bytes",
+            daemon::listeners(&s.statsd_udp, s.statsd_tcp.as_deref(), s.statsd_unix.as_deref(), s.http.as_deref()),
+            s.receive_buffer_bytes
+        );
         println!(
             "ingest      {per_s:.0} lines/s in the last interval, {} lines since start, {} series in memory",
             s.lines, s.series_in_memory

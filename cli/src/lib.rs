@@ -17,4 +17,6 @@
 //! ```
 
 pub mod cmd;
+pub mod style;
+pub mod targets;
 pub mod window;

@@ -1,12 +1,13 @@
-//! The `perfctl` binary. Exit codes: 0 ok, 1 error, 2 usage error. A closed pipe
-//! (`perfctl series | head`) is not an error.
+//! The `perfctl` binary. Exit codes: 0 ok, 1 error, 2 usage error, 3 targets violated
+//! (`stats --check`). A closed pipe (`perfctl series | head`) is not an error.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perfctl::cmd::{query, series};
+use perfctl::cmd::{query, series, stats};
+use perfctl::style::{Paint, color_stdout};
 use perfctl::window::{WindowArgs, parse_duration, rfc3339};
 
 #[derive(Debug, Parser)]
@@ -15,12 +16,33 @@ struct Cli {
     /// Store path [default: $PERFAGENT_DB, else $XDG_DATA_HOME/perfagent/perf.db]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Config file, for `[targets]` [default: $XDG_CONFIG_HOME/perfagent/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Calls, cached %, batched %, success rate, retries, latency, cache and pool hit rates,
+    /// the host, and targets violated, over a window (`--last 24h`).
+    Stats {
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Only operations matching this glob, e.g. 'vm.*'.
+        #[arg(long, value_name = "GLOB")]
+        op: Option<String>,
+        /// Split operations by this tag, e.g. service.
+        #[arg(long, value_name = "TAG")]
+        by: Option<String>,
+        /// Exit with status 3 when a target is violated (for scripts and CI).
+        #[arg(long)]
+        check: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = stats::Format::Table)]
+        format: stats::Format,
+    },
     /// List series with their labels and stored point counts (a cardinality report).
     Series {
         /// Only the N series with the most points.
@@ -50,12 +72,25 @@ enum Command {
     },
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Exit status when `stats --check` finds a violated target.
+const VIOLATED: u8 = 3;
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = match cli.db {
         Some(p) => p,
         None => perfstore::default_path()?,
     };
     match cli.command {
+        Command::Stats { window, op, by, check, format } => {
+            let targets = perfctl::targets::load(cli.config.as_deref(), &|k| std::env::var(k).ok())?;
+            let opts = stats::Options { range: window.range()?, op, by };
+            let report = stats::collect(&db, &opts, &targets)?;
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            stats::render(&report, format, Paint(color_stdout()), &mut out)?;
+            out.flush()?;
+            Ok(if check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
+        }
         Command::Query { selector, step, agg, window, format } => {
             let range = window.range()?;
             let result = query::run(&db, &selector, range, step.as_millis().max(1) as i64, agg)?;
@@ -76,7 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = stdout.lock();
             query::render(&result, format, &mut out)?;
             out.flush()?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Series { top, format } => {
             let rows = series::collect(&db, top)?;
@@ -84,14 +119,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = stdout.lock();
             series::render(&rows, format, &mut out)?;
             out.flush()?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
             ExitCode::SUCCESS
         }

@@ -22,3 +22,84 @@ pub fn bin(name: &str) -> PathBuf {
     });
     dir.join(name)
 }
+
+/// A file under the workspace's `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(rel)
+}
+
+/// Compare `actual` with the blessed file `fixtures/golden/<name>`; with `PERF_BLESS=1` in
+/// the environment, write it instead (then review the diff and commit it).
+pub fn golden(name: &str, actual: &str) {
+    let path = fixture(&format!("golden/{name}"));
+    if std::env::var_os("PERF_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create fixtures/golden");
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with PERF_BLESS=1 to create it)", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!(
+            "{} differs ({} lines expected, {} actual; PERF_BLESS=1 rewrites it after review):\n{}",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// Feed a StatsD capture (lines with `|T` timestamps) through the real agent over TCP into
+/// the store at `db`, and stop the agent with SIGTERM (which flushes everything received).
+/// Retention is unlimited so old fixture timestamps are never expired.
+pub fn load_statsd(db: &Path, capture: &Path) {
+    use std::io::{BufRead as _, Write as _};
+    let mut child = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db"])
+        .arg(db)
+        .args(["--statsd-udp", "127.0.0.1:0", "--statsd-tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--flush-interval", "1s"])
+        .envs(["RAW", "MINUTE", "HOUR"].map(|t| (format!("PERFAGENT_STORE_{t}_RETENTION"), "100years".to_string())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn perfagent");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+    let addr = ready["statsd_tcp"].as_str().expect("tcp address");
+    let text = std::fs::read(capture).unwrap_or_else(|e| panic!("{}: {e}", capture.display()));
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect to the agent");
+    conn.write_all(&text).expect("send the capture");
+    conn.write_all(b"\n").expect("send");
+    drop(conn);
+    // The agent reads what a closed connection held before it stops: wait until every line
+    // is counted, then SIGTERM.
+    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && !l.starts_with(b"_e")).count() as u64;
+    let status = || -> serde_json::Value {
+        let out = Command::new(bin("perfagent"))
+            .args(["status", "--format", "json", "--db"])
+            .arg(db)
+            .output()
+            .expect("perfagent status");
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while status()["lines"].as_u64().unwrap_or(0) < lines {
+        assert!(std::time::Instant::now() < deadline, "the agent did not take {lines} lines: {}", status());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("wait for perfagent");
+    assert!(out.status.success(), "perfagent: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -311,7 +311,7 @@ fn background_start_returns_when_ready_and_reports_failures() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains("perfagent: listening for StatsD on udp://127.0.0.1:"), "{logged}");
+    assert!(logged.contains("perfagent: listening: StatsD on udp://127.0.0.1:"), "{logged}");
     assert!(logged.contains("perfagent: stopped: 1 lines, 0 dropped"), "{logged}");
     assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
     let mut r = Reader::open(&db).unwrap();

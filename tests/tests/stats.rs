@@ -1,0 +1,223 @@
+//! `perfctl stats` on a known StatsD capture (`fixtures/statsd/cloud-cli.statsd`) fed through
+//! the real agent: the output is compared with blessed files, and every count and percentile
+//! with what the capture holds (exact counts, nearest-rank quantiles within the sketch's 1 %).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use perf_e2e::{bin, fixture, golden, load_statsd};
+
+const NOW: &str = "2026-11-23T00:00:00Z";
+
+/// One store per test process, loaded from the capture once.
+fn store() -> &'static Path {
+    static STORE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, db) = STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("perf.db");
+        load_statsd(&db, &fixture("statsd/cloud-cli.statsd"));
+        (dir, db)
+    });
+    db
+}
+
+fn perfctl(args: &[&str]) -> Output {
+    Command::new(bin("perfctl"))
+        .arg("--db")
+        .arg(store())
+        .args(args)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env_remove("HOME")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run perfctl")
+}
+
+/// Standard output with the temporary store path replaced, for golden files.
+fn text(out: &Output) -> String {
+    assert!(out.status.code().is_some_and(|c| c == 0 || c == 3), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap().replace(&store().display().to_string(), "<db>")
+}
+
+#[test]
+fn stats_matches_the_blessed_outputs() {
+    let day = ["stats", "--now", NOW, "--last", "24h"];
+    golden("stats.txt", &text(&perfctl(&day)));
+    golden("stats.json", &text(&perfctl(&[&day[..], &["--format", "json"]].concat())));
+    golden("stats.csv", &text(&perfctl(&[&day[..], &["--format", "csv"]].concat())));
+    golden("stats-by-service.txt", &text(&perfctl(&[&day[..], &["--by", "service", "--op", "*.*"]].concat())));
+}
+
+/// What the capture says about one operation.
+#[derive(Default, Debug)]
+struct Truth {
+    calls: f64,
+    errors: f64,
+    cached: f64,
+    batched: f64,
+    retries: f64,
+    /// (latency ms, weight)
+    latencies: Vec<(f64, f64)>,
+}
+
+fn truth() -> BTreeMap<String, Truth> {
+    let mut ops: BTreeMap<String, Truth> = BTreeMap::new();
+    for line in std::fs::read_to_string(fixture("statsd/cloud-cli.statsd")).unwrap().lines() {
+        let Some((name, rest)) = line.split_once(':') else { continue };
+        let parts: Vec<&str> = rest.split('|').collect();
+        let value: f64 = parts[0].parse().unwrap_or(0.0);
+        let rate = parts.iter().find_map(|p| p.strip_prefix('@')).map_or(1.0, |r| r.parse::<f64>().unwrap());
+        let tags: BTreeMap<&str, &str> = parts
+            .iter()
+            .find_map(|p| p.strip_prefix('#'))
+            .map(|t| t.split(',').filter_map(|kv| kv.split_once(':')).collect())
+            .unwrap_or_default();
+        let Some(op) = tags.get("op") else { continue };
+        let t = ops.entry((*op).to_owned()).or_default();
+        let w = 1.0 / rate;
+        match name {
+            "op.duration" => {
+                t.calls += w;
+                t.errors += if tags["outcome"] == "error" { w } else { 0.0 };
+                t.cached += if matches!(tags.get("cache"), Some(&"hit" | &"stale")) { w } else { 0.0 };
+                t.batched += if tags.get("batched") == Some(&"true") { w } else { 0.0 };
+                t.latencies.push((value, w));
+            }
+            "op.retries" => t.retries += value * w,
+            _ => {}
+        }
+    }
+    ops
+}
+
+/// Weighted nearest-rank quantile: the smallest value whose cumulative weight reaches ⌈q·N⌉.
+fn nearest_rank(values: &[(f64, f64)], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: f64 = v.iter().map(|x| x.1).sum();
+    let rank = (q * n).ceil().max(1.0);
+    let mut seen = 0.0;
+    for (x, w) in &v {
+        seen += w;
+        if seen >= rank {
+            return *x;
+        }
+    }
+    v.last().unwrap().0
+}
+
+#[test]
+fn stats_counts_are_exact_and_percentiles_within_one_percent_of_nearest_rank() {
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let truth = truth();
+    let ops = json["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), truth.len(), "{json}");
+    let (mut all_calls, mut all_errors) = (0.0, 0.0);
+    for o in ops {
+        let t = &truth[o["op"].as_str().unwrap()];
+        let op = &o["op"];
+        assert_eq!(o["calls"].as_f64().unwrap(), t.calls, "{op}: calls (sampled lines weigh 1/rate)");
+        assert_eq!(o["errors"].as_f64().unwrap(), t.errors, "{op}: errors");
+        assert_eq!(o["retries"].as_f64().unwrap(), t.retries, "{op}: retries");
+        let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs().max(1e-9);
+        assert!(close(o["success_rate"].as_f64().unwrap(), (t.calls - t.errors) / t.calls, 1e-6), "{op}");
+        assert!(close(o["cached_pct"].as_f64().unwrap(), 100.0 * t.cached / t.calls, 1e-6), "{op}");
+        assert!(close(o["batched_pct"].as_f64().unwrap(), 100.0 * t.batched / t.calls, 1e-6), "{op}");
+        let l = &o["latency_ms"];
+        let min = t.latencies.iter().map(|x| x.0).fold(f64::MAX, f64::min);
+        let max = t.latencies.iter().map(|x| x.0).fold(f64::MIN, f64::max);
+        assert!(close(l["min"].as_f64().unwrap(), min, 1e-6), "{op}: min");
+        assert!(close(l["max"].as_f64().unwrap(), max, 1e-6), "{op}: max");
+        let sum: f64 = t.latencies.iter().map(|(v, w)| v * w).sum();
+        assert!(close(l["avg"].as_f64().unwrap(), sum / t.calls, 1e-6), "{op}: avg");
+        assert!(close(o["total_time_s"].as_f64().unwrap(), sum / 1000.0, 1e-6), "{op}: total time");
+        for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+            let exact = nearest_rank(&t.latencies, q);
+            let got = l[key].as_f64().unwrap();
+            assert!(close(got, exact, 0.01), "{op} {key}: {got} vs exact nearest-rank {exact}");
+        }
+        all_calls += t.calls;
+        all_errors += t.errors;
+    }
+    assert_eq!(json["overall"]["calls"].as_f64().unwrap(), all_calls);
+    assert_eq!(json["overall"]["errors"].as_f64().unwrap(), all_errors);
+    let every: Vec<(f64, f64)> = truth.values().flat_map(|t| t.latencies.iter().copied()).collect();
+    let p99 = json["overall"]["latency_ms"]["p99"].as_f64().unwrap();
+    let exact = nearest_rank(&every, 0.99);
+    assert!((p99 - exact).abs() <= 0.01 * exact, "overall p99 {p99} vs {exact}: sketches merge, never average");
+    // Sorted by total time, most first.
+    let totals: Vec<f64> = ops.iter().map(|o| o["total_time_s"].as_f64().unwrap()).collect();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]), "{totals:?}");
+    // The error event's text is the operation's last error.
+    let ssm = ops.iter().find(|o| o["op"] == "ssm.send_command").unwrap();
+    assert!(ssm["last_error"].as_str().unwrap().starts_with("InvocationDoesNotExist: command "), "{ssm}");
+    assert!(ops.iter().find(|o| o["op"] == "vm.start").unwrap()["last_error"].is_null());
+}
+
+#[test]
+fn check_exits_3_on_violated_targets_and_config_moves_them() {
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--check", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Vec<(String, String)> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["target"].as_str().unwrap().into(), v["op"].as_str().unwrap_or("").into()))
+        .collect();
+    assert!(v.contains(&("p95".into(), "vm.start".into())), "{v:?}");
+    assert!(v.contains(&("error_rate".into(), "ssm.send_command".into())), "{v:?}");
+    assert!(!v.iter().any(|(_, op)| op == "blob.read"), "{v:?}");
+
+    // Relax the targets in a config file: nothing is violated, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[agent]\nservice = \"x\"\n\n[targets]\np95 = \"1s\"\nerror_rate = \"10%\"\n").unwrap();
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Targets   all met (p95 ≤ 1.00s, error rate ≤ 10%"));
+
+    // A bad key is refused with the file and line.
+    std::fs::write(&cfg, "[targets]\np95 = \"1s\"\nlatency = 3\n").unwrap();
+    let out = perfctl(&["stats", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("error: {}:3: unknown field `latency`", cfg.display())), "{err}");
+}
+
+#[test]
+fn op_filter_and_by_tag_split_the_operations() {
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--op", "vm.*", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ops: Vec<&str> = json["ops"].as_array().unwrap().iter().map(|o| o["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["vm.start", "vm.list"]);
+    assert_eq!(json["overall"]["calls"], 720);
+
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--by", "service", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let billing: Vec<&serde_json::Value> =
+        json["ops"].as_array().unwrap().iter().filter(|o| o["group"]["service"] == "billing").collect();
+    assert_eq!(billing.len(), 1);
+    assert_eq!(billing[0]["op"], "invoice.render");
+    assert_eq!(billing[0]["calls"], 50);
+}
+
+#[test]
+fn an_empty_window_names_the_store_the_window_and_the_newest_data() {
+    let out = perfctl(&["stats", "--now", "2026-11-20T00:00:00Z", "--last", "1h"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: no data between 2026-11-19T23:00:00Z and 2026-11-20T00:00:00Z in {} (its newest data is from ",
+            store().display()
+        )),
+        "{err}"
+    );
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--op", "nothing.*"]);
+    assert_eq!(out.status.code(), Some(0), "the host is still reported");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no operation calls in the window"));
+}
