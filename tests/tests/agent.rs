@@ -292,7 +292,7 @@ fn background_start_returns_when_ready_and_reports_failures() {
     assert!(text.trim_end().ends_with(&format!("store {dbs}, log {}", log.display())), "{text}");
     let pid: u32 = text["perfagent started (pid ".len()..].split(')').next().unwrap().parse().unwrap();
     assert_eq!(perfstore::lock_holder(&db).unwrap(), Some(pid), "the agent runs after start returned");
-    let port: u16 = text.split("udp://127.0.0.1:").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let port: u16 = text.split("udp://127.0.0.1:").nth(1).unwrap().split([',', ';']).next().unwrap().parse().unwrap();
     UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"bg.calls:5|c\n", ("127.0.0.1", port)).unwrap();
 
     // A second start is refused with the pid, before spawning anything.
