@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use perfctl::cmd::{query, series, stats};
+use perfctl::cmd::{export, flamegraph, import, query, series, stats};
 use perfctl::style::{Paint, color_stdout};
 use perfctl::window::{WindowArgs, parse_duration, rfc3339};
 
@@ -52,6 +53,78 @@ enum Command {
         #[arg(long, value_enum, default_value_t = series::Format::Table)]
         format: series::Format,
     },
+    /// A flame graph (SVG, by inferno) of one operation's CPU samples over a window.
+    Flamegraph {
+        /// The operation, e.g. vm.list.
+        op: String,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Only this service's samples.
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Write here instead of <op>.svg ("-" for standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Print the merged folded stacks instead of drawing.
+        #[arg(long, conflicts_with_all = ["icicle", "diff"])]
+        folded: bool,
+        /// Draw an icicle graph (root at the top).
+        #[arg(long)]
+        icicle: bool,
+        /// Reverse stack order: leaf functions at the root, their callers above.
+        #[arg(long)]
+        reverse: bool,
+        /// Differential flame graph against --baseline-since/--baseline-until (normalized to
+        /// the same sample total; red grew, blue shrank).
+        #[arg(long, requires = "baseline_since")]
+        diff: bool,
+        /// Baseline window start: RFC 3339 or a duration ago.
+        #[arg(long, value_name = "TIME", requires = "diff")]
+        baseline_since: Option<String>,
+        /// Baseline window end [default: the window's start].
+        #[arg(long, value_name = "TIME", requires = "diff")]
+        baseline_until: Option<String>,
+    },
+    /// Load data into the store: OpenMetrics/Prometheus text with timestamps, CSV, or folded
+    /// stacks for an operation. The agent must not be running on the same store.
+    Import {
+        /// The file ("-" for standard input).
+        file: PathBuf,
+        /// Input format [default: from the extension (.om/.prom, .csv, .folded) or the contents;
+        /// with --op, folded].
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
+        /// Operation the folded stacks belong to.
+        #[arg(long, value_name = "NAME")]
+        op: Option<String>,
+        /// Service to file the data under [default: imported]
+        #[arg(long, value_name = "NAME", default_value = "imported")]
+        service: String,
+        /// Time the folded stacks were sampled: RFC 3339 or a duration ago [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Pretend it is this time (RFC 3339); for reproducible tests.
+        #[arg(long, value_name = "TIME", hide = true)]
+        now: Option<String>,
+    },
+    /// Series over a window, one point per step, as OpenMetrics (for Prometheus tooling), CSV
+    /// or JSON.
+    Export {
+        /// Which series: `name{label="value",…}` (globs allowed) [default: all]
+        #[arg(default_value = "")]
+        selector: String,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Step length [default: 1m]
+        #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "1m")]
+        step: std::time::Duration,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = export::Format::Openmetrics)]
+        format: export::Format,
+        /// Write here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// One aggregation per step per matching series, e.g.
     /// `perfctl query 'op.duration{op="vm.list"}' --last 24h --step 1h --agg p95`.
     Query {
@@ -90,6 +163,115 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats::render(&report, format, Paint(color_stdout()), &mut out)?;
             out.flush()?;
             Ok(if check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
+        }
+        Command::Flamegraph {
+            op,
+            window,
+            service,
+            output,
+            folded,
+            icicle,
+            reverse,
+            diff: _,
+            baseline_since,
+            baseline_until,
+        } => {
+            let range = window.range()?;
+            let baseline = match baseline_since {
+                Some(since) => {
+                    let now = window.now_ms()?;
+                    let start = perfctl::window::parse_time("--baseline-since", &since, now)?;
+                    let end = match baseline_until {
+                        Some(u) => perfctl::window::parse_time("--baseline-until", &u, now)?,
+                        None => range.start_ms,
+                    };
+                    if start >= end {
+                        anyhow::bail!("the baseline window is empty: --baseline-since must be before --baseline-until");
+                    }
+                    Some(perfstore::TimeRange::new(start, end))
+                }
+                None => None,
+            };
+            let opts = flamegraph::Options { op, service, range, baseline, icicle, reverse };
+            let stacks = flamegraph::collect(&db, &opts)?;
+            let to_stdout = output.as_deref() == Some(std::path::Path::new("-"));
+            if folded && (output.is_none() || to_stdout) {
+                let stdout = io::stdout();
+                let mut out = stdout.lock();
+                flamegraph::write_folded(&stacks, &mut out)?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if to_stdout {
+                let stdout = io::stdout();
+                let mut out = stdout.lock();
+                flamegraph::write_svg(&stacks, &opts, &mut out)?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let path = output.unwrap_or_else(|| flamegraph::default_output(&opts.op));
+            let mut buf = Vec::new();
+            if folded {
+                flamegraph::write_folded(&stacks, &mut buf)?;
+            } else {
+                flamegraph::write_svg(&stacks, &opts, &mut buf)?;
+            }
+            std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+            println!("{}", path.display());
+            eprintln!(
+                "{} of {}: {} samples, {} stacks, {} → {}",
+                if folded { "folded stacks" } else { "flame graph" },
+                opts.op,
+                stacks.samples(),
+                stacks.stacks.len(),
+                rfc3339(range.start_ms),
+                rfc3339(range.end_ms)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { file, format, op, service, at, now } => {
+            let window = WindowArgs { now, ..WindowArgs::default() };
+            let now = window.now_ms()?;
+            let at = at.map(|t| perfctl::window::parse_time("--at", &t, now)).transpose()?;
+            let opts = import::Options { file, format, op, service, at_ms: at.unwrap_or(now), now_ms: now };
+            let summary = import::run(&db, &opts)?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { selector, window, step, format, output } => {
+            let range = window.range()?;
+            let e = export::collect(&db, &selector, range, step.as_millis().max(1) as i64)?;
+            if e.series.is_empty() {
+                let newest = e.newest_ms.map_or_else(
+                    || "the store holds no data yet".to_string(),
+                    |t| format!("its newest data is from {}", rfc3339(t)),
+                );
+                anyhow::bail!(
+                    "no data{} between {} and {} in {} ({} matching series; {newest})",
+                    if selector.is_empty() { String::new() } else { format!(" for {selector}") },
+                    rfc3339(range.start_ms),
+                    rfc3339(range.end_ms),
+                    db.display(),
+                    e.matched
+                );
+            }
+            let mut sink: Box<dyn Write> = match &output {
+                Some(p) => Box::new(io::BufWriter::new(
+                    std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(io::BufWriter::new(io::stdout().lock())),
+            };
+            match format {
+                export::Format::Openmetrics => export::write_openmetrics(&e, &mut sink)?,
+                export::Format::Csv => export::write_csv(&e, &mut sink)?,
+                export::Format::Json => export::write_json(&e, &mut sink)?,
+            }
+            sink.flush()?;
+            if let Some(p) = output {
+                let points: usize = e.series.iter().map(|s| s.1.len()).sum();
+                eprintln!("wrote {} series, {points} points to {}", e.series.len(), p.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Query { selector, step, agg, window, format } => {
             let range = window.range()?;

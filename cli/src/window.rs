@@ -33,7 +33,7 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 /// A point in time: RFC 3339, or a duration before `now_ms`.
-fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
+pub fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(ms(t));
     }

@@ -52,6 +52,7 @@ pub use model::{
     Write,
 };
 pub use open::{StoreOptions, default_path, default_path_from, lock_holder, lock_path};
+pub use profile::{FoldedError, parse_folded};
 pub use query::{Agg, MatchOp, Matcher, Reader, Selector, SeriesRange, SeriesUsage, Snapshot, TimeRange, glob_match};
 pub use rollup::MaintenanceReport;
 pub use sketch::Sketch;

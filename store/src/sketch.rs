@@ -241,6 +241,18 @@ impl Sketch {
         self.pos.0.is_empty() && self.neg.0.is_empty() && self.zero == 0.0
     }
 
+    /// Every non-empty bin as `(representative value, weight)`, smallest value first. Adding
+    /// each pair back with [`Sketch::add_weighted`] rebuilds this sketch exactly (export and
+    /// import rely on it).
+    pub fn bin_values(&self) -> Vec<(f64, f64)> {
+        let mut out: Vec<(f64, f64)> = self.neg.0.iter().rev().map(|&(k, w)| (-value_of(k), w)).collect();
+        if self.zero > 0.0 {
+            out.push((0.0, self.zero));
+        }
+        out.extend(self.pos.0.iter().map(|&(k, w)| (value_of(k), w)));
+        out
+    }
+
     /// Number of non-empty bins (a measure of memory and encoded size).
     pub fn bins(&self) -> usize {
         self.pos.0.len() + self.neg.0.len() + usize::from(self.zero > 0.0)
@@ -376,6 +388,21 @@ pub fn nearest_rank(q: f64, n: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_values_rebuild_the_sketch() {
+        let mut s = Sketch::new();
+        for v in [-3.5, -0.25, 0.0, 1e-12, 0.004, 0.2, 0.2, 17.0, 1e6] {
+            s.add_weighted(v, 1.5);
+        }
+        let bins = s.bin_values();
+        assert!(bins.windows(2).all(|w| w[0].0 < w[1].0), "{bins:?}");
+        let mut t = Sketch::new();
+        for (v, w) in bins {
+            t.add_weighted(v, w);
+        }
+        assert_eq!(s, t);
+    }
     use proptest::prelude::*;
 
     fn exact(sorted: &[f64], q: f64) -> f64 {

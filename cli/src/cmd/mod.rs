@@ -1,5 +1,8 @@
 //! One module per subcommand: compute apart from printing.
 
+pub mod export;
+pub mod flamegraph;
+pub mod import;
 pub mod query;
 pub mod series;
 pub mod stats;
