@@ -45,7 +45,9 @@ pub fn prom_name(name: &str, kind: Kind, unit: &str) -> String {
     n
 }
 
-fn label_name(k: &str) -> String {
+/// A Prometheus label name for a tag key: invalid characters become `_`; a leading digit or
+/// `__` gets an `l` in front.
+pub fn label_name(k: &str) -> String {
     let mut n: String = k.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) || n.starts_with("__") {
         n.insert(0, 'l');
@@ -53,7 +55,8 @@ fn label_name(k: &str) -> String {
     n
 }
 
-fn escape(v: &str) -> String {
+/// A label value escaped for the text format.
+pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

@@ -1,9 +1,11 @@
 //! `perfctl`: the companion CLI that reads perfagent's store (read-only, one short read
 //! transaction per command).
 //!
-//! Today it lists series (`perfctl series`, a cardinality report with `--top`) and runs
-//! per-step queries (`perfctl query`); `stats`, `flamegraph`, `capacity`, `import` and
-//! `export` follow.
+//! Subcommands, one module each under [`cmd`] (computing apart from printing):
+//! [`cmd::stats`] (calls, cached %, batched %, success, retries, latency, cache and pool hit
+//! rates, host, targets), [`cmd::flamegraph`] (inferno SVG per operation), [`cmd::query`],
+//! [`cmd::series`], [`cmd::import`] and [`cmd::export`] (OpenMetrics, CSV, JSON, folded
+//! stacks). [`targets`] reads `[targets]` from the shared config file.
 //!
 //! ```
 //! # fn main() -> anyhow::Result<()> {

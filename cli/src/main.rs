@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use perfctl::cmd::{export, flamegraph, import, query, series, stats};
 use perfctl::style::{Paint, color_stdout};
-use perfctl::window::{WindowArgs, parse_duration, rfc3339};
+use perfctl::window::{WindowArgs, no_data, parse_duration, rfc3339};
 
 #[derive(Debug, Parser)]
 #[command(name = "perfctl", version, about = "Read what perfagent recorded")]
@@ -242,18 +242,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let range = window.range()?;
             let e = export::collect(&db, &selector, range, step.as_millis().max(1) as i64)?;
             if e.series.is_empty() {
-                let newest = e.newest_ms.map_or_else(
-                    || "the store holds no data yet".to_string(),
-                    |t| format!("its newest data is from {}", rfc3339(t)),
-                );
-                anyhow::bail!(
-                    "no data{} between {} and {} in {} ({} matching series; {newest})",
-                    if selector.is_empty() { String::new() } else { format!(" for {selector}") },
-                    rfc3339(range.start_ms),
-                    rfc3339(range.end_ms),
-                    db.display(),
-                    e.matched
-                );
+                let subject = if selector.is_empty() { String::new() } else { format!(" for {selector}") };
+                return Err(no_data(&subject, range, &db, Some(e.matched), e.newest_ms));
             }
             let mut sink: Box<dyn Write> = match &output {
                 Some(p) => Box::new(io::BufWriter::new(
@@ -277,17 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let range = window.range()?;
             let result = query::run(&db, &selector, range, step.as_millis().max(1) as i64, agg)?;
             if result.series.is_empty() {
-                let newest = result.newest_ms.map_or_else(
-                    || "the store holds no data yet".to_string(),
-                    |t| format!("its newest data is from {}", rfc3339(t)),
-                );
-                anyhow::bail!(
-                    "no data for {selector} between {} and {} in {} ({} matching series; {newest})",
-                    rfc3339(range.start_ms),
-                    rfc3339(range.end_ms),
-                    db.display(),
-                    result.matched
-                );
+                return Err(no_data(&format!(" for {selector}"), range, &db, Some(result.matched), result.newest_ms));
             }
             let stdout = io::stdout();
             let mut out = stdout.lock();

@@ -86,6 +86,11 @@ pub fn bytes(v: f64) -> String {
     if i == 0 { format!("{v:.0} B") } else { format!("{v:.1} {}", UNITS[i]) }
 }
 
+/// One CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
 /// Make text safe for one table cell: control characters become `?`, and long text is cut
 /// with an ellipsis at `max` characters.
 pub fn cell(s: &str, max: usize) -> String {

@@ -48,6 +48,9 @@ fn stats_matches_the_blessed_outputs() {
     golden("stats.json", &text(&perfctl(&[&day[..], &["--format", "json"]].concat())));
     golden("stats.csv", &text(&perfctl(&[&day[..], &["--format", "csv"]].concat())));
     golden("stats-by-service.txt", &text(&perfctl(&[&day[..], &["--by", "service", "--op", "*.*"]].concat())));
+    let q = ["query", "op.duration{op=\"vm.start\"}", "--agg", "p95", "--step", "2h", "--now", NOW, "--last", "24h"];
+    golden("query-vm-start-p95.txt", &text(&perfctl(&q)));
+    golden("query-vm-start-p95.json", &text(&perfctl(&[&q[..], &["--format", "json"]].concat())));
 }
 
 /// What the capture says about one operation.

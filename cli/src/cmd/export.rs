@@ -21,6 +21,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use perfstore::{Kind, Point, Reader, Selector, SeriesInfo, TimeRange};
 
+use perfagent::exposition::{escape, label_name};
+
+use crate::style::csv_field;
 use crate::window::rfc3339;
 
 /// Output formats.
@@ -64,18 +67,6 @@ pub fn collect(db: &Path, selector: &str, range: TimeRange, step_ms: i64) -> any
         }
     }
     Ok(Export { series, step_ms, matched: found.len(), newest_ms: snap.newest_ms()? })
-}
-
-fn label_name(k: &str) -> String {
-    let mut n: String = k.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) || n.starts_with("__") {
-        n.insert(0, 'l');
-    }
-    n
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn om_labels(s: &SeriesInfo, extra: Option<(&str, &str)>) -> String {
@@ -204,10 +195,6 @@ pub fn write_openmetrics(e: &Export, out: &mut dyn Write) -> std::io::Result<()>
     }
     text.push_str("# EOF\n");
     out.write_all(text.as_bytes())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
 /// Write CSV.

@@ -77,7 +77,7 @@ pub fn render(r: &QueryResult, format: Format, out: &mut dyn Write) -> std::io::
         Format::Csv => {
             writeln!(out, "time,series,value")?;
             for s in &r.series {
-                let quoted = format!("\"{}\"", s.series.replace('"', "\"\""));
+                let quoted = crate::style::csv_field(&s.series);
                 for (t, v) in &s.points {
                     writeln!(out, "{t},{quoted},{}", number(*v))?;
                 }

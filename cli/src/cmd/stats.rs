@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use perfstore::{Point, Reader, Selector, SeriesInfo, TimeRange, glob_match};
 use serde::{Serialize, Serializer};
 
-use crate::style::{Paint, bytes, cell, count, ms, pct, seconds};
+use crate::style::{Paint, bytes, cell, count, csv_field, ms, pct, seconds};
 use crate::targets::Targets;
 use crate::window::rfc3339;
 
@@ -494,17 +494,8 @@ pub fn collect(db: &Path, opts: &Options, targets: &Targets) -> anyhow::Result<R
 
     let host = host(&host_points);
     if op_rows.is_empty() && host.is_none() && !has_cache && !has_pool {
-        let newest = snap.newest_ms()?.map_or_else(
-            || "the store holds no data yet".to_string(),
-            |t| format!("its newest data is from {}", rfc3339(t)),
-        );
         let what = opts.op.as_deref().map_or(String::new(), |g| format!(" for operations matching '{g}'"));
-        anyhow::bail!(
-            "no data{what} between {} and {} in {} ({newest})",
-            rfc3339(opts.range.start_ms),
-            rfc3339(opts.range.end_ms),
-            db.display()
-        );
+        return Err(crate::window::no_data(&what, opts.range, db, None, snap.newest_ms()?));
     }
     let violations = violations(&op_rows, host.as_ref(), targets);
     Ok(Report {
@@ -660,10 +651,6 @@ pub fn render(r: &Report, format: Format, paint: Paint, out: &mut dyn Write) -> 
         Format::Csv => render_csv(r, out),
         Format::Table => render_table(r, paint, out),
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
 fn render_csv(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
