@@ -97,6 +97,7 @@ fn store() -> PathBuf {
     }
     w.close().expect("close");
     std::fs::rename(&tmp, &path).expect("rename");
+    let _ = std::fs::remove_file(perfstore::lock_path(&tmp));
     path
 }
 
