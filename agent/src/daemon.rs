@@ -232,11 +232,40 @@ fn own_metrics(e: &mut Exposition, s: &StatusFile, db: &Path) {
 }
 
 /// The receive thread's counters sent along with each flush.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    pub(crate) stats: Stats,
+    pub(crate) series: usize,
+    pub(crate) kernel_drops: Option<u64>,
+}
+
+/// The writer thread and what feeds it.
 #[derive(Debug)]
-struct Progress {
-    stats: Stats,
-    series: usize,
-    kernel_drops: Option<u64>,
+pub(crate) struct WriterThread {
+    /// Flushes in (bounded).
+    pub(crate) tx: mpsc::SyncSender<(Flush, Progress)>,
+    /// Joined at exit: (points written, failed writes).
+    pub(crate) thread: thread::JoinHandle<anyhow::Result<(usize, usize)>>,
+}
+
+/// Start the one thread that owns the store: it samples the host, writes each flush, keeps
+/// the status file and `/metrics` current, and runs maintenance. The daemon and the embedded
+/// SDK both run it.
+pub(crate) fn spawn_writer(
+    writer: Writer,
+    status: StatusFile,
+    db: &Path,
+    exposition: Arc<Mutex<Exposition>>,
+) -> anyhow::Result<WriterThread> {
+    let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
+    let expo = exposition.clone();
+    let db_path = db.to_owned();
+    let status_file = status_path(db);
+    let thread = thread::Builder::new()
+        .name("perfagent-writer".into())
+        .spawn(move || writer_loop(writer, rx, status, status_file, expo, db_path))
+        .context("starting the writer thread")?;
+    Ok(WriterThread { tx, thread })
 }
 
 /// Totals at exit.
@@ -250,7 +279,8 @@ pub struct Summary {
     pub failed_writes: usize,
 }
 
-fn now_ms() -> i64 {
+/// Unix ms now.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -266,7 +296,6 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let mut sources = Sources::bind(cfg.statsd_udp, cfg.statsd_unix.as_deref(), cfg.statsd_tcp)?;
     let listener = &sources.udp;
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
-    let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
     let exposition = Arc::new(Mutex::new(Exposition::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let http = match cfg.http {
@@ -285,13 +314,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         receive_buffer_bytes: listener.granted_receive_buffer,
         ..StatusFile::default()
     };
-    let status_file = status_path(&cfg.db);
-    let expo = exposition.clone();
-    let db_path = cfg.db.clone();
-    let writer_thread = thread::Builder::new()
-        .name("perfagent-writer".into())
-        .spawn(move || writer_loop(writer, rx, status, status_file, expo, db_path))
-        .context("starting the writer thread")?;
+    let WriterThread { tx, thread: writer_thread } = spawn_writer(writer, status, &cfg.db, exposition)?;
 
     on_ready(&Ready {
         pid: std::process::id(),

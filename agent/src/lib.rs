@@ -23,6 +23,7 @@ pub mod exposition;
 pub mod http;
 pub mod logging;
 pub mod sampler;
+pub mod sdk;
 pub mod shutdown;
 pub mod statsd;
 pub mod summary;

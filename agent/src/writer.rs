@@ -41,5 +41,8 @@ pub fn write_flush(writer: &mut Writer, flush: &Flush, now_ms: i64) -> perfstore
         writer.record_events(&flush.events)?;
         out.events = flush.events.len();
     }
+    if !flush.profiles.is_empty() {
+        writer.write_profiles(&flush.profiles)?;
+    }
     Ok(out)
 }

@@ -103,6 +103,8 @@ pub struct Flush {
     pub events: Vec<Event>,
     /// Lines refused by the cardinality limits this interval, and the first series refused.
     pub over_limit: Option<(u64, String)>,
+    /// CPU profiles sampled in-process (the SDK's profiler) or uploaded over HTTP.
+    pub profiles: Vec<perfstore::ProfileWindow>,
 }
 
 const HLL_BITS: u32 = 12;
@@ -441,6 +443,7 @@ impl Aggregator {
             points,
             events: std::mem::take(&mut self.events),
             over_limit: self.over_limit.take(),
+            profiles: Vec::new(),
         }
     }
 }
@@ -472,6 +475,7 @@ impl Backlog {
             Some(p) => {
                 p.points.extend(f.points);
                 p.events.extend(f.events);
+                p.profiles.extend(f.profiles);
                 p.interval_start_ms = f.interval_start_ms;
                 p.over_limit = match (p.over_limit.take(), f.over_limit) {
                     (Some((a, ex)), Some((b, _))) => Some((a + b, ex)),
