@@ -256,14 +256,20 @@ pub(crate) fn spawn_writer(
     status: StatusFile,
     db: &Path,
     exposition: Arc<Mutex<Exposition>>,
+    summaries: bool,
 ) -> anyhow::Result<WriterThread> {
     let (tx, rx) = mpsc::sync_channel::<(Flush, Progress)>(WRITER_QUEUE);
+    // Written now, not only after the first flush: an SDK that finds the store held reads it
+    // to learn where to forward.
+    if let Err(e) = write_status(&status_path(db), &status) {
+        crate::log!("writing {}: {e}", status_path(db).display());
+    }
     let expo = exposition.clone();
     let db_path = db.to_owned();
     let status_file = status_path(db);
     let thread = thread::Builder::new()
         .name("perfagent-writer".into())
-        .spawn(move || writer_loop(writer, rx, status, status_file, expo, db_path))
+        .spawn(move || writer_loop(writer, rx, status, status_file, expo, db_path, summaries))
         .context("starting the writer thread")?;
     Ok(WriterThread { tx, thread })
 }
@@ -314,7 +320,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         receive_buffer_bytes: listener.granted_receive_buffer,
         ..StatusFile::default()
     };
-    let WriterThread { tx, thread: writer_thread } = spawn_writer(writer, status, &cfg.db, exposition)?;
+    let WriterThread { tx, thread: writer_thread } = spawn_writer(writer, status, &cfg.db, exposition, true)?;
 
     on_ready(&Ready {
         pid: std::process::id(),
@@ -396,6 +402,7 @@ fn writer_loop(
     status_file: PathBuf,
     exposition: Arc<Mutex<Exposition>>,
     db: PathBuf,
+    summaries: bool,
 ) -> anyhow::Result<(usize, usize)> {
     let mut last_maintenance = std::time::Instant::now();
     let mut last_summary = std::time::Instant::now();
@@ -417,7 +424,7 @@ fn writer_loop(
                  raise [statsd] max_series / max_series_per_name or drop the tag that varies"
             );
         }
-        if last_summary.elapsed() >= SUMMARY_EVERY {
+        if summaries && last_summary.elapsed() >= SUMMARY_EVERY {
             last_summary = std::time::Instant::now();
             if let Some(line) = std::mem::take(&mut calls).line() {
                 crate::log!("last {}: {line}", humantime::format_duration(SUMMARY_EVERY));
@@ -464,7 +471,7 @@ fn writer_loop(
             }
         }
     }
-    if let Some(line) = calls.line() {
+    if let Some(line) = calls.line().filter(|_| summaries) {
         crate::log!("since the last summary: {line}");
     }
     writer.close().context("closing the store")?;

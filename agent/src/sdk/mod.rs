@@ -351,8 +351,8 @@ impl Control {
         }
         if let Some(t) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             match t.join() {
-                Ok(Err(e)) => crate::log!("perfagent SDK: closing the store: {e:#}"),
-                Err(_) => crate::log!("perfagent SDK: the writer thread panicked"),
+                Ok(Err(e)) => crate::log!("SDK: closing the store: {e:#}"),
+                Err(_) => crate::log!("SDK: the writer thread panicked"),
                 Ok(Ok(_)) => {}
             }
         }
@@ -423,7 +423,7 @@ impl Perf {
                             ..StatusFile::default()
                         };
                         let expo = Arc::new(Mutex::new(Exposition::default()));
-                        let WriterThread { tx, thread } = spawn_writer(writer, status, &db, expo)?;
+                        let WriterThread { tx, thread } = spawn_writer(writer, status, &db, expo, false)?;
                         *control.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
                         let cfg = AggregatorConfig { service: b.service.clone(), ..AggregatorConfig::default() };
                         let start = now_ms().div_euclid(interval_ms) * interval_ms;
@@ -431,9 +431,19 @@ impl Perf {
                         (Sink::Embedded { agg, tx }, Mode::Embedded { db })
                     }
                     Err(StoreError::Locked { pid, .. }) => {
-                        let st: Option<StatusFile> = std::fs::read_to_string(crate::daemon::status_path(&db))
-                            .ok()
-                            .and_then(|t| serde_json::from_str(&t).ok());
+                        // A daemon that is just starting writes its status file a moment
+                        // after taking the lock.
+                        let mut st: Option<StatusFile> = None;
+                        for _ in 0..40 {
+                            st = std::fs::read_to_string(crate::daemon::status_path(&db))
+                                .ok()
+                                .and_then(|t| serde_json::from_str(&t).ok())
+                                .filter(|s: &StatusFile| pid.is_none_or(|p| s.pid == p));
+                            if st.is_some() {
+                                break;
+                            }
+                            thread::sleep(Duration::from_millis(50));
+                        }
                         let to = match &st {
                             Some(s) if s.statsd_unix.is_some() => {
                                 format!("unix:{}", s.statsd_unix.clone().unwrap_or_default())
@@ -450,7 +460,7 @@ impl Perf {
                             db.display(),
                             pid.map_or(String::new(), |p| format!(" (pid {p})"))
                         );
-                        crate::log!("perfagent SDK: {reason}; forwarding to it over {to}");
+                        crate::log!("SDK: {reason}; forwarding to it over {to}");
                         (parse_forward(&to)?, Mode::Forward { to, reason })
                     }
                     Err(e) => return Err(e).with_context(|| format!("opening store {}", db.display())),
@@ -608,7 +618,7 @@ fn collect_loop(
                 flush.profiles = profiles;
                 let progress = Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: None };
                 if tx.send((flush, progress)).is_err() {
-                    crate::log!("perfagent SDK: the store writer stopped; recording ends");
+                    crate::log!("SDK: the store writer stopped; recording ends");
                     return;
                 }
             }

@@ -93,7 +93,7 @@ impl Profiler {
         let mut p = Self { hz, service, guard: None, window_start_ms: crate::daemon::now_ms() };
         if !p.restart() {
             crate::log!(
-                "perfagent SDK: the CPU profiler could not start (another profiler runs in this process?); profiling is off"
+                "SDK: the CPU profiler could not start (another profiler runs in this process?); profiling is off"
             );
         }
         p
