@@ -45,6 +45,17 @@ impl Striped {
     pub fn take(&self) -> u64 {
         self.slots.iter().map(|s| s.0.swap(0, Ordering::Relaxed)).sum()
     }
+
+    /// Add a signed amount (a level that goes up and down, like calls in flight).
+    #[inline]
+    pub fn add_signed(&self, n: i64) {
+        self.slots[stripe()].0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The current level (the wrapping sum of every signed add), without resetting it.
+    pub fn level(&self) -> i64 {
+        self.slots.iter().fold(0u64, |acc, s| acc.wrapping_add(s.0.load(Ordering::Relaxed))) as i64
+    }
 }
 
 /// A gauge: the last value set, and whether it was set since the last take.
@@ -144,12 +155,17 @@ thread_local! {
     static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Most values waiting in the shared overflow (16 MiB); past it values are dropped and
+/// counted.
+const OVERFLOW_MAX: usize = 1 << 20;
+
 /// Values from every thread of one SDK instance.
 #[derive(Default)]
 pub struct Values {
     id: u64,
     rings: Mutex<Vec<Arc<Ring>>>,
     overflow: Mutex<Vec<Value>>,
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Values {
@@ -182,8 +198,17 @@ impl Values {
             ok
         });
         if !pushed && let Ok(mut o) = self.overflow.lock() {
-            o.push(v);
+            if o.len() < OVERFLOW_MAX {
+                o.push(v);
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Values dropped because the overflow was full, since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
     }
 
     /// Everything recorded since the last drain, from every thread.
@@ -241,6 +266,12 @@ mod tests {
         });
         assert_eq!(c.take(), 7);
         assert_eq!(c.take(), 0);
+        let level = Striped::default();
+        level.add_signed(1);
+        std::thread::scope(|s| {
+            s.spawn(|| level.add_signed(-3));
+        });
+        assert_eq!((level.level(), level.level()), (-2, -2));
         let g = Gauge::default();
         assert_eq!(g.take(), None);
         g.set(2.5);

@@ -179,6 +179,8 @@ struct Registry {
     gauges: Vec<(String, String, Arc<Gauge>)>,
     /// (name, tags, StatsD type).
     dists: Vec<(String, String, &'static str)>,
+    /// Levels sent as gauges when they change: (name, tags, level, last sent).
+    levels: Vec<(String, String, Arc<Striped>, i64)>,
     index: HashMap<(u8, String, String), usize>,
     /// Operation names by marker id.
     op_names: Vec<String>,
@@ -225,6 +227,13 @@ impl Shared {
         g
     }
 
+    pub(crate) fn level(&self, name: &str, tags: String) -> Arc<Striped> {
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let l = Arc::new(Striped::default());
+        r.levels.push((clean(name), tags, l.clone(), 0));
+        l
+    }
+
     /// A distribution series id; `ty` is `ms` (milliseconds) or `h`.
     pub(crate) fn dist(&self, name: &str, tags: String, ty: &'static str) -> u32 {
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -258,7 +267,14 @@ impl Shared {
             cur.push_str(line);
             cur.push('\n');
         };
-        let r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, tags, l, last) in &mut r.levels {
+            let v = l.level();
+            if v != *last {
+                *last = v;
+                emit(&format!("{name}:{v}|g|#{tags}"), &mut out);
+            }
+        }
         for (name, tags, c) in &r.counters {
             let n = c.take();
             if n > 0 {
@@ -519,7 +535,7 @@ impl Perf {
                 durations,
                 batch_size: s.dist("op.batch.size", s.tags(&[("op", name)]), "h"),
                 retries: s.counter("op.retries", s.tags(&[("op", name)])),
-                inflight: s.gauge("op.inflight", s.tags(&[("op", name)])),
+                inflight: s.level("op.inflight", s.tags(&[("op", name)])),
                 shared: s.clone(),
             }),
         };
@@ -604,6 +620,13 @@ fn collect_loop(
         }
         interval_end = (now.div_euclid(interval_ms) + 1) * interval_ms;
         let datagrams = shared.take_lines(&mut pending);
+        let dropped = shared.values.take_dropped();
+        if dropped > 0 {
+            crate::log!(
+                "SDK: dropped {dropped} timer values: threads recorded faster than the SDK drains (over a million \
+                 values waiting)"
+            );
+        }
         let op_names = shared.registry.lock().map(|r| r.op_names.clone()).unwrap_or_default();
         let profiles = profiler.as_mut().map(|p| p.window(&op_names, now, stop)).unwrap_or_default();
         if let Some(h) = shared.prometheus.lock().ok().and_then(|h| h.clone()) {
@@ -614,6 +637,7 @@ fn collect_loop(
                 for d in &datagrams {
                     agg.ingest_datagram(d);
                 }
+                agg.count_drops("sdk_overflow", dropped);
                 let mut flush = agg.flush();
                 flush.profiles = profiles;
                 let progress = Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: None };

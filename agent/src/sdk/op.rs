@@ -38,10 +38,28 @@ impl CacheResult {
     }
 }
 
+/// The operation a call belongs to: borrowed by synchronous scopes (no shared reference
+/// count to bump, so threads running the same operation do not contend), owned by futures.
+#[derive(Debug)]
+enum OpRef<'a> {
+    Borrowed(&'a OpInner),
+    Owned(Arc<OpInner>),
+}
+
+impl std::ops::Deref for OpRef<'_> {
+    type Target = OpInner;
+    fn deref(&self) -> &OpInner {
+        match self {
+            OpRef::Borrowed(o) => o,
+            OpRef::Owned(o) => o,
+        }
+    }
+}
+
 /// What a call did, set while it runs.
 #[derive(Debug)]
-pub struct OpCtx {
-    op: Arc<OpInner>,
+pub struct OpCtx<'a> {
+    op: OpRef<'a>,
     cache: AtomicU8,
     /// 0 unset, 1 not batched, 2 batched.
     batched: AtomicU8,
@@ -49,8 +67,8 @@ pub struct OpCtx {
     failed: AtomicBool,
 }
 
-impl OpCtx {
-    fn new(op: Arc<OpInner>) -> Self {
+impl<'a> OpCtx<'a> {
+    fn new(op: OpRef<'a>) -> Self {
         Self {
             op,
             cache: AtomicU8::new(0),
@@ -119,7 +137,9 @@ pub(crate) struct OpInner {
     pub(crate) durations: [u32; 24],
     pub(crate) batch_size: u32,
     pub(crate) retries: Arc<Striped>,
-    pub(crate) inflight: Arc<Gauge>,
+    /// Calls in flight (a striped level: starts and ends on different threads do not
+    /// contend).
+    pub(crate) inflight: Arc<Striped>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -131,15 +151,15 @@ impl Operation {
 
     /// Start a call (metrics only: no profiler attribution). End it with [`Scope::finish`];
     /// dropped unfinished, it counts as an error.
-    pub fn start(&self) -> Scope {
-        self.inner.inflight.add(1.0);
-        Scope { ctx: OpCtx::new(self.inner.clone()), start: self.inner.shared.clock.raw(), done: false }
+    pub fn start(&self) -> Scope<'_> {
+        self.inner.inflight.add_signed(1);
+        Scope { ctx: OpCtx::new(OpRef::Borrowed(&self.inner)), start: self.inner.shared.clock.raw(), done: false }
     }
 
     /// Run one call of the operation, profiled: CPU samples taken while `f` runs are
     /// attributed to this operation. The call is ok unless `f` calls [`OpCtx::fail`] or
     /// panics.
-    pub fn run<T>(&self, f: impl FnOnce(&OpCtx) -> T) -> T {
+    pub fn run<T>(&self, f: impl FnOnce(&OpCtx<'_>) -> T) -> T {
         let mut scope = self.start();
         let mut f = Some(f);
         let mut out = None;
@@ -155,7 +175,7 @@ impl Operation {
 
     /// [`Operation::run`] for bodies returning `Result`: an `Err` fails the call with its
     /// message.
-    pub fn try_run<T, E: Display>(&self, f: impl FnOnce(&OpCtx) -> Result<T, E>) -> Result<T, E> {
+    pub fn try_run<T, E: Display>(&self, f: impl FnOnce(&OpCtx<'_>) -> Result<T, E>) -> Result<T, E> {
         self.run(|op| {
             let r = f(op);
             if let Err(e) = &r {
@@ -170,17 +190,17 @@ impl Operation {
     /// call's context to set cache, batching, retries and failures.
     pub fn instrument<F, Fut>(&self, f: F) -> Instrumented<Fut>
     where
-        F: FnOnce(Arc<OpCtx>) -> Fut,
+        F: FnOnce(Arc<OpCtx<'static>>) -> Fut,
         Fut: Future,
     {
-        let ctx = Arc::new(OpCtx::new(self.inner.clone()));
+        let ctx = Arc::new(OpCtx::new(OpRef::Owned(self.inner.clone())));
         Instrumented { fut: f(ctx.clone()), ctx, start: None, done: false }
     }
 
     /// Record a call that already happened, with an explicit duration (imports, replays and
     /// deterministic tests). `f` sets what the call did.
-    pub fn record(&self, duration: Duration, f: impl FnOnce(&OpCtx)) {
-        let ctx = OpCtx::new(self.inner.clone());
+    pub fn record(&self, duration: Duration, f: impl FnOnce(&OpCtx<'_>)) {
+        let ctx = OpCtx::new(OpRef::Borrowed(&self.inner));
         f(&ctx);
         ctx.finish(duration.as_nanos().min(u128::from(u64::MAX)) as u64, true);
     }
@@ -188,20 +208,20 @@ impl Operation {
 
 /// A call in progress (the drop-guard form). Derefs to [`OpCtx`].
 #[derive(Debug)]
-pub struct Scope {
-    ctx: OpCtx,
+pub struct Scope<'a> {
+    ctx: OpCtx<'a>,
     start: u64,
     done: bool,
 }
 
-impl std::ops::Deref for Scope {
-    type Target = OpCtx;
-    fn deref(&self) -> &OpCtx {
+impl<'a> std::ops::Deref for Scope<'a> {
+    type Target = OpCtx<'a>;
+    fn deref(&self) -> &OpCtx<'a> {
         &self.ctx
     }
 }
 
-impl Scope {
+impl Scope<'_> {
     /// End the call now; ok unless [`OpCtx::fail`] was called.
     pub fn finish(&mut self) {
         self.end(true);
@@ -211,7 +231,7 @@ impl Scope {
     pub fn finish_with(&mut self, d: Duration) {
         if !self.done {
             self.done = true;
-            self.ctx.op.inflight.add(-1.0);
+            self.ctx.op.inflight.add_signed(-1);
             self.ctx.finish(d.as_nanos().min(u128::from(u64::MAX)) as u64, true);
         }
     }
@@ -219,14 +239,14 @@ impl Scope {
     fn end(&mut self, ok: bool) {
         if !self.done {
             self.done = true;
-            self.ctx.op.inflight.add(-1.0);
+            self.ctx.op.inflight.add_signed(-1);
             let clock = &self.ctx.op.shared.clock;
             self.ctx.finish(clock.delta_as_nanos(self.start, clock.raw()), ok);
         }
     }
 }
 
-impl Drop for Scope {
+impl Drop for Scope<'_> {
     fn drop(&mut self) {
         self.end(false);
     }
@@ -236,7 +256,7 @@ impl Drop for Scope {
 #[derive(Debug)]
 pub struct Instrumented<F> {
     fut: F,
-    ctx: Arc<OpCtx>,
+    ctx: Arc<OpCtx<'static>>,
     start: Option<u64>,
     done: bool,
 }
@@ -250,7 +270,7 @@ impl<F: Future> Future for Instrumented<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let clock = &this.ctx.op.shared.clock;
         let start = *this.start.get_or_insert_with(|| {
-            this.ctx.op.inflight.add(1.0);
+            this.ctx.op.inflight.add_signed(1);
             clock.raw()
         });
         // SAFETY: see above; `this.fut` stays where it is.
@@ -264,7 +284,7 @@ impl<F: Future> Future for Instrumented<F> {
         });
         if out.is_ready() && !this.done {
             this.done = true;
-            this.ctx.op.inflight.add(-1.0);
+            this.ctx.op.inflight.add_signed(-1);
             this.ctx.finish(clock.delta_as_nanos(start, clock.raw()), true);
         }
         out
@@ -278,7 +298,7 @@ impl<F> Drop for Instrumented<F> {
             && !self.done
         {
             self.done = true;
-            self.ctx.op.inflight.add(-1.0);
+            self.ctx.op.inflight.add_signed(-1);
             let clock = &self.ctx.op.shared.clock;
             self.ctx.finish(clock.delta_as_nanos(start, clock.raw()), false);
         }

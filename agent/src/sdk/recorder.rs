@@ -2,7 +2,8 @@
 //! store. Counters become StatsD counters, gauges gauges, histograms `|h` distributions;
 //! labels become tags (sorted when the series is registered) plus the SDK's `service`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit};
 
@@ -23,15 +24,32 @@ pub enum InstallError {
     AlreadyInstalled,
 }
 
+/// Handles already registered, by key (the macros register on every call unless the app
+/// keeps the handle; a cached handle makes that a map lookup, not a registration).
+#[derive(Debug, Default)]
+struct Handles {
+    counters: RwLock<HashMap<Key, Counter>>,
+    gauges: RwLock<HashMap<Key, Gauge>>,
+    histograms: RwLock<HashMap<Key, Histogram>>,
+}
+
 /// The SDK's `metrics::Recorder`. See [`super::Perf::recorder`].
 #[derive(Debug, Clone)]
 pub struct SdkRecorder {
     shared: Arc<Shared>,
+    handles: Arc<Handles>,
+}
+
+fn cached<T: Clone>(map: &RwLock<HashMap<Key, T>>, key: &Key, make: impl FnOnce() -> T) -> T {
+    if let Some(h) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return h.clone();
+    }
+    map.write().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_insert_with(make).clone()
 }
 
 impl SdkRecorder {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self { shared, handles: Arc::default() }
     }
 
     fn tags(&self, key: &Key) -> String {
@@ -86,15 +104,21 @@ impl metrics::Recorder for SdkRecorder {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(Arc::new(CounterHandle(self.shared.counter(key.name(), self.tags(key)))))
+        cached(&self.handles.counters, key, || {
+            Counter::from_arc(Arc::new(CounterHandle(self.shared.counter(key.name(), self.tags(key)))))
+        })
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(Arc::new(GaugeHandle(self.shared.gauge(key.name(), self.tags(key)))))
+        cached(&self.handles.gauges, key, || {
+            Gauge::from_arc(Arc::new(GaugeHandle(self.shared.gauge(key.name(), self.tags(key)))))
+        })
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let id = self.shared.dist(key.name(), self.tags(key), "h");
-        Histogram::from_arc(Arc::new(HistogramHandle { shared: self.shared.clone(), id }))
+        cached(&self.handles.histograms, key, || {
+            let id = self.shared.dist(key.name(), self.tags(key), "h");
+            Histogram::from_arc(Arc::new(HistogramHandle { shared: self.shared.clone(), id }))
+        })
     }
 }
