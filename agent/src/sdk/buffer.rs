@@ -5,8 +5,8 @@
 //! * Gauges are one atomic holding the f64's bits.
 //! * Timer and histogram values go into a per-thread single-producer / single-consumer ring
 //!   (the thread pushes, the collector drains every few tens of milliseconds). A full ring
-//!   (a thread recording faster than the collector drains) spills into a shared overflow
-//!   vector under a mutex: the uncommon path.
+//!   (a thread recording faster than the collector drains) spills into that thread's own
+//!   vector under a mutex only the collector also takes: the uncommon path, and bounded.
 
 use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -91,8 +91,10 @@ pub type Value = (u32, f64);
 
 const RING: usize = 4096;
 
-/// A single-producer, single-consumer ring of values.
+/// A single-producer, single-consumer ring of values, and its thread's spill for when it is
+/// full (a per-thread mutex: uncontended but for the collector's drain).
 struct Ring {
+    spill: Mutex<Vec<Value>>,
     slots: Box<[UnsafeCell<Value>]>,
     /// Next slot the consumer reads.
     head: AtomicUsize,
@@ -112,6 +114,7 @@ unsafe impl Send for Ring {}
 impl Ring {
     fn new() -> Self {
         Self {
+            spill: Mutex::new(Vec::new()),
             slots: (0..RING).map(|_| UnsafeCell::new((0, 0.0))).collect(),
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
@@ -155,16 +158,15 @@ thread_local! {
     static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Most values waiting in the shared overflow (16 MiB); past it values are dropped and
+/// Most values waiting in one thread's spill (4 MiB); past it values are dropped and
 /// counted.
-const OVERFLOW_MAX: usize = 1 << 20;
+const SPILL_MAX: usize = 1 << 18;
 
 /// Values from every thread of one SDK instance.
 #[derive(Default)]
 pub struct Values {
     id: u64,
     rings: Mutex<Vec<Arc<Ring>>>,
-    overflow: Mutex<Vec<Value>>,
     dropped: AtomicU64,
 }
 
@@ -183,30 +185,32 @@ impl Values {
     /// Record a value from this thread.
     #[inline]
     pub fn push(&self, v: Value) {
-        let pushed = RINGS.with(|rings| {
+        RINGS.with(|rings| {
             let mut rings = rings.borrow_mut();
-            if let Some((_, r)) = rings.iter().find(|(id, _)| *id == self.id) {
-                return r.push(v);
+            let ring = match rings.iter().find(|(id, _)| *id == self.id) {
+                Some((_, r)) => r,
+                None => {
+                    // First value from this thread: one ring, registered once.
+                    let ring = Arc::new(Ring::new());
+                    if let Ok(mut all) = self.rings.lock() {
+                        all.push(ring.clone());
+                    }
+                    rings.push((self.id, ring));
+                    &rings.last().expect("just pushed").1
+                }
+            };
+            if !ring.push(v) {
+                let mut spill = ring.spill.lock().unwrap_or_else(|e| e.into_inner());
+                if spill.len() < SPILL_MAX {
+                    spill.push(v);
+                } else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            // First value from this thread: one ring, registered once.
-            let ring = Arc::new(Ring::new());
-            let ok = ring.push(v);
-            if let Ok(mut all) = self.rings.lock() {
-                all.push(ring.clone());
-            }
-            rings.push((self.id, ring));
-            ok
         });
-        if !pushed && let Ok(mut o) = self.overflow.lock() {
-            if o.len() < OVERFLOW_MAX {
-                o.push(v);
-            } else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 
-    /// Values dropped because the overflow was full, since the last call.
+    /// Values dropped because a thread's spill was full, since the last call.
     pub fn take_dropped(&self) -> u64 {
         self.dropped.swap(0, Ordering::Relaxed)
     }
@@ -216,13 +220,11 @@ impl Values {
         if let Ok(mut rings) = self.rings.lock() {
             for r in rings.iter() {
                 r.drain(out);
+                out.append(&mut r.spill.lock().unwrap_or_else(|e| e.into_inner()));
             }
             // A ring only this list still holds belongs to a thread that has exited: it was
             // drained just now, so let it go.
             rings.retain(|r| Arc::strong_count(r) > 1);
-        }
-        if let Ok(mut o) = self.overflow.lock() {
-            out.append(&mut o);
         }
     }
 }

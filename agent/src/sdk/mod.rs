@@ -158,6 +158,9 @@ pub enum Mode {
     },
 }
 
+/// Values handed to the aggregator without text: (a one-value line naming the series, values).
+type Direct = Vec<(String, Vec<f64>)>;
+
 /// Last-error events waiting for the next flush: (op, message, Unix seconds).
 type Errors = Vec<(String, String, i64)>;
 
@@ -256,8 +259,9 @@ impl Shared {
     }
 
     /// Everything recorded since the last call, as StatsD lines in datagrams of at most
-    /// [`DATAGRAM`] bytes.
-    fn take_lines(&self, values: &mut Vec<buffer::Value>) -> Vec<Vec<u8>> {
+    /// [`DATAGRAM`] bytes; with `direct`, timer and histogram values go there instead, as
+    /// (a line naming their series, the values).
+    fn take_lines(&self, values: &mut Vec<buffer::Value>, mut direct: Option<&mut Direct>) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut cur = String::new();
         let mut emit = |line: &str, out: &mut Vec<Vec<u8>>| {
@@ -286,29 +290,37 @@ impl Shared {
                 emit(&format!("{name}:{v}|g|#{tags}"), &mut out);
             }
         }
-        // Values by series, several per line (`name:1:2:3|ms`), lines kept under the
-        // datagram size.
+        // Values by series: handed over as they are when embedded (no formatting and
+        // re-parsing), else several per line (`name:1:2:3|ms`) under the datagram size.
         values.sort_by_key(|v| v.0);
         let mut i = 0;
         while i < values.len() {
             let id = values[i].0;
+            let end = i + values[i..].iter().take_while(|v| v.0 == id).count();
             let Some((name, tags, ty)) = r.dists.get(id as usize) else {
-                i += 1;
+                i = end;
                 continue;
             };
-            let mut line = name.clone();
             let suffix = format!("|{ty}|#{tags}");
-            while i < values.len() && values[i].0 == id {
-                let mut v = String::new();
-                let _ = write!(v, ":{}", values[i].1);
-                if line.len() + v.len() + suffix.len() > DATAGRAM - 1 {
-                    break;
-                }
-                line.push_str(&v);
-                i += 1;
+            if let Some(direct) = direct.as_mut() {
+                direct.push((format!("{name}:0{suffix}"), values[i..end].iter().map(|v| v.1).collect()));
+                i = end;
+                continue;
             }
-            line.push_str(&suffix);
-            emit(&line, &mut out);
+            while i < end {
+                let mut line = name.clone();
+                while i < end {
+                    let mut v = String::new();
+                    let _ = write!(v, ":{}", values[i].1);
+                    if line.len() + v.len() + suffix.len() > DATAGRAM - 1 && line.len() > name.len() {
+                        break;
+                    }
+                    line.push_str(&v);
+                    i += 1;
+                }
+                line.push_str(&suffix);
+                emit(&line, &mut out);
+            }
         }
         values.clear();
         drop(r);
@@ -619,7 +631,9 @@ fn collect_loop(
             continue;
         }
         interval_end = (now.div_euclid(interval_ms) + 1) * interval_ms;
-        let datagrams = shared.take_lines(&mut pending);
+        let mut direct: Direct = Vec::new();
+        let embedded = matches!(sink, Sink::Embedded { .. });
+        let datagrams = shared.take_lines(&mut pending, embedded.then_some(&mut direct));
         let dropped = shared.values.take_dropped();
         if dropped > 0 {
             crate::log!(
@@ -636,6 +650,13 @@ fn collect_loop(
             Sink::Embedded { agg, tx } => {
                 for d in &datagrams {
                     agg.ingest_datagram(d);
+                }
+                for (line, vals) in &direct {
+                    if let Ok(crate::statsd::parser::Line::Metric(m)) =
+                        crate::statsd::parser::parse_line(line.as_bytes())
+                    {
+                        agg.ingest_values(&m, vals);
+                    }
                 }
                 agg.count_drops("sdk_overflow", dropped);
                 let mut flush = agg.flush();

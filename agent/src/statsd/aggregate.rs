@@ -263,6 +263,16 @@ impl Aggregator {
 
     /// Aggregate one parsed metric line.
     pub fn ingest_metric(&mut self, m: &MetricLine<'_>) {
+        self.ingest_with(m, m.values());
+    }
+
+    /// Aggregate `values` as if they were the values of line `m` (its own are ignored): how
+    /// the embedded SDK hands over timer values without formatting and re-parsing them.
+    pub fn ingest_values(&mut self, m: &MetricLine<'_>, values: &[f64]) {
+        self.ingest_with(m, values.iter().map(|&v| Value::Number(v)));
+    }
+
+    fn ingest_with<'v>(&mut self, m: &MetricLine<'_>, values: impl Iterator<Item = Value<'v>>) {
         let kind = kind_of(m.kind);
         self.scratch.clear();
         self.scratch.extend_from_slice(m.name.as_bytes());
@@ -310,7 +320,7 @@ impl Aggregator {
         slot.last_seen = flushes;
         let weight = 1.0 / m.sample_rate;
         let scale = scale_of(m.kind, m.name);
-        for v in m.values() {
+        for v in values {
             match (&mut slot.state, v) {
                 (State::Counter { sum, touched }, Value::Number(x)) => {
                     *sum += x * weight;
