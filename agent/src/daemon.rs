@@ -304,8 +304,10 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
     let exposition = Arc::new(Mutex::new(Exposition::default()));
     let ready = Arc::new(AtomicBool::new(false));
+    let uploads =
+        Arc::new(crate::http::Uploads { pending: Mutex::new(Vec::new()), service: cfg.aggregator.service.clone() });
     let http = match cfg.http {
-        Some(addr) => Some(crate::http::serve(addr, exposition.clone(), ready.clone())?),
+        Some(addr) => Some(crate::http::serve(addr, exposition.clone(), ready.clone(), uploads.clone())?),
         None => None,
     };
     let status = StatusFile {
@@ -347,7 +349,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
             // counted) instead of the kernel's receive buffer (silent).
             let dropped = backlog.push(agg.flush());
             agg.count_drops("store_backlog_points", dropped as u64);
-            if let Some(flush) = backlog.take() {
+            if let Some(mut flush) = backlog.take() {
+                flush.profiles.append(&mut uploads.pending.lock().unwrap_or_else(|e| e.into_inner()));
                 // The kernel drops only while datagrams arrive; an idle agent skips reading
                 // the whole /proc/net/udp table every flush.
                 let seen = agg.stats().received();
@@ -383,7 +386,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let socket = &sources.udp.socket;
     let dropped = backlog.push(agg.flush());
     agg.count_drops("store_backlog_points", dropped as u64);
-    if let Some(flush) = backlog.take() {
+    if let Some(mut flush) = backlog.take() {
+        flush.profiles.append(&mut uploads.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tx.send((
             flush,
             Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: kernel_drops(socket) },

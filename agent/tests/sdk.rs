@@ -234,3 +234,45 @@ fn the_sdk_forwards_to_a_daemon_that_holds_the_store() {
     assert_eq!(find(&c, r#"op.retries{op="vm.start",service="app"}"#).sum, 2.0);
     assert_eq!(find(&c, r#"op.duration{cache="hit",op="vm.list",outcome="ok",service="app"}"#).count, 3.0);
 }
+
+fn post(addr: &str, target: &str, body: &str) -> String {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_daemon_takes_folded_stacks_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let (child, ready) = daemon(&db);
+    let http = ready["http"].as_str().unwrap().to_owned();
+    // py-spy's raw format: frames with spaces and parentheses, the count after the last space.
+    let py = "<module> (app.py:30);main (app.py:25);list_vms (cloud.py:12) 40\n<module> (app.py:30);main (app.py:25);parse (cloud.py:40) 10\n";
+    let r = post(&http, "/profile?op=vm.list&service=py-app", py);
+    assert!(r.starts_with("HTTP/1.1 202"), "{r}");
+    assert!(r.ends_with("accepted 2 stacks (50 samples) for vm.list; stored with the next flush\n"), "{r}");
+    let r = post(&http, "/profile?op=vm.list", "main;work 3\nmain;broken\n");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(
+        r.ends_with("line 2: expected `frame;frame;… COUNT` (no sample count after the stack); nothing was stored\n"),
+        "{r}"
+    );
+    assert!(post(&http, "/profile", "a 1\n").starts_with("HTTP/1.1 400"), "an operation is required");
+    std::thread::sleep(Duration::from_millis(500));
+    stop(child);
+    let mut r = Reader::open(&db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let stacks = snap.profile("vm.list", Some("py-app"), all_time()).unwrap();
+    assert_eq!(
+        stacks,
+        vec![
+            ("<module> (app.py:30);main (app.py:25);list_vms (cloud.py:12)".to_owned(), 40),
+            ("<module> (app.py:30);main (app.py:25);parse (cloud.py:40)".to_owned(), 10)
+        ]
+    );
+    assert_eq!(snap.profiled_ops(all_time()).unwrap().len(), 1, "the malformed upload stored nothing");
+}
