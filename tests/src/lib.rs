@@ -103,3 +103,18 @@ pub fn load_statsd(db: &Path, capture: &Path) {
     let out = child.wait_with_output().expect("wait for perfagent");
     assert!(out.status.success(), "perfagent: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// An example of the workspace (`cargo build --example NAME -p PACKAGE`), built once per test
+/// process with the same profile as the tests.
+pub fn example(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", name, "-p", package]);
+    if dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().expect("run cargo build").success(), "building example {name} failed");
+    dir.join("examples").join(name)
+}

@@ -68,6 +68,7 @@ pub struct Builder {
     forward: Option<String>,
     clock: Option<quanta::Clock>,
     store: StoreOptions,
+    forward_http: Option<String>,
 }
 
 impl Default for Builder {
@@ -85,6 +86,7 @@ impl Default for Builder {
             forward: None,
             clock: None,
             store: StoreOptions::default(),
+            forward_http: None,
         }
     }
 }
@@ -120,6 +122,13 @@ impl Builder {
     /// `unix:///path/to/socket`.
     pub fn forward(mut self, to: &str) -> Self {
         self.forward = Some(to.to_owned());
+        self
+    }
+
+    /// With [`Builder::forward`]: the daemon's HTTP address (`127.0.0.1:9465`), to send CPU
+    /// profiles to (found by itself when the SDK falls back to a daemon holding the store).
+    pub fn forward_http(mut self, addr: &str) -> Self {
+        self.forward_http = Some(addr.to_owned());
         self
     }
 
@@ -433,8 +442,12 @@ impl Perf {
         });
         let control = Arc::new(Control::default());
         let interval_ms = i64::try_from(b.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
-        let (sink, mode) = match &b.forward {
-            Some(to) => (parse_forward(to)?, Mode::Forward { to: to.clone(), reason: "asked for".into() }),
+        let (sink, mode, upload_to) = match &b.forward {
+            Some(to) => (
+                parse_forward(to)?,
+                Mode::Forward { to: to.clone(), reason: "asked for".into() },
+                b.forward_http.clone(),
+            ),
             None => {
                 let db = match &b.db {
                     Some(p) => p.clone(),
@@ -456,7 +469,7 @@ impl Perf {
                         let cfg = AggregatorConfig { service: b.service.clone(), ..AggregatorConfig::default() };
                         let start = now_ms().div_euclid(interval_ms) * interval_ms;
                         let agg = Box::new(Aggregator::new(cfg, start, interval_ms));
-                        (Sink::Embedded { agg, tx }, Mode::Embedded { db })
+                        (Sink::Embedded { agg, tx }, Mode::Embedded { db }, None)
                     }
                     Err(StoreError::Locked { pid, .. }) => {
                         // A daemon that is just starting writes its status file a moment
@@ -489,7 +502,8 @@ impl Perf {
                             pid.map_or(String::new(), |p| format!(" (pid {p})"))
                         );
                         crate::log!("SDK: {reason}; forwarding to it over {to}");
-                        (parse_forward(&to)?, Mode::Forward { to, reason })
+                        let http = st.as_ref().and_then(|s| s.http.clone());
+                        (parse_forward(&to)?, Mode::Forward { to, reason }, http)
                     }
                     Err(e) => return Err(e).with_context(|| format!("opening store {}", db.display())),
                 }
@@ -499,7 +513,7 @@ impl Perf {
         let (s2, c2) = (shared.clone(), control.clone());
         let collector = thread::Builder::new()
             .name("perfagent-sdk".into())
-            .spawn(move || collect_loop(&s2, &c2, sink, interval_ms, profiler))
+            .spawn(move || collect_loop(&s2, &c2, sink, interval_ms, profiler, upload_to))
             .context("starting the SDK thread")?;
         *control.collector.lock().unwrap_or_else(|e| e.into_inner()) = Some(collector);
         Ok(Perf { shared, control, mode })
@@ -610,12 +624,47 @@ impl Perf {
     }
 }
 
+/// Forward mode: send each operation's folded stacks to the daemon's `POST /profile`.
+fn upload_profiles(http: Option<&str>, profiles: &[perfstore::ProfileWindow]) {
+    use std::io::{Read as _, Write as _};
+    let Some(addr) = http else { return };
+    for p in profiles {
+        let body: String = p.stacks.iter().map(|(f, n)| format!("{f} {n}\n")).collect();
+        let enc = |v: &str| -> String {
+            v.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        };
+        let target =
+            format!("/profile?op={}&service={}&at={}", enc(&p.op), enc(&p.service), p.start_ms as f64 / 1000.0);
+        let sent = std::net::TcpStream::connect(addr).and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(c, "POST {target} HTTP/1.1\r\nHost: perfagent\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+            let mut reply = String::new();
+            c.read_to_string(&mut reply)?;
+            Ok(reply)
+        });
+        match sent {
+            Ok(r) if r.starts_with("HTTP/1.1 202") => {}
+            Ok(r) => crate::log!("SDK: the agent refused the profile of {}: {}", p.op, r.lines().last().unwrap_or("")),
+            Err(e) => crate::log!("SDK: sending the profile of {} to http://{addr}: {e}", p.op),
+        }
+    }
+}
+
 fn collect_loop(
     shared: &Shared,
     control: &Control,
     mut sink: Sink,
     interval_ms: i64,
     mut profiler: Option<profiler::Profiler>,
+    upload_to: Option<String>,
 ) {
     let mut pending: Vec<buffer::Value> = Vec::new();
     let mut interval_end = (now_ms().div_euclid(interval_ms) + 1) * interval_ms;
@@ -671,6 +720,7 @@ fn collect_loop(
                 for d in &datagrams {
                     let _ = s.send(d);
                 }
+                upload_profiles(upload_to.as_deref(), &profiles);
             }
             Sink::Unix(s, _) => {
                 for d in &datagrams {
@@ -684,6 +734,7 @@ fn collect_loop(
                         thread::sleep(Duration::from_millis(2));
                     }
                 }
+                upload_profiles(upload_to.as_deref(), &profiles);
             }
         }
         if stop {

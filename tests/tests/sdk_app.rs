@@ -1,0 +1,82 @@
+//! The SDK's example app (`agent/examples/cloud-app.rs`) run as a user would: embedded, and
+//! again while a daemon holds the store (it forwards, profiles included). The store must then
+//! hold the convention's series, the last error, and per-operation flame graphs naming each
+//! operation's own function.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use perf_e2e::{bin, example};
+use perfstore::{Reader, Selector, TimeRange};
+
+fn all() -> TimeRange {
+    TimeRange::new(0, i64::MAX / 2)
+}
+
+fn check(db: &Path) {
+    let mut r = Reader::open(db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let ops = snap.label_values(&Selector::name("op.duration"), "op").unwrap();
+    assert_eq!(ops, ["blob.read", "ssm.send_command", "vm.list", "vm.start"]);
+    for name in ["op.retries", "op.batch.size", "cache.requests", "cache.refresh", "pool.acquire", "pool.size"] {
+        assert!(!snap.series(&Selector::name(name)).unwrap().is_empty(), "{name} recorded");
+    }
+    let errors = snap.last_events("error", all()).unwrap();
+    assert!(
+        errors.iter().any(|e| e.op == "ssm.send_command" && e.message.starts_with("InvocationDoesNotExist")),
+        "{errors:?}"
+    );
+    // Each profiled operation's samples are in its own function; the drop-guard form
+    // (blob.read) records metrics only, so its CPU shows under (none).
+    for (op, function) in [
+        ("vm.list", "parse_vm_page"),
+        ("vm.start", "sign_start_request"),
+        ("ssm.send_command", "decode_command_output"),
+    ] {
+        let stacks = snap.profile(op, None, all()).unwrap();
+        let total: u64 = stacks.iter().map(|s| s.1).sum();
+        let own: u64 = stacks.iter().filter(|s| s.0.contains(function)).map(|s| s.1).sum();
+        assert!(total > 0, "{op}: no samples");
+        assert!(own * 10 >= total * 8, "{op}: {own} of {total} samples in {function}");
+    }
+    let none = snap.profile("(none)", None, all()).unwrap();
+    assert!(none.iter().any(|s| s.0.contains("checksum_blob")), "blob.read's CPU is outside any profiled scope");
+}
+
+#[test]
+fn the_example_app_records_series_errors_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let app = example("perfagent", "cloud-app");
+    let out = Command::new(&app).args(["--db", db.to_str().unwrap(), "--seconds", "3"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recording to Embedded"));
+    check(&db);
+}
+
+#[test]
+fn the_example_app_forwards_to_a_daemon_holding_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let mut daemon = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0", "--flush-interval", "500ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let app = example("perfagent", "cloud-app");
+    let out = Command::new(&app).args(["--db", db.to_str().unwrap(), "--seconds", "3"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("is held by perfagent (pid"), "{stderr}");
+    assert!(stderr.contains("recording to Forward"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+    check(&db);
+}
