@@ -22,7 +22,7 @@ use crate::daemon::DaemonConfig;
 use crate::statsd::aggregate::AggregatorConfig;
 
 /// Sections of the shared file that other tools read.
-const OTHER_SECTIONS: &[&str] = &["profiler", "targets"];
+const OTHER_SECTIONS: &[&str] = &["profiler", "targets", "capacity"];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +263,7 @@ pub fn resolve(
                     })
                     .map_or(1, |i| i + 1);
                 return Err(format!(
-                    "{}:{line}: unknown section [{name}]; expected [agent], [statsd], [store], [http], [profiler] or [targets]",
+                    "{}:{line}: unknown section [{name}]; expected [agent], [statsd], [store], [http], [profiler], [targets] or [capacity]",
                     path.display()
                 ));
             }

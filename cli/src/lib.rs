@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod capacity;
 pub mod cmd;
 pub mod style;
 pub mod targets;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use perfctl::cmd::{export, flamegraph, import, query, series, stats};
+use perfctl::cmd::{capacity, export, flamegraph, import, query, series, stats};
 use perfctl::style::{Paint, color_stdout};
 use perfctl::window::{WindowArgs, no_data, parse_duration, rfc3339};
 
@@ -52,6 +52,38 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = series::Format::Table)]
         format: series::Format,
+    },
+    /// What each resource (CPU, memory, disk, network, requests) will need in N months, and
+    /// when it crosses the target and runs out, from its recent peak.
+    Capacity {
+        /// Annual growth rate, compounded monthly (0.3 or 30%), or `auto` to fit it to history.
+        #[arg(long, value_name = "RATE", value_parser = capacity::parse_growth)]
+        growth: capacity::Growth,
+        /// Horizon in months.
+        #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
+        months: u32,
+        /// Target utilization, 0–1.
+        #[arg(long, value_name = "RATIO", default_value_t = 0.7)]
+        target: f64,
+        /// Spare instances on top of what the load needs.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        redundancy: u32,
+        /// The peak is the highest hourly mean within this window.
+        #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30d")]
+        peak_window: std::time::Duration,
+        /// Capacity of resources with no natural 100 %: rps=500,net=1Gbit [default: [capacity]
+        /// in the config file]
+        #[arg(long, value_name = "LIST", value_parser = capacity::parse_capacities)]
+        capacity: Option<capacity::Capacities>,
+        /// Also draw history and projection to this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Pretend it is this time (RFC 3339); for reproducible output.
+        #[arg(long, value_name = "TIME", hide = true)]
+        now: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = capacity::Format::Table)]
+        format: capacity::Format,
     },
     /// A flame graph (SVG, by inferno) of one operation's CPU samples over a window.
     Flamegraph {
@@ -163,6 +195,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats::render(&report, format, Paint(color_stdout()), &mut out)?;
             out.flush()?;
             Ok(if check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
+        }
+        Command::Capacity { growth, months, target, redundancy, peak_window, capacity, plot, now, format } => {
+            if !(target > 0.0 && target <= 1.0) {
+                anyhow::bail!(
+                    "invalid value '{target}' for '--target': expected a utilization between 0 and 1 like 0.7"
+                );
+            }
+            let capacities = match capacity {
+                Some(c) => c,
+                None => capacity::capacities_from_config(cli.config.as_deref())?,
+            };
+            let now_ms = WindowArgs { now, ..WindowArgs::default() }.now_ms()?;
+            let opts = capacity::Options {
+                now_ms,
+                growth,
+                months,
+                target,
+                redundancy,
+                peak_window_ms: peak_window.as_millis() as i64,
+                history_ms: 366 * 86_400_000,
+                capacities,
+            };
+            let report = capacity::collect(&db, &opts)?;
+            if let Some(p) = &plot {
+                std::fs::write(p, capacity::plot(&report)).with_context(|| format!("writing {}", p.display()))?;
+                eprintln!("plot: {}", p.display());
+            }
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            capacity::render(&report, format, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Flamegraph {
             op,

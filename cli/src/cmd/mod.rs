@@ -1,5 +1,6 @@
 //! One module per subcommand: compute apart from printing.
 
+pub mod capacity;
 pub mod export;
 pub mod flamegraph;
 pub mod import;

@@ -1,0 +1,157 @@
+//! `perfctl capacity` on hourly histories whose projections can be computed by hand
+//! (`fixtures/capacity/*.csv`, from `gen.py`): 4 cores, 16 GiB, 45 days ending at NOW.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use perf_e2e::{bin, fixture, golden};
+
+const NOW: &str = "2026-11-23T00:00:00Z";
+
+fn perfctl(db: &Path, args: &[&str]) -> Output {
+    Command::new(bin("perfctl"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("run perfctl")
+}
+
+fn store(dir: &Path, name: &str) -> std::path::PathBuf {
+    let db = dir.join(format!("{name}.db"));
+    let csv = fixture(&format!("capacity/{name}.csv"));
+    let out = perfctl(&db, &["import", csv.to_str().unwrap(), "--now", NOW]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    db
+}
+
+fn capacity(db: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = perfctl(db, &[&["capacity", "--now", NOW, "--format", "json"][..], extra].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn cpu(report: &serde_json::Value) -> &serde_json::Value {
+    report["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "cpu").unwrap()
+}
+
+fn close(v: &serde_json::Value, expected: f64) {
+    let x = v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"));
+    assert!((x - expected).abs() <= 1e-9 * expected.abs().max(1.0), "{x} vs {expected}");
+}
+
+#[test]
+fn projections_match_hand_computations() {
+    let dir = tempfile::tempdir().unwrap();
+    // peak cores, months to 70 % of 4 cores (2.8), months to 4 cores, over 12 months at +30 %:
+    // m = ⌈12·ln(threshold/peak)/ln(1.3)⌉, null past 12; at 12 months the peak is ×1.3, needs
+    // ÷0.7, and instances = max(2, ⌈peak₁₂/2.8⌉ + 1).
+    let cases: [(&str, f64, serde_json::Value, serde_json::Value, u64); 5] = [
+        // flat at 2 cores: 70 % after 15.4 months, full after 31.7: neither within 12.
+        ("flat", 2.0, serde_json::Value::Null, serde_json::Value::Null, 2),
+        // linear 0.8 → 2.0 cores: the peak is the last hour, as flat from there.
+        ("linear", 2.0, serde_json::Value::Null, serde_json::Value::Null, 2),
+        // compound at 2.2 cores: 12·ln(2.8/2.2)/ln(1.3) = 11.03 → month 12.
+        ("compound", 2.2, 12.into(), serde_json::Value::Null, 3),
+        // seasonal: the spike of 2.4 cores ten days ago is the base: 7.05 → month 8; 3.12 cores
+        // at 12 months → ⌈1.11⌉ + 1 = 3 instances.
+        ("seasonal", 2.4, 8.into(), serde_json::Value::Null, 3),
+        // a step up to 2 cores ten days ago: the peak is the new level.
+        ("step", 2.0, serde_json::Value::Null, serde_json::Value::Null, 2),
+    ];
+    for (name, peak, to_target, to_full, instances) in cases {
+        let db = store(dir.path(), name);
+        let r = capacity(&db, &["--growth", "0.3"]);
+        let c = cpu(&r);
+        close(&c["capacity"], 4.0);
+        close(&c["peak"], peak);
+        assert_eq!(c["months_to_target"], to_target, "{name}");
+        assert_eq!(c["months_to_full"], to_full, "{name}");
+        close(&c["projected_peak_at_horizon"], peak * 1.3);
+        close(&c["required_capacity"], peak * 1.3 / 0.7);
+        assert_eq!(c["instances"], instances, "{name}");
+        let p = c["projection"].as_array().unwrap();
+        assert_eq!(p.len(), 12);
+        close(&p[5]["peak"], peak * 1.3f64.powf(0.5));
+        close(&p[5]["utilization"], peak * 1.3f64.powf(0.5) / 4.0);
+        assert_eq!(c["growth"]["source"], "given");
+    }
+    let seasonal = capacity(&store(dir.path(), "seasonal"), &["--growth", "0.3"]);
+    assert_eq!(cpu(&seasonal)["peak_at"], "2026-11-13T14:00:00Z");
+    let mem = seasonal["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "memory").unwrap();
+    close(&mem["utilization_now"], 0.5);
+    // Already past the target: a 50 % target on 2.4 of 4 cores.
+    let r = capacity(&store(dir.path(), "step"), &["--growth", "0.3", "--target", "0.4"]);
+    assert_eq!(cpu(&r)["months_to_target"], "already crossed");
+}
+
+#[test]
+fn auto_growth_fits_history_and_never_invents_a_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = capacity(&store(dir.path(), "compound"), &["--growth", "auto"]);
+    let c = cpu(&r);
+    close(&c["growth"]["rate"], 0.3);
+    assert!(c["growth"]["source"].as_str().unwrap().starts_with("auto (45 days of history)"));
+    assert_eq!(c["months_to_target"], 12);
+    assert!(r["assumptions"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("yearly seasonal peak")));
+
+    let r = capacity(&store(dir.path(), "flat"), &["--growth", "auto"]);
+    let c = cpu(&r);
+    assert!(c["growth"]["rate"].as_f64().unwrap().abs() < 1e-9);
+    assert!(c["months_to_target"].is_null() && c["months_to_full"].is_null());
+    assert!(c["note"].as_str().unwrap().contains("no saturation within the horizon"), "{c}");
+
+    // Three days of history: a clear warning and no number.
+    let short = dir.path().join("short.csv");
+    let mut text = String::from("time,series,value\n");
+    for h in 0..72 {
+        text.push_str(&format!(
+            "{},\"system.cpu.utilization{{service=\"\"host\"\"}}\",0.{}\n",
+            1_795_392_000 - (72 - h) * 3600,
+            10 + h % 50
+        ));
+    }
+    std::fs::write(&short, text).unwrap();
+    let db = dir.path().join("short.db");
+    assert!(perfctl(&db, &["import", short.to_str().unwrap(), "--now", NOW]).status.success());
+    let r = capacity(&db, &["--growth", "auto"]);
+    assert!(cpu(&r)["growth"]["rate"].is_null());
+    assert!(cpu(&r)["projected_peak_at_horizon"].is_null());
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().starts_with("cpu: only 2 days of history; --growth auto needs at least 7")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn capacity_table_json_and_plot_are_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path(), "seasonal");
+    let plot = dir.path().join("plan.svg");
+    let out = perfctl(&db, &["capacity", "--growth", "0.3", "--now", NOW, "--plot", plot.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap().replace(&db.display().to_string(), "<db>");
+    golden("capacity-seasonal.txt", &text);
+    let json = serde_json::to_string_pretty(&capacity(&db, &["--growth", "0.3"]))
+        .unwrap()
+        .replace(&db.display().to_string(), "<db>");
+    golden("capacity-seasonal.json", &(json + "\n"));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains(">cpu (cores)</text>") && svg.contains(">target</text>"));
+    // Bad flags name the flag and the expected form.
+    let out = perfctl(&db, &["capacity", "--growth", "fast"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid value 'fast' for '--growth <RATE>': expected an annual growth rate like 0.3")
+    );
+    let out = perfctl(&db, &["capacity", "--growth", "0.3", "--target", "70"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid value '70' for '--target': expected a utilization between 0 and 1")
+    );
+}
