@@ -8,8 +8,9 @@
 //! * `--growth auto` fits `ln(daily peak)` against time by least squares weighted towards recent
 //!   days (half-life: a third of the history, at least 7 days). The range is the spread of the
 //!   slopes fitted on the last third, the last two thirds and all of the history, widened by
-//!   two standard errors of the weighted fit. It needs 7 days of history; a few weeks cannot show
-//!   yearly seasonality, and the output says so.
+//!   two standard errors of the weighted fit, and by the history's scatter around its trend (two
+//!   standard deviations of the log residuals, as a factor on the year). It needs 7 days of
+//!   history; a few weeks cannot show yearly seasonality, and the output says so.
 
 const DAY_MS: i64 = 86_400_000;
 const YEAR_DAYS: f64 = 365.25;
@@ -53,8 +54,9 @@ pub fn daily_peaks(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
     out
 }
 
-/// Weighted least squares of `y` on `x`: (slope, standard error of the slope).
-fn wls(xs: &[f64], ys: &[f64], ws: &[f64]) -> Option<(f64, f64)> {
+/// Weighted least squares of `y` on `x`: (slope, standard error of the slope, weighted
+/// standard deviation of the residuals).
+fn wls(xs: &[f64], ys: &[f64], ws: &[f64]) -> Option<(f64, f64, f64)> {
     let sw: f64 = ws.iter().sum();
     if xs.len() < 3 || sw <= 0.0 {
         return None;
@@ -72,7 +74,7 @@ fn wls(xs: &[f64], ys: &[f64], ws: &[f64]) -> Option<(f64, f64)> {
     // Effective number of observations under the weights.
     let n_eff = sw.powi(2) / ws.iter().map(|w| w * w).sum::<f64>();
     let se = if n_eff > 2.0 { (rss / sw * n_eff / (n_eff - 2.0) / sxx * sw / n_eff).sqrt() } else { f64::INFINITY };
-    Some((b, se))
+    Some((b, se, (rss / sw).sqrt()))
 }
 
 /// Fit annual growth to a history of `(ms, value)` points (any spacing; daily peaks are used).
@@ -91,19 +93,27 @@ pub fn fit_growth(points: &[(i64, f64)]) -> Result<Fit, NoFit> {
     let ys: Vec<f64> = peaks.iter().map(|p| p.1.ln()).collect();
     let half_life = (span_days / 3.0).max(7.0);
     let ws: Vec<f64> = xs.iter().map(|x| 0.5f64.powf(-x / half_life)).collect();
-    let (b, se) = wls(&xs, &ys, &ws).ok_or(NoFit::NoUsage)?;
+    let (b, se, sd) = wls(&xs, &ys, &ws).ok_or(NoFit::NoUsage)?;
     let annual = |slope: f64| (slope * YEAR_DAYS).exp() - 1.0;
     let mut slopes = vec![b - 2.0 * se, b + 2.0 * se];
     for frac in [1.0 / 3.0, 2.0 / 3.0, 1.0] {
         let from = xs.len() - ((xs.len() as f64 * frac).ceil() as usize).clamp(3.min(xs.len()), xs.len());
         let ones = vec![1.0; xs.len() - from];
-        if let Some((s, _)) = wls(&xs[from..], &ys[from..], &ones) {
+        if let Some((s, _, _)) = wls(&xs[from..], &ys[from..], &ones) {
             slopes.push(s);
         }
     }
     let lo = slopes.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = slopes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Ok(Fit { rate: annual(b), low: annual(lo), high: annual(hi), days: span_days })
+    // A year out, the peak also scatters around the trend as the history did: widen the range
+    // by two standard deviations of the log residuals.
+    let scatter = (2.0 * sd).exp();
+    Ok(Fit {
+        rate: annual(b),
+        low: (1.0 + annual(lo)) / scatter - 1.0,
+        high: (1.0 + annual(hi)) * scatter - 1.0,
+        days: span_days,
+    })
 }
 
 /// `peak · (1+g)^(m/12)`.
@@ -161,7 +171,7 @@ pub fn linear_extrapolation(points: &[(i64, f64)], ahead_ms: i64) -> Option<f64>
     let xs: Vec<f64> = points.iter().map(|p| (p.0 - last) as f64).collect();
     let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
     let ones = vec![1.0; xs.len()];
-    let (b, _) = wls(&xs, &ys, &ones)?;
+    let (b, _, _) = wls(&xs, &ys, &ones)?;
     let n = xs.len() as f64;
     let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
     Some(my + b * (ahead_ms as f64 - mx))

@@ -449,7 +449,8 @@ pub fn collect(db: &Path, o: &Options) -> anyhow::Result<Report> {
             Growth::Given(g) => format!("growth {} a year, compounded monthly: ×(1+g)^(months/12)", pct(g * 100.0)),
             Growth::Auto => "growth fitted per resource to the daily peaks of up to a year of history, weighting recent days \
                              (half-life a third of the history); the range is the spread of fits over the last third, two \
-                             thirds and all of it, widened by two standard errors"
+                             thirds and all of it, widened by two standard errors and by the history's scatter around \
+                             its trend"
                 .to_string(),
         },
         format!("base: each resource's {peak_window}, not its last value or mean"),
