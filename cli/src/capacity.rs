@@ -6,10 +6,11 @@
 //! * The base is the recent **peak** (by default the highest hourly mean of the last 30 days),
 //!   never the last value or the mean: seasonal workloads make the peak the only safe base.
 //! * `--growth auto` fits `ln(daily peak)` against time by least squares weighted towards recent
-//!   days (half-life: a third of the history, at least 7 days). The range is the spread of the
-//!   slopes fitted on the last third, the last two thirds and all of the history, widened by
-//!   two standard errors of the weighted fit, and by the history's scatter around its trend (two
-//!   standard deviations of the log residuals, as a factor on the year). It needs 7 days of
+//!   days (half-life: a third of the history, at least 7 days); from two weeks of history on,
+//!   each day's trailing 7-day peak, so quiet weekends do not tilt the fit. The range is two
+//!   standard errors of that slope (and, with 180 days or more, the slopes of the last third
+//!   and two thirds), widened by the history's scatter around its trend (two standard
+//!   deviations of the log residuals, as a factor on the year). It needs 7 days of
 //!   history; a few weeks cannot show yearly seasonality, and the output says so.
 
 const DAY_MS: i64 = 86_400_000;
@@ -79,11 +80,24 @@ fn wls(xs: &[f64], ys: &[f64], ws: &[f64]) -> Option<(f64, f64, f64)> {
 
 /// Fit annual growth to a history of `(ms, value)` points (any spacing; daily peaks are used).
 pub fn fit_growth(points: &[(i64, f64)]) -> Result<Fit, NoFit> {
-    let peaks = daily_peaks(points);
+    let mut peaks = daily_peaks(points);
     let (Some(first), Some(last)) = (points.first(), points.last()) else { return Err(NoFit::TooShort { days: 0 }) };
     let span_days = (last.0 - first.0) as f64 / DAY_MS as f64;
     if span_days < 7.0 {
         return Err(NoFit::TooShort { days: span_days.max(0.0) as u32 });
+    }
+    // Weekly cycles (quiet weekends) would make the fit depend on the weekday the history ends
+    // on: with two weeks or more, fit each day's trailing 7-day peak instead.
+    let weekly = span_days >= 14.0;
+    if weekly {
+        let raw = peaks.clone();
+        peaks = raw
+            .iter()
+            .filter(|p| p.0 - raw[0].0 >= 6 * DAY_MS)
+            .map(|&(t, _)| {
+                (t, raw.iter().filter(|q| q.0 <= t && q.0 > t - 7 * DAY_MS).map(|q| q.1).fold(0.0, f64::max))
+            })
+            .collect();
     }
     if peaks.len() < 4 {
         return Err(NoFit::NoUsage);
@@ -94,9 +108,14 @@ pub fn fit_growth(points: &[(i64, f64)]) -> Result<Fit, NoFit> {
     let half_life = (span_days / 3.0).max(7.0);
     let ws: Vec<f64> = xs.iter().map(|x| 0.5f64.powf(-x / half_life)).collect();
     let (b, se, sd) = wls(&xs, &ys, &ws).ok_or(NoFit::NoUsage)?;
+    // Trailing 7-day peaks are correlated over a week: count a week as one observation.
+    let se = if weekly { se * 7f64.sqrt() } else { se };
     let annual = |slope: f64| (slope * YEAR_DAYS).exp() - 1.0;
     let mut slopes = vec![b - 2.0 * se, b + 2.0 * se];
-    for frac in [1.0 / 3.0, 2.0 / 3.0, 1.0] {
+    // Slopes over shorter spans, annualized, only when those spans are long enough (60 days)
+    // not to turn one bad week into an absurd yearly rate.
+    let spans: &[f64] = if span_days >= 180.0 { &[1.0 / 3.0, 2.0 / 3.0, 1.0] } else { &[1.0] };
+    for &frac in spans {
         let from = xs.len() - ((xs.len() as f64 * frac).ceil() as usize).clamp(3.min(xs.len()), xs.len());
         let ones = vec![1.0; xs.len() - from];
         if let Some((s, _, _)) = wls(&xs[from..], &ys[from..], &ones) {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use perfctl::cmd::{capacity, export, flamegraph, import, query, series, stats};
+use perfctl::cmd::{capacity, demo, export, flamegraph, import, query, series, stats};
 use perfctl::style::{Paint, color_stdout};
 use perfctl::window::{WindowArgs, no_data, parse_duration, rfc3339};
 
@@ -52,6 +52,14 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = series::Format::Table)]
         format: series::Format,
+    },
+    /// Run the product end to end with no setup: an agent, a simulated instrumented cloud CLI
+    /// and a StatsD app for 30 s, then stats, a flame graph and a capacity projection. Writes
+    /// to --db, else $PERFAGENT_DB, else $XDG_DATA_HOME/perfagent/demo.db.
+    Demo {
+        /// How long the simulated apps run.
+        #[arg(long, value_name = "S", default_value_t = 30.0)]
+        seconds: f64,
     },
     /// What each resource (CPU, memory, disk, network, requests) will need in N months, and
     /// when it crosses the target and runs out, from its recent peak.
@@ -180,12 +188,84 @@ enum Command {
 /// Exit status when `stats --check` finds a violated target.
 const VIOLATED: u8 = 3;
 
+fn run_demo(
+    db_flag: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+    seconds: f64,
+) -> anyhow::Result<ExitCode> {
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        anyhow::bail!("invalid value '{seconds}' for '--seconds': expected a number of seconds between 1 and 3600");
+    }
+    let (db, started_ms) = demo::run(db_flag, seconds)?;
+    let now = WindowArgs::default().now_ms()?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let dbs = db.display().to_string();
+    let since = rfc3339(started_ms);
+    writeln!(out, "$ perfctl --db {dbs} stats --since {since}")?;
+    let targets = perfctl::targets::load(config, &|k| std::env::var(k).ok())?;
+    let range = perfstore::TimeRange::new(started_ms.div_euclid(1000) * 1000, now + 1);
+    let report = stats::collect(&db, &stats::Options { range, op: None, by: None }, &targets)?;
+    stats::render(&report, stats::Format::Table, Paint(color_stdout()), &mut out)?;
+
+    let svg = db.with_file_name("vm.list.svg");
+    writeln!(out, "\n$ perfctl --db {dbs} flamegraph vm.list --since {since} -o {}", svg.display())?;
+    let fopts = flamegraph::Options {
+        op: "vm.list".into(),
+        service: None,
+        range,
+        baseline: None,
+        icicle: false,
+        reverse: false,
+    };
+    match flamegraph::collect(&db, &fopts) {
+        Ok(stacks) => {
+            let mut buf = Vec::new();
+            flamegraph::write_svg(&stacks, &fopts, &mut buf)?;
+            std::fs::write(&svg, buf).with_context(|| format!("writing {}", svg.display()))?;
+            writeln!(out, "{}  ({} CPU samples of vm.list; open it in a browser)", svg.display(), stacks.samples())?;
+        }
+        Err(e) => writeln!(out, "no flame graph: {e:#}")?,
+    }
+
+    writeln!(out, "\n$ perfctl --db {dbs} capacity --growth auto --months 12 --capacity rps=40")?;
+    let copts = capacity::Options {
+        now_ms: now,
+        growth: capacity::Growth::Auto,
+        months: 12,
+        target: 0.7,
+        redundancy: 1,
+        peak_window_ms: 30 * 86_400_000,
+        history_ms: 366 * 86_400_000,
+        capacities: capacity::Capacities { rps: Some(40.0), net_bytes_per_s: None },
+    };
+    let report = capacity::collect(&db, &copts)?;
+    capacity::render(&report, capacity::Format::Table, &mut out)?;
+
+    writeln!(out, "\nNext, try:")?;
+    for c in [
+        format!("perfctl --db {dbs} stats --since {since} --op 'vm.*' --format json"),
+        format!("perfctl --db {dbs} stats --last 1h --by service"),
+        format!("perfctl --db {dbs} flamegraph ssm.send_command --since {since} --icicle"),
+        format!("perfctl --db {dbs} query 'op.duration{{op=\"vm.list\"}}' --last 30d --step 1d --agg p95"),
+        format!("perfctl --db {dbs} capacity --growth 0.5 --plot capacity.svg"),
+        format!("perfctl --db {dbs} series --top 10"),
+        format!("perfctl --db {dbs} export --last 30d --step 1h -o history.om"),
+    ] {
+        writeln!(out, "  {c}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let db_flag = cli.db.clone();
     let db = match cli.db {
         Some(p) => p,
         None => perfstore::default_path()?,
     };
     match cli.command {
+        Command::Demo { seconds } => run_demo(db_flag.as_deref(), cli.config.as_deref(), seconds),
         Command::Stats { window, op, by, check, format } => {
             let targets = perfctl::targets::load(cli.config.as_deref(), &|k| std::env::var(k).ok())?;
             let opts = stats::Options { range: window.range()?, op, by };

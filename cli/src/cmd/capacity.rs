@@ -447,10 +447,10 @@ pub fn collect(db: &Path, o: &Options) -> anyhow::Result<Report> {
     let mut assumptions = vec![
         match o.growth {
             Growth::Given(g) => format!("growth {} a year, compounded monthly: ×(1+g)^(months/12)", pct(g * 100.0)),
-            Growth::Auto => "growth fitted per resource to the daily peaks of up to a year of history, weighting recent days \
-                             (half-life a third of the history); the range is the spread of fits over the last third, two \
-                             thirds and all of it, widened by two standard errors and by the history's scatter around \
-                             its trend"
+            Growth::Auto => "growth fitted per resource to the daily peaks (trailing 7-day peaks from two weeks of \
+                             history on) of up to a year, weighting recent days (half-life a third of the history); the \
+                             range is two standard errors of that fit (and, with 180 days or more, the fits over the last \
+                             third and two thirds), widened by the history's scatter around its trend"
                 .to_string(),
         },
         format!("base: each resource's {peak_window}, not its last value or mean"),

@@ -1,6 +1,7 @@
 //! One module per subcommand: compute apart from printing.
 
 pub mod capacity;
+pub mod demo;
 pub mod export;
 pub mod flamegraph;
 pub mod import;
