@@ -276,3 +276,50 @@ fn the_daemon_takes_folded_stacks_over_http() {
     );
     assert_eq!(snap.profiled_ops(all_time()).unwrap().len(), 1, "the malformed upload stored nothing");
 }
+
+#[test]
+fn phases_pools_and_circuits_with_an_injected_clock() {
+    use perfagent::sdk::CircuitState;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let (clock, mock) = quanta::Clock::mock();
+    let perf = Perf::builder()
+        .service("app")
+        .db(&db)
+        .flush_interval(Duration::from_millis(200))
+        .profiler_hz(0)
+        .clock(clock)
+        .start()
+        .unwrap();
+    let op = perf.operation("vm.start");
+    let ms = |n: u64| mock.increment(Duration::from_millis(n));
+    op.run(|call| {
+        call.pooled(false);
+        ms(5); // other
+        let api = call.phase("api");
+        ms(20);
+        {
+            let _net = call.phase("network");
+            ms(30); // network, taken from api
+        }
+        ms(10);
+        drop(api);
+        ms(35); // other
+    });
+    let circuit = perf.circuit("azure-compute");
+    circuit.set(CircuitState::Open);
+    circuit.set(CircuitState::Open);
+    circuit.set(CircuitState::HalfOpen);
+    circuit.set(CircuitState::Closed);
+    perf.shutdown();
+
+    let c = contents(&db);
+    let total = find(&c, r#"op.duration{op="vm.start",outcome="ok",pool="miss",service="app"}"#);
+    assert_eq!((total.count, total.sum), (1.0, 0.1), "100 ms on the injected clock");
+    for (phase, secs) in [("api", 0.03), ("network", 0.03), ("other", 0.04)] {
+        let p = find(&c, &format!(r#"op.phase.duration{{op="vm.start",phase="{phase}",service="app"}}"#));
+        assert!((p.sum - secs).abs() < 1e-12, "{phase}: {} s", p.sum);
+    }
+    assert_eq!(find(&c, r#"circuit.transitions{circuit="azure-compute",service="app",to="open"}"#).sum, 1.0);
+    assert_eq!(find(&c, r#"circuit.state{circuit="azure-compute",service="app"}"#).last, 0.0);
+}

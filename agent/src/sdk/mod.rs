@@ -45,7 +45,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use perfstore::{Error as StoreError, StoreOptions, Writer};
 
-pub use op::{Cache, CacheResult, Instrumented, OpCtx, Operation, Pool, Scope};
+pub use op::{Cache, CacheResult, Circuit, CircuitState, Instrumented, OpCtx, Operation, Phase, Pool, Scope};
 pub use recorder::{InstallError, SdkRecorder};
 
 use self::buffer::{Gauge, Striped, Values};
@@ -534,18 +534,24 @@ impl Perf {
             return op.clone();
         }
         let s = &self.shared;
-        let mut durations = [0u32; 24];
+        let mut durations = [0u32; 72];
         for (outcome_i, outcome) in ["ok", "error"].iter().enumerate() {
             for (cache_i, cache) in [None, Some("hit"), Some("miss"), Some("stale")].iter().enumerate() {
                 for (batched_i, batched) in [None, Some("false"), Some("true")].iter().enumerate() {
-                    let mut tags = vec![("op", name), ("outcome", *outcome)];
-                    if let Some(c) = cache {
-                        tags.push(("cache", c));
+                    for (pool_i, pool) in [None, Some("hit"), Some("miss")].iter().enumerate() {
+                        let mut tags = vec![("op", name), ("outcome", *outcome)];
+                        if let Some(c) = cache {
+                            tags.push(("cache", c));
+                        }
+                        if let Some(b) = batched {
+                            tags.push(("batched", b));
+                        }
+                        if let Some(p) = pool {
+                            tags.push(("pool", p));
+                        }
+                        durations[op::duration_index(outcome_i, cache_i, batched_i, pool_i)] =
+                            s.dist("op.duration", s.tags(&tags), "ms");
                     }
-                    if let Some(b) = batched {
-                        tags.push(("batched", b));
-                    }
-                    durations[outcome_i * 12 + cache_i * 3 + batched_i] = s.dist("op.duration", s.tags(&tags), "ms");
                 }
             }
         }
@@ -582,6 +588,18 @@ impl Perf {
             misses: s.counter("pool.acquire", s.tags(&[("pool", name), ("result", "miss")])),
             size: s.gauge("pool.size", s.tags(&[("pool", name)])),
             evictions: s.counter("pool.evictions", s.tags(&[("pool", name)])),
+        }
+    }
+
+    /// A circuit breaker's handles: `circuit.state` (0 closed, 1 half-open, 2 open) and
+    /// `circuit.transitions{to}`.
+    pub fn circuit(&self, name: &str) -> Circuit {
+        let s = &self.shared;
+        Circuit {
+            state: s.gauge("circuit.state", s.tags(&[("circuit", name)])),
+            transitions: ["closed", "half_open", "open"]
+                .map(|to| s.counter("circuit.transitions", s.tags(&[("circuit", name), ("to", to)]))),
+            current: Arc::new(std::sync::atomic::AtomicU8::new(0)),
         }
     }
 

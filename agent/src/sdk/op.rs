@@ -1,9 +1,17 @@
 //! Operation scopes, and helpers for caches and connection pools.
 //!
 //! One scope is one logical call of an operation: exactly one `op.duration` event when it
-//! ends, with tags `op`, `outcome` (`ok`/`error`) and, when set, `cache` and `batched`. Its
-//! duration includes its retries, which count in `op.retries`, not as calls. A scope that
-//! ends without [`Scope::finish`] (an early `?`, a panic) is an error.
+//! ends, with tags `op`, `outcome` (`ok`/`error`) and, when set, `cache`, `batched` and `pool`
+//! (whether its connection came from the pool). Its duration includes its retries, which count
+//! in `op.retries`, not as calls. A scope that ends without [`Scope::finish`] (an early `?`, a
+//! panic) is an error.
+//!
+//! **Phases** ([`OpCtx::phase`]) split a call's wall time into named parts, recorded as
+//! `op.phase.duration{op, phase}` when the call ends. The rule that keeps them from being
+//! counted twice: every instant of the call belongs to exactly one phase, the most recently
+//! started one still running at that instant (so a nested phase takes its time from its
+//! parent, and of concurrent phases of parallel sub-calls the latest started wins); instants
+//! in no phase are `other`. The phases of a call therefore add up to its duration exactly.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -56,6 +64,11 @@ impl std::ops::Deref for OpRef<'_> {
     }
 }
 
+/// Index of an `op.duration` series: outcome (2) × cache (4) × batched (3) × pool (3).
+pub(crate) fn duration_index(outcome: usize, cache: usize, batched: usize, pool: usize) -> usize {
+    ((outcome * 4 + cache) * 3 + batched) * 3 + pool
+}
+
 /// What a call did, set while it runs.
 #[derive(Debug)]
 pub struct OpCtx<'a> {
@@ -63,8 +76,62 @@ pub struct OpCtx<'a> {
     cache: AtomicU8,
     /// 0 unset, 1 not batched, 2 batched.
     batched: AtomicU8,
+    /// 0 unset, 1 pooled connection, 2 new connection.
+    pool: AtomicU8,
     retries: AtomicU32,
     failed: AtomicBool,
+    /// Phase starts and ends: (raw clock, phase, start?). Only calls that use phases pay for it.
+    phases: std::sync::Mutex<Vec<(u64, &'static str, bool)>>,
+}
+
+/// Split a call of `total` ns among its phases from their start and end marks (ns from the
+/// call's start): each instant goes to the most recently started phase still running, or to
+/// `other`. The parts add up to `total` exactly.
+pub(crate) fn attribute(marks: &[(u64, &'static str, bool)], total: u64) -> Vec<(&'static str, u64)> {
+    let mut events: Vec<(u64, usize, &'static str, bool)> =
+        marks.iter().enumerate().map(|(i, &(t, name, start))| (t.min(total), i, name, start)).collect();
+    events.sort_by_key(|e| (e.0, e.1));
+    let mut active: Vec<&'static str> = Vec::new();
+    let mut out: Vec<(&'static str, u64)> = Vec::new();
+    let mut add = |name: &'static str, ns: u64| {
+        if ns == 0 {
+            return;
+        }
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += ns,
+            None => out.push((name, ns)),
+        }
+    };
+    let mut at = 0u64;
+    for (t, _, name, start) in events {
+        add(active.last().copied().unwrap_or("other"), t - at);
+        at = t;
+        if start {
+            active.push(name);
+        } else if let Some(i) = active.iter().rposition(|n| *n == name) {
+            active.remove(i);
+        }
+    }
+    add(active.last().copied().unwrap_or("other"), total - at);
+    out
+}
+
+/// A running phase of a call; it ends when dropped (or with [`Phase::end`]).
+#[derive(Debug)]
+pub struct Phase<'c, 'a> {
+    ctx: &'c OpCtx<'a>,
+    name: &'static str,
+}
+
+impl Phase<'_, '_> {
+    /// End the phase now.
+    pub fn end(self) {}
+}
+
+impl Drop for Phase<'_, '_> {
+    fn drop(&mut self) {
+        self.ctx.mark(self.name, false);
+    }
 }
 
 impl<'a> OpCtx<'a> {
@@ -73,9 +140,36 @@ impl<'a> OpCtx<'a> {
             op,
             cache: AtomicU8::new(0),
             batched: AtomicU8::new(0),
+            pool: AtomicU8::new(0),
             retries: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            phases: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    fn mark(&self, name: &'static str, start: bool) {
+        let now = self.op.shared.clock.raw();
+        self.phases.lock().unwrap_or_else(|e| e.into_inner()).push((now, name, start));
+    }
+
+    /// Start a named phase (`"api"`, `"network"`, `"wait"`, …); it lasts until the returned
+    /// guard drops. Phases nest, and may run concurrently from parallel sub-calls: see the
+    /// module docs for how their time is attributed.
+    pub fn phase(&self, name: &'static str) -> Phase<'_, 'a> {
+        self.mark(name, true);
+        Phase { ctx: self, name }
+    }
+
+    /// Run `fut` as a phase of this call (async).
+    pub async fn in_phase<F: Future>(&self, name: &'static str, fut: F) -> F::Output {
+        let _p = self.phase(name);
+        fut.await
+    }
+
+    /// Whether the call's connection came from a pool (`pool=hit`) or had to be opened
+    /// (`pool=miss`).
+    pub fn pooled(&self, reused: bool) {
+        self.pool.store(if reused { 1 } else { 2 }, Ordering::Relaxed);
     }
 
     /// Where the answer came from (tags the call `cache=hit|miss|stale`).
@@ -111,12 +205,30 @@ impl<'a> OpCtx<'a> {
         self.retries.load(Ordering::Relaxed)
     }
 
-    fn finish(&self, ns: u64, ok: bool) {
+    /// Record the call: `ns` long, and when it ran on the SDK clock if it was timed (`span`).
+    fn finish(&self, ns: u64, ok: bool, span: Option<(u64, u64)>) {
         let outcome = usize::from(!ok || self.failed.load(Ordering::Relaxed));
         let cache = usize::from(self.cache.load(Ordering::Relaxed));
         let batched = usize::from(self.batched.load(Ordering::Relaxed));
-        let series = self.op.durations[outcome * 12 + cache * 3 + batched];
+        let pool = usize::from(self.pool.load(Ordering::Relaxed));
+        let series = self.op.durations[duration_index(outcome, cache, batched, pool)];
         self.op.shared.values.push((series, ns as f64 / 1e6));
+        let marks = std::mem::take(&mut *self.phases.lock().unwrap_or_else(|e| e.into_inner()));
+        if !marks.is_empty() {
+            let clock = &self.op.shared.clock;
+            let origin = span.map_or(marks[0].0, |s| s.0);
+            let offsets: Vec<(u64, &'static str, bool)> = marks
+                .iter()
+                .map(|&(raw, name, start)| {
+                    (if raw > origin { clock.delta_as_nanos(origin, raw) } else { 0 }, name, start)
+                })
+                .collect();
+            for (phase, phase_ns) in attribute(&offsets, ns) {
+                let tags = self.op.shared.tags(&[("op", &self.op.name), ("phase", phase)]);
+                let id = self.op.shared.dist("op.phase.duration", tags, "ms");
+                self.op.shared.values.push((id, phase_ns as f64 / 1e6));
+            }
+        }
     }
 }
 
@@ -133,8 +245,8 @@ pub(crate) struct OpInner {
     pub(crate) name: String,
     /// Marker id for the profiler.
     pub(crate) id: u32,
-    /// Distribution ids of `op.duration` by outcome (2) × cache (4) × batched (3).
-    pub(crate) durations: [u32; 24],
+    /// Distribution ids of `op.duration` by outcome (2) × cache (4) × batched (3) × pool (3).
+    pub(crate) durations: [u32; 72],
     pub(crate) batch_size: u32,
     pub(crate) retries: Arc<Striped>,
     /// Calls in flight (a striped level: starts and ends on different threads do not
@@ -202,7 +314,7 @@ impl Operation {
     pub fn record(&self, duration: Duration, f: impl FnOnce(&OpCtx<'_>)) {
         let ctx = OpCtx::new(OpRef::Borrowed(&self.inner));
         f(&ctx);
-        ctx.finish(duration.as_nanos().min(u128::from(u64::MAX)) as u64, true);
+        ctx.finish(duration.as_nanos().min(u128::from(u64::MAX)) as u64, true, None);
     }
 }
 
@@ -232,7 +344,7 @@ impl Scope<'_> {
         if !self.done {
             self.done = true;
             self.ctx.op.inflight.add_signed(-1);
-            self.ctx.finish(d.as_nanos().min(u128::from(u64::MAX)) as u64, true);
+            self.ctx.finish(d.as_nanos().min(u128::from(u64::MAX)) as u64, true, None);
         }
     }
 
@@ -241,7 +353,8 @@ impl Scope<'_> {
             self.done = true;
             self.ctx.op.inflight.add_signed(-1);
             let clock = &self.ctx.op.shared.clock;
-            self.ctx.finish(clock.delta_as_nanos(self.start, clock.raw()), ok);
+            let end = clock.raw();
+            self.ctx.finish(clock.delta_as_nanos(self.start, end), ok, Some((self.start, end)));
         }
     }
 }
@@ -285,7 +398,8 @@ impl<F: Future> Future for Instrumented<F> {
         if out.is_ready() && !this.done {
             this.done = true;
             this.ctx.op.inflight.add_signed(-1);
-            this.ctx.finish(clock.delta_as_nanos(start, clock.raw()), true);
+            let end = clock.raw();
+            this.ctx.finish(clock.delta_as_nanos(start, end), true, Some((start, end)));
         }
         out
     }
@@ -300,7 +414,8 @@ impl<F> Drop for Instrumented<F> {
             self.done = true;
             self.ctx.op.inflight.add_signed(-1);
             let clock = &self.ctx.op.shared.clock;
-            self.ctx.finish(clock.delta_as_nanos(start, clock.raw()), false);
+            let end = clock.raw();
+            self.ctx.finish(clock.delta_as_nanos(start, end), false, Some((start, end)));
         }
     }
 }
@@ -332,6 +447,42 @@ impl Pool {
     }
 }
 
+/// A circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Trial calls go through.
+    HalfOpen,
+    /// Calls are refused.
+    Open,
+}
+
+/// A circuit breaker's metrics: `circuit.state` (0 closed, 1 half-open, 2 open) and
+/// `circuit.transitions{to}`. `perfctl stats` shows the circuits that were open in a window,
+/// and for how long.
+#[derive(Debug, Clone)]
+pub struct Circuit {
+    pub(crate) state: Arc<Gauge>,
+    pub(crate) transitions: [Arc<Striped>; 3],
+    pub(crate) current: Arc<AtomicU8>,
+}
+
+impl Circuit {
+    /// The breaker moved to `to` (a no-op when it is there already).
+    pub fn set(&self, to: CircuitState) {
+        let code = match to {
+            CircuitState::Closed => 0u8,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        };
+        if self.current.swap(code, Ordering::Relaxed) != code {
+            self.transitions[usize::from(code)].add(1);
+        }
+        self.state.set(f64::from(code));
+    }
+}
+
 /// A cache's metrics: `cache.requests{result=hit|miss|stale}`, `cache.refresh`, `cache.size`.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -354,5 +505,33 @@ impl Cache {
     /// Entries in the cache now.
     pub fn size(&self, n: u64) {
         self.size.set(n as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attribute;
+
+    fn sorted(mut v: Vec<(&'static str, u64)>) -> Vec<(&'static str, u64)> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn phases_add_up_and_are_never_counted_twice() {
+        // 0-10 other, 10-60 api, nested 20-30 network (taken from api), 60-100 other.
+        let m = [(10, "api", true), (20, "network", true), (30, "network", false), (60, "api", false)];
+        assert_eq!(sorted(attribute(&m, 100)), vec![("api", 40), ("network", 10), ("other", 50)]);
+        // Two parallel sub-calls' api phases overlap (10-50 and 30-70): 60 of api, not 80.
+        let m = [(10, "api", true), (30, "api", true), (50, "api", false), (70, "api", false)];
+        assert_eq!(sorted(attribute(&m, 100)), vec![("api", 60), ("other", 40)]);
+        // Concurrent different phases: the latest started owns the overlap.
+        let m = [(0, "api", true), (40, "wait", true), (60, "api", false), (80, "wait", false)];
+        assert_eq!(sorted(attribute(&m, 80)), vec![("api", 40), ("wait", 40)]);
+        // A phase still open at the end runs to the end; marks past the end are clamped.
+        let m = [(50, "poll", true), (500, "x", true)];
+        assert_eq!(sorted(attribute(&m, 100)), vec![("other", 50), ("poll", 50)]);
+        let total: u64 = attribute(&[(3, "a", true), (7, "b", true), (9, "a", false)], 11).iter().map(|p| p.1).sum();
+        assert_eq!(total, 11);
     }
 }
