@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use perfctl::cmd::{capacity, demo, export, flamegraph, import, query, series, stats};
+use perfctl::cmd::{capacity, demo, export, flamegraph, import, profile, query, series, stats};
 use perfctl::style::{Paint, color_stdout};
 use perfctl::window::{WindowArgs, no_data, parse_duration, rfc3339};
 
@@ -92,6 +92,20 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = capacity::Format::Table)]
         format: capacity::Format,
+    },
+    /// Where an operation's wall time goes (phases, CPU) and what to change, with savings
+    /// computed from the recorded data.
+    Profile {
+        /// The operation, e.g. vm.start.
+        op: String,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Only this service's calls.
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = profile::Format::Table)]
+        format: profile::Format,
     },
     /// A flame graph (SVG, by inferno) of one operation's CPU samples over a window.
     Flamegraph {
@@ -265,6 +279,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => perfstore::default_path()?,
     };
     match cli.command {
+        Command::Profile { op, window, service, format } => {
+            let report = profile::collect(&db, &op, service.as_deref(), window.range()?)?;
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            profile::render(&report, format, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { seconds } => run_demo(db_flag.as_deref(), cli.config.as_deref(), seconds),
         Command::Stats { window, op, by, check, format } => {
             let targets = perfctl::targets::load(cli.config.as_deref(), &|k| std::env::var(k).ok())?;

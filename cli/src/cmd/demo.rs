@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use perfagent::daemon::DaemonConfig;
-use perfagent::sdk::{CacheResult, Perf};
+use perfagent::sdk::{CacheResult, CircuitState, Perf};
 
 use crate::window::rfc3339;
 
@@ -102,6 +102,7 @@ fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
     );
     let cache = perf.cache("vm-list");
     let pool = perf.pool("blob-https");
+    let breaker = perf.circuit("compute-api");
     let mut pooled = 0u64;
     let sleep_ms = |ms: f64| std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
     while Instant::now() < until {
@@ -120,7 +121,11 @@ fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
             op.cache(result);
             match result {
                 CacheResult::Miss => {
-                    sleep_ms(rng.lognormal(70.0, 0.4));
+                    {
+                        let _api = op.phase("api");
+                        sleep_ms(rng.lognormal(70.0, 0.4));
+                    }
+                    let _parse = op.phase("parse");
                     parse_instance_page(4);
                     if fail {
                         return Err(ERRORS[0]);
@@ -151,11 +156,13 @@ fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
                 if throttled {
                     for _ in 0..2 {
                         call.retry();
+                        let _wait = call.phase("backoff");
                         sleep_ms(backoff);
                         backoff *= 2.0;
                         sign_request_sigv4();
                     }
                 }
+                let _api = call.phase("api");
                 sleep_ms(rng.lognormal(180.0, 0.3));
                 if quota { Err(ERRORS[3]) } else { Ok(()) }
             });
@@ -165,10 +172,13 @@ fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
         // ssm.send_command: send, then poll until the invocation finishes.
         if rng.next() < 0.15 {
             let expired = rng.next() < 0.03;
-            let _ = ssm.try_run(|_| {
+            let _ = ssm.try_run(|call| {
                 sign_request_sigv4();
                 for _ in 0..3 {
-                    sleep_ms(rng.lognormal(25.0, 0.3));
+                    {
+                        let _poll = call.phase("poll");
+                        sleep_ms(rng.lognormal(25.0, 0.3));
+                    }
                     decode_command_output();
                 }
                 if expired { Err(ERRORS[1]) } else { Ok(()) }
@@ -183,13 +193,23 @@ fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
         }
         pool.acquire(reused);
         let mut read = blob.start();
-        sleep_ms(if reused { rng.lognormal(12.0, 0.3) } else { rng.lognormal(45.0, 0.3) });
+        read.pooled(reused);
+        {
+            let _net = read.phase("network");
+            sleep_ms(if reused { rng.lognormal(12.0, 0.3) } else { rng.lognormal(45.0, 0.3) });
+        }
         verify_blob_checksum(64);
         if rng.next() < 0.01 {
             read.fail(&ERRORS[2]);
         }
         read.finish();
         pool.size(pooled);
+        // A breaker on the compute API: open for a while after throttling streaks.
+        if rng.next() < 0.01 {
+            breaker.set(CircuitState::Open);
+        } else if rng.next() < 0.05 {
+            breaker.set(CircuitState::Closed);
+        }
         calls.fetch_add(1, Ordering::Relaxed);
     }
     cache.size(240);

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod export;
 pub mod flamegraph;
 pub mod import;
+pub mod profile;
 pub mod query;
 pub mod series;
 pub mod stats;

@@ -66,6 +66,8 @@ pub struct Report {
     pub ops: Vec<OpStats>,
     /// The host, when the sampler recorded it in the window.
     pub host: Option<Host>,
+    /// Circuit breakers that were open in the window.
+    pub circuits: Vec<CircuitOpen>,
     /// Targets not met.
     pub violations: Vec<Violation>,
     /// The targets checked, for the table.
@@ -283,6 +285,19 @@ pub struct Disk {
     pub used_bytes: Option<f64>,
 }
 
+/// A circuit breaker that was open in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CircuitOpen {
+    /// Its name (`circuit` tag).
+    pub circuit: String,
+    /// Seconds it was open (flush intervals whose state reached 2).
+    #[serde(serialize_with = "num")]
+    pub open_s: f64,
+    /// Times it opened (`circuit.transitions{to="open"}`).
+    #[serde(serialize_with = "num")]
+    pub opened: f64,
+}
+
 /// A target not met.
 #[derive(Debug, Clone, Serialize)]
 pub struct Violation {
@@ -379,6 +394,7 @@ const NAMES: &[&str] = &[
     "system.filesystem.usage",
     "system.disk.io",
     "system.network.io",
+    "circuit.transitions",
 ];
 
 /// Read the store and compute the report.
@@ -497,6 +513,7 @@ pub fn collect(db: &Path, opts: &Options, targets: &Targets) -> anyhow::Result<R
         let what = opts.op.as_deref().map_or(String::new(), |g| format!(" for operations matching '{g}'"));
         return Err(crate::window::no_data(&what, opts.range, db, None, snap.newest_ms()?));
     }
+    let circuits = circuits(&snap, &wanted, &points, opts.range)?;
     let violations = violations(&op_rows, host.as_ref(), targets);
     Ok(Report {
         db: db.display().to_string(),
@@ -505,9 +522,41 @@ pub fn collect(db: &Path, opts: &Options, targets: &Targets) -> anyhow::Result<R
         overall: Overall { calls: total.calls(), cache: has_cache.then_some(cache), pool: has_pool.then_some(pool) },
         ops: op_rows,
         host,
+        circuits,
         violations,
         targets: targets.clone(),
     })
+}
+
+/// Open time per breaker: the flush intervals in which `circuit.state` reached 2 (open), each
+/// counted for the spacing of its series' points.
+fn circuits(
+    snap: &perfstore::Snapshot<'_>,
+    wanted: &[SeriesInfo],
+    points: &[Option<Point>],
+    range: TimeRange,
+) -> anyhow::Result<Vec<CircuitOpen>> {
+    let mut out: BTreeMap<String, CircuitOpen> = BTreeMap::new();
+    for s in snap.series(&Selector::name("circuit.state"))? {
+        let name = s.key.get("circuit").unwrap_or("").to_owned();
+        let steps = snap.range(&s, range, 1000)?.steps;
+        let mut gaps: Vec<i64> = steps.windows(2).map(|w| w[1].0 - w[0].0).filter(|g| *g > 0).collect();
+        gaps.sort_unstable();
+        let spacing = gaps.get(gaps.len() / 2).copied().unwrap_or(1000) as f64 / 1000.0;
+        let open = steps.iter().filter(|(_, p)| p.max >= 2.0).count() as f64 * spacing;
+        let e = out.entry(name.clone()).or_insert(CircuitOpen { circuit: name, open_s: 0.0, opened: 0.0 });
+        e.open_s += open;
+    }
+    for (s, p) in wanted.iter().zip(points) {
+        if s.key.name == "circuit.transitions"
+            && s.key.get("to") == Some("open")
+            && let Some(p) = p
+        {
+            let name = s.key.get("circuit").unwrap_or("").to_owned();
+            out.entry(name.clone()).or_insert(CircuitOpen { circuit: name, open_s: 0.0, opened: 0.0 }).opened += p.sum;
+        }
+    }
+    Ok(out.into_values().filter(|c| c.open_s > 0.0 || c.opened > 0.0).collect())
 }
 
 fn host(points: &HashMap<&str, Vec<(&SeriesInfo, &Point)>>) -> Option<Host> {
@@ -827,6 +876,17 @@ fn render_table(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Resul
         for row in &rows {
             writeln!(out, "{}", line(row))?;
         }
+    }
+
+    for c in &r.circuits {
+        writeln!(
+            out,
+            "{} {} open {} (opened {} times)",
+            label("Circuit"),
+            cell(&c.circuit, 40),
+            seconds(c.open_s),
+            count(c.opened)
+        )?;
     }
 
     if let Some(h) = &r.host {
