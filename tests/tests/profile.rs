@@ -99,3 +99,14 @@ fn profile_table_and_json_are_stable_and_unknown_ops_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn stats_shows_how_long_circuits_were_open() {
+    let out = perfctl(&["stats", "--now", "2026-11-23T00:00:00Z", "--last", "24h", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Three 10-second intervals at state 2 (open), then closed; opened twice.
+    assert_eq!(r["circuits"], serde_json::json!([{"circuit": "azure-compute", "open_s": 30, "opened": 2}]));
+    let out = perfctl(&["stats", "--now", "2026-11-23T00:00:00Z", "--last", "24h"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Circuit   azure-compute open 30.00s (opened 2 times)"));
+}

@@ -1,0 +1,234 @@
+//! Real StatsD client libraries against the real agent: Python `statsd` (Influx-style tags in
+//! the name) and Node `hot-shots` (DogStatsD tags), with sample rates. Each script prints
+//! every line its library actually put on the wire (sampling is random), and the store must
+//! hold exactly that: counters and timer counts weighted by 1/rate, gauges' last values, set
+//! sizes, timer percentiles within 1 % of the weighted nearest rank.
+//!
+//! `.ci/run` installs pinned versions and points `PERFAGENT_PY_CLIENTS` / `PERFAGENT_NODE_MODULES`
+//! at them; elsewhere a test without its client says so and passes, except under `CI`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use perf_e2e::bin;
+use perfstore::{Reader, Selector, TimeRange};
+
+const PYTHON: &str = r#"
+import random, statsd, sys
+random.seed(7)
+port = int(sys.argv[1])
+c = statsd.StatsClient("127.0.0.1", port)
+orig = c._after
+def tap(data):
+    print(data, flush=True)
+    orig(data)
+c._after = tap
+for i in range(300):
+    c.timing("op.duration,op=vm.list,outcome=ok,service=py-app", 5 + (i * 37) % 200)
+    c.incr("op.retries,op=vm.list,service=py-app", 2, rate=0.5)
+c.gauge("pool.size,pool=blob,service=py-app", 12)
+c.gauge("pool.size,pool=blob,service=py-app", 9)
+for u in ["a", "b", "c", "a", "d"]:
+    c.set("users,service=py-app", u)
+"#;
+
+const NODE: &str = r#"
+const StatsD = require('hot-shots');
+const port = parseInt(process.argv[process.argv.length - 1]); // node -e SCRIPT PORT
+let seed = 11;
+Math.random = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+const c = new StatsD({ host: '127.0.0.1', port, protocol: 'udp', maxBufferSize: 0 });
+const orig = c._send.bind(c);
+c._send = (message, cb) => { console.log(message); return orig(message, cb); };
+for (let i = 0; i < 300; i++) {
+  c.timing('op.duration', 20 + (i * 53) % 400, 0.5, { op: 'ssm.send_command', outcome: 'ok', service: 'node-app' });
+  c.increment('cache.requests', 1, { cache: 'vm-list', result: i % 3 ? 'hit' : 'miss', service: 'node-app' });
+}
+c.gauge('op.inflight', 4, { op: 'ssm.send_command', service: 'node-app' });
+c.set('users', 'x', { service: 'node-app' });
+c.set('users', 'y', { service: 'node-app' });
+// hot-shots resolves the host before each send: close once those sends are out.
+setTimeout(() => c.close(() => {}), 500);
+"#;
+
+/// What the lines on the wire add up to, per series (name + sorted tags).
+#[derive(Debug, Default)]
+struct Expected {
+    counters: BTreeMap<String, f64>,
+    gauges: BTreeMap<String, f64>,
+    timers: BTreeMap<String, Vec<(f64, f64)>>,
+    sets: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+/// Parse one line the way the convention defines it (both tag styles, `@rate`).
+fn take(e: &mut Expected, line: &str) {
+    let Some((name_part, rest)) = line.split_once(':') else { return };
+    let mut tags: Vec<(String, String)> = Vec::new();
+    let mut parts = name_part.split(',');
+    let name = parts.next().unwrap_or("").to_owned();
+    for kv in parts {
+        if let Some((k, v)) = kv.split_once('=') {
+            tags.push((k.into(), v.into()));
+        }
+    }
+    let fields: Vec<&str> = rest.split('|').collect();
+    let (value, ty) = (fields[0], fields[1]);
+    let mut rate = 1.0;
+    for f in &fields[2..] {
+        if let Some(r) = f.strip_prefix('@') {
+            rate = r.parse().unwrap();
+        }
+        if let Some(t) = f.strip_prefix('#') {
+            for kv in t.split(',') {
+                let (k, v) = kv.split_once(':').unwrap_or((kv, ""));
+                tags.push((k.into(), v.into()));
+            }
+        }
+    }
+    tags.sort();
+    let key = format!("{name}{{{}}}", tags.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(","));
+    match ty {
+        "c" => *e.counters.entry(key).or_default() += value.parse::<f64>().unwrap() / rate,
+        "g" => {
+            e.gauges.insert(key, value.parse().unwrap());
+        }
+        "ms" => e.timers.entry(key).or_default().push((value.parse::<f64>().unwrap() / 1000.0, 1.0 / rate)),
+        "s" => {
+            e.sets.entry(key).or_default().insert(value.to_owned());
+        }
+        _ => panic!("unexpected type in {line}"),
+    }
+}
+
+fn nearest_rank(v: &[(f64, f64)], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: f64 = v.iter().map(|x| x.1).sum();
+    let rank = (q * n).ceil().max(1.0);
+    let mut seen = 0.0;
+    for (x, w) in &v {
+        seen += w;
+        if seen >= rank {
+            return *x;
+        }
+    }
+    v.last().unwrap().0
+}
+
+fn client_dir(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(d) if Path::new(&d).exists() => Some(d),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide {var} (.ci/run installs the client)");
+            eprintln!("skipped: set {var} to a folder with the client library (.ci/run installs it)");
+            None
+        }
+    }
+}
+
+fn run_against_agent(
+    program: &str,
+    script: &str,
+    env: (&str, &str),
+) -> (tempfile::TempDir, std::path::PathBuf, Expected) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let mut agent = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let port = ready["statsd_udp"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    let out = Command::new(program)
+        .arg(if program == "node" { "-e" } else { "-c" })
+        .arg(script)
+        .arg(&port)
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut expected = Expected::default();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        for m in l.split('\n').filter(|m| !m.is_empty()) {
+            take(&mut expected, m);
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
+    assert!(agent.wait().unwrap().success());
+    (dir, db, expected)
+}
+
+fn check(db: &Path, e: &Expected) {
+    let mut r = Reader::open(db).unwrap();
+    let snap = r.snapshot().unwrap();
+    let all = TimeRange::new(0, i64::MAX / 2);
+    let point = |key: &str| {
+        let s = snap.series(&Selector::parse(key).unwrap()).unwrap();
+        assert_eq!(s.len(), 1, "{key}: {s:?}");
+        snap.aggregate(&s[0], all).unwrap().unwrap()
+    };
+    assert!(!e.counters.is_empty() && !e.timers.is_empty() && !e.gauges.is_empty() && !e.sets.is_empty());
+    for (k, v) in &e.counters {
+        assert!((point(k).sum - v).abs() < 1e-9, "{k}: {} vs {v} sent (weighted)", point(k).sum);
+    }
+    for (k, v) in &e.gauges {
+        assert_eq!(point(k).last, *v, "{k}");
+    }
+    for (k, members) in &e.sets {
+        let p = point(k);
+        assert!(p.max <= members.len() as f64 && p.sum >= members.len() as f64, "{k}: {p:?} vs {}", members.len());
+    }
+    for (k, values) in &e.timers {
+        let p = point(k);
+        let n: f64 = values.iter().map(|v| v.1).sum();
+        assert!((p.count - n).abs() < 1e-9, "{k}: count {} vs {n} (weighted by 1/rate)", p.count);
+        for q in [0.5, 0.95, 0.99] {
+            let exact = nearest_rank(values, q);
+            let got = p.quantile(q).unwrap();
+            assert!((got - exact).abs() <= 0.01 * exact, "{k} p{q}: {got} vs {exact}");
+        }
+    }
+}
+
+#[test]
+fn python_statsd_with_influx_tags_and_sample_rates() {
+    let Some(dir) = client_dir("PERFAGENT_PY_CLIENTS") else { return };
+    let (_tmp, db, expected) = run_against_agent("python3", PYTHON, ("PYTHONPATH", &dir));
+    assert!(
+        expected.counters.values().next().is_some_and(|v| *v > 0.0 && *v < 1200.0),
+        "sampling dropped some increments"
+    );
+    check(&db, &expected);
+    // perfctl shows the same calls.
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", db.to_str().unwrap(), "stats", "--last", "1h", "--format", "json"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["ops"][0]["op"], "vm.list");
+    assert_eq!(stats["ops"][0]["calls"], 300);
+}
+
+#[test]
+fn node_hot_shots_with_dogstatsd_tags_and_sample_rates() {
+    let Some(dir) = client_dir("PERFAGENT_NODE_MODULES") else { return };
+    let (_tmp, db, expected) = run_against_agent("node", NODE, ("NODE_PATH", &dir));
+    check(&db, &expected);
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", db.to_str().unwrap(), "stats", "--last", "1h", "--format", "json"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent: f64 = expected.timers.values().flatten().map(|v| v.1).sum();
+    assert_eq!(stats["ops"][0]["calls"].as_f64().unwrap(), sent, "calls weighted by 1/rate");
+    assert_eq!(stats["overall"]["cache"]["requests"], 300);
+}
