@@ -1,19 +1,32 @@
-//! `perfagent`: the collector daemon and instrumentation SDK.
+//! `perfagent`: the collector daemon and the instrumentation SDK.
 //!
-//! This crate is at its first steps: today it offers the store checks behind
-//! `perfagent db check`, the StatsD/DogStatsD line parser ([`statsd::parser`]), the
-//! per-interval aggregator ([`statsd::aggregate`]) and the flush writer ([`writer`]). The
-//! socket listeners, host sampler, writer thread and `/metrics` endpoint arrive with the
-//! daemon.
+//! The daemon (`perfagent start`, [`daemon::run`]) takes StatsD/DogStatsD over UDP, a Unix
+//! datagram socket and TCP ([`statsd`]: a sans-IO parser, the per-interval aggregator, batched
+//! receives), samples the host ([`sampler`]), writes every flush to the store on one writer
+//! thread ([`writer`]), and serves `/metrics`, `/healthz`, `/readyz` and `POST /profile`
+//! ([`http`], [`exposition`]). The SDK ([`sdk`]) runs the same aggregator and writer inside a
+//! Rust app, or forwards to a daemon, and profiles operations per call.
+//!
+//! Record two calls of an operation into a store and read them back:
 //!
 //! ```
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> anyhow::Result<()> {
+//! use std::time::Duration;
+//! use perfagent::sdk::{CacheResult, Perf};
+//!
 //! let dir = std::env::temp_dir().join(format!("perfagent-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir)?;
-//! let path = dir.join("perf.db");
-//! perfstore::Writer::open(&path, perfstore::StoreOptions::default())?;
-//! let report = perfagent::check_store(&path)?;
-//! assert_eq!(report.series, 0);
+//! let db = dir.join("perf.db");
+//! let perf = Perf::builder().service("doc").db(&db).profiler_hz(0).start()?;
+//! let list = perf.operation("vm.list");
+//! list.record(Duration::from_millis(80), |op| op.cache(CacheResult::Miss));
+//! list.run(|op| op.cache(CacheResult::Hit));
+//! perf.shutdown(); // the final flush is in the store
+//!
+//! let mut reader = perfstore::Reader::open(&db)?;
+//! let snap = reader.snapshot()?;
+//! let calls = snap.series(&perfstore::Selector::name("op.duration"))?;
+//! assert_eq!(calls.len(), 2); // cache="miss" and cache="hit"
+//! # drop(snap); drop(reader); std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
 
