@@ -1,0 +1,259 @@
+//! A real Prometheus server (Debian's `prometheus`, installed by `.ci/run`) scraping the
+//! agent's `/metrics`, and a real exporter's scrapes (Prometheus's own `/metrics`) as an
+//! OpenMetrics history through `perfctl import` / `export` into `promtool tsdb
+//! create-blocks-from openmetrics`.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use perf_e2e::bin;
+
+fn get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    // Prometheus answers queries chunked; the JSON is the chunk between the sizes.
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut text = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            text.push_str(after.get(..n)?);
+            rest = after.get(n + 2..)?;
+        }
+        return Some(text);
+    }
+    Some(body.to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn prometheus(dir: &Path, target: &str) -> Option<(Kill, String)> {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: perfagent\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = match Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => Kill(c),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI installs Debian's prometheus package");
+            eprintln!("skipped: no prometheus binary (apt-get install prometheus)");
+            return None;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&addr, "/-/ready").is_none() {
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Some((child, addr))
+}
+
+#[test]
+fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let mut agent = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let http = ready["http"].as_str().unwrap().to_owned();
+    let Some((_prom, prom)) = prometheus(dir.path(), &http) else {
+        let _ = agent.kill();
+        return;
+    };
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ready["statsd_udp"].as_str().unwrap();
+    for i in 0..200 {
+        let op = ["vm.list", "vm.start", "blob.read"][i % 3];
+        udp.send_to(format!("op.retries:{}|c|#op:{op},service:app\n", 1 + i % 4).as_bytes(), to).unwrap();
+        udp.send_to(format!("op.duration:{}|ms|#op:{op},outcome:ok,service:app\n", 10 + i).as_bytes(), to).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // two flushes: everything is in /metrics
+
+    let since = "10m";
+    let out = Command::new(bin("perfctl"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "query",
+            "op.retries",
+            "--since",
+            since,
+            "--step",
+            "1h",
+            "--agg",
+            "sum",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ours: Vec<(String, f64)> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let name = s["series"].as_str().unwrap();
+            let op = name.split("op=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            (op, s["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).sum())
+        })
+        .collect();
+    ours.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours.iter().map(|o| o.1).sum::<f64>(), (0..200).map(|i| 1.0 + (i % 4) as f64).sum::<f64>());
+
+    // Prometheus's instant query of the cumulative counter, once a scrape after the last
+    // flush has landed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let theirs = loop {
+        let body = get(&prom, "/api/v1/query?query=op_retries_total").unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut got: Vec<(String, f64)> = v["data"]["result"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|s| {
+                        (
+                            s["metric"]["op"].as_str().unwrap_or("").to_owned(),
+                            s["value"][1].as_str().unwrap_or("0").parse().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        if got == ours || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(theirs, ours, "Prometheus's op_retries_total equals perfctl's total since the agent started");
+    let body = get(&prom, "/api/v1/query?query=sum(op_duration_seconds_count)").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "200");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
+    assert!(agent.wait().unwrap().success());
+
+    // A real exporter's scrapes (Prometheus's own /metrics, three of them a second apart,
+    // stamped with their time) as an OpenMetrics history: import, export, promtool.
+    let mut history = String::new();
+    let mut typed = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let text = get(&prom, "/metrics").unwrap();
+        for l in text.lines() {
+            let family = l.strip_prefix("# TYPE ").unwrap_or(l).split([' ', '{']).next().unwrap_or("");
+            let keep = family.starts_with("prometheus_http_requests_total")
+                || family.starts_with("go_goroutines")
+                || family.starts_with("prometheus_http_request_duration_seconds");
+            if l.starts_with("# TYPE ") && keep && typed.insert(l.to_owned()) {
+                history.push_str(l);
+                history.push('\n');
+            } else if !l.starts_with('#') && keep {
+                history.push_str(&format!("{l} {t:.3}\n"));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Families must be contiguous: group the lines by family, TYPE first.
+    let mut by_family: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for l in history.lines() {
+        let fam = if let Some(rest) = l.strip_prefix("# TYPE ") {
+            rest.split(' ').next().unwrap().to_owned()
+        } else {
+            let n = l.split([' ', '{']).next().unwrap();
+            ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .fold(n.to_owned(), |acc, s| acc.strip_suffix(s).map_or(acc.clone(), str::to_owned))
+        };
+        by_family.entry(fam).or_default().push(l.to_owned());
+    }
+    let mut om = String::new();
+    for (_, mut lines) in by_family {
+        lines.sort_by_key(|l| !l.starts_with("# TYPE"));
+        for l in lines {
+            om.push_str(&l);
+            om.push('\n');
+        }
+    }
+    om.push_str("# EOF\n");
+    let scraped = dir.path().join("scraped.prom");
+    std::fs::write(&scraped, &om).unwrap();
+    let copy = dir.path().join("copy.db");
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", copy.to_str().unwrap(), "import", scraped.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("imported "), "{}", String::from_utf8_lossy(&out.stdout));
+    let exported = dir.path().join("export.om");
+    let out = Command::new(bin("perfctl"))
+        .args([
+            "--db",
+            copy.to_str().unwrap(),
+            "export",
+            "--last",
+            "10m",
+            "--step",
+            "1s",
+            "-o",
+            exported.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("# TYPE prometheus_http_requests counter"), "{}", &text[..text.len().min(500)]);
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&exported)
+        .arg(dir.path().join("blocks"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+}
