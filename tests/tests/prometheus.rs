@@ -101,6 +101,7 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
     let http = ready["http"].as_str().unwrap().to_owned();
     let Some((_prom, prom)) = prometheus(dir.path(), &http) else {
         let _ = agent.kill();
+        let _ = agent.wait();
         return;
     };
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
