@@ -39,14 +39,15 @@ pub struct FoldedError {
 
 /// Parse folded stacks (`inferno-collapse-*`, `py-spy record --format raw`, Brendan Gregg's
 /// `stackcollapse`): one `frame;frame;frame COUNT` per line, root first. Frames may contain
-/// spaces (the count is after the last one); blank lines and `# ` comments are skipped;
+/// spaces (the count is after the last one); blank lines, `# ` comments and samples with no
+/// frames (` 3`, as py-spy writes for idle threads) are skipped;
 /// repeated stacks add up. The first bad line refuses the whole input, so nothing partial is
 /// ever stored.
 pub fn parse_folded(text: &str) -> Result<Vec<(String, u64)>, FoldedError> {
     let mut merged: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r').trim();
-        if line.is_empty() || line.starts_with("# ") {
+        let line = raw.trim_end_matches('\r').trim_end();
+        if line.trim_start().is_empty() || line.trim_start().starts_with("# ") {
             continue;
         }
         let bad = |reason: &str| FoldedError { line: i + 1, reason: reason.to_owned() };
@@ -56,8 +57,13 @@ pub fn parse_folded(text: &str) -> Result<Vec<(String, u64)>, FoldedError> {
         let count: u64 = count
             .parse()
             .map_err(|_| bad(&format!("expected a whole sample count after the last space, found '{count}'")))?;
-        let frames = frames.trim_end();
-        if frames.is_empty() || frames.split(';').any(str::is_empty) {
+        let frames = frames.trim();
+        if frames.is_empty() {
+            // A sample with no frames at all (py-spy writes these for idle threads): nothing
+            // to attribute.
+            continue;
+        }
+        if frames.split(';').any(str::is_empty) {
             return Err(bad("empty frame (expected `frame;frame;… COUNT`)"));
         }
         if frames.chars().any(char::is_control) {
@@ -75,7 +81,7 @@ pub fn parse_folded(text: &str) -> Result<Vec<(String, u64)>, FoldedError> {
 mod tests {
     #[test]
     fn folded_text_parses_with_spaces_in_frames_and_refuses_bad_lines() {
-        let text = "# a comment\nmain;work (app.py:12);leaf 3\n\nmain;other 2\r\nmain;work (app.py:12);leaf 4\n";
+        let text = "# a comment\n 3\nmain;work (app.py:12);leaf 3\n\nmain;other 2\r\nmain;work (app.py:12);leaf 4\n";
         assert_eq!(
             super::parse_folded(text).unwrap(),
             vec![("main;other".to_owned(), 2), ("main;work (app.py:12);leaf".to_owned(), 7)]

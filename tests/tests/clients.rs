@@ -232,3 +232,80 @@ fn node_hot_shots_with_dogstatsd_tags_and_sample_rates() {
     assert_eq!(stats["ops"][0]["calls"].as_f64().unwrap(), sent, "calls weighted by 1/rate");
     assert_eq!(stats["overall"]["cache"]["requests"], 300);
 }
+
+const PROGRAM: &str = r#"
+import time
+def list_vms():
+    x = 0
+    for i in range(200000):
+        x += i * i
+    return x
+def parse_page():
+    return sum(j % 7 for j in range(100000))
+t = time.time()
+while time.time() - t < 2:
+    list_vms()
+    parse_page()
+"#;
+
+#[test]
+fn py_spy_profiles_render_with_python_function_names() {
+    let Some(py_spy) = client_dir("PERFAGENT_PYSPY") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (prog, raw) = (dir.path().join("prog.py"), dir.path().join("raw.txt"));
+    std::fs::write(&prog, PROGRAM).unwrap();
+    let out = Command::new(&py_spy)
+        .args(["record", "--format", "raw", "-r", "100", "-o"])
+        .arg(&raw)
+        .args(["--", "python3"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        // py-spy needs ptrace; a sandbox may forbid it.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(std::env::var_os("CI").is_none() || err.contains("ermission"), "py-spy: {err}");
+        eprintln!("skipped: py-spy cannot trace here: {err}");
+        return;
+    }
+    let folded = std::fs::read_to_string(&raw).unwrap();
+    let db = dir.path().join("perf.db");
+    let mut agent = Command::new(bin("perfagent"))
+        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let http = ready["http"].as_str().unwrap();
+    let reply = {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        write!(
+            s,
+            "POST /profile?op=report.build&service=py-app HTTP/1.1\r\nContent-Length: {}\r\n\r\n{folded}",
+            folded.len()
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
+    assert!(agent.wait().unwrap().success());
+    let svg = dir.path().join("report.svg");
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", db.to_str().unwrap(), "flamegraph", "report.build", "--last", "1h", "-o", svg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.contains("list_vms (prog.py:"), "the Python function names are in the flame graph");
+    assert!(svg.contains("parse_page (prog.py:"));
+}
