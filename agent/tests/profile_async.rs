@@ -4,23 +4,11 @@
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::Perf;
-use perfstore::{Reader, TimeRange};
+mod common;
 
-macro_rules! burner {
-    ($name:ident, $salt:expr) => {
-        #[inline(never)]
-        fn $name() -> u64 {
-            let mut x: u64 = $salt;
-            for i in 0..200_000u64 {
-                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i ^ $salt));
-            }
-            x
-        }
-    };
-}
-burner!(list_vms_cpu, 1);
-burner!(start_vms_cpu, 2);
-burner!(read_blob_cpu, 3);
+burner!(list_vms_cpu, 1, 200_000u64);
+burner!(start_vms_cpu, 2, 200_000u64);
+burner!(read_blob_cpu, 3, 200_000u64);
 
 #[test]
 fn concurrent_async_operations_get_their_own_samples() {
@@ -55,18 +43,8 @@ fn concurrent_async_operations_get_their_own_samples() {
     });
     perf.shutdown();
 
-    let mut reader = Reader::open(&db).unwrap();
-    let snap = reader.snapshot().unwrap();
-    let fns = ["list_vms_cpu", "start_vms_cpu", "read_blob_cpu"];
-    for (i, (op, _)) in ops.iter().enumerate() {
-        let stacks = snap.profile(op, None, TimeRange::new(0, i64::MAX / 2)).unwrap();
-        let total: u64 = stacks.iter().map(|s| s.1).sum();
-        let own: u64 = stacks.iter().filter(|s| s.0.contains(fns[i])).map(|s| s.1).sum();
-        let others: u64 =
-            stacks.iter().filter(|s| fns.iter().enumerate().any(|(j, f)| j != i && s.0.contains(f))).map(|s| s.1).sum();
-        eprintln!("{op}: {total} samples, {own} in {}, {others} in the other operations' functions", fns[i]);
-        assert!(total >= 20, "{op}: too few samples ({total}) to judge");
-        assert!(own as f64 >= 0.95 * total as f64, "{op}: only {own} of {total} samples contain {}", fns[i]);
-        assert_eq!(others, 0, "{op}: samples of other operations' functions");
-    }
+    common::assert_attribution(
+        &db,
+        &[("vm.list", "list_vms_cpu"), ("vm.start", "start_vms_cpu"), ("blob.read", "read_blob_cpu")],
+    );
 }

@@ -4,23 +4,11 @@
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::Perf;
-use perfstore::{Reader, TimeRange};
+mod common;
 
-macro_rules! burner {
-    ($name:ident, $salt:expr) => {
-        #[inline(never)]
-        fn $name() -> u64 {
-            let mut x: u64 = $salt;
-            for i in 0..300_000u64 {
-                x = std::hint::black_box(x.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(i ^ $salt));
-            }
-            x
-        }
-    };
-}
-burner!(render_report_cpu, 11);
-burner!(hash_chunks_cpu, 12);
-burner!(inner_sign_cpu, 13);
+burner!(render_report_cpu, 11, 300_000u64);
+burner!(hash_chunks_cpu, 12, 300_000u64);
+burner!(inner_sign_cpu, 13, 300_000u64);
 
 #[test]
 fn sync_scopes_on_threads_get_their_own_samples() {
@@ -50,18 +38,8 @@ fn sync_scopes_on_threads_get_their_own_samples() {
     });
     perf.shutdown();
 
-    let mut reader = Reader::open(&db).unwrap();
-    let snap = reader.snapshot().unwrap();
-    let fns = ["render_report_cpu", "hash_chunks_cpu", "inner_sign_cpu"];
-    for (i, op) in ["report.render", "blob.upload", "req.sign"].iter().enumerate() {
-        let stacks = snap.profile(op, None, TimeRange::new(0, i64::MAX / 2)).unwrap();
-        let total: u64 = stacks.iter().map(|s| s.1).sum();
-        let own: u64 = stacks.iter().filter(|s| s.0.contains(fns[i])).map(|s| s.1).sum();
-        let others: u64 =
-            stacks.iter().filter(|s| fns.iter().enumerate().any(|(j, f)| j != i && s.0.contains(f))).map(|s| s.1).sum();
-        eprintln!("{op}: {total} samples, {own} in {}, {others} in the other operations' functions", fns[i]);
-        assert!(total >= 20, "{op}: too few samples ({total}) to judge");
-        assert!(own as f64 >= 0.95 * total as f64, "{op}: only {own} of {total} samples contain {}", fns[i]);
-        assert_eq!(others, 0, "{op}: samples of other operations' functions");
-    }
+    common::assert_attribution(
+        &db,
+        &[("report.render", "render_report_cpu"), ("blob.upload", "hash_chunks_cpu"), ("req.sign", "inner_sign_cpu")],
+    );
 }

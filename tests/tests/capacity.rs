@@ -2,21 +2,10 @@
 //! (`fixtures/capacity/*.csv`, from `gen.py`): 4 cores, 16 GiB, 45 days ending at NOW.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use perf_e2e::{bin, fixture, golden};
+use perf_e2e::{fixture, golden, perfctl};
 
 const NOW: &str = "2026-11-23T00:00:00Z";
-
-fn perfctl(db: &Path, args: &[&str]) -> Output {
-    Command::new(bin("perfctl"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .output()
-        .expect("run perfctl")
-}
 
 fn store(dir: &Path, name: &str) -> std::path::PathBuf {
     let db = dir.join(format!("{name}.db"));

@@ -8,11 +8,10 @@
 //! at them; elsewhere a test without its client says so and passes, except under `CI`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use perf_e2e::bin;
+use perf_e2e::{Agent, bin, nearest_rank};
 use perfstore::{Reader, Selector, TimeRange};
 
 const PYTHON: &str = r#"
@@ -102,21 +101,6 @@ fn take(e: &mut Expected, line: &str) {
     }
 }
 
-fn nearest_rank(v: &[(f64, f64)], q: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n: f64 = v.iter().map(|x| x.1).sum();
-    let rank = (q * n).ceil().max(1.0);
-    let mut seen = 0.0;
-    for (x, w) in &v {
-        seen += w;
-        if seen >= rank {
-            return *x;
-        }
-    }
-    v.last().unwrap().0
-}
-
 fn client_dir(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(d) if Path::new(&d).exists() => Some(d),
@@ -135,17 +119,8 @@ fn run_against_agent(
 ) -> (tempfile::TempDir, std::path::PathBuf, Expected) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
-    let mut agent = Command::new(bin("perfagent"))
-        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
-        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let port = ready["statsd_udp"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    let agent = Agent::start(&db, &[], &[]);
+    let port = agent.addr("statsd_udp").rsplit(':').next().unwrap().to_owned();
     let out = Command::new(program)
         .arg(if program == "node" { "-e" } else { "-c" })
         .arg(script)
@@ -161,9 +136,7 @@ fn run_against_agent(
         }
     }
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
-    assert!(agent.wait().unwrap().success());
+    agent.stop();
     (dir, db, expected)
 }
 
@@ -270,20 +243,11 @@ fn py_spy_profiles_render_with_python_function_names() {
     }
     let folded = std::fs::read_to_string(&raw).unwrap();
     let db = dir.path().join("perf.db");
-    let mut agent = Command::new(bin("perfagent"))
-        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
-        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let http = ready["http"].as_str().unwrap();
+    let agent = Agent::start(&db, &[], &[]);
+    let http = agent.addr("http");
     let reply = {
         use std::io::{Read as _, Write as _};
-        let mut s = std::net::TcpStream::connect(http).unwrap();
+        let mut s = std::net::TcpStream::connect(&http).unwrap();
         write!(
             s,
             "POST /profile?op=report.build&service=py-app HTTP/1.1\r\nContent-Length: {}\r\n\r\n{folded}",
@@ -296,9 +260,7 @@ fn py_spy_profiles_render_with_python_function_names() {
     };
     assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
-    assert!(agent.wait().unwrap().success());
+    agent.stop();
     let svg = dir.path().join("report.svg");
     let out = Command::new(bin("perfctl"))
         .args(["--db", db.to_str().unwrap(), "flamegraph", "report.build", "--last", "1h", "-o", svg.to_str().unwrap()])

@@ -5,20 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use perf_e2e::{bin, fixture, golden, load_statsd};
+use perf_e2e::{bin, fixture, golden, load_statsd, perfctl};
 
 const NOW: &str = "2026-11-23T00:00:00Z";
-
-fn perfctl(db: &Path, args: &[&str]) -> Output {
-    Command::new(bin("perfctl"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run perfctl")
-}
 
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -3,13 +3,13 @@
 //! OpenMetrics history through `perfctl import` / `export` into `promtool tsdb
 //! create-blocks-from openmetrics`.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use perf_e2e::bin;
+use perf_e2e::{Agent, bin};
 
 fn get(addr: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
@@ -88,28 +88,15 @@ fn prometheus(dir: &Path, target: &str) -> Option<(Kill, String)> {
 fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
-    let mut agent = Command::new(bin("perfagent"))
-        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
-        .args(["--http", "127.0.0.1:0", "--flush-interval", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let http = ready["http"].as_str().unwrap().to_owned();
-    let Some((_prom, prom)) = prometheus(dir.path(), &http) else {
-        let _ = agent.kill();
-        let _ = agent.wait();
-        return;
-    };
+    let agent = Agent::start(&db, &[], &[]);
+    let http = agent.addr("http");
+    let Some((_prom, prom)) = prometheus(dir.path(), &http) else { return };
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let to = ready["statsd_udp"].as_str().unwrap();
+    let to = agent.addr("statsd_udp");
     for i in 0..200 {
         let op = ["vm.list", "vm.start", "blob.read"][i % 3];
-        udp.send_to(format!("op.retries:{}|c|#op:{op},service:app\n", 1 + i % 4).as_bytes(), to).unwrap();
-        udp.send_to(format!("op.duration:{}|ms|#op:{op},outcome:ok,service:app\n", 10 + i).as_bytes(), to).unwrap();
+        udp.send_to(format!("op.retries:{}|c|#op:{op},service:app\n", 1 + i % 4).as_bytes(), &to).unwrap();
+        udp.send_to(format!("op.duration:{}|ms|#op:{op},outcome:ok,service:app\n", 10 + i).as_bytes(), &to).unwrap();
     }
     std::thread::sleep(Duration::from_millis(2500)); // two flushes: everything is in /metrics
 
@@ -176,9 +163,7 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
     let body = get(&prom, "/api/v1/query?query=sum(op_duration_seconds_count)").unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["result"][0]["value"][1], "200");
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) }, 0);
-    assert!(agent.wait().unwrap().success());
+    agent.stop();
 
     // A real exporter's scrapes (Prometheus's own /metrics, three of them a second apart,
     // stamped with their time) as an OpenMetrics history: import, export, promtool.

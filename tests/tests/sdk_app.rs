@@ -3,11 +3,10 @@
 //! hold the convention's series, the last error, and per-operation flame graphs naming each
 //! operation's own function.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use perf_e2e::{bin, example};
+use perf_e2e::{Agent, example};
 use perfstore::{Reader, Selector, TimeRange};
 
 fn all() -> TimeRange {
@@ -59,15 +58,7 @@ fn the_example_app_records_series_errors_and_profiles() {
 fn the_example_app_forwards_to_a_daemon_holding_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
-    let mut daemon = Command::new(bin("perfagent"))
-        .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
-        .args(["--http", "127.0.0.1:0", "--flush-interval", "500ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let daemon = Agent::start(&db, &["--flush-interval", "500ms"], &[]);
     let app = example("perfagent", "cloud-app");
     let out = Command::new(&app).args(["--db", db.to_str().unwrap(), "--seconds", "3"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -75,8 +66,6 @@ fn the_example_app_forwards_to_a_daemon_holding_the_store() {
     assert!(stderr.contains("is held by perfagent (pid"), "{stderr}");
     assert!(stderr.contains("recording to Forward"), "{stderr}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
-    assert!(daemon.wait().unwrap().success());
+    daemon.stop();
     check(&db);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use perf_e2e::{bin, fixture, golden, load_statsd};
+use perf_e2e::{bin, fixture, golden, load_statsd, nearest_rank};
 
 const NOW: &str = "2026-11-23T00:00:00Z";
 
@@ -93,22 +93,6 @@ fn truth() -> BTreeMap<String, Truth> {
         }
     }
     ops
-}
-
-/// Weighted nearest-rank quantile: the smallest value whose cumulative weight reaches ⌈q·N⌉.
-fn nearest_rank(values: &[(f64, f64)], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n: f64 = v.iter().map(|x| x.1).sum();
-    let rank = (q * n).ceil().max(1.0);
-    let mut seen = 0.0;
-    for (x, w) in &v {
-        seen += w;
-        if seen >= rank {
-            return *x;
-        }
-    }
-    v.last().unwrap().0
 }
 
 #[test]
