@@ -763,7 +763,7 @@ fn render_table(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Resul
             opt(c.success_rate, |v| pct(v * 100.0)),
             count(c.retries)
         )?;
-        let batch = opt(c.batch_efficiency, |v| format!(", {v:.1} requests per batch"));
+        let batch = c.batch_efficiency.map_or(String::new(), |v| format!(", {v:.1} requests per batch"));
         writeln!(
             out,
             "{} {} of calls; batched {} of calls{batch}",
