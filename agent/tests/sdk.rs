@@ -143,7 +143,19 @@ fn unfinished_cancelled_and_panicking_calls_are_errors() {
     assert_eq!(find(&c, r#"op.duration{op="vm.stop",outcome="ok",service="app"}"#).count, 2.0);
 }
 
-fn daemon(db: &Path) -> (std::process::Child, serde_json::Value) {
+/// A daemon child that is killed if a test fails before stopping it.
+struct Daemon(Option<std::process::Child>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn daemon(db: &Path) -> (Daemon, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_perfagent"))
         .args(["start", "--foreground", "--db"])
         .arg(db)
@@ -166,10 +178,11 @@ fn daemon(db: &Path) -> (std::process::Child, serde_json::Value) {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (child, serde_json::from_str(&line).unwrap())
+    (Daemon(Some(child)), serde_json::from_str(&line).unwrap())
 }
 
-fn stop(child: std::process::Child) {
+fn stop(mut daemon: Daemon) {
+    let child = daemon.0.take().unwrap();
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let out = child.wait_with_output().unwrap();

@@ -220,3 +220,84 @@ fn query_aggregates_per_step_in_every_format() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be in double quotes"));
 }
+
+/// Run a binary that must exit by itself (an agent that wrongly starts is killed after 20 s).
+fn run_for(name: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .env_remove("PERFAGENT_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("{name} {args:?} did not exit: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_too_new_or_corrupt_store_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    store_with(&db, 2, 30);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", perfstore::SCHEMA_VERSION + 1).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(conn);
+    let before = std::fs::read(&db).unwrap();
+    let dbs = db.to_str().unwrap();
+    for (binary, args) in [
+        ("perfctl", vec!["stats", "--db", dbs, "--last", "1h"]),
+        ("perfctl", vec!["export", "--db", dbs]),
+        (
+            "perfagent",
+            vec!["start", "--foreground", "--db", dbs, "--statsd-udp", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        ),
+    ] {
+        let out = run_for(binary, &args);
+        assert_eq!(out.status.code(), Some(1), "{binary} {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "store schema version {} is newer than this binary supports (version {}); upgrade perfagent/perfctl; the file was left untouched",
+                perfstore::SCHEMA_VERSION + 1,
+                perfstore::SCHEMA_VERSION
+            )),
+            "{binary}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "not one byte changed");
+
+    // Corrupt pages: the agent refuses to write into it, db check says so, nothing is rewritten.
+    let db2 = dir.path().join("corrupt.db");
+    store_with(&db2, 50, 200);
+    let conn = rusqlite::Connection::open(&db2).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&db2).unwrap();
+    let page = 16_384;
+    assert!(bytes.len() > 3 * page);
+    // Page 2's b-tree header and cell pointers: structural damage quick_check must see.
+    for b in &mut bytes[page..page + 200] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db2, &bytes).unwrap();
+    let d2 = db2.to_str().unwrap();
+    let out = run(
+        "perfagent",
+        &["start", "--foreground", "--db", d2, "--statsd-udp", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt") || err.contains("malformed"), "{err}");
+    let out = run("perfagent", &["db", "check", "--db", d2]);
+    assert_ne!(out.status.code(), Some(0), "db check fails on a corrupt store");
+    assert_eq!(std::fs::read(&db2).unwrap(), bytes, "the corrupt file is left as it was");
+}
