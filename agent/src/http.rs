@@ -102,9 +102,6 @@ fn query(target: &str, key: &str) -> Option<String> {
 /// `POST /profile`: read the body, parse it, queue it for the next flush.
 fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: &Uploads) -> io::Result<()> {
     let text = String::from_utf8_lossy(head_and_start);
-    let Some(op) = query(target, "op").filter(|o| !o.is_empty()) else {
-        return respond(stream, "400 Bad Request", "text/plain", "POST /profile needs ?op=NAME\n", false);
-    };
     let length = text
         .lines()
         .take_while(|l| !l.is_empty())
@@ -114,7 +111,17 @@ fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: 
         return respond(stream, "411 Length Required", "text/plain", "send Content-Length\n", false);
     };
     if length > MAX_BODY {
-        return respond(stream, "413 Payload Too Large", "text/plain", "at most 16 MiB of folded stacks\n", false);
+        respond(stream, "413 Payload Too Large", "text/plain", "at most 16 MiB of folded stacks\n", false)?;
+        // Read a little of what the client still sends, so it sees the answer rather than a
+        // reset connection.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut sink = [0u8; 65536];
+        for _ in 0..16 {
+            if matches!(stream.read(&mut sink), Ok(0) | Err(_)) {
+                break;
+            }
+        }
+        return Ok(());
     }
     let start = head_and_start.windows(4).position(|w| w == b"\r\n\r\n").map_or(head_and_start.len(), |p| p + 4);
     let mut body = head_and_start[start..].to_vec();
@@ -127,6 +134,10 @@ fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: 
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
+    // Checked after reading the body: answering before it would reset the client's connection.
+    let Some(op) = query(target, "op").filter(|o| !o.is_empty()) else {
+        return respond(stream, "400 Bad Request", "text/plain", "POST /profile needs ?op=NAME\n", false);
+    };
     let Ok(body) = String::from_utf8(body) else {
         return respond(stream, "400 Bad Request", "text/plain", "the body is not UTF-8\n", false);
     };
