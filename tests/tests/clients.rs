@@ -216,7 +216,7 @@ def list_vms():
 def parse_page():
     return sum(j % 7 for j in range(100000))
 t = time.time()
-while time.time() - t < 2:
+while time.time() - t < 3:
     list_vms()
     parse_page()
 "#;
@@ -227,13 +227,18 @@ fn py_spy_profiles_render_with_python_function_names() {
     let dir = tempfile::tempdir().unwrap();
     let (prog, raw) = (dir.path().join("prog.py"), dir.path().join("raw.txt"));
     std::fs::write(&prog, PROGRAM).unwrap();
+    // Attach to a running interpreter (`--pid`) rather than have py-spy spawn it: its
+    // spawn-and-wait mode races under a loaded test run ("No child process").
+    let mut python = Command::new("python3").arg(&prog).spawn().expect("python3");
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let out = Command::new(&py_spy)
-        .args(["record", "--format", "raw", "-r", "100", "-o"])
+        .args(["record", "--format", "raw", "-r", "100", "--duration", "1", "--pid"])
+        .arg(python.id().to_string())
+        .arg("-o")
         .arg(&raw)
-        .args(["--", "python3"])
-        .arg(&prog)
         .output()
         .unwrap();
+    let _ = python.wait();
     if !out.status.success() {
         // py-spy needs ptrace; a sandbox may forbid it.
         let err = String::from_utf8_lossy(&out.stderr);
