@@ -222,9 +222,20 @@ impl Values {
                 r.drain(out);
                 out.append(&mut r.spill.lock().unwrap_or_else(|e| e.into_inner()));
             }
-            // A ring only this list still holds belongs to a thread that has exited: it was
-            // drained just now, so let it go.
-            rings.retain(|r| Arc::strong_count(r) > 1);
+            // A ring only this list still holds belongs to a thread that has exited. It may
+            // have pushed between the drain above and its exit: drain it once more (now
+            // complete: nobody can push into it any more), then let it go.
+            rings.retain(|r| {
+                if Arc::strong_count(r) > 1 {
+                    return true;
+                }
+                // Pairs with the exiting thread's release decrement of the count, so its last
+                // pushes are visible.
+                std::sync::atomic::fence(Ordering::Acquire);
+                r.drain(out);
+                out.append(&mut r.spill.lock().unwrap_or_else(|e| e.into_inner()));
+                false
+            });
         }
     }
 }
