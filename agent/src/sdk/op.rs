@@ -64,6 +64,9 @@ impl std::ops::Deref for OpRef<'_> {
     }
 }
 
+/// A phase boundary: (raw clock, phase, start?).
+type Mark = (u64, &'static str, bool);
+
 /// Index of an `op.duration` series: outcome (2) × cache (4) × batched (3) × pool (3).
 pub(crate) fn duration_index(outcome: usize, cache: usize, batched: usize, pool: usize) -> usize {
     ((outcome * 4 + cache) * 3 + batched) * 3 + pool
@@ -80,8 +83,9 @@ pub struct OpCtx<'a> {
     pool: AtomicU8,
     retries: AtomicU32,
     failed: AtomicBool,
-    /// Phase starts and ends: (raw clock, phase, start?). Only calls that use phases pay for it.
-    phases: std::sync::Mutex<Vec<(u64, &'static str, bool)>>,
+    /// Phase starts and ends: (raw clock, phase, start?), created by the first phase, so calls
+    /// without phases pay nothing for them.
+    phases: std::sync::OnceLock<std::sync::Mutex<Vec<Mark>>>,
 }
 
 /// Split a call of `total` ns among its phases from their start and end marks (ns from the
@@ -143,13 +147,13 @@ impl<'a> OpCtx<'a> {
             pool: AtomicU8::new(0),
             retries: AtomicU32::new(0),
             failed: AtomicBool::new(false),
-            phases: std::sync::Mutex::new(Vec::new()),
+            phases: std::sync::OnceLock::new(),
         }
     }
 
     fn mark(&self, name: &'static str, start: bool) {
         let now = self.op.shared.clock.raw();
-        self.phases.lock().unwrap_or_else(|e| e.into_inner()).push((now, name, start));
+        self.phases.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).push((now, name, start));
     }
 
     /// Start a named phase (`"api"`, `"network"`, `"wait"`, …); it lasts until the returned
@@ -213,21 +217,29 @@ impl<'a> OpCtx<'a> {
         let pool = usize::from(self.pool.load(Ordering::Relaxed));
         let series = self.op.durations[duration_index(outcome, cache, batched, pool)];
         self.op.shared.values.push((series, ns as f64 / 1e6));
-        let marks = std::mem::take(&mut *self.phases.lock().unwrap_or_else(|e| e.into_inner()));
-        if !marks.is_empty() {
-            let clock = &self.op.shared.clock;
-            let origin = span.map_or(marks[0].0, |s| s.0);
-            let offsets: Vec<(u64, &'static str, bool)> = marks
-                .iter()
-                .map(|&(raw, name, start)| {
-                    (if raw > origin { clock.delta_as_nanos(origin, raw) } else { 0 }, name, start)
-                })
-                .collect();
-            for (phase, phase_ns) in attribute(&offsets, ns) {
-                let tags = self.op.shared.tags(&[("op", &self.op.name), ("phase", phase)]);
-                let id = self.op.shared.dist("op.phase.duration", tags, "ms");
-                self.op.shared.values.push((id, phase_ns as f64 / 1e6));
-            }
+        if let Some(phases) = self.phases.get() {
+            self.record_phases(phases, ns, span);
+        }
+    }
+
+    /// The uncommon path: split the call among its phases and record them.
+    #[cold]
+    #[inline(never)]
+    fn record_phases(&self, phases: &std::sync::Mutex<Vec<Mark>>, ns: u64, span: Option<(u64, u64)>) {
+        let marks = std::mem::take(&mut *phases.lock().unwrap_or_else(|e| e.into_inner()));
+        if marks.is_empty() {
+            return;
+        }
+        let clock = &self.op.shared.clock;
+        let origin = span.map_or(marks[0].0, |s| s.0);
+        let offsets: Vec<Mark> = marks
+            .iter()
+            .map(|&(raw, name, start)| (if raw > origin { clock.delta_as_nanos(origin, raw) } else { 0 }, name, start))
+            .collect();
+        for (phase, phase_ns) in attribute(&offsets, ns) {
+            let tags = self.op.shared.tags(&[("op", &self.op.name), ("phase", phase)]);
+            let id = self.op.shared.dist("op.phase.duration", tags, "ms");
+            self.op.shared.values.push((id, phase_ns as f64 / 1e6));
         }
     }
 }
