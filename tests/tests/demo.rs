@@ -23,6 +23,10 @@ fn the_demo_runs_end_to_end_and_never_touches_the_real_store() {
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let db = data.join("perfagent/demo.db");
     assert!(db.exists(), "the demo store");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("perfagent")), 0o700, "the data folder is private");
+    assert_eq!(mode(&db), 0o600, "the store is private");
     assert!(!data.join("perfagent/perf.db").exists(), "the default store of `perfagent start` is never created");
     assert!(stderr.contains("running a simulated cloud CLI (SDK) and a billing worker (StatsD)"), "{stderr}");
     // Stats: the SDK's operations and the StatsD app's, with caches, pools and errors.

@@ -290,7 +290,10 @@ fn progress(done: f64, total: f64, calls: u64, tty: bool) {
 pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64)> {
     let (db, is_default) = demo_path(db_flag)?;
     let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Like the store's own folder: private (0700).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     if is_default {
         // Our own file from an earlier demo: start afresh.
         for suffix in ["", "-wal", "-shm", ".lock", ".status"] {
