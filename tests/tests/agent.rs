@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use perf_e2e::bin;
@@ -51,6 +51,15 @@ fn status_json(db: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("status JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `perfagent stop --db DB`.
+fn perfagent_stop(db: &str) -> Output {
+    Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["stop", "--db", db])
+        .output()
+        .unwrap()
 }
 
 fn sigterm(child: &Child) {
@@ -235,11 +244,7 @@ fn status_and_stop_find_the_agent_through_its_lock() {
     assert!(text.starts_with(&format!("running     pid {}, up ", agent.child.id())), "{text}");
     assert!(text.contains("dropped     missing_value=1"), "{text}");
 
-    let out = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-        .args(["stop", "--db", dbs])
-        .output()
-        .unwrap();
+    let out = perfagent_stop(dbs);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -253,11 +258,7 @@ fn status_and_stop_find_the_agent_through_its_lock() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("perfagent is not running (store {})\n", db.display()));
-    let out = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-        .args(["stop", "--db", dbs])
-        .output()
-        .unwrap();
+    let out = perfagent_stop(dbs);
     assert_eq!(out.status.code(), Some(0), "stopping a stopped agent is not an error");
 
     // The agent sampled the host at every flush, under OpenTelemetry names.
@@ -304,11 +305,7 @@ fn background_start_returns_when_ready_and_reports_failures() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("already running (pid {pid})")));
 
-    let out = Command::new(bin("perfagent"))
-        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
-        .args(["stop", "--db", dbs])
-        .output()
-        .unwrap();
+    let out = perfagent_stop(dbs);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("perfagent: listening: StatsD on udp://127.0.0.1:"), "{logged}");

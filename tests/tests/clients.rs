@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use perf_e2e::{Agent, bin, nearest_rank};
+use perf_e2e::{Agent, bin, nearest_rank, perfctl};
 use perfstore::{Reader, Selector, TimeRange};
 
 const PYTHON: &str = r#"
@@ -101,6 +101,13 @@ fn take(e: &mut Expected, line: &str) {
     }
 }
 
+/// `perfctl stats --last 1h --format json` on the store.
+fn stats_json(db: &Path) -> serde_json::Value {
+    let out = perfctl(db, &["stats", "--last", "1h", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn client_dir(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(d) if Path::new(&d).exists() => Some(d),
@@ -182,11 +189,7 @@ fn python_statsd_with_influx_tags_and_sample_rates() {
     );
     check(&db, &expected);
     // perfctl shows the same calls.
-    let out = Command::new(bin("perfctl"))
-        .args(["--db", db.to_str().unwrap(), "stats", "--last", "1h", "--format", "json"])
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = stats_json(&db);
     assert_eq!(stats["ops"][0]["op"], "vm.list");
     assert_eq!(stats["ops"][0]["calls"], 300);
 }
@@ -196,11 +199,7 @@ fn node_hot_shots_with_dogstatsd_tags_and_sample_rates() {
     let Some(dir) = client_dir("PERFAGENT_NODE_MODULES") else { return };
     let (_tmp, db, expected) = run_against_agent("node", NODE, ("NODE_PATH", &dir));
     check(&db, &expected);
-    let out = Command::new(bin("perfctl"))
-        .args(["--db", db.to_str().unwrap(), "stats", "--last", "1h", "--format", "json"])
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = stats_json(&db);
     let sent: f64 = expected.timers.values().flatten().map(|v| v.1).sum();
     assert_eq!(stats["ops"][0]["calls"].as_f64().unwrap(), sent, "calls weighted by 1/rate");
     assert_eq!(stats["overall"]["cache"]["requests"], 300);

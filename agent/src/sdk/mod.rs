@@ -198,6 +198,24 @@ struct Registry {
     op_names: Vec<String>,
 }
 
+/// The handle registered for (`kind`, name, tags) in `list`, created on first use.
+fn intern<T: Default>(
+    index: &mut HashMap<(u8, String, String), usize>,
+    list: &mut Vec<(String, String, Arc<T>)>,
+    kind: u8,
+    name: &str,
+    tags: String,
+) -> Arc<T> {
+    let key = (kind, clean(name), tags);
+    if let Some(&i) = index.get(&key) {
+        return list[i].2.clone();
+    }
+    let h = Arc::new(T::default());
+    list.push((key.1.clone(), key.2.clone(), h.clone()));
+    index.insert(key, list.len() - 1);
+    h
+}
+
 /// Names and tag values safe inside a StatsD line.
 fn clean(s: &str) -> String {
     s.chars().map(|c| if matches!(c, ':' | '|' | '@' | '#' | ',' | '\n' | '\r' | ' ') { '_' } else { c }).collect()
@@ -215,28 +233,14 @@ impl Shared {
 
     pub(crate) fn counter(&self, name: &str, tags: String) -> Arc<Striped> {
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (0u8, clean(name), tags);
-        if let Some(&i) = r.index.get(&key) {
-            return r.counters[i].2.clone();
-        }
-        let c = Arc::new(Striped::default());
-        r.counters.push((key.1.clone(), key.2.clone(), c.clone()));
-        let i = r.counters.len() - 1;
-        r.index.insert(key, i);
-        c
+        let r = &mut *r;
+        intern(&mut r.index, &mut r.counters, 0, name, tags)
     }
 
     pub(crate) fn gauge(&self, name: &str, tags: String) -> Arc<Gauge> {
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (1u8, clean(name), tags);
-        if let Some(&i) = r.index.get(&key) {
-            return r.gauges[i].2.clone();
-        }
-        let g = Arc::new(Gauge::default());
-        r.gauges.push((key.1.clone(), key.2.clone(), g.clone()));
-        let i = r.gauges.len() - 1;
-        r.index.insert(key, i);
-        g
+        let r = &mut *r;
+        intern(&mut r.index, &mut r.gauges, 1, name, tags)
     }
 
     pub(crate) fn level(&self, name: &str, tags: String) -> Arc<Striped> {
