@@ -150,7 +150,7 @@ fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: 
     let now = crate::daemon::now_ms();
     let at = query(target, "at").and_then(|t| t.parse::<f64>().ok()).map_or(now, |s| (s * 1000.0) as i64);
     let service = query(target, "service").filter(|s| !s.is_empty()).unwrap_or_else(|| uploads.service.clone());
-    let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.1).sum::<u64>());
+    let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.samples).sum::<u64>());
     if let Ok(mut p) = uploads.pending.lock() {
         p.push(ProfileWindow { service, op: op.clone(), start_ms: at, end_ms: at + 1, stacks });
     }

@@ -56,6 +56,6 @@ fn statsd_lines_become_exact_store_contents() {
     let g = snap.aggregate(&pool[0], range).unwrap().unwrap();
     assert_eq!((g.last, g.max), (30.0, 30.0), "deltas accumulate across intervals");
     assert_eq!(snap.series(&Selector::name("op.calls")).unwrap().len(), 3);
-    let errors = snap.last_events("error", range).unwrap();
+    let errors = snap.last_events(perfstore::EventKind::Error, range).unwrap();
     assert_eq!((errors[0].op.as_str(), errors[0].message.as_str()), ("vm.list", "ThrottlingException"));
 }

@@ -111,7 +111,7 @@ fn embedded_sdk_records_the_convention() {
     assert_eq!(find(&c, r#"cache.requests{cache="vm-list",result="stale",service="app"}"#).sum, 1.0);
 
     let mut r = Reader::open(&db).unwrap();
-    let events = r.snapshot().unwrap().last_events("error", all_time()).unwrap();
+    let events = r.snapshot().unwrap().last_events(perfstore::EventKind::Error, all_time()).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].op.as_str(), events[0].message.as_str()), ("vm.start", "QuotaExceeded: 20 vCPUs in eastus"));
 }
@@ -217,7 +217,7 @@ fn the_sdk_and_statsd_give_the_same_store_contents() {
         let mut r = Reader::open(db).unwrap();
         r.snapshot()
             .unwrap()
-            .last_events("error", all_time())
+            .last_events(perfstore::EventKind::Error, all_time())
             .unwrap()
             .into_iter()
             .map(|e| (e.op, e.message))
@@ -283,8 +283,8 @@ fn the_daemon_takes_folded_stacks_over_http() {
     assert_eq!(
         stacks,
         vec![
-            ("<module> (app.py:30);main (app.py:25);list_vms (cloud.py:12)".to_owned(), 40),
-            ("<module> (app.py:30);main (app.py:25);parse (cloud.py:40)".to_owned(), 10)
+            perfstore::Stack::new("<module> (app.py:30);main (app.py:25);list_vms (cloud.py:12)", 40),
+            perfstore::Stack::new("<module> (app.py:30);main (app.py:25);parse (cloud.py:40)", 10)
         ]
     );
     assert_eq!(snap.profiled_ops(all_time()).unwrap().len(), 1, "the malformed upload stored nothing");

@@ -34,28 +34,34 @@
 
 pub mod chunk;
 mod codec;
+pub mod convention;
 mod error;
+mod event;
 mod migrate;
 mod model;
 mod open;
 mod profile;
 mod query;
 mod rollup;
+mod rows;
+mod select;
 pub mod sketch;
+mod tier;
 mod write;
 
 pub use codec::Truncated;
 pub use error::{Error, Result};
 pub use migrate::{APPLICATION_ID, SCHEMA_VERSION};
 pub use model::{
-    Distribution, Kind, Point, Registration, RejectReason, SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey,
-    Write,
+    Distribution, EVENT_MESSAGE_MAX_CHARS, Event, EventKind, Kind, Point, ProfileWindow, Registration, RejectReason,
+    SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey, Stack, Write, merge_into,
 };
 pub use open::{StoreOptions, default_path, default_path_from, lock_holder, lock_path};
-pub use profile::{FoldedError, parse_folded};
-pub use query::{Agg, MatchOp, Matcher, Reader, Selector, SeriesRange, SeriesUsage, Snapshot, TimeRange, glob_match};
+pub use profile::{FoldedError, ProfiledOp, parse_folded};
+pub use query::{Agg, Reader, SeriesRange, SeriesUsage, Snapshot, TimeRange};
 pub use rollup::MaintenanceReport;
+pub use rows::CHUNK_MAX_BYTES;
+pub use select::{MatchOp, Matcher, Selector, glob_match};
 pub use sketch::Sketch;
-pub use write::{
-    CHUNK_MAX_BYTES, EVENT_MESSAGE_MAX_CHARS, Event, ProfileWindow, RAW_WINDOW_MS, WriteReport, Writer, wal_path,
-};
+pub use tier::{DAY_MS, HOUR_MS, MINUTE_MS, Tier};
+pub use write::{WriteReport, Writer, wal_path};

@@ -392,3 +392,77 @@ impl Point {
         Some(v.clamp(self.min.min(self.max), self.max.max(self.min)))
     }
 }
+
+/// Merge `p` into an optional running aggregate (the first point starts it).
+pub fn merge_into(acc: &mut Option<Point>, p: &Point) {
+    match acc {
+        Some(a) => a.merge(p),
+        None => *acc = Some(p.clone()),
+    }
+}
+
+/// What an [`Event`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A failed call's error message (an operation's last errors).
+    Error,
+}
+
+impl EventKind {
+    /// The text stored in the event table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Error => "error",
+        }
+    }
+}
+
+/// Longest event message kept, in characters.
+pub const EVENT_MESSAGE_MAX_CHARS: usize = 1_000;
+
+/// An event kept in the bounded event log (for example an operation's last error).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// When, Unix ms.
+    pub ts_ms: i64,
+    /// Service.
+    pub service: String,
+    /// Operation.
+    pub op: String,
+    /// What it records.
+    pub kind: EventKind,
+    /// Message (truncated to [`EVENT_MESSAGE_MAX_CHARS`]).
+    pub message: String,
+}
+
+/// One folded stack and how many samples had it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Stack {
+    /// Frames joined by `;`, root first.
+    pub frames: String,
+    /// Samples.
+    pub samples: u64,
+}
+
+impl Stack {
+    /// `frames` with `samples`.
+    pub fn new(frames: impl Into<String>, samples: u64) -> Self {
+        Self { frames: frames.into(), samples }
+    }
+}
+
+/// Folded stacks sampled for one operation over one profile window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileWindow {
+    /// Service.
+    pub service: String,
+    /// Operation ([`crate::convention::NO_OP`] for samples outside any operation).
+    pub op: String,
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// Window end, Unix ms.
+    pub end_ms: i64,
+    /// The stacks.
+    pub stacks: Vec<Stack>,
+}

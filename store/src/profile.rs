@@ -1,6 +1,12 @@
-//! Folded-stack profiles: stack text is stored once in `stack` and referenced by id.
+//! Folded-stack profiles: parsing folded text, storing windows of stacks (stack text stored
+//! once in `stack` and referenced by id), and reading them back merged per operation.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::model::{ProfileWindow, Stack};
+use crate::query::{Snapshot, TimeRange};
+use crate::write::Writer;
 
 /// FNV-1a, 64-bit: a stable hash of stack text (std's hasher may change between releases,
 /// and the value is stored in the file).
@@ -43,7 +49,7 @@ pub struct FoldedError {
 /// frames (` 3`, as py-spy writes for idle threads) are skipped;
 /// repeated stacks add up. The first bad line refuses the whole input, so nothing partial is
 /// ever stored.
-pub fn parse_folded(text: &str) -> Result<Vec<(String, u64)>, FoldedError> {
+pub fn parse_folded(text: &str) -> std::result::Result<Vec<Stack>, FoldedError> {
     let mut merged: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r').trim_end();
@@ -74,7 +80,84 @@ pub fn parse_folded(text: &str) -> Result<Vec<(String, u64)>, FoldedError> {
             *slot = slot.saturating_add(count);
         }
     }
-    Ok(merged.into_iter().collect())
+    Ok(merged.into_iter().map(|(frames, samples)| Stack { frames, samples }).collect())
+}
+
+impl Writer {
+    /// Store folded stacks, de-duplicating stack text.
+    pub fn write_profiles(&mut self, windows: &[ProfileWindow]) -> Result<()> {
+        let path = self.path.clone();
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
+        for w in windows {
+            for stack in w.stacks.iter().filter(|s| s.samples > 0) {
+                let id = intern_stack(&tx, &stack.frames).map_err(|e| Error::sql(&path, e))?;
+                tx.prepare_cached(
+                    "INSERT INTO profile (service, op, start_ms, end_ms, stack_id, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        w.service,
+                        w.op,
+                        w.start_ms,
+                        w.end_ms,
+                        id,
+                        i64::try_from(stack.samples).unwrap_or(i64::MAX)
+                    ])
+                })
+                .map_err(|e| Error::sql(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| Error::sql(&path, e))?;
+        self.after_commit()
+    }
+}
+
+/// An operation with profile samples in a window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfiledOp {
+    /// Its service.
+    pub service: String,
+    /// The operation.
+    pub op: String,
+    /// Samples in the window.
+    pub samples: u64,
+}
+
+impl Snapshot<'_> {
+    /// Folded stacks of `op` (optionally one service) from profile windows overlapping
+    /// `range`, merged, sorted by frames.
+    pub fn profile(&self, op: &str, service: Option<&str>, range: TimeRange) -> Result<Vec<Stack>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT s.frames, SUM(p.samples) FROM profile p JOIN stack s ON s.id = p.stack_id \
+                 WHERE p.op = ?1 AND p.start_ms < ?3 AND p.end_ms > ?2 AND (?4 IS NULL OR p.service = ?4) \
+                 GROUP BY p.stack_id ORDER BY s.frames",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![op, range.start_ms, range.end_ms, service], |r| {
+            Ok(Stack { frames: r.get(0)?, samples: r.get::<_, i64>(1)?.max(0) as u64 })
+        })
+        .and_then(|r| r.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Operations with profile samples in `range`, most samples first.
+    pub fn profiled_ops(&self, range: TimeRange) -> Result<Vec<ProfiledOp>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT service, op, SUM(samples) AS n FROM profile WHERE start_ms < ?2 AND end_ms > ?1 \
+                 GROUP BY service, op ORDER BY n DESC, service, op",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![range.start_ms, range.end_ms], |r| {
+            Ok(ProfiledOp { service: r.get(0)?, op: r.get(1)?, samples: r.get::<_, i64>(2)?.max(0) as u64 })
+        })
+        .and_then(|r| r.collect())
+        .map_err(|e| self.sql(e))
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +167,7 @@ mod tests {
         let text = "# a comment\n 3\nmain;work (app.py:12);leaf 3\n\nmain;other 2\r\nmain;work (app.py:12);leaf 4\n";
         assert_eq!(
             super::parse_folded(text).unwrap(),
-            vec![("main;other".to_owned(), 2), ("main;work (app.py:12);leaf".to_owned(), 7)]
+            vec![super::Stack::new("main;other", 2), super::Stack::new("main;work (app.py:12);leaf", 7)]
         );
         let e = |t: &str| super::parse_folded(t).unwrap_err().to_string();
         assert_eq!(e("a;b 1\na b;c\n"), "line 2: expected a whole sample count after the last space, found 'b;c'");

@@ -11,22 +11,18 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::migrate::{self, Found, SCHEMA_VERSION};
-use crate::model::{Kind, Point, SeriesId, SeriesInfo, SeriesKey};
+use crate::model::{Kind, Point, SeriesId, SeriesInfo, SeriesKey, merge_into};
 use crate::open;
-use crate::write::{Event, RAW_WINDOW_MS, read_summary};
-
-pub(crate) const MINUTE_MS: i64 = 60_000;
-pub(crate) const HOUR_MS: i64 = 3_600_000;
-/// Rollup chunks of tier 1 stay within one day, of tier 2 within 30 days.
-pub(crate) const TIER_WINDOW_MS: [i64; 3] = [RAW_WINDOW_MS, 86_400_000, 30 * 86_400_000];
+use crate::rows::{CHUNK_COLS, Meta, Source, meta, read_summary};
+use crate::select::Selector;
+use crate::tier::{HOUR_MS, Tier, ceil, floor};
 
 /// A half-open time range `[start_ms, end_ms)` in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,150 +43,6 @@ impl TimeRange {
     pub fn seconds(&self) -> f64 {
         (self.end_ms - self.start_ms) as f64 / 1000.0
     }
-}
-
-/// How to compare a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchOp {
-    /// `k="v"`.
-    Eq,
-    /// `k!="v"`.
-    Ne,
-    /// `k=~"glob*"` (a shell glob with `*` and `?`, not a regex).
-    Glob,
-    /// `k!~"glob*"`.
-    NotGlob,
-}
-
-/// One label matcher. A missing label matches as the empty string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
-    /// Label key.
-    pub key: String,
-    /// Comparison.
-    pub op: MatchOp,
-    /// Value or glob.
-    pub value: String,
-}
-
-impl Matcher {
-    /// Whether `key` satisfies this matcher.
-    pub fn matches(&self, key: &SeriesKey) -> bool {
-        let v = key.get(&self.key).unwrap_or("");
-        match self.op {
-            MatchOp::Eq => v == self.value,
-            MatchOp::Ne => v != self.value,
-            MatchOp::Glob => glob_match(&self.value, v),
-            MatchOp::NotGlob => !glob_match(&self.value, v),
-        }
-    }
-}
-
-/// Series by name (a glob; empty means any) and label matchers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selector {
-    /// Metric name or glob.
-    pub name: String,
-    /// Label matchers, all of which must hold.
-    pub matchers: Vec<Matcher>,
-}
-
-impl Selector {
-    /// Series called `name` (exactly, or a glob).
-    pub fn name(name: &str) -> Self {
-        Self { name: name.to_owned(), matchers: Vec::new() }
-    }
-
-    /// Add a matcher.
-    pub fn with(mut self, key: &str, op: MatchOp, value: &str) -> Self {
-        self.matchers.push(Matcher { key: key.to_owned(), op, value: value.to_owned() });
-        self
-    }
-
-    /// Parse `name{k="v",k2!="w",k3=~"glob*"}` (braces optional).
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let text = text.trim();
-        let (name, rest) = match text.find('{') {
-            Some(i) => (&text[..i], Some(&text[i + 1..])),
-            None => (text, None),
-        };
-        let mut sel = Selector::name(name.trim());
-        let Some(rest) = rest else { return Ok(sel) };
-        let body = rest.strip_suffix('}').ok_or_else(|| format!("invalid selector '{text}': missing closing '}}'"))?;
-        let mut chars = body.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-                chars.next();
-            }
-            if chars.peek().is_none() {
-                break;
-            }
-            let key: String =
-                std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || "_.-".contains(*c))).collect();
-            if key.is_empty() {
-                return Err(format!("invalid selector '{text}': expected a label name like op=\"vm.list\""));
-            }
-            let op = match (chars.next(), chars.peek().copied()) {
-                (Some('='), Some('~')) => {
-                    chars.next();
-                    MatchOp::Glob
-                }
-                (Some('='), _) => MatchOp::Eq,
-                (Some('!'), Some('=')) => {
-                    chars.next();
-                    MatchOp::Ne
-                }
-                (Some('!'), Some('~')) => {
-                    chars.next();
-                    MatchOp::NotGlob
-                }
-                _ => return Err(format!("invalid selector '{text}': expected =, !=, =~ or !~ after '{key}'")),
-            };
-            if chars.next() != Some('"') {
-                return Err(format!("invalid selector '{text}': the value of '{key}' must be in double quotes"));
-            }
-            let mut value = String::new();
-            loop {
-                match chars.next() {
-                    Some('\\') => value.extend(chars.next()),
-                    Some('"') => break,
-                    Some(c) => value.push(c),
-                    None => return Err(format!("invalid selector '{text}': unterminated value of '{key}'")),
-                }
-            }
-            sel.matchers.push(Matcher { key, op, value });
-        }
-        Ok(sel)
-    }
-
-    /// Whether a series matches.
-    pub fn matches(&self, key: &SeriesKey) -> bool {
-        (self.name.is_empty() || glob_match(&self.name, &key.name)) && self.matchers.iter().all(|m| m.matches(key))
-    }
-}
-
-/// Shell-style glob: `*` any run, `?` any one character.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// An aggregation over a window.
@@ -275,7 +127,7 @@ pub struct SeriesUsage {
 /// A consistent, read-only view of the store: one read transaction.
 #[derive(Debug)]
 pub struct Snapshot<'c> {
-    tx: Transaction<'c>,
+    pub(crate) tx: Transaction<'c>,
     path: PathBuf,
     /// Tier-1 data is complete from this time on (older has expired or was pruned).
     minute_floor_ms: i64,
@@ -289,7 +141,6 @@ pub struct Snapshot<'c> {
 pub struct Reader {
     conn: Connection,
     path: PathBuf,
-    busy: Duration,
 }
 
 impl Reader {
@@ -297,7 +148,7 @@ impl Reader {
     /// foreign, too new or too old.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        let busy = Duration::from_secs(5);
+        let busy = crate::StoreOptions::default().busy_timeout;
         if !open::check_header(&path)? {
             return Err(Error::NotFound { path });
         }
@@ -311,7 +162,7 @@ impl Reader {
             }
             Found::Store(_) => {}
         }
-        Ok(Self { conn, path, busy })
+        Ok(Self { conn, path })
     }
 
     /// The store file.
@@ -321,29 +172,39 @@ impl Reader {
 
     /// Begin a read transaction; everything read through it is one consistent view.
     pub fn snapshot(&mut self) -> Result<Snapshot<'_>> {
-        Snapshot::begin(&mut self.conn, &self.path, self.busy)
+        Snapshot::begin(&mut self.conn, &self.path)
     }
 }
 
-const CHUNK_COLS: &str = "start_ms, end_ms, count, sum, min, max, last, last_ts_ms, sketch, data";
+/// The rows of `source` overlapping `?1..?2`, with the series id first. Parameters: `?1`
+/// start, `?2` end, then for chunks `?3` tier; with `one_series`, the series (`?3` for heads,
+/// `?4` for chunks, with `?5` the tier's chunk window to use the index's start bound).
+fn range_sql(source: Source, one_series: bool) -> String {
+    match (source, one_series) {
+        (Source::Chunk(_), false) => {
+            format!("SELECT series_id, {CHUNK_COLS} FROM chunk WHERE tier = ?3 AND end_ms >= ?1 AND start_ms < ?2")
+        }
+        (Source::Chunk(_), true) => format!(
+            "SELECT series_id, {CHUNK_COLS} FROM chunk WHERE series_id = ?4 AND tier = ?3 \
+             AND start_ms > ?1 - ?5 AND start_ms < ?2 AND end_ms >= ?1"
+        ),
+        (_, false) => format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2"),
+        (_, true) => {
+            format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE series_id = ?3 AND start_ms < ?2 AND end_ms >= ?1")
+        }
+    }
+}
 
 impl<'c> Snapshot<'c> {
-    pub(crate) fn begin(conn: &'c mut Connection, path: &Path, _busy: Duration) -> Result<Self> {
+    pub(crate) fn begin(conn: &'c mut Connection, path: &Path) -> Result<Self> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| Error::sql(path, e))?;
         // The first read pins the snapshot.
-        let meta = |key: &str| -> Result<Option<i64>> {
-            let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-                .map_err(|e| Error::sql(path, e))?;
-            Ok(v.and_then(|v| v.parse().ok()))
-        };
-        let minute_floor_ms = meta("floor.1")?.unwrap_or(i64::MIN);
-        let rolled_max_ms = meta("rolled_max_ms")?;
+        let minute_floor_ms = meta(&tx, Meta::MinuteFloor).map_err(|e| Error::sql(path, e))?.unwrap_or(i64::MIN);
+        let rolled_max_ms = meta(&tx, Meta::RolledMax).map_err(|e| Error::sql(path, e))?;
         Ok(Self { tx, path: path.to_owned(), minute_floor_ms, rolled_max_ms })
     }
 
-    fn sql(&self, e: rusqlite::Error) -> Error {
+    pub(crate) fn sql(&self, e: rusqlite::Error) -> Error {
         Error::sql(&self.path, e)
     }
 
@@ -359,12 +220,7 @@ impl<'c> Snapshot<'c> {
 
     /// Newest data timestamp written (Unix ms), if any.
     pub fn newest_ms(&self) -> Result<Option<i64>> {
-        let v: Option<String> = self
-            .tx
-            .query_row("SELECT value FROM meta WHERE key = 'newest_ms'", [], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        Ok(v.and_then(|v| v.parse().ok()))
+        meta(&self.tx, Meta::Newest).map_err(|e| self.sql(e))
     }
 
     /// Series matching `sel`, ordered by name then labels.
@@ -441,15 +297,8 @@ impl<'c> Snapshot<'c> {
         let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms;
         self.scan_raw(series.id, range, &inside, &mut sink)?;
         for (tier, part) in self.rolled_plan(range, None) {
-            self.scan(
-                series.id,
-                "chunk",
-                tier,
-                part,
-                &|s, e| s >= part.start_ms && e < part.end_ms,
-                &|_| false,
-                &mut sink,
-            )?;
+            let whole = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms;
+            self.scan(series.id, Source::Chunk(tier), part, &whole, &|_| false, &mut sink)?;
         }
         Ok(acc)
     }
@@ -476,39 +325,32 @@ impl<'c> Snapshot<'c> {
                 merge_into(&mut out[i], &p);
             }
         })?;
-        let mut feed = |table: &str, tier: i64, part: TimeRange| -> Result<()> {
-            let sql = if table == "head" {
-                format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2")
-            } else {
-                format!("SELECT series_id, {CHUNK_COLS} FROM chunk WHERE tier = ?3 AND end_ms >= ?1 AND start_ms < ?2")
-            };
-            let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.sql(e))?;
-            let mut rows = if table == "head" {
-                stmt.query(params![part.start_ms, part.end_ms])
-            } else {
-                stmt.query(params![part.start_ms, part.end_ms, tier])
+        let mut feed = |source: Source, part: TimeRange| -> Result<()> {
+            let mut stmt = self.tx.prepare_cached(&range_sql(source, false)).map_err(|e| self.sql(e))?;
+            let mut rows = match source {
+                Source::Chunk(tier) => stmt.query(params![part.start_ms, part.end_ms, tier.code()]),
+                _ => stmt.query(params![part.start_ms, part.end_ms]),
             }
             .map_err(|e| self.sql(e))?;
             while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
                 let id: SeriesId = r.get(0).map_err(|e| self.sql(e))?;
                 let Some(&i) = index.get(&id) else { continue };
-                if table == "chunk" && tier == 0 {
+                if source == Source::Chunk(Tier::Raw) {
                     let start: i64 = r.get(1).map_err(|e| self.sql(e))?;
-                    if covered.contains(&(id, start.div_euclid(HOUR_MS) * HOUR_MS)) {
+                    if covered.contains(&(id, floor(start, HOUR_MS))) {
                         continue;
                     }
                 }
                 let slot = &mut out[i];
-                self.read_chunk_row(r, 1, id, table, part, &|s, e| s >= part.start_ms && e < part.end_ms, &mut |p| {
-                    merge_into(slot, &p)
-                })?;
+                let whole = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms;
+                self.read_chunk_row(r, 1, id, source, part, &whole, &mut |p| merge_into(slot, &p))?;
             }
             Ok(())
         };
-        feed("chunk", 0, range)?;
-        feed("head", 0, range)?;
+        feed(Source::Chunk(Tier::Raw), range)?;
+        feed(Source::Head, range)?;
         for (tier, part) in self.rolled_plan(range, None) {
-            feed("chunk", tier, part)?;
+            feed(Source::Chunk(tier), part)?;
         }
         Ok(out)
     }
@@ -548,7 +390,7 @@ impl<'c> Snapshot<'c> {
             self.scan_raw(series.id, range, &one_step, &mut sink)?;
             for (tier, part) in self.rolled_plan(range, Some(step_ms)) {
                 let ok = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms && step_of(s) == step_of(e);
-                self.scan(series.id, "chunk", tier, part, &ok, &|_| false, &mut sink)?;
+                self.scan(series.id, Source::Chunk(tier), part, &ok, &|_| false, &mut sink)?;
             }
         }
         let steps = steps
@@ -565,29 +407,28 @@ impl<'c> Snapshot<'c> {
     }
 
     /// Which tier answers which part of `range` for rolled-up data.
-    fn rolled_plan(&self, range: TimeRange, step_ms: Option<i64>) -> Vec<(i64, TimeRange)> {
+    fn rolled_plan(&self, range: TimeRange, step_ms: Option<i64>) -> Vec<(Tier, TimeRange)> {
         let (a, b) = (range.start_ms, range.end_ms);
         if a >= b || self.rolled_max_ms.is_none_or(|m| m < a) {
             return Vec::new();
         }
         let mut plan = Vec::new();
-        let floor = self.minute_floor_ms;
-        let minute_part = |x: i64, y: i64, plan: &mut Vec<(i64, TimeRange)>| {
+        let floor_ms = self.minute_floor_ms;
+        let minute_part = |x: i64, y: i64, plan: &mut Vec<(Tier, TimeRange)>| {
             if x >= y {
                 return;
             }
-            if x < floor {
-                plan.push((2, TimeRange::new(x, y.min(floor))));
+            if x < floor_ms {
+                plan.push((Tier::Hour, TimeRange::new(x, y.min(floor_ms))));
             }
-            if y > floor {
-                plan.push((1, TimeRange::new(x.max(floor), y)));
+            if y > floor_ms {
+                plan.push((Tier::Minute, TimeRange::new(x.max(floor_ms), y)));
             }
         };
         let hourly_steps = step_ms.is_none_or(|s| s % HOUR_MS == 0 && a.rem_euclid(HOUR_MS) == 0);
-        let ha = a.div_euclid(HOUR_MS) * HOUR_MS + if a.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
-        let hb = b.div_euclid(HOUR_MS) * HOUR_MS;
+        let (ha, hb) = (ceil(a, HOUR_MS), floor(b, HOUR_MS));
         if hourly_steps && ha < hb {
-            plan.push((2, TimeRange::new(ha, hb)));
+            plan.push((Tier::Hour, TimeRange::new(ha, hb)));
             minute_part(a, ha, &mut plan);
             minute_part(hb, b, &mut plan);
         } else {
@@ -604,9 +445,9 @@ impl<'c> Snapshot<'c> {
         sink: &mut dyn FnMut(Point),
     ) -> Result<()> {
         let covered = self.hour_summaries(Some(series), range, whole, &mut |_, p| sink(p))?;
-        let skip = |start: i64| covered.contains(&(series, start.div_euclid(HOUR_MS) * HOUR_MS));
-        self.scan(series, "chunk", 0, range, whole, &skip, sink)?;
-        self.scan(series, "head", 0, range, whole, &|_| false, sink)
+        let skip = |start: i64| covered.contains(&(series, floor(start, HOUR_MS)));
+        self.scan(series, Source::Chunk(Tier::Raw), range, whole, &skip, sink)?;
+        self.scan(series, Source::Head, range, whole, &|_| false, sink)
     }
 
     /// Feed the hour summaries of whole hours inside `range` (and, per `whole`, inside one
@@ -619,9 +460,7 @@ impl<'c> Snapshot<'c> {
         sink: &mut dyn FnMut(SeriesId, Point),
     ) -> Result<HashSet<(SeriesId, i64)>> {
         let mut covered = HashSet::new();
-        let ha = range.start_ms.div_euclid(HOUR_MS) * HOUR_MS
-            + if range.start_ms.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
-        let hb = range.end_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let (ha, hb) = (ceil(range.start_ms, HOUR_MS), floor(range.end_ms, HOUR_MS));
         if ha >= hb {
             return Ok(covered);
         }
@@ -645,38 +484,30 @@ impl<'c> Snapshot<'c> {
         Ok(covered)
     }
 
-    /// Feed `sink` the points of `series` in `tier` with timestamps in `range`, using a
+    /// Feed `sink` the points of `series` from `source` with timestamps in `range`, using a
     /// chunk's summary columns when `whole(start, end)` says the chunk needs no splitting.
-    #[allow(clippy::too_many_arguments)]
     fn scan(
         &self,
         series: SeriesId,
-        table: &str,
-        tier: i64,
+        source: Source,
         range: TimeRange,
         whole: &dyn Fn(i64, i64) -> bool,
         skip: &dyn Fn(i64) -> bool,
         sink: &mut dyn FnMut(Point),
     ) -> Result<()> {
-        let sql = if table == "head" {
-            format!("SELECT {CHUNK_COLS} FROM head WHERE series_id = ?1 AND start_ms < ?3 AND end_ms >= ?2")
-        } else {
-            format!(
-                "SELECT {CHUNK_COLS} FROM chunk WHERE series_id = ?1 AND tier = ?4 AND start_ms > ?2 - ?5 AND start_ms < ?3 AND end_ms >= ?2"
-            )
-        };
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.sql(e))?;
-        let mut rows = if table == "head" {
-            stmt.query(params![series, range.start_ms, range.end_ms])
-        } else {
-            stmt.query(params![series, range.start_ms, range.end_ms, tier, TIER_WINDOW_MS[tier as usize]])
+        let mut stmt = self.tx.prepare_cached(&range_sql(source, true)).map_err(|e| self.sql(e))?;
+        let mut rows = match source {
+            Source::Chunk(tier) => {
+                stmt.query(params![range.start_ms, range.end_ms, tier.code(), series, tier.chunk_window_ms()])
+            }
+            _ => stmt.query(params![range.start_ms, range.end_ms, series]),
         }
         .map_err(|e| self.sql(e))?;
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
-            if skip(r.get(0).map_err(|e| self.sql(e))?) {
+            if skip(r.get(1).map_err(|e| self.sql(e))?) {
                 continue;
             }
-            self.read_chunk_row(r, 0, series, table, range, whole, sink)?;
+            self.read_chunk_row(r, 1, series, source, range, whole, sink)?;
         }
         Ok(())
     }
@@ -689,7 +520,7 @@ impl<'c> Snapshot<'c> {
         r: &Row<'_>,
         first: usize,
         series: SeriesId,
-        table: &str,
+        source: Source,
         range: TimeRange,
         whole: &dyn Fn(i64, i64) -> bool,
         sink: &mut dyn FnMut(Point),
@@ -702,7 +533,7 @@ impl<'c> Snapshot<'c> {
             sink(p);
         } else {
             let blob = r.get_ref(col(9)).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;
-            let points = chunk::decode(blob).map_err(|_| self.corrupt(series, table))?;
+            let points = chunk::decode(blob).map_err(|_| self.corrupt(series, source))?;
             for p in points {
                 if p.ts_ms >= range.start_ms && p.ts_ms < range.end_ms {
                     sink(p);
@@ -712,60 +543,8 @@ impl<'c> Snapshot<'c> {
         Ok(())
     }
 
-    fn corrupt(&self, series: SeriesId, table: &str) -> Error {
-        Error::Corrupt { path: self.path.clone(), detail: format!("undecodable {table} data of series {series}") }
-    }
-
-    /// Folded stacks of `op` (optionally one service) from profile windows overlapping
-    /// `range`, merged: `(frames, samples)` sorted by frames.
-    pub fn profile(&self, op: &str, service: Option<&str>, range: TimeRange) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT s.frames, SUM(p.samples) FROM profile p JOIN stack s ON s.id = p.stack_id \
-                 WHERE p.op = ?1 AND p.start_ms < ?3 AND p.end_ms > ?2 AND (?4 IS NULL OR p.service = ?4) \
-                 GROUP BY p.stack_id ORDER BY s.frames",
-            )
-            .map_err(|e| self.sql(e))?;
-        stmt.query_map(params![op, range.start_ms, range.end_ms, service], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })
-        .and_then(|r| r.collect())
-        .map_err(|e| self.sql(e))
-    }
-
-    /// Operations with profile samples in `range`: `(service, op, samples)`, most first.
-    pub fn profiled_ops(&self, range: TimeRange) -> Result<Vec<(String, String, u64)>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT service, op, SUM(samples) AS n FROM profile WHERE start_ms < ?2 AND end_ms > ?1 \
-                 GROUP BY service, op ORDER BY n DESC, service, op",
-            )
-            .map_err(|e| self.sql(e))?;
-        stmt.query_map(params![range.start_ms, range.end_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
-        })
-        .and_then(|r| r.collect())
-        .map_err(|e| self.sql(e))
-    }
-
-    /// The latest event of `kind` per (service, operation) within `range`.
-    pub fn last_events(&self, kind: &str, range: TimeRange) -> Result<Vec<Event>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT ts_ms, service, op, kind, message FROM event e WHERE kind = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
-                 AND id = (SELECT id FROM event f WHERE f.service = e.service AND f.op = e.op AND f.kind = e.kind \
-                           AND f.ts_ms >= ?2 AND f.ts_ms < ?3 ORDER BY f.ts_ms DESC, f.id DESC LIMIT 1) \
-                 ORDER BY service, op",
-            )
-            .map_err(|e| self.sql(e))?;
-        stmt.query_map(params![kind, range.start_ms, range.end_ms], |r| {
-            Ok(Event { ts_ms: r.get(0)?, service: r.get(1)?, op: r.get(2)?, kind: r.get(3)?, message: r.get(4)? })
-        })
-        .and_then(|r| r.collect())
-        .map_err(|e| self.sql(e))
+    fn corrupt(&self, series: SeriesId, source: Source) -> Error {
+        Error::Corrupt { path: self.path.clone(), detail: format!("undecodable {} of series {series}", source.name()) }
     }
 
     /// Run `PRAGMA integrity_check`; `Ok(())` when it says "ok".
@@ -779,37 +558,9 @@ impl<'c> Snapshot<'c> {
     }
 }
 
-fn merge_into(acc: &mut Option<Point>, p: &Point) {
-    match acc {
-        Some(a) => a.merge(p),
-        None => *acc = Some(p.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn selector_parses_matchers_and_reports_errors() {
-        let s = Selector::parse(r#"op.duration{op="vm.list", outcome!="ok",service=~"api-*"}"#).unwrap();
-        assert_eq!(s.name, "op.duration");
-        assert_eq!(s.matchers.len(), 3);
-        assert_eq!(s.matchers[1].op, MatchOp::Ne);
-        assert_eq!(s.matchers[2].op, MatchOp::Glob);
-        let err = Selector::parse(r#"x{op=vm}"#).unwrap_err();
-        assert!(err.contains("double quotes"), "{err}");
-        assert!(Selector::parse("x{op=\"a\"").unwrap_err().contains("closing"));
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match("vm.*", "vm.list"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("vm.*", "blob.read"));
-        assert!(glob_match("*.read", "blob.read"));
-    }
 
     #[test]
     fn agg_parse() {

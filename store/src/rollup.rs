@@ -13,8 +13,9 @@ use rusqlite::{Transaction, TransactionBehavior, params};
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
-use crate::query::{HOUR_MS, MINUTE_MS, TIER_WINDOW_MS};
-use crate::write::{Writer, corrupt_blob, insert_chunk, set_meta_max, split_encode};
+use crate::rows::{Meta, Source, corrupt_blob, encode, encode_rollup, insert_chunk, set_meta_max, split_encode};
+use crate::tier::{HOUR_MS, Tier, floor};
+use crate::write::{Writer, summarize_hour};
 
 const BATCH: i64 = 256;
 /// Chunks deleted per step while enforcing the disk cap (small, to stop close to the cap).
@@ -43,10 +44,6 @@ pub struct MaintenanceReport {
     pub used_bytes: u64,
 }
 
-fn rollup_encode(_kind: Kind, points: &[Point]) -> Vec<u8> {
-    chunk::encode_agg(points)
-}
-
 impl Writer {
     fn kind_of(&self, series: SeriesId) -> Result<Kind> {
         let kind: i64 = self
@@ -73,7 +70,7 @@ impl Writer {
     }
 
     fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
-        let hour_start = now_ms.div_euclid(crate::write::RAW_WINDOW_MS) * crate::write::RAW_WINDOW_MS;
+        let hour_start = floor(now_ms, Tier::Raw.chunk_window_ms());
         let idle: Vec<SeriesId> = self
             .conn
             .prepare("SELECT series_id FROM head WHERE start_ms < ?1")
@@ -90,13 +87,13 @@ impl Writer {
                 let blob: Vec<u8> = tx
                     .query_row("SELECT data FROM head WHERE series_id = ?1", [series], |r| r.get(0))
                     .map_err(|e| Error::sql(&path, e))?;
-                let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob("head", series)))?;
-                for (a, b, blob) in split_encode(kind, &points, crate::write::encode) {
-                    insert_chunk(&tx, series, 0, &points[a..b], &blob).map_err(|e| Error::sql(&path, e))?;
+                let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob(Source::Head, series)))?;
+                for (a, b, blob) in split_encode(kind, &points, encode) {
+                    insert_chunk(&tx, series, Tier::Raw, &points[a..b], &blob).map_err(|e| Error::sql(&path, e))?;
                 }
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
-                let hour = points[0].ts_ms.div_euclid(crate::write::RAW_WINDOW_MS) * crate::write::RAW_WINDOW_MS;
-                crate::write::summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
+                let hour = floor(points[0].ts_ms, Tier::Raw.chunk_window_ms());
+                summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }
             tx.commit().map_err(|e| Error::sql(&path, e))?;
@@ -124,7 +121,8 @@ impl Writer {
             // Group per series, then per tier point timestamp.
             let mut per_series: BTreeMap<SeriesId, Vec<Point>> = BTreeMap::new();
             for (_, series, blob) in &batch {
-                let points = chunk::decode(blob).map_err(|_| Error::sql(&path, corrupt_blob("chunk", *series)))?;
+                let points = chunk::decode(blob)
+                    .map_err(|_| Error::sql(&path, corrupt_blob(Source::Chunk(Tier::Raw), *series)))?;
                 per_series.entry(*series).or_default().extend(points);
             }
             let kinds: Vec<(SeriesId, Kind)> =
@@ -135,10 +133,11 @@ impl Writer {
                 .map_err(|e| Error::sql(&path, e))?;
             for (series, kind) in kinds {
                 let points = &per_series[&series];
-                for (tier, step) in [(1, MINUTE_MS), (2, HOUR_MS)] {
+                for tier in Tier::ROLLED {
+                    let step = tier.step_ms().unwrap_or(HOUR_MS);
                     let mut rolled: BTreeMap<i64, Point> = BTreeMap::new();
                     for p in points {
-                        let ts = p.ts_ms.div_euclid(step) * step;
+                        let ts = floor(p.ts_ms, step);
                         let mut q = p.clone();
                         q.ts_ms = ts;
                         match rolled.get_mut(&ts) {
@@ -150,7 +149,7 @@ impl Writer {
                     }
                     let rolled: Vec<Point> = rolled.into_values().collect();
                     if let Some(last) = rolled.last() {
-                        set_meta_max(&tx, "rolled_max_ms", last.ts_ms).map_err(|e| Error::sql(&path, e))?;
+                        set_meta_max(&tx, Meta::RolledMax, last.ts_ms).map_err(|e| Error::sql(&path, e))?;
                     }
                     append_rollup(&tx, series, kind, tier, &rolled).map_err(|e| Error::sql(&path, e))?;
                 }
@@ -182,7 +181,7 @@ impl Writer {
             tx.execute("DELETE FROM chunk WHERE tier = 1 AND end_ms < ?1", [cut1]).map_err(sql)?;
         report.expired_chunks[2] =
             tx.execute("DELETE FROM chunk WHERE tier = 2 AND end_ms < ?1", [cut2]).map_err(sql)?;
-        set_meta_max(&tx, "floor.1", cut1).map_err(sql)?;
+        set_meta_max(&tx, Meta::MinuteFloor, cut1).map_err(sql)?;
         report.expired_profiles = tx.execute("DELETE FROM profile WHERE end_ms < ?1", [cutp]).map_err(sql)?;
         if report.expired_profiles > 0 {
             tx.execute("DELETE FROM stack WHERE id NOT IN (SELECT stack_id FROM profile)", []).map_err(sql)?;
@@ -250,7 +249,7 @@ impl Writer {
                     )
                     .map_err(sql)?;
                 match (tier, until) {
-                    (1, Some(u)) => set_meta_max(&tx, "floor.1", u + 1).map_err(sql)?,
+                    (1, Some(u)) => set_meta_max(&tx, Meta::MinuteFloor, u + 1).map_err(sql)?,
                     (0, Some(u)) => {
                         tx.execute("DELETE FROM hour_summary WHERE hour_ms <= ?1", [u]).map_err(sql)?;
                     }
@@ -284,10 +283,10 @@ fn append_rollup(
     tx: &Transaction<'_>,
     series: SeriesId,
     kind: Kind,
-    tier: i64,
+    tier: Tier,
     points: &[Point],
 ) -> rusqlite::Result<()> {
-    let window = TIER_WINDOW_MS[tier as usize];
+    let window = tier.chunk_window_ms();
     let mut groups: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for p in points {
         groups.entry(p.ts_ms.div_euclid(window)).or_default().push(p.clone());
@@ -299,10 +298,10 @@ fn append_rollup(
                 "SELECT id, data FROM chunk WHERE series_id = ?1 AND tier = ?2 AND start_ms >= ?3 AND start_ms < ?4 \
                  ORDER BY start_ms DESC LIMIT 1",
             )?
-            .query_row(params![series, tier, lo, hi], |r| Ok((r.get(0)?, r.get(1)?))),
+            .query_row(params![series, tier.code(), lo, hi], |r| Ok((r.get(0)?, r.get(1)?))),
         )?;
         if let Some((id, blob)) = existing {
-            let mut old = chunk::decode(&blob).map_err(|_| corrupt_blob("rollup", series))?;
+            let mut old = chunk::decode(&blob).map_err(|_| corrupt_blob(Source::Chunk(tier), series))?;
             if old.len() < 4096 {
                 for p in pts {
                     match old.binary_search_by_key(&p.ts_ms, |q| q.ts_ms) {
@@ -314,7 +313,7 @@ fn append_rollup(
                 tx.prepare_cached("DELETE FROM chunk WHERE id = ?1")?.execute([id])?;
             }
         }
-        for (a, b, blob) in split_encode(kind, &pts, rollup_encode) {
+        for (a, b, blob) in split_encode(kind, &pts, encode_rollup) {
             insert_chunk(tx, series, tier, &pts[a..b], &blob)?;
         }
     }

@@ -23,22 +23,19 @@ use crate::migrate::{self, Found};
 use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey, Write};
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
+use crate::rows::{
+    CHUNK_MAX_BYTES, Meta, Source, corrupt_blob, encode, insert_chunk, read_summary, set_meta_max, split_encode,
+    summarize,
+};
+use crate::tier::{HOUR_MS, Tier, floor};
 
-/// Raw points are grouped into chunks that never span an hour boundary.
-pub const RAW_WINDOW_MS: i64 = 3_600_000;
 /// Database page size. Chunk rows of 1–3 KB pack 5–16 to a 16 KiB page; on 4 KiB pages a
 /// 2.7 KB row (an hour of full-precision floats) took a page of its own, wasting a third.
 pub const PAGE_SIZE: usize = 16_384;
-/// Chunks are sealed before their blob passes this, far below the overflow threshold of a
-/// row on a page (16 349 bytes at 16 KiB), and small enough that the open chunk rewritten
-/// at every flush stays cheap.
-pub const CHUNK_MAX_BYTES: usize = 3_000;
 /// The writer checkpoints the WAL into the database once it holds this many bytes (4 MiB)…
 pub const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// …or once the last checkpoint is this old (60 s).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
-/// Longest event message kept, in characters.
-pub const EVENT_MESSAGE_MAX_CHARS: usize = 1_000;
 
 /// What one [`Writer::write`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,36 +46,6 @@ pub struct WriteReport {
     pub series: usize,
     /// Chunks sealed.
     pub sealed: usize,
-}
-
-/// An event kept in the bounded event log (for example an operation's last error).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Event {
-    /// When, Unix ms.
-    pub ts_ms: i64,
-    /// Service.
-    pub service: String,
-    /// Operation.
-    pub op: String,
-    /// Kind, e.g. `error`.
-    pub kind: String,
-    /// Message (truncated to [`EVENT_MESSAGE_MAX_CHARS`]).
-    pub message: String,
-}
-
-/// Folded stacks sampled for one operation over one profile window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileWindow {
-    /// Service.
-    pub service: String,
-    /// Operation (`(none)` for samples outside any operation).
-    pub op: String,
-    /// Window start, Unix ms.
-    pub start_ms: i64,
-    /// Window end, Unix ms.
-    pub end_ms: i64,
-    /// `(frames joined by ';' root first, samples)`.
-    pub stacks: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -296,7 +263,7 @@ impl Writer {
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
         if let Some(newest) = newest {
-            set_meta_max(&tx, "newest_ms", newest).map_err(|e| Error::sql(&path, e))?;
+            set_meta_max(&tx, Meta::Newest, newest).map_err(|e| Error::sql(&path, e))?;
         }
         for (series, (kind, mut points)) in by_series {
             points.sort_by_key(|p| p.ts_ms);
@@ -318,7 +285,7 @@ impl Writer {
     /// CPU at a 1 s flush. A commit is durable against a process crash without a checkpoint
     /// (the frames are in the WAL); `synchronous = NORMAL` already accepts losing the last
     /// commits on power loss.
-    fn after_commit(&mut self) -> Result<()> {
+    pub(crate) fn after_commit(&mut self) -> Result<()> {
         let wal = self.wal_bytes();
         if wal > CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             self.last_checkpoint = Instant::now();
@@ -343,56 +310,9 @@ impl Writer {
         self.path.metadata().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Append events to the bounded event log, keeping the newest
-    /// [`StoreOptions::events_per_op`] per (service, operation, kind).
-    pub fn record_events(&mut self, events: &[Event]) -> Result<()> {
-        let keep = self.opts.events_per_op as i64;
-        let path = self.path.clone();
-        let tx =
-            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
-        for ev in events {
-            let message: String = ev.message.chars().take(EVENT_MESSAGE_MAX_CHARS).collect();
-            tx.prepare_cached("INSERT INTO event (ts_ms, service, op, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .and_then(|mut s| s.execute(params![ev.ts_ms, ev.service, ev.op, ev.kind, message]))
-                .map_err(|e| Error::sql(&path, e))?;
-            tx.prepare_cached(
-                "DELETE FROM event WHERE service = ?1 AND op = ?2 AND kind = ?3 AND id NOT IN \
-                 (SELECT id FROM event WHERE service = ?1 AND op = ?2 AND kind = ?3 ORDER BY ts_ms DESC, id DESC LIMIT ?4)",
-            )
-            .and_then(|mut s| s.execute(params![ev.service, ev.op, ev.kind, keep]))
-            .map_err(|e| Error::sql(&path, e))?;
-        }
-        tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.after_commit()
-    }
-
-    /// Store folded stacks, de-duplicating stack text.
-    pub fn write_profiles(&mut self, windows: &[ProfileWindow]) -> Result<()> {
-        let path = self.path.clone();
-        let tx =
-            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
-        for w in windows {
-            for (frames, samples) in &w.stacks {
-                if *samples == 0 {
-                    continue;
-                }
-                let stack = crate::profile::intern_stack(&tx, frames).map_err(|e| Error::sql(&path, e))?;
-                tx.prepare_cached(
-                    "INSERT INTO profile (service, op, start_ms, end_ms, stack_id, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![w.service, w.op, w.start_ms, w.end_ms, stack, i64::try_from(*samples).unwrap_or(i64::MAX)])
-                })
-                .map_err(|e| Error::sql(&path, e))?;
-            }
-        }
-        tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.after_commit()
-    }
-
     /// A consistent read view through the writer's own connection.
     pub fn snapshot(&mut self) -> Result<Snapshot<'_>> {
-        Snapshot::begin(&mut self.conn, &self.path, self.opts.busy_timeout)
+        Snapshot::begin(&mut self.conn, &self.path)
     }
 
     /// Checkpoint the WAL completely and close. Dropping a writer also closes it, but
@@ -401,16 +321,6 @@ impl Writer {
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
         self.conn.close().map_err(|(_, e)| Error::sql(&self.path, e))
     }
-}
-
-/// Raise an integer in the meta table to at least `value`.
-pub(crate) fn set_meta_max(tx: &Transaction<'_>, key: &str, value: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = \
-         CASE WHEN CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER) THEN excluded.value ELSE value END",
-    )?
-    .execute(params![key, value.to_string()])?;
-    Ok(())
 }
 
 /// `<db>-wal`.
@@ -432,84 +342,6 @@ fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
     out
 }
 
-fn bucket(ts_ms: i64, window: i64) -> i64 {
-    ts_ms.div_euclid(window)
-}
-
-pub(crate) fn encode(kind: Kind, points: &[Point]) -> Vec<u8> {
-    match kind {
-        Kind::Distribution => chunk::encode_agg(points),
-        _ => chunk::encode_scalar(points),
-    }
-}
-
-/// Aggregate of a non-empty run of points.
-pub(crate) fn summarize(points: &[Point]) -> Point {
-    let mut acc = points[0].clone();
-    for p in &points[1..] {
-        acc.merge(p);
-    }
-    acc
-}
-
-/// Split points into runs whose encodings fit [`CHUNK_MAX_BYTES`] (a single point may not).
-pub(crate) fn split_encode(
-    kind: Kind,
-    points: &[Point],
-    encoder: fn(Kind, &[Point]) -> Vec<u8>,
-) -> Vec<(usize, usize, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![(0, points.len())];
-    while let Some((a, b)) = todo.pop() {
-        let blob = encoder(kind, &points[a..b]);
-        if blob.len() <= CHUNK_MAX_BYTES || b - a == 1 {
-            out.push((a, b, blob));
-            continue;
-        }
-        let parts = blob.len().div_ceil(CHUNK_MAX_BYTES * 9 / 10).max(2);
-        let step = (b - a).div_ceil(parts);
-        let mut at = b;
-        while at > a {
-            let from = at.saturating_sub(step).max(a);
-            todo.push((from, at));
-            at = from;
-        }
-    }
-    out.sort_by_key(|&(a, _, _)| a);
-    out
-}
-
-pub(crate) fn insert_chunk(
-    tx: &Transaction<'_>,
-    series: SeriesId,
-    tier: i64,
-    points: &[Point],
-    blob: &[u8],
-) -> rusqlite::Result<()> {
-    let s = summarize(points);
-    let sketch = s.sketch.as_ref().map(|k| k.encode());
-    tx.prepare_cached(
-        "INSERT INTO chunk (series_id, tier, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
-        series,
-        tier,
-        points[0].ts_ms,
-        points[points.len() - 1].ts_ms,
-        points.len() as i64,
-        s.count,
-        s.sum,
-        s.min,
-        s.max,
-        s.last,
-        s.last_ts_ms,
-        sketch,
-        blob
-    ])?;
-    Ok(())
-}
-
 /// The head's points and its stored summary.
 fn load_head(tx: &Transaction<'_>, series: SeriesId) -> rusqlite::Result<Option<(Vec<Point>, Point)>> {
     let mut stmt = tx.prepare_cached(
@@ -517,15 +349,8 @@ fn load_head(tx: &Transaction<'_>, series: SeriesId) -> rusqlite::Result<Option<
     )?;
     let mut rows = stmt.query([series])?;
     let Some(r) = rows.next()? else { return Ok(None) };
-    let points = chunk::decode(r.get_ref(0)?.as_blob()?).map_err(|_| corrupt_blob("head", series))?;
+    let points = chunk::decode(r.get_ref(0)?.as_blob()?).map_err(|_| corrupt_blob(Source::Head, series))?;
     Ok(Some((points, read_summary(r, 1, r.get(8)?, series)?)))
-}
-
-pub(crate) fn corrupt_blob(table: &str, series: SeriesId) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-        Some(format!("undecodable {table} chunk of series {series}")),
-    )
 }
 
 fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[u8], s: Point) -> rusqlite::Result<()> {
@@ -562,7 +387,7 @@ pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind,
             "SELECT start_ms, count, sum, min, max, last, last_ts_ms, sketch FROM chunk \
              WHERE series_id = ?1 AND tier = 0 AND start_ms >= ?2 AND start_ms < ?3",
         )?;
-        let mut rows = stmt.query(params![series, hour_ms, hour_ms + RAW_WINDOW_MS])?;
+        let mut rows = stmt.query(params![series, hour_ms, hour_ms + HOUR_MS])?;
         while let Some(r) = rows.next()? {
             let p = read_summary(r, 1, r.get(0)?, series)?;
             match &mut acc {
@@ -594,35 +419,11 @@ pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind,
     Ok(())
 }
 
-/// A chunk's (or hour summary's) aggregate from its columns `count, sum, min, max, last,
-/// last_ts_ms, sketch`, starting at column `first`.
-pub(crate) fn read_summary(
-    r: &rusqlite::Row<'_>,
-    first: usize,
-    ts_ms: i64,
-    series: SeriesId,
-) -> rusqlite::Result<Point> {
-    let sketch = match r.get_ref(first + 6)?.as_blob_or_null()? {
-        Some(b) => Some(crate::sketch::Sketch::decode(b).map_err(|_| corrupt_blob("summary sketch", series))?),
-        None => None,
-    };
-    Ok(Point {
-        ts_ms,
-        count: r.get(first)?,
-        sum: r.get(first + 1)?,
-        min: r.get(first + 2)?,
-        max: r.get(first + 3)?,
-        last: r.get(first + 4)?,
-        last_ts_ms: r.get(first + 5)?,
-        sketch,
-    })
-}
-
 /// Seal `points` (already one bucket) as one or more raw chunks.
 fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) -> rusqlite::Result<usize> {
     let parts = split_encode(kind, points, encode);
     for (a, b, blob) in &parts {
-        insert_chunk(tx, series, 0, &points[*a..*b], blob)?;
+        insert_chunk(tx, series, Tier::Raw, &points[*a..*b], blob)?;
     }
     Ok(parts.len())
 }
@@ -646,11 +447,11 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     let mut fitting_prefix = head.as_ref().map_or(0, Vec::len);
     let mut older: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for p in points {
-        let b = bucket(p.ts_ms, RAW_WINDOW_MS);
+        let b = floor(p.ts_ms, Tier::Raw.chunk_window_ms());
         match &mut head {
             None => head = Some(vec![p]),
             Some(h) => {
-                let hb = bucket(h[0].ts_ms, RAW_WINDOW_MS);
+                let hb = floor(h[0].ts_ms, Tier::Raw.chunk_window_ms());
                 if b == hb {
                     let last = h.last().map_or(i64::MIN, |l| l.ts_ms);
                     if p.ts_ms > last {
@@ -664,7 +465,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
                     }
                 } else if b > hb {
                     sealed += seal(tx, series, kind, h)?;
-                    summarize_hour(tx, series, kind, hb * RAW_WINDOW_MS)?;
+                    summarize_hour(tx, series, kind, hb)?;
                     *h = vec![p];
                     fitting_prefix = 0;
                 } else {
@@ -675,7 +476,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     }
     for (b, pts) in &older {
         sealed += seal(tx, series, kind, pts)?;
-        summarize_hour(tx, series, kind, b * RAW_WINDOW_MS)?;
+        summarize_hour(tx, series, kind, *b)?;
     }
     let Some(mut h) = head else { return Ok(sealed) };
     let blob = encode(kind, &h);

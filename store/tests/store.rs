@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use perfstore::sketch::RELATIVE_ACCURACY;
 use perfstore::{
-    Agg, Distribution, Error, Event, Kind, MatchOp, ProfileWindow, Reader, Registration, RejectReason, Sample,
-    Selector, SeriesId, SeriesKey, StoreOptions, TimeRange, Write, Writer,
+    Agg, Distribution, Error, Event, EventKind, Kind, MatchOp, ProfileWindow, ProfiledOp, Reader, Registration,
+    RejectReason, Sample, Selector, SeriesId, SeriesKey, Stack, StoreOptions, TimeRange, Write, Writer,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -311,6 +311,40 @@ fn refuses_a_newer_schema_naming_both_versions() {
 }
 
 #[test]
+fn a_version_1_store_is_upgraded_to_the_opentelemetry_host_names_keeping_its_data() {
+    use perfstore::convention::{SYSTEM_CPU_LOGICAL_COUNT, SYSTEM_MEMORY_LINUX_AVAILABLE};
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    for (m, v) in [(SYSTEM_CPU_LOGICAL_COUNT, 8.0), (SYSTEM_MEMORY_LINUX_AVAILABLE, 1e9)] {
+        let id = reg(&mut w, &m.key("host"));
+        w.write(&[Write { series: id, ts_ms: T0, sample: Sample::Gauge { last: v, min: v, max: v } }]).unwrap();
+    }
+    w.close().unwrap();
+    // What version 1 wrote: the old names, and user_version 1.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "UPDATE series SET name = 'system.cpu.logical_cpus' WHERE name = 'system.cpu.logical.count'; \
+         UPDATE series SET name = 'system.memory.available' WHERE name = 'system.memory.linux.available'; \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(c);
+    let e = Reader::open(&path).unwrap_err().to_string();
+    assert!(e.contains("store schema version 1 is older than this binary's"), "{e}");
+    Writer::open(&path, StoreOptions::default()).unwrap().close().unwrap();
+    let mut r = Reader::open(&path).unwrap();
+    let snap = r.snapshot().unwrap();
+    assert_eq!(snap.schema_version().unwrap(), perfstore::SCHEMA_VERSION);
+    for (m, v) in [(SYSTEM_CPU_LOGICAL_COUNT, 8.0), (SYSTEM_MEMORY_LINUX_AVAILABLE, 1e9)] {
+        let series = snap.series(&Selector::name(m.name)).unwrap();
+        assert_eq!(series.len(), 1, "{}", m.name);
+        let p = snap.aggregate(&series[0], TimeRange::new(T0, T0 + HOUR)).unwrap().unwrap();
+        assert_eq!(p.last, v, "{}", m.name);
+    }
+    assert!(snap.series(&Selector::name("system.cpu.logical_cpus")).unwrap().is_empty());
+}
+
+#[test]
 fn refuses_a_corrupt_file_and_leaves_it_alone() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
@@ -453,9 +487,8 @@ fn labels_are_sorted_interned_and_matchable() {
 fn profiles_dedupe_stacks_and_merge_over_windows() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
-    let stacks = |n: u64| {
-        vec![("main;run;vm_list;parse_json".to_string(), n), ("main;run;vm_list;http send".to_string(), 2 * n)]
-    };
+    let stacks =
+        |n: u64| vec![Stack::new("main;run;vm_list;parse_json", n), Stack::new("main;run;vm_list;http send", 2 * n)];
     for i in 0..3 {
         w.write_profiles(&[ProfileWindow {
             service: "api".into(),
@@ -470,11 +503,14 @@ fn profiles_dedupe_stacks_and_merge_over_windows() {
     let merged = snap.profile("vm.list", None, TimeRange::new(T0, T0 + HOUR)).unwrap();
     assert_eq!(
         merged,
-        vec![("main;run;vm_list;http send".to_string(), 12), ("main;run;vm_list;parse_json".to_string(), 6)]
+        vec![Stack::new("main;run;vm_list;http send", 12), Stack::new("main;run;vm_list;parse_json", 6)]
     );
     let only_first = snap.profile("vm.list", Some("api"), TimeRange::new(T0, T0 + MIN)).unwrap();
-    assert_eq!(only_first.iter().map(|s| s.1).sum::<u64>(), 3);
-    assert_eq!(snap.profiled_ops(TimeRange::new(T0, T0 + HOUR)).unwrap(), vec![("api".into(), "vm.list".into(), 18)]);
+    assert_eq!(only_first.iter().map(|s| s.samples).sum::<u64>(), 3);
+    assert_eq!(
+        snap.profiled_ops(TimeRange::new(T0, T0 + HOUR)).unwrap(),
+        vec![ProfiledOp { service: "api".into(), op: "vm.list".into(), samples: 18 }]
+    );
     drop(snap);
     let stacks_stored: i64 =
         rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM stack", [], |r| r.get(0)).unwrap();
@@ -490,7 +526,7 @@ fn events_keep_the_newest_few_per_operation() {
         ts_ms: T0 + i * 1000,
         service: "api".into(),
         op: op.into(),
-        kind: "error".into(),
+        kind: EventKind::Error,
         message: msg,
     };
     for i in 0..30 {
@@ -498,7 +534,7 @@ fn events_keep_the_newest_few_per_operation() {
     }
     w.record_events(&[ev(3, "ssm.send", "x".repeat(5000))]).unwrap();
     let snap = w.snapshot().unwrap();
-    let last = snap.last_events("error", TimeRange::new(T0, T0 + HOUR)).unwrap();
+    let last = snap.last_events(EventKind::Error, TimeRange::new(T0, T0 + HOUR)).unwrap();
     assert_eq!(last.len(), 2);
     assert_eq!(last[0].op, "ssm.send");
     assert_eq!(last[0].message.len(), perfstore::EVENT_MESSAGE_MAX_CHARS, "long messages are truncated");

@@ -21,7 +21,7 @@ fn check(db: &Path) {
     for name in ["op.retries", "op.batch.size", "cache.requests", "cache.refresh", "pool.acquire", "pool.size"] {
         assert!(!snap.series(&Selector::name(name)).unwrap().is_empty(), "{name} recorded");
     }
-    let errors = snap.last_events("error", all()).unwrap();
+    let errors = snap.last_events(perfstore::EventKind::Error, all()).unwrap();
     assert!(
         errors.iter().any(|e| e.op == "ssm.send_command" && e.message.starts_with("InvocationDoesNotExist")),
         "{errors:?}"
@@ -34,13 +34,13 @@ fn check(db: &Path) {
         ("ssm.send_command", "decode_command_output"),
     ] {
         let stacks = snap.profile(op, None, all()).unwrap();
-        let total: u64 = stacks.iter().map(|s| s.1).sum();
-        let own: u64 = stacks.iter().filter(|s| s.0.contains(function)).map(|s| s.1).sum();
+        let total: u64 = stacks.iter().map(|s| s.samples).sum();
+        let own: u64 = stacks.iter().filter(|s| s.frames.contains(function)).map(|s| s.samples).sum();
         assert!(total > 0, "{op}: no samples");
         assert!(own * 10 >= total * 8, "{op}: {own} of {total} samples in {function}");
     }
     let none = snap.profile("(none)", None, all()).unwrap();
-    assert!(none.iter().any(|s| s.0.contains("checksum_blob")), "blob.read's CPU is outside any profiled scope");
+    assert!(none.iter().any(|s| s.frames.contains("checksum_blob")), "blob.read's CPU is outside any profiled scope");
 }
 
 #[test]

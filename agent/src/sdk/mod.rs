@@ -651,7 +651,7 @@ fn upload_profiles(http: Option<&str>, profiles: &[perfstore::ProfileWindow]) {
     use std::io::{Read as _, Write as _};
     let Some(addr) = http else { return };
     for p in profiles {
-        let body: String = p.stacks.iter().map(|(f, n)| format!("{f} {n}\n")).collect();
+        let body: String = p.stacks.iter().map(|s| format!("{} {}\n", s.frames, s.samples)).collect();
         let enc = |v: &str| -> String {
             v.bytes()
                 .map(|b| {

@@ -136,7 +136,7 @@ impl Profiler {
                 op,
                 start_ms: start,
                 end_ms: now_ms.max(start + 1),
-                stacks: stacks.into_iter().collect(),
+                stacks: stacks.into_iter().map(|(frames, samples)| perfstore::Stack { frames, samples }).collect(),
             })
             .collect()
     }

@@ -409,7 +409,7 @@ impl Aggregator {
             ts_ms: e.timestamp.map_or(self.interval_start_ms, |s| s.saturating_mul(1000)),
             service: service.to_owned(),
             op: op.to_owned(),
-            kind: "error".into(),
+            kind: perfstore::EventKind::Error,
             message: message.replace("\\n", "\n").chars().take(perfstore::EVENT_MESSAGE_MAX_CHARS).collect(),
         });
     }

@@ -27,12 +27,12 @@ pub fn assert_attribution(db: &Path, pairs: &[(&str, &str)]) {
     let snap = reader.snapshot().unwrap();
     for (i, (op, function)) in pairs.iter().enumerate() {
         let stacks = snap.profile(op, None, TimeRange::new(0, i64::MAX / 2)).unwrap();
-        let total: u64 = stacks.iter().map(|s| s.1).sum();
-        let own: u64 = stacks.iter().filter(|s| s.0.contains(function)).map(|s| s.1).sum();
+        let total: u64 = stacks.iter().map(|s| s.samples).sum();
+        let own: u64 = stacks.iter().filter(|s| s.frames.contains(function)).map(|s| s.samples).sum();
         let others: u64 = stacks
             .iter()
-            .filter(|s| pairs.iter().enumerate().any(|(j, (_, f))| j != i && s.0.contains(f)))
-            .map(|s| s.1)
+            .filter(|s| pairs.iter().enumerate().any(|(j, (_, f))| j != i && s.frames.contains(f)))
+            .map(|s| s.samples)
             .sum();
         eprintln!("{op}: {total} samples, {own} in {function}, {others} in the other operations' functions");
         assert!(total >= 20, "{op}: too few samples ({total}) to judge");

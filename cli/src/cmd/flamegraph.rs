@@ -29,16 +29,16 @@ pub struct Options {
 /// Merged stacks of the window (and of the baseline when diffing).
 #[derive(Debug, Clone)]
 pub struct Stacks {
-    /// `(frames root first, samples)`.
-    pub stacks: Vec<(String, u64)>,
+    /// The merged stacks.
+    pub stacks: Vec<perfstore::Stack>,
     /// The baseline's, with `--diff`.
-    pub baseline: Option<Vec<(String, u64)>>,
+    pub baseline: Option<Vec<perfstore::Stack>>,
 }
 
 impl Stacks {
     /// Samples in the window.
     pub fn samples(&self) -> u64 {
-        self.stacks.iter().map(|s| s.1).sum()
+        self.stacks.iter().map(|s| s.samples).sum()
     }
 }
 
@@ -65,7 +65,7 @@ pub fn collect(db: &Path, opts: &Options) -> anyhow::Result<Stacks> {
     if stacks.is_empty() {
         let all = TimeRange::new(i64::MIN / 2, i64::MAX / 2);
         let profiled = snap.profiled_ops(all)?;
-        let ever: u64 = profiled.iter().filter(|(_, op, _)| *op == opts.op).map(|(_, _, n)| n).sum();
+        let ever: u64 = profiled.iter().filter(|p| p.op == opts.op).map(|p| p.samples).sum();
         if ever > 0 {
             anyhow::bail!(
                 "no CPU profile samples of '{}' {window} in {}; it has {ever} samples outside this window \
@@ -87,7 +87,7 @@ pub fn collect(db: &Path, opts: &Options) -> anyhow::Result<Stacks> {
                 opts.op
             );
         }
-        let mut known: Vec<&str> = profiled.iter().map(|(_, op, _)| op.as_str()).collect();
+        let mut known: Vec<&str> = profiled.iter().map(|p| p.op.as_str()).collect();
         known.sort_by_key(|k| (distance(k, &opts.op), *k));
         known.dedup();
         if known.is_empty() {
@@ -125,12 +125,12 @@ fn clean(frames: &str) -> String {
     frames.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-fn folded(stacks: &[(String, u64)]) -> String {
+fn folded(stacks: &[perfstore::Stack]) -> String {
     let mut s = String::new();
-    for (frames, n) in stacks {
-        s.push_str(&clean(frames));
+    for st in stacks {
+        s.push_str(&clean(&st.frames));
         s.push(' ');
-        s.push_str(&n.to_string());
+        s.push_str(&st.samples.to_string());
         s.push('\n');
     }
     s
@@ -164,7 +164,7 @@ pub fn write_svg(stacks: &Stacks, opts: &Options, out: &mut dyn Write) -> anyhow
             "vs baseline {} → {} ({} samples, normalized): red grew, blue shrank",
             rfc3339(b.start_ms),
             rfc3339(b.end_ms),
-            base.iter().map(|s| s.1).sum::<u64>()
+            base.iter().map(|s| s.samples).sum::<u64>()
         ));
     }
     if opts.reverse {

@@ -148,7 +148,7 @@ pub fn run(db: &Path, opts: &Options) -> anyhow::Result<Summary> {
             .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", opts.file.display()))?;
         anyhow::ensure!(!stacks.is_empty(), "{}: no stacks with samples; nothing was imported", opts.file.display());
         summary.stacks = stacks.len();
-        summary.samples = stacks.iter().map(|s| s.1).sum();
+        summary.samples = stacks.iter().map(|s| s.samples).sum();
         let mut w = Writer::open(db, StoreOptions::default())?;
         w.write_profiles(&[ProfileWindow {
             service: opts.service.clone(),

@@ -250,11 +250,11 @@ pub fn collect(db: &Path, op: &str, service: Option<&str>, range: TimeRange) -> 
 
     // CPU.
     let stacks = snap.profile(op, service, range)?;
-    let samples: u64 = stacks.iter().map(|s| s.1).sum();
+    let samples: u64 = stacks.iter().map(|s| s.samples).sum();
     let cpu = (samples > 0).then(|| {
         let mut leaves: BTreeMap<&str, u64> = BTreeMap::new();
-        for (frames, n) in &stacks {
-            *leaves.entry(frames.rsplit(';').next().unwrap_or(frames)).or_default() += n;
+        for s in &stacks {
+            *leaves.entry(s.frames.rsplit(';').next().unwrap_or(&s.frames)).or_default() += s.samples;
         }
         let mut top: Vec<Function> = leaves
             .into_iter()

@@ -481,7 +481,7 @@ pub fn collect(db: &Path, opts: &Options, targets: &Targets) -> anyhow::Result<R
     }
 
     // The latest error per operation (and group, when grouping by service).
-    let events = snap.last_events("error", opts.range)?;
+    let events = snap.last_events(perfstore::EventKind::Error, opts.range)?;
     let mut last_error: HashMap<(Option<String>, String), (i64, String)> = HashMap::new();
     for e in events {
         let group = opts.by.as_deref().map(|t| if t == "service" { e.service.clone() } else { String::new() });

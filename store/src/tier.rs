@@ -1,0 +1,72 @@
+//! The resolutions points are stored at, and how their chunks are windowed.
+
+/// One minute, ms.
+pub const MINUTE_MS: i64 = 60_000;
+/// One hour, ms.
+pub const HOUR_MS: i64 = 3_600_000;
+/// One day, ms.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// A resolution at which points are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// Flush-interval points as the agent wrote them.
+    Raw,
+    /// One-minute rollups.
+    Minute,
+    /// One-hour rollups.
+    Hour,
+}
+
+impl Tier {
+    /// The rolled-up tiers, finest first.
+    pub const ROLLED: [Tier; 2] = [Tier::Minute, Tier::Hour];
+
+    /// The code stored in `chunk.tier`.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Tier::Raw => 0,
+            Tier::Minute => 1,
+            Tier::Hour => 2,
+        }
+    }
+
+    /// A chunk of this tier never spans more than this: an hour of raw points, a day of
+    /// minutes, thirty days of hours.
+    pub(crate) fn chunk_window_ms(self) -> i64 {
+        match self {
+            Tier::Raw => HOUR_MS,
+            Tier::Minute => DAY_MS,
+            Tier::Hour => 30 * DAY_MS,
+        }
+    }
+
+    /// The step of a rolled-up tier's points (`None` for raw points).
+    pub fn step_ms(self) -> Option<i64> {
+        match self {
+            Tier::Raw => None,
+            Tier::Minute => Some(MINUTE_MS),
+            Tier::Hour => Some(HOUR_MS),
+        }
+    }
+
+    /// `raw`, `1m` or `1h`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Raw => "raw",
+            Tier::Minute => "1m",
+            Tier::Hour => "1h",
+        }
+    }
+}
+
+/// The start of the window of `window_ms` holding `ts_ms`.
+pub(crate) fn floor(ts_ms: i64, window_ms: i64) -> i64 {
+    ts_ms.div_euclid(window_ms) * window_ms
+}
+
+/// The start of the first window of `window_ms` at or after `ts_ms`.
+pub(crate) fn ceil(ts_ms: i64, window_ms: i64) -> i64 {
+    let f = floor(ts_ms, window_ms);
+    if f == ts_ms { f } else { f + window_ms }
+}
