@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use perfctl::cmd::stats;
+use perfanalysis::stats;
 use perfstore::{Distribution, Kind, Registration, Sample, SeriesKey, StoreOptions, TimeRange, Write, Writer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -106,13 +106,15 @@ fn bench(c: &mut Criterion) {
     // Unaligned to the hour, as `--last 24h` is.
     let until = T0 + STEPS * STEP - 1_234_000;
     let range = TimeRange::new(until - 86_400_000, until);
-    let targets = perfctl::targets::Targets::default();
+    let targets = perfanalysis::targets::Targets::default();
     let mut g = c.benchmark_group("stats");
     g.sample_size(20);
     g.bench_function("collect_24h_1000_series", |b| {
         b.iter(|| {
             let opts = stats::Options { range, op: None, by: None };
-            let r = stats::collect(&db, &opts, &targets).expect("stats");
+            let mut reader = perfstore::Reader::open(&db).expect("open");
+            let input = stats::gather(&reader.snapshot().expect("snapshot"), &db, range).expect("gather");
+            let r = stats::compute(&input, &opts, &targets).expect("stats");
             assert_eq!(r.ops.len(), 50);
         });
     });

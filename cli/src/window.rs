@@ -75,34 +75,6 @@ impl WindowArgs {
     }
 }
 
-/// "No data" is never an empty table: the error names what was asked (`subject`, e.g.
-/// `" for op.duration"`), the window, the store, how many series matched, and the newest data.
-pub fn no_data(
-    subject: &str,
-    range: TimeRange,
-    db: &std::path::Path,
-    matched: Option<usize>,
-    newest_ms: Option<i64>,
-) -> anyhow::Error {
-    let newest = newest_ms.map_or_else(
-        || "the store holds no data yet".to_string(),
-        |t| format!("its newest data is from {}", rfc3339(t)),
-    );
-    let matched = matched.map_or(String::new(), |n| format!("{n} matching series; "));
-    anyhow::anyhow!(
-        "no data{subject} between {} and {} in {} ({matched}{newest})",
-        rfc3339(range.start_ms),
-        rfc3339(range.end_ms),
-        db.display()
-    )
-}
-
-/// RFC 3339 (UTC, seconds) of a Unix-ms time.
-pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +98,6 @@ mod tests {
         let e = w(None, Some("yesterday-ish"), None).range().unwrap_err().to_string();
         assert!(e.starts_with("invalid value 'yesterday-ish' for '--since': expected RFC 3339"), "{e}");
         assert!(w(None, Some("1h"), Some("2h")).range().is_err());
-        assert_eq!(rfc3339(now), "2026-11-23T12:00:00Z");
+        assert_eq!(perfanalysis::time::rfc3339(now), "2026-11-23T12:00:00Z");
     }
 }

@@ -1,379 +1,96 @@
-//! `perfctl demo`: the product end to end with no setup.
-//!
-//! 1. Starts the perfagent daemon in this process (StatsD over UDP and TCP, HTTP, a 1 s flush)
-//!    on a demo store: `--db`, else `$PERFAGENT_DB`, else `$XDG_DATA_HOME/perfagent/demo.db`
-//!    (never the default store of `perfagent start`).
-//! 2. Sends it 30 days of an earlier, simulated history of the demo's API calls (StatsD lines
-//!    with `|T` timestamps and sample rates), so there is something to project capacity from.
-//! 3. Runs a simulated cloud CLI instrumented with the SDK for `--seconds` (the SDK finds the
-//!    store held by the daemon and forwards to it): VM listing behind a stale-while-revalidate
-//!    cache, batched VM start/stop, an SSM-style command with polling, blob reads through a
-//!    connection pool, retries with backoff, about 2 % failures with real-looking error
-//!    messages, and CPU work in named functions (profiled). A second app sends DogStatsD.
-//! 4. Shows `stats`, writes a flame graph, prints a capacity projection, and the next commands.
+//! `perfctl demo`: the product end to end with no setup (see [`crate::demo`]), then what
+//! `perfctl` shows of it.
 
-use std::io::{IsTerminal as _, Write as _};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use perfagent::daemon::DaemonConfig;
-use perfagent::sdk::{CacheResult, CircuitState, Perf};
+use perfanalysis::capacity::{Capacities, Growth};
+use perfanalysis::time::rfc3339;
+use perfanalysis::{flame, stats, targets::Targets};
+use perfstore::TimeRange;
 
-use crate::window::rfc3339;
+use super::{Global, env, with_stdout};
+use crate::render::{Paint, color_stdout};
+use crate::window::WindowArgs;
 
-/// Where the demo writes: `--db`, else `$PERFAGENT_DB`, else `<data dir>/perfagent/demo.db`.
-pub fn demo_path(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
-    if let Some(p) = explicit {
-        return Ok((p.to_owned(), false));
+/// `demo` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// How long the simulated apps run.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    seconds: f64,
+}
+
+/// Run the demo and show what it recorded.
+pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
+        anyhow::bail!("invalid value '{}' for '--seconds': expected a number of seconds between 1 and 3600", a.seconds);
     }
-    if let Some(p) = std::env::var_os("PERFAGENT_DB").filter(|v| !v.is_empty()) {
-        return Ok((PathBuf::from(p), false));
-    }
-    let base = perfstore::default_path_from(|k| if k == "PERFAGENT_DB" { None } else { std::env::var_os(k) })?;
-    Ok((base.with_file_name("demo.db"), true))
-}
-
-/// Deterministic pseudo-random numbers.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
-        let z: f64 = (0..6).map(|_| self.next()).sum::<f64>() - 3.0;
-        median * (z * sigma / 0.707).exp()
-    }
-}
-
-macro_rules! cpu_work {
-    ($iters:expr) => {{
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for i in 0..$iters {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x = std::hint::black_box(x.wrapping_add(i));
+    let (db, started_ms) = crate::demo::run(g.db_flag.as_deref(), a.seconds)?;
+    let g = Global { db, ..g.clone() };
+    let now = WindowArgs::default().now_ms()?;
+    let range = TimeRange::new(started_ms.div_euclid(1000) * 1000, now + 1);
+    with_stdout(|out| {
+        let dbs = g.db.display().to_string();
+        let since = rfc3339(started_ms);
+        show_stats(&g, out, &dbs, &since, range)?;
+        show_flamegraph(&g, out, &dbs, &since, range)?;
+        show_capacity(&g, out, &dbs, now)?;
+        writeln!(out, "\nNext, try:")?;
+        for c in [
+            format!("perfctl --db {dbs} stats --since {since} --op 'vm.*' --format json"),
+            format!("perfctl --db {dbs} stats --last 1h --by service"),
+            format!("perfctl --db {dbs} flamegraph ssm.send_command --since {since} --icicle"),
+            format!("perfctl --db {dbs} query 'op.duration{{op=\"vm.list\"}}' --last 30d --step 1d --agg p95"),
+            format!("perfctl --db {dbs} capacity --growth 0.5 --plot capacity.svg"),
+            format!("perfctl --db {dbs} series --top 10"),
+            format!("perfctl --db {dbs} export --last 30d --step 1h -o history.om"),
+        ] {
+            writeln!(out, "  {c}")?;
         }
-        x
-    }};
+        Ok(())
+    })
 }
 
-#[inline(never)]
-fn parse_instance_page(n: u64) -> u64 {
-    cpu_work!(n * 600_000)
+fn show_stats(g: &Global, out: &mut dyn Write, dbs: &str, since: &str, range: TimeRange) -> anyhow::Result<()> {
+    writeln!(out, "$ perfctl --db {dbs} stats --since {since}")?;
+    let targets = Targets::load(g.config_file()?.as_ref(), &env)?;
+    let report = super::stats::report(g, &stats::Options { range, op: None, by: None }, &targets)?;
+    crate::render::stats::render(&report, crate::render::stats::Format::Table, Paint(color_stdout()), out)?;
+    Ok(())
 }
 
-#[inline(never)]
-fn sign_request_sigv4() -> u64 {
-    cpu_work!(400_000)
-}
-
-#[inline(never)]
-fn decode_command_output() -> u64 {
-    cpu_work!(700_000)
-}
-
-#[inline(never)]
-fn verify_blob_checksum(kib: u64) -> u64 {
-    cpu_work!(kib * 8_000)
-}
-
-const ERRORS: [&str; 4] = [
-    "ThrottlingException: Rate exceeded (DescribeInstances)",
-    "InvocationDoesNotExist: the command expired before it reached the instance",
-    "RequestTimeout: no response from ssm.eu-west-1.amazonaws.com in 5s",
-    "OperationNotAllowed: quota of 20 vCPUs reached in westeurope",
-];
-
-/// The simulated client: one thread's loop until `until`.
-fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
-    let mut rng = Lcg(seed);
-    let (list, start, stop, ssm, blob) = (
-        perf.operation("vm.list"),
-        perf.operation("vm.start"),
-        perf.operation("vm.stop"),
-        perf.operation("ssm.send_command"),
-        perf.operation("blob.read"),
-    );
-    let cache = perf.cache("vm-list");
-    let pool = perf.pool("blob-https");
-    let breaker = perf.circuit("compute-api");
-    let mut pooled = 0u64;
-    let sleep_ms = |ms: f64| std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
-    while Instant::now() < until {
-        let r = rng.next();
-        // vm.list: stale-while-revalidate cache in front of DescribeInstances.
-        let result = if r < 0.55 {
-            CacheResult::Hit
-        } else if r < 0.7 {
-            CacheResult::Stale
-        } else {
-            CacheResult::Miss
-        };
-        cache.lookup(result);
-        let fail = rng.next() < 0.02;
-        let _ = list.try_run(|op| {
-            op.cache(result);
-            match result {
-                CacheResult::Miss => {
-                    {
-                        let _api = op.phase("api");
-                        sleep_ms(rng.lognormal(70.0, 0.4));
-                    }
-                    let _parse = op.phase("parse");
-                    parse_instance_page(4);
-                    if fail {
-                        return Err(ERRORS[0]);
-                    }
-                }
-                CacheResult::Stale => {
-                    cache.refresh();
-                    parse_instance_page(1);
-                }
-                CacheResult::Hit => {
-                    parse_instance_page(1);
-                }
-            }
-            Ok(())
-        });
-        calls.fetch_add(1, Ordering::Relaxed);
-
-        // vm.start / vm.stop: batched, with retries and exponential backoff on throttling.
-        if rng.next() < 0.25 {
-            let batch = 1 + (rng.next() * 12.0) as u32;
-            let op = if rng.next() < 0.6 { &start } else { &stop };
-            let throttled = rng.next() < 0.15;
-            let quota = rng.next() < 0.02;
-            let _ = op.try_run(|call| {
-                call.batched(batch);
-                sign_request_sigv4();
-                let mut backoff = 20.0;
-                if throttled {
-                    for _ in 0..2 {
-                        call.retry();
-                        let _wait = call.phase("backoff");
-                        sleep_ms(backoff);
-                        backoff *= 2.0;
-                        sign_request_sigv4();
-                    }
-                }
-                let _api = call.phase("api");
-                sleep_ms(rng.lognormal(180.0, 0.3));
-                if quota { Err(ERRORS[3]) } else { Ok(()) }
-            });
-            calls.fetch_add(1, Ordering::Relaxed);
+fn show_flamegraph(g: &Global, out: &mut dyn Write, dbs: &str, since: &str, range: TimeRange) -> anyhow::Result<()> {
+    let svg = g.db.with_file_name("vm.list.svg");
+    writeln!(out, "\n$ perfctl --db {dbs} flamegraph vm.list --since {since} -o {}", svg.display())?;
+    let opts = flame::Options { op: "vm.list".into(), service: None, range, baseline: None };
+    let mut reader = g.reader()?;
+    match flame::gather(&reader.snapshot()?, &g.db, &opts) {
+        Ok(stacks) => {
+            let mut buf = Vec::new();
+            crate::render::flamegraph::write_svg(&stacks, &opts, Default::default(), &mut buf)?;
+            std::fs::write(&svg, buf).with_context(|| format!("writing {}", svg.display()))?;
+            writeln!(out, "{}  ({} CPU samples of vm.list; open it in a browser)", svg.display(), stacks.samples())?;
         }
-
-        // ssm.send_command: send, then poll until the invocation finishes.
-        if rng.next() < 0.15 {
-            let expired = rng.next() < 0.03;
-            let _ = ssm.try_run(|call| {
-                sign_request_sigv4();
-                for _ in 0..3 {
-                    {
-                        let _poll = call.phase("poll");
-                        sleep_ms(rng.lognormal(25.0, 0.3));
-                    }
-                    decode_command_output();
-                }
-                if expired { Err(ERRORS[1]) } else { Ok(()) }
-            });
-            calls.fetch_add(1, Ordering::Relaxed);
-        }
-
-        // blob.read: through a small connection pool (drop-guard form: metrics only).
-        let reused = pooled > 0 && rng.next() < 0.9;
-        if !reused {
-            pooled = (pooled + 1).min(8);
-        }
-        pool.acquire(reused);
-        let mut read = blob.start();
-        read.pooled(reused);
-        {
-            let _net = read.phase("network");
-            sleep_ms(if reused { rng.lognormal(12.0, 0.3) } else { rng.lognormal(45.0, 0.3) });
-        }
-        verify_blob_checksum(64);
-        if rng.next() < 0.01 {
-            read.fail(&ERRORS[2]);
-        }
-        read.finish();
-        pool.size(pooled);
-        // A breaker on the compute API: open for a while after throttling streaks.
-        if rng.next() < 0.01 {
-            breaker.set(CircuitState::Open);
-        } else if rng.next() < 0.05 {
-            breaker.set(CircuitState::Closed);
-        }
-        calls.fetch_add(1, Ordering::Relaxed);
-    }
-    cache.size(240);
-}
-
-/// A second app, in another language for all it knows: DogStatsD over UDP.
-fn statsd_app(addr: std::net::SocketAddr, until: Instant, stop: &AtomicBool) -> anyhow::Result<()> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
-    let mut rng = Lcg(99);
-    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-        let ms = rng.lognormal(35.0, 0.25);
-        let outcome = if rng.next() < 0.01 { "error" } else { "ok" };
-        let lines = format!(
-            "op.duration:{ms:.2}|ms|#op:invoice.render,outcome:{outcome},service:billing-worker\n\
-             queue.depth:{}|g|#queue:invoices,service:billing-worker\n",
-            (rng.next() * 40.0) as u32
-        );
-        sock.send_to(lines.as_bytes(), addr)?;
-        std::thread::sleep(Duration::from_millis(40));
+        Err(e) => writeln!(out, "no flame graph: {e:#}")?,
     }
     Ok(())
 }
 
-/// Thirty days of the fleet CLI's earlier calls, hour by hour (a daily cycle, quiet weekends,
-/// ~35 %/year growth), as sampled StatsD lines: each value stands for 100 calls.
-fn history_lines(now_ms: i64) -> String {
-    let mut rng = Lcg(2024);
-    let hour_now = now_ms.div_euclid(3_600_000);
-    let mut out = String::new();
-    for h in (hour_now - 30 * 24)..hour_now {
-        let t = h * 3600;
-        let age_years = (hour_now - h) as f64 / (24.0 * 365.25);
-        let hour_of_day = h.rem_euclid(24) as f64;
-        let weekday = (h / 24 + 4).rem_euclid(7); // 1970-01-01 was a Thursday
-        let daily = 0.35 + 0.65 * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0).sin().max(0.0).powi(2);
-        let weekly = if weekday >= 5 { 0.45 } else { 1.0 };
-        let calls_per_hour = 90_000.0 * daily * weekly * 1.35f64.powf(-age_years) * (0.9 + 0.2 * rng.next());
-        for (op, share, median) in [
-            ("vm.list", 0.55, 12.0),
-            ("blob.read", 0.3, 20.0),
-            ("vm.start", 0.1, 190.0),
-            ("ssm.send_command", 0.05, 90.0),
-        ] {
-            let n = (calls_per_hour * share / 100.0).round() as usize;
-            if n == 0 {
-                continue;
-            }
-            let values: Vec<String> = (0..n).map(|_| format!("{:.2}", rng.lognormal(median, 0.4))).collect();
-            for chunk in values.chunks(100) {
-                out.push_str(&format!(
-                    "op.duration:{}|ms|@0.01|#op:{op},outcome:ok,service:fleet-cli|T{t}\n",
-                    chunk.join(":")
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn progress(done: f64, total: f64, calls: u64, tty: bool) {
-    if tty {
-        let width = 30;
-        let filled = ((done / total).min(1.0) * width as f64) as usize;
-        eprint!(
-            "\r  [{}{}] {:>3.0}s / {total:.0}s  {calls} calls ",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            done
-        );
-        let _ = std::io::stderr().flush();
-    } else {
-        eprintln!("  {done:.0}s / {total:.0}s: {calls} calls");
-    }
-}
-
-/// Run the demo.
-/// Run the demo; returns the store and when the live run started (Unix ms).
-pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64)> {
-    let (db, is_default) = demo_path(db_flag)?;
-    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    // Like the store's own folder: private (0700).
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    if is_default {
-        // Our own file from an earlier demo: start afresh.
-        for suffix in ["", "-wal", "-shm", ".lock", ".status"] {
-            let _ = std::fs::remove_file(PathBuf::from(format!("{}{suffix}", db.display())));
-        }
-    }
-    let log = dir.join("demo.log");
-    perfagent::logging::to_file(&log, perfagent::logging::LOG_CAP_BYTES)
-        .with_context(|| format!("opening {}", log.display()))?;
-    eprintln!("perfctl demo: recording into {} (agent log: {})", db.display(), log.display());
-
-    // 1. The agent, in this process.
-    let store = perfstore::StoreOptions { raw_retention_ms: 31 * 86_400_000, ..Default::default() };
-    let cfg = DaemonConfig {
-        db: db.clone(),
-        statsd_udp: "127.0.0.1:0".parse()?,
-        statsd_unix: None,
-        statsd_tcp: Some("127.0.0.1:0".parse()?),
-        http: Some("127.0.0.1:0".parse()?),
-        flush_interval: Duration::from_secs(1),
-        aggregator: perfagent::statsd::aggregate::AggregatorConfig { service: "demo".into(), ..Default::default() },
-        store,
+fn show_capacity(g: &Global, out: &mut dyn Write, dbs: &str, now: i64) -> anyhow::Result<()> {
+    writeln!(out, "\n$ perfctl --db {dbs} capacity --growth auto --months 12 --capacity rps=40")?;
+    let o = perfanalysis::capacity::Options {
+        now_ms: now,
+        growth: Growth::Auto,
+        months: 12,
+        target: 0.7,
+        redundancy: 1,
+        peak_window_ms: 30 * perfstore::DAY_MS,
+        history_ms: super::capacity::HISTORY_MS,
+        capacities: Capacities { rps: Some(40.0), net_bytes_per_s: None },
     };
-    let shutdown = Arc::new(perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let sd = shutdown.clone();
-    let agent = std::thread::Builder::new().name("demo-agent".into()).spawn(move || {
-        perfagent::daemon::run(cfg, &sd, |r| {
-            let _ = ready_tx.send((r.statsd_udp, r.statsd_tcp));
-        })
-    })?;
-    let Ok((udp, tcp)) = ready_rx.recv_timeout(Duration::from_secs(30)) else {
-        let err = agent.join().map_err(|_| anyhow::anyhow!("the agent thread panicked"))?;
-        return Err(err.err().unwrap_or_else(|| anyhow::anyhow!("the agent did not start")));
-    };
-
-    // 2. History to project from.
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    eprintln!("  sending 30 days of simulated earlier history (hourly, sampled StatsD with |T timestamps) ...");
-    let mut conn = std::net::TcpStream::connect(tcp.context("the TCP listener")?)?;
-    conn.write_all(history_lines(now_ms).as_bytes())?;
-    drop(conn);
-
-    // 3. The instrumented client and a second app.
-    let started = SystemTime::now();
-    eprintln!("  running a simulated cloud CLI (SDK) and a billing worker (StatsD) for {seconds:.0}s ...");
-    let perf = Perf::builder().service("fleet-cli").db(&db).flush_interval(Duration::from_secs(1)).start()?;
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let calls = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let t0 = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        for seed in 1..=3 {
-            let (perf, calls) = (&perf, &calls);
-            s.spawn(move || client(perf, seed, until, calls));
-        }
-        let stop2 = stop.clone();
-        let billing = s.spawn(move || statsd_app(udp, until, &stop2));
-        let mut last_line = Instant::now();
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(200));
-            if tty || last_line.elapsed() >= Duration::from_secs(5) {
-                last_line = Instant::now();
-                progress(t0.elapsed().as_secs_f64(), seconds, calls.load(Ordering::Relaxed), tty);
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        billing.join().map_err(|_| anyhow::anyhow!("the StatsD app panicked"))??;
-        Ok(())
-    })?;
-    progress(seconds, seconds, calls.load(Ordering::Relaxed), tty);
-    if tty {
-        eprintln!();
-    }
-    perf.shutdown();
-    std::thread::sleep(Duration::from_millis(1500)); // the agent's next flush takes the last sends
-    shutdown.trigger();
-    agent.join().map_err(|_| anyhow::anyhow!("the agent thread panicked"))??;
-    let started_ms = started.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    eprintln!("  done: {} calls recorded since {}\n", calls.load(Ordering::Relaxed), rfc3339(started_ms));
-    Ok((db, started_ms))
+    let report = super::capacity::report(g, &o)?;
+    crate::render::capacity::render(&report, crate::render::capacity::Format::Table, out)?;
+    Ok(())
 }

@@ -1,254 +1,63 @@
 //! `perfctl export [SELECTOR]`: series over a window, one point per step, as OpenMetrics, CSV
-//! or JSON.
-//!
-//! * **OpenMetrics** (for `promtool tsdb create-blocks-from openmetrics` and any Prometheus
-//!   tooling): names by the OpenTelemetry → Prometheus rule; counters are cumulative `_total`
-//!   starting from 0 one step before their first point; gauges give each step's last value
-//!   (their min and max are not carried: OpenMetrics has no place for them); distributions are
-//!   cumulative histograms whose `le` bounds are the sketch's own bins, so `perfctl import`
-//!   rebuilds the same sketches and quantiles. Timestamps are Unix seconds at each step's
-//!   start.
-//! * **CSV**: `time,series,kind,count,sum,min,max,last,p50,p95,p99`, one row per series per
-//!   step (counters: `sum` is the step's increase; quantiles only for distributions).
-//! * **JSON**: `[{series, name, kind, unit, labels, points: [{time, count, sum, min, max,
-//!   last, bins}]}]`, `bins` being a distribution's `[value, weight]` pairs.
+//! or JSON (see [`crate::render::openmetrics`]).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use perfstore::{Kind, Point, Reader, Selector, SeriesInfo, TimeRange};
+use perfanalysis::{Error, NoData};
+use perfstore::Selector;
 
-use perfagent::exposition::{escape, label_name};
+use super::Global;
+use crate::render::openmetrics::{Format, write_csv, write_json, write_openmetrics};
+use crate::window::{WindowArgs, parse_duration};
 
-use crate::style::csv_field;
-use crate::window::rfc3339;
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// OpenMetrics text with timestamps (ends with `# EOF`).
-    Openmetrics,
-    /// One row per series per step.
-    Csv,
-    /// One JSON document.
-    Json,
+/// `export` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Which series: `name{label="value",…}` (globs allowed); all when empty.
+    #[arg(default_value = "")]
+    selector: String,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Step length.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "1m")]
+    step: std::time::Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Openmetrics)]
+    format: Format,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
-/// One series and its steps `(step start ms, aggregate)`.
-pub type SeriesSteps = (SeriesInfo, Vec<(i64, Point)>);
-
-/// Series with their steps.
-#[derive(Debug, Clone)]
-pub struct Export {
-    /// `(series, [(step start ms, aggregate)])` with data in the window.
-    pub series: Vec<SeriesSteps>,
-    /// Step length, ms.
-    pub step_ms: i64,
-    /// Series matching the selector (with or without data).
-    pub matched: usize,
-    /// Newest data in the store.
-    pub newest_ms: Option<i64>,
-}
-
-/// Read the series matching `selector` (empty: all).
-pub fn collect(db: &Path, selector: &str, range: TimeRange, step_ms: i64) -> anyhow::Result<Export> {
-    let sel = Selector::parse(selector).map_err(|e| anyhow::anyhow!(e))?;
-    let mut reader = Reader::open(db)?;
-    let snap = reader.snapshot()?;
-    let found = snap.series(&sel).with_context(|| format!("finding series in {}", db.display()))?;
-    let mut series = Vec::new();
-    for s in &found {
-        let r = snap.range(s, range, step_ms)?;
-        if !r.steps.is_empty() {
-            series.push((s.clone(), r.steps));
-        }
+/// Run `export`.
+pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    let range = a.window.range()?;
+    let sel = Selector::parse(&a.selector).map_err(Error::Invalid)?;
+    let mut reader = g.reader()?;
+    let steps = perfanalysis::query::steps(&reader.snapshot()?, &sel, range, a.step.as_millis().max(1) as i64)?;
+    if steps.series.is_empty() {
+        let subject = if a.selector.is_empty() { String::new() } else { format!(" for {}", a.selector) };
+        let (matched, newest_ms) = (Some(steps.matched), steps.newest_ms);
+        return Err(Error::NoData(NoData { subject, range, db: g.db.clone(), matched, newest_ms }).into());
     }
-    Ok(Export { series, step_ms, matched: found.len(), newest_ms: snap.newest_ms()? })
-}
-
-fn om_labels(s: &SeriesInfo, extra: Option<(&str, &str)>) -> String {
-    let mut parts: Vec<String> =
-        s.key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape(v))).collect();
-    if let Some((k, v)) = extra {
-        parts.push(format!("{k}=\"{v}\""));
+    let mut sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match a.format {
+        Format::Openmetrics => write_openmetrics(&steps, &mut sink)?,
+        Format::Csv => write_csv(&steps, &mut sink)?,
+        Format::Json => write_json(&steps, &mut sink)?,
     }
-    format!("{{{}}}", parts.join(","))
-}
-
-fn om_time(ms: i64) -> String {
-    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
-}
-
-fn om_num(v: f64) -> String {
-    if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
+    sink.flush()?;
+    if let Some(p) = a.output {
+        let points: usize = steps.series.iter().map(|s| s.steps.len()).sum();
+        eprintln!("wrote {} series, {points} points to {}", steps.series.len(), p.display());
     }
-}
-
-/// Write OpenMetrics text. Families whose Prometheus name collides with one of another kind
-/// are left out and named on standard error.
-pub fn write_openmetrics(e: &Export, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut families: BTreeMap<String, (Kind, Vec<&SeriesSteps>)> = BTreeMap::new();
-    for entry in &e.series {
-        let k = &entry.0.key;
-        let kind = if k.kind == Kind::Set { Kind::Gauge } else { k.kind };
-        let prom = perfagent::exposition::prom_name(&k.name, kind, &k.unit);
-        let family = if kind == Kind::Counter { prom.strip_suffix("_total").unwrap_or(&prom).to_owned() } else { prom };
-        let slot = families.entry(family.clone()).or_insert((kind, Vec::new()));
-        if slot.0 != kind {
-            eprintln!("left out {}: its name {family} is already a {} family", k, slot.0.as_str());
-            continue;
-        }
-        slot.1.push(entry);
-    }
-    let mut text = String::new();
-    for (family, (kind, members)) in &families {
-        let om_type = match kind {
-            Kind::Counter => "counter",
-            Kind::Distribution => "histogram",
-            _ => "gauge",
-        };
-        let names: Vec<&str> = {
-            let mut n: Vec<&str> = members.iter().map(|m| m.0.key.name.as_str()).collect();
-            n.dedup();
-            n
-        };
-        let _ = writeln!(text, "# TYPE {family} {om_type}");
-        let _ = writeln!(text, "# HELP {family} perfagent series {}", escape(&names.join(", ")));
-        for (s, steps) in members.iter().map(|m| (&m.0, &m.1)) {
-            let first = steps.first().map_or(0, |p| p.0) - e.step_ms;
-            match kind {
-                Kind::Counter => {
-                    let labels = om_labels(s, None);
-                    let _ = writeln!(text, "{family}_total{labels} 0 {}", om_time(first));
-                    let mut total = 0.0;
-                    for (t, p) in steps {
-                        total += p.sum;
-                        let _ = writeln!(text, "{family}_total{labels} {} {}", om_num(total), om_time(*t));
-                    }
-                }
-                Kind::Distribution => {
-                    // Every bin the series uses in the window, so bucket counts stay cumulative.
-                    let mut les: Vec<f64> = steps
-                        .iter()
-                        .filter_map(|(_, p)| p.sketch.as_ref())
-                        .flat_map(|s| s.bin_values().into_iter().map(|b| b.0))
-                        .collect();
-                    les.sort_by(f64::total_cmp);
-                    les.dedup();
-                    let mut cum: Vec<f64> = vec![0.0; les.len()];
-                    let (mut count, mut sum) = (0.0, 0.0);
-                    let point = |text: &mut String, t: i64, cum: &[f64], count: f64, sum: f64| {
-                        for (le, c) in les.iter().zip(cum) {
-                            let _ = writeln!(
-                                text,
-                                "{family}_bucket{} {} {}",
-                                om_labels(s, Some(("le", &om_num(*le)))),
-                                om_num(*c),
-                                om_time(t)
-                            );
-                        }
-                        let _ = writeln!(
-                            text,
-                            "{family}_bucket{} {} {}",
-                            om_labels(s, Some(("le", "+Inf"))),
-                            om_num(count),
-                            om_time(t)
-                        );
-                        let _ = writeln!(text, "{family}_count{} {} {}", om_labels(s, None), om_num(count), om_time(t));
-                        let _ = writeln!(text, "{family}_sum{} {} {}", om_labels(s, None), om_num(sum), om_time(t));
-                    };
-                    point(&mut text, first, &cum, 0.0, 0.0);
-                    for (t, p) in steps {
-                        count += p.count;
-                        sum += p.sum;
-                        if let Some(sk) = &p.sketch {
-                            for (v, w) in sk.bin_values() {
-                                let i = les.partition_point(|le| *le < v);
-                                for c in &mut cum[i..] {
-                                    *c += w;
-                                }
-                            }
-                        }
-                        point(&mut text, *t, &cum, count, sum);
-                    }
-                }
-                _ => {
-                    let labels = om_labels(s, None);
-                    for (t, p) in steps {
-                        let _ = writeln!(text, "{family}{labels} {} {}", om_num(p.last), om_time(*t));
-                    }
-                }
-            }
-            if text.len() > 1 << 20 {
-                out.write_all(text.as_bytes())?;
-                text.clear();
-            }
-        }
-    }
-    text.push_str("# EOF\n");
-    out.write_all(text.as_bytes())
-}
-
-/// Write CSV.
-pub fn write_csv(e: &Export, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "time,series,kind,count,sum,min,max,last,p50,p95,p99")?;
-    for (s, steps) in &e.series {
-        let series = csv_field(&s.key.to_string());
-        let kind = s.key.kind.as_str();
-        for (t, p) in steps {
-            let q = |q: f64| p.quantile(q).map_or(String::new(), |v| format!("{v}"));
-            let last = if s.key.kind == Kind::Distribution { String::new() } else { format!("{}", p.last) };
-            writeln!(
-                out,
-                "{},{series},{kind},{},{},{},{},{last},{},{},{}",
-                rfc3339(*t),
-                p.count,
-                p.sum,
-                p.min,
-                p.max,
-                q(0.5),
-                q(0.95),
-                q(0.99)
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// Write JSON.
-pub fn write_json(e: &Export, out: &mut dyn Write) -> std::io::Result<()> {
-    let doc: Vec<serde_json::Value> = e
-        .series
-        .iter()
-        .map(|(s, steps)| {
-            let labels: serde_json::Map<String, serde_json::Value> =
-                s.key.labels().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-            serde_json::json!({
-                "series": s.key.to_string(),
-                "name": s.key.name,
-                "kind": s.key.kind.as_str(),
-                "unit": s.key.unit,
-                "labels": labels,
-                "points": steps.iter().map(|(t, p)| {
-                    let mut v = serde_json::json!({
-                        "time": rfc3339(*t), "count": p.count, "sum": p.sum, "min": p.min, "max": p.max, "last": p.last,
-                    });
-                    if let Some(sk) = &p.sketch {
-                        v["bins"] = sk.bin_values().into_iter().map(|(x, w)| serde_json::json!([x, w])).collect();
-                    }
-                    v
-                }).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
-//! One module per subcommand: compute apart from printing.
+//! One module per subcommand: its arguments (clap) and `run`, which gathers from the store,
+//! computes through `perfanalysis`, and prints through [`crate::render`].
 
 pub mod capacity;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
 pub mod flamegraph;
@@ -9,3 +11,52 @@ pub mod profile;
 pub mod query;
 pub mod series;
 pub mod stats;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use perfanalysis::config::ConfigFile;
+use perfstore::Reader;
+
+/// What every subcommand gets: the store and the config file.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// The store: `--db`, else `$PERFAGENT_DB`, else the default.
+    pub db: PathBuf,
+    /// `--db` as given (the demo picks its own default).
+    pub db_flag: Option<PathBuf>,
+    /// `--config` as given.
+    pub config: Option<PathBuf>,
+}
+
+impl Global {
+    /// The config file (`--config`, else the default one if it exists).
+    pub fn config_file(&self) -> anyhow::Result<Option<ConfigFile>> {
+        Ok(ConfigFile::load(self.config.as_deref(), &env)?)
+    }
+
+    /// Open the store read-only.
+    pub fn reader(&self) -> anyhow::Result<Reader> {
+        Ok(Reader::open(&self.db)?)
+    }
+}
+
+/// The process environment, as the config readers take it.
+pub fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Run `f` with standard output locked and flushed after.
+pub fn with_stdout(f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    f(&mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store path for messages.
+pub fn shown(db: &Path) -> String {
+    db.display().to_string()
+}

@@ -1,98 +1,45 @@
 //! `perfctl query SELECTOR --step DUR --agg AGG`: one aggregation per step per series.
 
-use std::io::Write;
-use std::path::Path;
+use std::process::ExitCode;
 
-use anyhow::Context as _;
-use perfstore::{Agg, Reader, Selector, TimeRange};
-use serde::Serialize;
+use perfanalysis::{Error, NoData};
+use perfstore::{Agg, Selector};
 
-use crate::window::rfc3339;
+use super::{Global, with_stdout};
+use crate::render::query::{Format, render};
+use crate::render::{Paint, color_stdout};
+use crate::window::{WindowArgs, parse_duration};
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns.
-    Table,
-    /// One JSON document.
-    Json,
-    /// `time,series,value` rows.
-    Csv,
+/// `query` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// `name{label="value",…}`; the name may be a glob (`op.*`), matchers are =, !=, =~ and
+    /// !~ (globs).
+    selector: String,
+    /// Step length, e.g. 1m, 1h.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "5m")]
+    step: std::time::Duration,
+    /// sum, rate, count, min, max, avg, last, or a percentile like p95.
+    #[arg(long, value_name = "AGG", value_parser = Agg::parse, default_value = "sum")]
+    agg: Agg,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
-/// One series' values.
-#[derive(Debug, Clone, Serialize)]
-pub struct SeriesValues {
-    /// The series, as `name{k="v",…}`.
-    pub series: String,
-    /// `(step start as RFC 3339, value)`; steps without data are left out.
-    pub points: Vec<(String, f64)>,
-}
-
-/// The result, and what to say when it is empty.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueryResult {
-    /// Matching series with data.
-    pub series: Vec<SeriesValues>,
-    /// Series matching the selector (with or without data in the window).
-    #[serde(skip)]
-    pub matched: usize,
-    /// Newest data in the store, Unix ms.
-    #[serde(skip)]
-    pub newest_ms: Option<i64>,
-}
-
-/// Run the query.
-pub fn run(db: &Path, selector: &str, range: TimeRange, step_ms: i64, agg: Agg) -> anyhow::Result<QueryResult> {
-    let sel = Selector::parse(selector).map_err(|e| anyhow::anyhow!(e))?;
-    let mut reader = Reader::open(db)?;
-    let snap = reader.snapshot()?;
-    let found = snap.series(&sel).with_context(|| format!("finding series in {}", db.display()))?;
-    let mut out = Vec::new();
-    for s in &found {
-        let r = snap.range(s, range, step_ms)?;
-        let points: Vec<(String, f64)> = r
-            .steps
-            .iter()
-            .filter_map(|(ts, p)| agg.apply(p, step_ms as f64 / 1000.0).map(|v| (rfc3339(*ts), v)))
-            .collect();
-        if !points.is_empty() {
-            out.push(SeriesValues { series: s.key.to_string(), points });
-        }
+/// Run `query`.
+pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    let range = a.window.range()?;
+    let sel = Selector::parse(&a.selector).map_err(Error::Invalid)?;
+    let mut reader = g.reader()?;
+    let step_ms = a.step.as_millis().max(1) as i64;
+    let result = perfanalysis::query::query(&reader.snapshot()?, &sel, range, step_ms, a.agg)?;
+    if result.series.is_empty() {
+        let subject = format!(" for {}", a.selector);
+        let (matched, newest_ms) = (Some(result.matched), result.newest_ms);
+        return Err(Error::NoData(NoData { subject, range, db: g.db.clone(), matched, newest_ms }).into());
     }
-    Ok(QueryResult { series: out, matched: found.len(), newest_ms: snap.newest_ms()? })
-}
-
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.6}") }
-}
-
-/// Print the result.
-pub fn render(r: &QueryResult, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &r.series)?;
-            writeln!(out)
-        }
-        Format::Csv => {
-            writeln!(out, "time,series,value")?;
-            for s in &r.series {
-                let quoted = crate::style::csv_field(&s.series);
-                for (t, v) in &s.points {
-                    writeln!(out, "{t},{quoted},{}", number(*v))?;
-                }
-            }
-            Ok(())
-        }
-        Format::Table => {
-            let width = r.series.iter().map(|s| s.series.chars().count()).max().unwrap_or(6).max(6);
-            writeln!(out, "{:<20}  {:<width$}  {:>14}", "TIME", "SERIES", "VALUE")?;
-            for s in &r.series {
-                for (t, v) in &s.points {
-                    writeln!(out, "{t:<20}  {:<width$}  {:>14}", s.series, number(*v))?;
-                }
-            }
-            Ok(())
-        }
-    }
+    with_stdout(|out| Ok(render(&result, a.format, Paint(color_stdout()), out)?))
 }

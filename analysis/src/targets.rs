@@ -1,4 +1,4 @@
-//! Targets (`[targets]` in the shared config file): the thresholds `perfctl stats` checks.
+//! Targets (`[targets]` in the shared config file): the thresholds `stats` checks.
 //!
 //! ```toml
 //! [targets]
@@ -13,14 +13,16 @@
 //! ```
 //!
 //! Environment variables override the file: `PERFAGENT_TARGETS_P95`, `…_P99`,
-//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`. Other sections of the file belong to `perfagent`
-//! and are ignored here; unknown keys inside `[targets]` are refused with file and line.
+//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`. Unknown keys inside `[targets]` are refused with the
+//! file and line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use perfstore::glob_match;
 use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{ConfigError, ConfigFile};
 
 /// Latency and error thresholds of one operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,24 +76,78 @@ impl Targets {
             None => self.ops,
         }
     }
-}
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    #[serde(default)]
-    targets: Option<Section>,
-    #[serde(flatten)]
-    _other: BTreeMap<String, toml::Value>,
+    /// Load targets: defaults < `[targets]` of `file` < environment.
+    pub fn load(file: Option<&ConfigFile>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut t = Targets::default();
+        if let Some(f) = file
+            && let Some(s) = f.section::<Section>("targets")?
+        {
+            t.apply(f, &s)?;
+        }
+        t.apply_env(env)?;
+        Ok(t)
+    }
+
+    fn apply(&mut self, f: &ConfigFile, s: &Section) -> Result<(), ConfigError> {
+        let at = |key: &str, v: &Spanned<Value>, e: String| f.error_at(v.span().start, format!("targets.{key}: {e}"));
+        let lat = |key: &str, v: &Option<Spanned<Value>>, d: Option<f64>| {
+            v.as_ref().map_or(Ok(d), |v| v.get_ref().latency().map_err(|e| at(key, v, e)))
+        };
+        let rat = |key: &str, v: &Option<Spanned<Value>>, d: Option<f64>| {
+            v.as_ref().map_or(Ok(d), |v| ratio(&v.get_ref().text()).map_err(|e| at(key, v, e)))
+        };
+        self.ops.p95_ms = lat("p95", &s.p95, self.ops.p95_ms)?;
+        self.ops.p99_ms = lat("p99", &s.p99, self.ops.p99_ms)?;
+        self.ops.error_rate = rat("error_rate", &s.error_rate, self.ops.error_rate)?;
+        self.cpu_pct = rat("cpu", &s.cpu, self.cpu_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
+        self.memory_pct = rat("memory", &s.memory, self.memory_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
+        for (glob, o) in &s.ops {
+            self.overrides.push((
+                glob.clone(),
+                OpTargets {
+                    p95_ms: lat("p95", &o.p95, None)?,
+                    p99_ms: lat("p99", &o.p99, None)?,
+                    error_rate: rat("error_rate", &o.error_rate, None)?,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let var = |key: &str| {
+            let name = format!("PERFAGENT_TARGETS_{key}");
+            env(&name).filter(|v| !v.is_empty()).map(|v| (name, v))
+        };
+        let bad = |(var, value): (String, String), expected: String| ConfigError::Env { var, value, expected };
+        if let Some(v) = var("P95") {
+            self.ops.p95_ms = latency(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("P99") {
+            self.ops.p99_ms = latency(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("ERROR_RATE") {
+            self.ops.error_rate = ratio(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("CPU") {
+            self.cpu_pct = ratio(&v.1).map_err(|e| bad(v, e))?.map(|r| r * 100.0);
+        }
+        if let Some(v) = var("MEMORY") {
+            self.memory_pct = ratio(&v.1).map_err(|e| bad(v, e))?.map(|r| r * 100.0);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Section {
-    p95: Option<Value>,
-    p99: Option<Value>,
-    error_rate: Option<Value>,
-    cpu: Option<Value>,
-    memory: Option<Value>,
+    p95: Option<Spanned<Value>>,
+    p99: Option<Spanned<Value>>,
+    error_rate: Option<Spanned<Value>>,
+    cpu: Option<Spanned<Value>>,
+    memory: Option<Spanned<Value>>,
     #[serde(default)]
     ops: BTreeMap<String, OpSection>,
 }
@@ -99,9 +155,9 @@ struct Section {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OpSection {
-    p95: Option<Value>,
-    p99: Option<Value>,
-    error_rate: Option<Value>,
+    p95: Option<Spanned<Value>>,
+    p99: Option<Spanned<Value>>,
+    error_rate: Option<Spanned<Value>>,
 }
 
 /// A threshold as written: a string (`"200ms"`, `"1%"`, `"off"`) or a number.
@@ -117,6 +173,13 @@ impl Value {
         match self {
             Value::Number(n) => n.to_string(),
             Value::Text(s) => s.clone(),
+        }
+    }
+
+    fn latency(&self) -> Result<Option<f64>, String> {
+        match self {
+            Value::Number(_) => Err("expected a duration string like \"200ms\" (a bare number has no unit)".into()),
+            Value::Text(s) => latency(s),
         }
     }
 }
@@ -147,101 +210,14 @@ fn ratio(v: &str) -> Result<Option<f64>, String> {
     }
 }
 
-fn is_latency(v: &Value) -> Result<Option<f64>, String> {
-    match v {
-        Value::Number(_) => Err("expected a duration string like \"200ms\" (a bare number has no unit)".into()),
-        Value::Text(s) => latency(s),
-    }
-}
-
-fn line_of(text: &str, key: &str) -> usize {
-    text.lines().position(|l| l.trim_start().starts_with(key)).map_or(1, |i| i + 1)
-}
-
-/// The config file perfctl reads when `--config` is not given.
-pub fn default_file() -> Option<PathBuf> {
-    perfagent::config::default_file(&|k| std::env::var(k).ok())
-}
-
-/// Load targets: defaults < file (`explicit`, else the default file if it exists) < env.
-pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Targets> {
-    let path = match explicit {
-        Some(p) => Some(p.to_owned()),
-        None => default_file().filter(|p| p.exists()),
-    };
-    let mut t = Targets::default();
-    if let Some(path) = path {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        let file: File = toml::from_str(&text).map_err(|e| match e.span() {
-            Some(span) => anyhow::anyhow!(
-                "{}:{}: {}",
-                path.display(),
-                text[..span.start.min(text.len())].matches('\n').count() + 1,
-                e.message()
-            ),
-            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
-        })?;
-        if let Some(s) = file.targets {
-            let at = |key: &str, e: String| {
-                anyhow::anyhow!("{}:{}: targets.{key}: {e}", path.display(), line_of(&text, key))
-            };
-            let lat = |key: &str, v: &Option<Value>, d: Option<f64>| -> anyhow::Result<Option<f64>> {
-                v.as_ref().map_or(Ok(d), |v| is_latency(v).map_err(|e| at(key, e)))
-            };
-            let rat = |key: &str, v: &Option<Value>, d: Option<f64>| -> anyhow::Result<Option<f64>> {
-                v.as_ref().map_or(Ok(d), |v| ratio(&v.text()).map_err(|e| at(key, e)))
-            };
-            t.ops.p95_ms = lat("p95", &s.p95, t.ops.p95_ms)?;
-            t.ops.p99_ms = lat("p99", &s.p99, t.ops.p99_ms)?;
-            t.ops.error_rate = rat("error_rate", &s.error_rate, t.ops.error_rate)?;
-            t.cpu_pct = rat("cpu", &s.cpu, t.cpu_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
-            t.memory_pct = rat("memory", &s.memory, t.memory_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
-            for (glob, o) in &s.ops {
-                t.overrides.push((
-                    glob.clone(),
-                    OpTargets {
-                        p95_ms: lat("p95", &o.p95, None)?,
-                        p99_ms: lat("p99", &o.p99, None)?,
-                        error_rate: rat("error_rate", &o.error_rate, None)?,
-                    },
-                ));
-            }
-        }
-    }
-    let var = |key: &str| env(&format!("PERFAGENT_TARGETS_{key}")).filter(|v| !v.is_empty());
-    let bad = |key: &str, v: &str, e: String| anyhow::anyhow!("invalid value '{v}' for PERFAGENT_TARGETS_{key}: {e}");
-    if let Some(v) = var("P95") {
-        t.ops.p95_ms = latency(&v).map_err(|e| bad("P95", &v, e))?;
-    }
-    if let Some(v) = var("P99") {
-        t.ops.p99_ms = latency(&v).map_err(|e| bad("P99", &v, e))?;
-    }
-    if let Some(v) = var("ERROR_RATE") {
-        t.ops.error_rate = ratio(&v).map_err(|e| bad("ERROR_RATE", &v, e))?;
-    }
-    if let Some(v) = var("CPU") {
-        t.cpu_pct = ratio(&v).map_err(|e| bad("CPU", &v, e))?.map(|r| r * 100.0);
-    }
-    if let Some(v) = var("MEMORY") {
-        t.memory_pct = ratio(&v).map_err(|e| bad("MEMORY", &v, e))?.map(|r| r * 100.0);
-    }
-    Ok(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load_text(text: &str, env: &[(&str, &str)]) -> anyhow::Result<Targets> {
-        let dir = tempfile::tempdir()?;
-        let p = dir.path().join("config.toml");
-        std::fs::write(&p, text)?;
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Targets, ConfigError> {
+        let f = ConfigFile::from_text("config.toml", text);
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        load(Some(&p), &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).map_err(|e| {
-            // Keep only the part after the temporary path.
-            anyhow::anyhow!("{}", e.to_string().replace(&p.display().to_string(), "config.toml"))
-        })
+        Targets::load(Some(&f), &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
     }
 
     #[test]
@@ -272,7 +248,9 @@ mod tests {
         assert!(e.starts_with("config.toml:2: targets.error_rate: expected a ratio between 0 and 1"), "{e}");
         let e = load_text("[targets]\np59 = \"1s\"\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("config.toml:2: unknown field `p59`"), "{e}");
+        let e = load_text("[targets.ops.\"vm.*\"]\n\np95 = 2\n", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("config.toml:3: targets.p95: expected a duration string"), "{e}");
         let e = load_text("", &[("PERFAGENT_TARGETS_CPU", "lots")]).unwrap_err().to_string();
-        assert!(e.starts_with("invalid value 'lots' for PERFAGENT_TARGETS_CPU: expected a ratio"), "{e}");
+        assert!(e.starts_with("PERFAGENT_TARGETS_CPU: invalid value 'lots': expected a ratio"), "{e}");
     }
 }

@@ -5,12 +5,12 @@
 //! `predict_linear` over the last year).
 //!
 //! ```sh
-//! cargo run --release -p perfctl --example capacity-backtest
+//! cargo run --release -p perfanalysis --example capacity-backtest
 //! ```
 
 use std::path::Path;
 
-use perfctl::capacity::{fit_growth, grow, linear_extrapolation, peak};
+use perfanalysis::capacity::model::{fit_growth, grow, linear_extrapolation, peak};
 
 const DAY_MS: i64 = 86_400_000;
 const YEAR_MS: i64 = 365 * DAY_MS + DAY_MS / 4;

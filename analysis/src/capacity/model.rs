@@ -1,5 +1,5 @@
-//! Capacity projection, pure: from a usage history to a peak, a growth rate (given or fitted)
-//! and the months until the target and the capacity are crossed. `perfctl capacity` feeds it
+//! The projection itself, pure: from a usage history to a peak, a growth rate (given or fitted)
+//! and the months until the target and the capacity are crossed. [`super::compute`] feeds it
 //! hourly means from the store; the backtest example feeds it public monthly and daily series.
 //!
 //! * Growth `g` is annual, compounded monthly: after `m` months usage is `peak · (1+g)^(m/12)`.

@@ -1,0 +1,114 @@
+//! `query`, `series` and `export`: series as stored, one aggregation per step, and what the
+//! store holds.
+
+use perfstore::{Agg, Point, Selector, SeriesInfo, SeriesUsage, Snapshot, TimeRange};
+use serde::Serialize;
+
+use crate::time::rfc3339;
+
+/// One series' values.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesValues {
+    /// The series, as `name{k="v",…}`.
+    pub series: String,
+    /// `(step start as RFC 3339, value)`; steps without data are left out.
+    pub points: Vec<(String, f64)>,
+}
+
+/// A query's result, and what to say when it is empty.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryResult {
+    /// Matching series with data.
+    pub series: Vec<SeriesValues>,
+    /// Series matching the selector (with or without data in the window).
+    #[serde(skip)]
+    pub matched: usize,
+    /// Newest data in the store, Unix ms.
+    #[serde(skip)]
+    pub newest_ms: Option<i64>,
+}
+
+/// One series and its steps `(step start ms, aggregate)`.
+#[derive(Debug, Clone)]
+pub struct SeriesSteps {
+    /// The series.
+    pub series: SeriesInfo,
+    /// Steps with data, in time order.
+    pub steps: Vec<(i64, Point)>,
+}
+
+/// Series with their steps (what `export` writes).
+#[derive(Debug, Clone)]
+pub struct Steps {
+    /// Matching series with data in the window.
+    pub series: Vec<SeriesSteps>,
+    /// Step length, ms.
+    pub step_ms: i64,
+    /// Series matching the selector (with or without data).
+    pub matched: usize,
+    /// Newest data in the store.
+    pub newest_ms: Option<i64>,
+}
+
+/// Every series matching `sel`, one aggregate per step of `step_ms` over `range`.
+pub fn steps(snap: &Snapshot<'_>, sel: &Selector, range: TimeRange, step_ms: i64) -> crate::Result<Steps> {
+    let found = snap.series(sel)?;
+    let mut series = Vec::new();
+    for s in &found {
+        let r = snap.range(s, range, step_ms)?;
+        if !r.steps.is_empty() {
+            series.push(SeriesSteps { series: s.clone(), steps: r.steps });
+        }
+    }
+    Ok(Steps { series, step_ms, matched: found.len(), newest_ms: snap.newest_ms()? })
+}
+
+/// `agg` of every series matching `sel`, per step.
+pub fn query(
+    snap: &Snapshot<'_>,
+    sel: &Selector,
+    range: TimeRange,
+    step_ms: i64,
+    agg: Agg,
+) -> crate::Result<QueryResult> {
+    let s = steps(snap, sel, range, step_ms)?;
+    Ok(QueryResult {
+        series: s.series.into_iter().map(|st| values(&st, step_ms, agg)).filter(|v| !v.points.is_empty()).collect(),
+        matched: s.matched,
+        newest_ms: s.newest_ms,
+    })
+}
+
+/// `agg` of each step of one series.
+pub fn values(s: &SeriesSteps, step_ms: i64, agg: Agg) -> SeriesValues {
+    let secs = step_ms as f64 / 1000.0;
+    SeriesValues {
+        series: s.series.key.to_string(),
+        points: s.steps.iter().filter_map(|(ts, p)| agg.apply(p, secs).map(|v| (rfc3339(*ts), v))).collect(),
+    }
+}
+
+/// Every series with its stored point count, most points first, at most `top`.
+pub fn series(snap: &Snapshot<'_>, top: Option<usize>) -> crate::Result<Vec<SeriesUsage>> {
+    let mut rows = snap.series_usage()?;
+    if let Some(n) = top {
+        rows.truncate(n);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perfstore::{Kind, Sample, SeriesId, SeriesKey};
+
+    #[test]
+    fn each_step_gets_its_aggregation() {
+        let key = SeriesKey::new("api", "op.retries", Kind::Counter);
+        let p = |ts: i64, v: f64| (ts, Point::from_sample(ts, &Sample::Counter(v)));
+        let s = SeriesSteps { series: SeriesInfo { id: SeriesId(1), key }, steps: vec![p(0, 6.0), p(60_000, 3.0)] };
+        let v = values(&s, 60_000, Agg::Rate);
+        assert_eq!(v.series, r#"op.retries{service="api"}"#);
+        assert_eq!(v.points, [("1970-01-01T00:00:00Z".to_owned(), 0.1), ("1970-01-01T00:01:00Z".to_owned(), 0.05)]);
+    }
+}

@@ -1,0 +1,107 @@
+//! `stats`: what the recorded operations did over a window: calls, cached %, batched %,
+//! success rate, retries, latency (from merged sketches), cache and pool hit rates, the host,
+//! open circuits, and which targets are violated.
+//!
+//! Everything is derived from the metric convention ([`perfstore::convention`]). Ratios are
+//! Σ/Σ over the window; quantiles come from merging the stored sketches (within 1 % of the
+//! nearest-rank value). [`gather`] reads what is needed from a store snapshot into an
+//! [`Input`]; [`compute`] turns an input into the [`Report`] without touching a database, so
+//! it can be tested on hand-built inputs (and fed from other sources).
+
+mod compute;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use perfstore::convention::{self as conv, Metric};
+use perfstore::{Event, EventKind, Point, Selector, SeriesKey, Snapshot, TimeRange};
+
+pub use compute::compute;
+pub use report::{
+    Cache, Calls, CircuitOpen, Disk, Host, Latency, OpStats, Overall, Pool, Report, TargetKind, Unit, Violation, round6,
+};
+
+/// What to report on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The window.
+    pub range: TimeRange,
+    /// Only operations matching this glob.
+    pub op: Option<String>,
+    /// Split operations by this tag (e.g. `service`).
+    pub by: Option<String>,
+}
+
+/// Everything `stats` needs, read from a store (or built by hand).
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// Store path, as shown.
+    pub db: String,
+    /// Store schema version.
+    pub schema_version: i64,
+    /// The newest data in the store (for the "no data" message).
+    pub newest_ms: Option<i64>,
+    /// Each series `stats` reads, aggregated over the window (series without data left out).
+    pub series: Vec<(SeriesKey, Point)>,
+    /// The latest error of each (service, operation) in the window.
+    pub last_errors: Vec<Event>,
+    /// Seconds each circuit breaker was open in the window.
+    pub circuit_open_s: BTreeMap<String, f64>,
+}
+
+/// The metrics `stats` reads.
+pub const METRICS: &[Metric] = &[
+    conv::OP_DURATION,
+    conv::OP_RETRIES,
+    conv::OP_BATCH_SIZE,
+    conv::CACHE_REQUESTS,
+    conv::CACHE_REFRESH,
+    conv::POOL_ACQUIRE,
+    conv::POOL_EVICTIONS,
+    conv::SYSTEM_CPU_UTILIZATION,
+    conv::SYSTEM_CPU_LOGICAL_COUNT,
+    conv::CONTAINER_CPU_LIMIT,
+    conv::SYSTEM_MEMORY_UTILIZATION,
+    conv::SYSTEM_MEMORY_USAGE,
+    conv::SYSTEM_MEMORY_LIMIT,
+    conv::SYSTEM_FILESYSTEM_UTILIZATION,
+    conv::SYSTEM_FILESYSTEM_USAGE,
+    conv::SYSTEM_DISK_IO,
+    conv::SYSTEM_NETWORK_IO,
+    conv::CIRCUIT_TRANSITIONS,
+];
+
+/// Read what `stats` needs for `range` from a snapshot of the store at `db`.
+pub fn gather(snap: &Snapshot<'_>, db: &Path, range: TimeRange) -> crate::Result<Input> {
+    let all = snap.series(&Selector::default())?;
+    let wanted: Vec<_> = all.into_iter().filter(|s| METRICS.iter().any(|m| m.name == s.key.name)).collect();
+    let points = snap.aggregate_many(&wanted, range)?;
+    let series =
+        wanted.into_iter().zip(points).filter_map(|(s, p)| p.map(|p| (s.key, p))).collect::<Vec<(SeriesKey, Point)>>();
+    Ok(Input {
+        db: db.display().to_string(),
+        schema_version: snap.schema_version()?,
+        newest_ms: snap.newest_ms()?,
+        series,
+        last_errors: snap.last_events(EventKind::Error, range)?,
+        circuit_open_s: circuit_open_seconds(snap, range)?,
+    })
+}
+
+/// Open time per breaker: the flush intervals in which `circuit.state` reached 2 (open), each
+/// counted for the spacing of its series' points.
+fn circuit_open_seconds(snap: &Snapshot<'_>, range: TimeRange) -> crate::Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    for s in snap.series(&Selector::name(conv::CIRCUIT_STATE.name))? {
+        let name = s.key.get(conv::tag::CIRCUIT).unwrap_or("").to_owned();
+        let steps = snap.range(&s, range, 1000)?.steps;
+        let mut gaps: Vec<i64> = steps.windows(2).map(|w| w[1].0 - w[0].0).filter(|g| *g > 0).collect();
+        gaps.sort_unstable();
+        let spacing = gaps.get(gaps.len() / 2).copied().unwrap_or(1000) as f64 / 1000.0;
+        let open_code = f64::from(conv::CircuitState::Open.code());
+        let open = steps.iter().filter(|(_, p)| p.max >= open_code).count() as f64 * spacing;
+        *out.entry(name).or_default() += open;
+    }
+    Ok(out)
+}

@@ -1,0 +1,240 @@
+//! The demo's simulated workloads: a cloud CLI instrumented with the SDK, a second app sending
+//! DogStatsD, and thirty days of earlier history as timestamped StatsD lines.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use perfagent::sdk::{CacheResult, CircuitState, Perf};
+
+/// Deterministic pseudo-random numbers.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
+        let z: f64 = (0..6).map(|_| self.next()).sum::<f64>() - 3.0;
+        median * (z * sigma / 0.707).exp()
+    }
+}
+
+macro_rules! cpu_work {
+    ($iters:expr) => {{
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..$iters {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        x
+    }};
+}
+
+#[inline(never)]
+fn parse_instance_page(n: u64) -> u64 {
+    cpu_work!(n * 600_000)
+}
+
+#[inline(never)]
+fn sign_request_sigv4() -> u64 {
+    cpu_work!(400_000)
+}
+
+#[inline(never)]
+fn decode_command_output() -> u64 {
+    cpu_work!(700_000)
+}
+
+#[inline(never)]
+fn verify_blob_checksum(kib: u64) -> u64 {
+    cpu_work!(kib * 8_000)
+}
+
+const ERRORS: [&str; 4] = [
+    "ThrottlingException: Rate exceeded (DescribeInstances)",
+    "InvocationDoesNotExist: the command expired before it reached the instance",
+    "RequestTimeout: no response from ssm.eu-west-1.amazonaws.com in 5s",
+    "OperationNotAllowed: quota of 20 vCPUs reached in westeurope",
+];
+
+/// The simulated client: one thread's loop until `until`.
+pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
+    let mut rng = Lcg(seed);
+    let (list, start, stop, ssm, blob) = (
+        perf.operation("vm.list"),
+        perf.operation("vm.start"),
+        perf.operation("vm.stop"),
+        perf.operation("ssm.send_command"),
+        perf.operation("blob.read"),
+    );
+    let cache = perf.cache("vm-list");
+    let pool = perf.pool("blob-https");
+    let breaker = perf.circuit("compute-api");
+    let mut pooled = 0u64;
+    let sleep_ms = |ms: f64| std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
+    while Instant::now() < until {
+        let r = rng.next();
+        // vm.list: stale-while-revalidate cache in front of DescribeInstances.
+        let result = if r < 0.55 {
+            CacheResult::Hit
+        } else if r < 0.7 {
+            CacheResult::Stale
+        } else {
+            CacheResult::Miss
+        };
+        cache.lookup(result);
+        let fail = rng.next() < 0.02;
+        let _ = list.try_run(|op| {
+            op.cache(result);
+            match result {
+                CacheResult::Miss => {
+                    {
+                        let _api = op.phase("api");
+                        sleep_ms(rng.lognormal(70.0, 0.4));
+                    }
+                    let _parse = op.phase("parse");
+                    parse_instance_page(4);
+                    if fail {
+                        return Err(ERRORS[0]);
+                    }
+                }
+                CacheResult::Stale => {
+                    cache.refresh();
+                    parse_instance_page(1);
+                }
+                CacheResult::Hit => {
+                    parse_instance_page(1);
+                }
+            }
+            Ok(())
+        });
+        calls.fetch_add(1, Ordering::Relaxed);
+
+        // vm.start / vm.stop: batched, with retries and exponential backoff on throttling.
+        if rng.next() < 0.25 {
+            let batch = 1 + (rng.next() * 12.0) as u32;
+            let op = if rng.next() < 0.6 { &start } else { &stop };
+            let throttled = rng.next() < 0.15;
+            let quota = rng.next() < 0.02;
+            let _ = op.try_run(|call| {
+                call.batched(batch);
+                sign_request_sigv4();
+                let mut backoff = 20.0;
+                if throttled {
+                    for _ in 0..2 {
+                        call.retry();
+                        let _wait = call.phase("backoff");
+                        sleep_ms(backoff);
+                        backoff *= 2.0;
+                        sign_request_sigv4();
+                    }
+                }
+                let _api = call.phase("api");
+                sleep_ms(rng.lognormal(180.0, 0.3));
+                if quota { Err(ERRORS[3]) } else { Ok(()) }
+            });
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+
+        // ssm.send_command: send, then poll until the invocation finishes.
+        if rng.next() < 0.15 {
+            let expired = rng.next() < 0.03;
+            let _ = ssm.try_run(|call| {
+                sign_request_sigv4();
+                for _ in 0..3 {
+                    {
+                        let _poll = call.phase("poll");
+                        sleep_ms(rng.lognormal(25.0, 0.3));
+                    }
+                    decode_command_output();
+                }
+                if expired { Err(ERRORS[1]) } else { Ok(()) }
+            });
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+
+        // blob.read: through a small connection pool (drop-guard form: metrics only).
+        let reused = pooled > 0 && rng.next() < 0.9;
+        if !reused {
+            pooled = (pooled + 1).min(8);
+        }
+        pool.acquire(reused);
+        let mut read = blob.start();
+        read.pooled(reused);
+        {
+            let _net = read.phase("network");
+            sleep_ms(if reused { rng.lognormal(12.0, 0.3) } else { rng.lognormal(45.0, 0.3) });
+        }
+        verify_blob_checksum(64);
+        if rng.next() < 0.01 {
+            read.fail(&ERRORS[2]);
+        }
+        read.finish();
+        pool.size(pooled);
+        // A breaker on the compute API: open for a while after throttling streaks.
+        if rng.next() < 0.01 {
+            breaker.set(CircuitState::Open);
+        } else if rng.next() < 0.05 {
+            breaker.set(CircuitState::Closed);
+        }
+        calls.fetch_add(1, Ordering::Relaxed);
+    }
+    cache.size(240);
+}
+
+/// A second app, in another language for all it knows: DogStatsD over UDP.
+pub(crate) fn statsd_app(addr: std::net::SocketAddr, until: Instant, stop: &AtomicBool) -> anyhow::Result<()> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let mut rng = Lcg(99);
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        let ms = rng.lognormal(35.0, 0.25);
+        let outcome = if rng.next() < 0.01 { "error" } else { "ok" };
+        let lines = format!(
+            "op.duration:{ms:.2}|ms|#op:invoice.render,outcome:{outcome},service:billing-worker\n\
+             queue.depth:{}|g|#queue:invoices,service:billing-worker\n",
+            (rng.next() * 40.0) as u32
+        );
+        sock.send_to(lines.as_bytes(), addr)?;
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    Ok(())
+}
+
+/// Thirty days of the fleet CLI's earlier calls, hour by hour (a daily cycle, quiet weekends,
+/// ~35 %/year growth), as sampled StatsD lines: each value stands for 100 calls.
+pub(crate) fn history_lines(now_ms: i64) -> String {
+    let mut rng = Lcg(2024);
+    let hour_now = now_ms.div_euclid(3_600_000);
+    let mut out = String::new();
+    for h in (hour_now - 30 * 24)..hour_now {
+        let t = h * 3600;
+        let age_years = (hour_now - h) as f64 / (24.0 * 365.25);
+        let hour_of_day = h.rem_euclid(24) as f64;
+        let weekday = (h / 24 + 4).rem_euclid(7); // 1970-01-01 was a Thursday
+        let daily = 0.35 + 0.65 * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0).sin().max(0.0).powi(2);
+        let weekly = if weekday >= 5 { 0.45 } else { 1.0 };
+        let calls_per_hour = 90_000.0 * daily * weekly * 1.35f64.powf(-age_years) * (0.9 + 0.2 * rng.next());
+        for (op, share, median) in [
+            ("vm.list", 0.55, 12.0),
+            ("blob.read", 0.3, 20.0),
+            ("vm.start", 0.1, 190.0),
+            ("ssm.send_command", 0.05, 90.0),
+        ] {
+            let n = (calls_per_hour * share / 100.0).round() as usize;
+            if n == 0 {
+                continue;
+            }
+            let values: Vec<String> = (0..n).map(|_| format!("{:.2}", rng.lognormal(median, 0.4))).collect();
+            for chunk in values.chunks(100) {
+                out.push_str(&format!(
+                    "op.duration:{}|ms|@0.01|#op:{op},outcome:ok,service:fleet-cli|T{t}\n",
+                    chunk.join(":")
+                ));
+            }
+        }
+    }
+    out
+}

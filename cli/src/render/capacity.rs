@@ -1,0 +1,107 @@
+//! `capacity` as text per resource (JSON is the report itself).
+
+use std::io::Write;
+
+use perfanalysis::capacity::{Crossing, Report};
+use perfanalysis::human::{bytes, pct};
+
+use super::cell;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table per resource and the assumptions.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+fn amount(unit: &str, v: f64) -> String {
+    match unit {
+        "bytes" => bytes(v),
+        "bytes/s" => format!("{}/s", bytes(v)),
+        "cores" => format!("{v:.2} cores"),
+        _ => format!("{v:.1} {unit}"),
+    }
+}
+
+fn when(c: Crossing) -> String {
+    match c {
+        Crossing::NotWithin => "not within".into(),
+        Crossing::Already => "already crossed".into(),
+        Crossing::In(m) => format!("month {m}"),
+    }
+}
+
+/// Print the report.
+pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    if format == Format::Json {
+        return super::json(r, out);
+    }
+    writeln!(out, "Capacity over {} months from {} (store {})", r.horizon_months, r.now, r.db)?;
+    for res in &r.resources {
+        writeln!(out)?;
+        let cap = res.capacity.map_or("no capacity".to_string(), |c| amount(&res.unit, c));
+        writeln!(out, "{}  ({cap})", cell(&res.resource, 80))?;
+        writeln!(out, "  peak        {} at {}", amount(&res.unit, res.peak), res.peak_at)?;
+        if let Some(u) = res.utilization_now {
+            writeln!(out, "  now         {} of capacity", pct(u * 100.0))?;
+        }
+        let g = &res.growth;
+        match (g.rate, g.low, g.high) {
+            (Some(rate), Some(lo), Some(hi)) => writeln!(
+                out,
+                "  growth      {} a year (range {} to {}), {}",
+                pct(rate * 100.0),
+                pct(lo * 100.0),
+                pct(hi * 100.0),
+                g.source
+            )?,
+            (Some(rate), _, _) => writeln!(out, "  growth      {} a year ({})", pct(rate * 100.0), g.source)?,
+            _ => writeln!(out, "  growth      none ({})", g.source)?,
+        }
+        if !res.projection.is_empty() {
+            let step = if res.projection.len() > 6 { 3 } else { 1 };
+            let cells: Vec<String> = res
+                .projection
+                .iter()
+                .filter(|m| m.month % step == 0 || m.month as usize == res.projection.len())
+                .map(|m| match m.utilization {
+                    Some(u) => format!("{}m {}", m.month, pct(u * 100.0)),
+                    None => format!("{}m {}", m.month, amount(&res.unit, m.peak)),
+                })
+                .collect();
+            writeln!(out, "  projected   {}", cells.join("  "))?;
+        }
+        if res.capacity.is_some() && res.growth.rate.is_some() {
+            let range = res
+                .months_to_target_range
+                .as_ref()
+                .map_or(String::new(), |(a, b)| format!(" (range: {} to {})", when(*a), when(*b)));
+            writeln!(out, "  target {}  {}{range}", pct(r.target * 100.0), when(res.months_to_target))?;
+            writeln!(out, "  full        {}", when(res.months_to_full))?;
+        }
+        if let (Some(need), Some(p)) = (res.required_capacity, res.projected_peak_at_horizon) {
+            let inst = res.instances.map_or(String::new(), |n| format!("; {n} instances of today's size"));
+            writeln!(
+                out,
+                "  at {} months  peak {}, needs {}{inst}",
+                r.horizon_months,
+                amount(&res.unit, p),
+                amount(&res.unit, need)
+            )?;
+        }
+        if let Some(n) = &res.note {
+            writeln!(out, "  note        {n}")?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "Assumptions")?;
+    for a in &r.assumptions {
+        writeln!(out, "  - {a}")?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
