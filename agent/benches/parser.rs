@@ -1,6 +1,8 @@
 //! StatsD parser cost per line, with 0, 1, 4 and 16 DogStatsD tags (fast-ingest.md: tag
 //! parsing cost grows with tag count), and a packed 1400-byte datagram.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use perfagent::statsd::parser::{Line, lines, parse_line};
 use std::hint::black_box;

@@ -3,6 +3,8 @@
 //! pre-registered handles and through the `metrics` macros, on 1 and 2 threads (2 threads
 //! hammer the same series; the figure is the time per operation on each thread).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

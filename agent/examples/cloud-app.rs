@@ -10,6 +10,8 @@
 //! perfctl --db /tmp/app.db flamegraph vm.list --last 1h
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::{CacheResult, Perf};

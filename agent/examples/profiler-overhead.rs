@@ -7,6 +7,8 @@
 //! cargo run --release -p perfagent --example profiler-overhead -- --pairs 12 --seconds 2
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::Perf;

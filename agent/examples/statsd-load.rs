@@ -10,6 +10,8 @@
 //!     --rates 500000,1000000,2000000,3200000 --seconds 5 --names 400 --tags 0
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::PathBuf;

@@ -2,27 +2,28 @@
 //! flags, with the source of every value kept for `perfagent config show`.
 //!
 //! One file, `$XDG_CONFIG_HOME/perfagent/config.toml` (or `--config FILE`), is shared with
-//! `perfctl`: the agent reads `[agent]`, `[statsd]`, `[http]` and `[store]`, ignores the sections other
-//! tools use (`[profiler]`, `[targets]`), and refuses unknown keys inside its own
-//! sections and unknown sections, naming the file, line and key. Durations are strings
-//! (`"10s"`, `"7d"`), sizes may be `"1GiB"`. Environment variables are
-//! `PERFAGENT_<SECTION>_<KEY>` (`PERFAGENT_AGENT_FLUSH_INTERVAL`), plus `PERFAGENT_DB` for
-//! the store path and `PERFAGENT_SERVICE` for the default service.
+//! `perfctl` and read through [`perfanalysis::config::ConfigFile`]: the agent reads `[agent]`,
+//! `[statsd]`, `[http]` and `[store]`, refuses unknown keys inside them and unknown sections,
+//! naming the file, line and key. Durations are strings (`"10s"`, `"7d"`), sizes may be
+//! `"1GiB"`. Environment variables are `PERFAGENT_<SECTION>_<KEY>`
+//! (`PERFAGENT_AGENT_FLUSH_INTERVAL`), plus `PERFAGENT_DB` for the store path and
+//! `PERFAGENT_SERVICE` for the default service.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use perfanalysis::config::{ConfigError, ConfigFile};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::clock::Clock;
 use crate::daemon::DaemonConfig;
 use crate::statsd::aggregate::AggregatorConfig;
 
-/// Sections of the shared file that other tools read.
-const OTHER_SECTIONS: &[&str] = &["profiler", "targets", "capacity"];
+/// Shortest and longest flush interval.
+pub const FLUSH_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,20 +102,6 @@ struct StoreSection {
     disk_cap: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct FileConfig {
-    #[serde(default)]
-    agent: AgentSection,
-    #[serde(default)]
-    statsd: StatsdSection,
-    #[serde(default)]
-    store: StoreSection,
-    #[serde(default)]
-    http: HttpSection,
-    #[serde(flatten)]
-    other: BTreeMap<String, toml::Value>,
-}
-
 /// One resolved setting, for `config show`.
 #[derive(Debug, Clone)]
 pub struct Setting {
@@ -137,23 +124,20 @@ pub struct Resolved {
     pub file: Option<PathBuf>,
 }
 
-/// The default config file path: `$XDG_CONFIG_HOME/perfagent/config.toml`, else
-/// `~/.config/perfagent/config.toml`.
-pub fn default_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let base = env("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("perfagent").join("config.toml"))
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
-}
-
 /// Parse a duration like `10s`, `500ms`, `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|_| "expected a duration like \"10s\", \"500ms\" or \"7d\"".to_string())
+}
+
+/// Parse a flush interval: a duration between 100 ms and 1 h.
+pub fn parse_flush_interval(s: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a duration like 10s or 500ms, between 100ms and 1h";
+    let d = humantime::parse_duration(s.trim()).map_err(|_| EXPECTED.to_string())?;
+    let (lo, hi) = FLUSH_INTERVAL_RANGE;
+    if d < lo || d > hi {
+        return Err(EXPECTED.into());
+    }
+    Ok(d)
 }
 
 /// Parse a size like `1GiB`, `512MiB`, `64MB`, `4096`.
@@ -179,53 +163,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Builds the resolved config key by key.
-struct Resolver<'a> {
-    file: Option<(&'a Path, &'a str)>,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    settings: Vec<Setting>,
-}
-
-impl Resolver<'_> {
-    /// Resolve one key: default < file < env (each name in `env_names`) < flag.
-    #[allow(clippy::too_many_arguments)]
-    fn get<T, R: fmt::Display>(
-        &mut self,
-        key: &'static str,
-        default: T,
-        file: Option<&Spanned<R>>,
-        env_names: &[&str],
-        flag: Option<(T, &str)>,
-        parse: impl Fn(&str) -> Result<T, String>,
-        show: impl Fn(&T) -> String,
-    ) -> Result<T, String> {
-        let mut value = default;
-        let mut source = Source::Default;
-        if let (Some(v), Some((path, text))) = (file, self.file) {
-            let line = line_of(text, v.span().start);
-            let raw = v.get_ref().to_string();
-            let (section, name) = key.split_once('.').unwrap_or(("", key));
-            value = parse(&raw).map_err(|e| {
-                format!("{}:{line}: invalid value '{raw}' for '{name}' in [{section}]: {e}", path.display())
-            })?;
-            source = Source::File(path.to_owned(), line);
-        }
-        for name in env_names {
-            if let Some(raw) = (self.env)(name).filter(|v| !v.is_empty()) {
-                value = parse(&raw).map_err(|e| format!("{name}: invalid value '{raw}': {e}"))?;
-                source = Source::Env((*name).to_string());
-                break;
-            }
-        }
-        if let Some((v, flag_name)) = flag {
-            value = v;
-            source = Source::Flag(flag_name.to_string());
-        }
-        self.settings.push(Setting { key, value: show(&value), source });
-        Ok(value)
-    }
-}
-
 fn positive(n: &str) -> Result<usize, String> {
     match n.trim().parse::<i64>() {
         Ok(v) if v > 0 => Ok(v as usize),
@@ -233,191 +170,270 @@ fn positive(n: &str) -> Result<usize, String> {
     }
 }
 
-/// Resolve the configuration. `file` is `(path, contents)` when a file was read; `env`
-/// looks variables up (injected for tests); `default_db` is the store path when nothing
-/// sets it.
-pub fn resolve(
-    file: Option<(&Path, &str)>,
-    env: &dyn Fn(&str) -> Option<String>,
-    flags: &Flags,
-    default_db: PathBuf,
-) -> Result<Resolved, String> {
-    let parsed: FileConfig = match file {
-        Some((path, text)) => toml::from_str(text).map_err(|e| match e.span() {
-            Some(span) => format!("{}:{}: {}", path.display(), line_of(text, span.start), e.message()),
-            None => format!("{}: {}", path.display(), e.message()),
-        })?,
-        None => FileConfig::default(),
-    };
-    if let Some((path, text)) = file {
-        for name in parsed.other.keys() {
-            if !OTHER_SECTIONS.contains(&name.as_str()) {
-                // The header's line (a dotted or inline definition falls back to line 1).
-                let line = text
-                    .lines()
-                    .position(|l| {
-                        let l = l.trim();
-                        l.strip_prefix('[').is_some_and(|r| r.trim_start().starts_with(name.as_str()))
-                            || l.starts_with(&format!("{name}."))
-                            || l.starts_with(&format!("{name} "))
-                    })
-                    .map_or(1, |i| i + 1);
-                return Err(format!(
-                    "{}:{line}: unknown section [{name}]; expected [agent], [statsd], [store], [http], [profiler], [targets] or [capacity]",
-                    path.display()
-                ));
-            }
-        }
-    }
-    let mut r = Resolver { file, env, settings: Vec::new() };
-    let text = |s: &String| format!("{s:?}");
-    let dur = |d: &Duration| format!("{:?}", humantime::format_duration(*d).to_string());
-    let defaults = perfstore::StoreOptions::default();
-    let agg_defaults = AggregatorConfig::default();
+fn addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string())
+}
 
+fn optional<T>(parse: impl Fn(&str) -> Result<T, String>) -> impl Fn(&str) -> Result<Option<T>, String> {
+    move |s| if s.is_empty() { Ok(None) } else { parse(s).map(Some) }
+}
+
+/// One key's sources.
+struct Key<'a, T, R> {
+    key: &'static str,
+    default: T,
+    file: Option<&'a Spanned<R>>,
+    env: &'a [&'a str],
+    flag: Option<(T, &'a str)>,
+}
+
+/// Builds the resolved config key by key.
+struct Resolver<'a> {
+    file: Option<&'a ConfigFile>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    settings: Vec<Setting>,
+}
+
+impl Resolver<'_> {
+    /// Resolve one key: default < file < env (the first of its names set) < flag.
+    fn get<T, R: fmt::Display>(
+        &mut self,
+        k: Key<'_, T, R>,
+        parse: impl Fn(&str) -> Result<T, String>,
+        show: impl Fn(&T) -> String,
+    ) -> Result<T, ConfigError> {
+        let mut value = k.default;
+        let mut source = Source::Default;
+        if let (Some(v), Some(f)) = (k.file, self.file) {
+            let raw = v.get_ref().to_string();
+            let (section, name) = k.key.split_once('.').unwrap_or(("", k.key));
+            value = parse(&raw).map_err(|e| {
+                f.error_at(v.span().start, format!("invalid value '{raw}' for '{name}' in [{section}]: {e}"))
+            })?;
+            source = Source::File(f.path().to_owned(), f.line_of(v.span().start));
+        }
+        if let Some((name, raw)) = k.env.iter().find_map(|n| (self.env)(n).filter(|v| !v.is_empty()).map(|v| (*n, v))) {
+            value = parse(&raw).map_err(|expected| ConfigError::Env { var: name.to_owned(), value: raw, expected })?;
+            source = Source::Env(name.to_owned());
+        }
+        if let Some((v, flag)) = k.flag {
+            value = v;
+            source = Source::Flag(flag.to_owned());
+        }
+        self.settings.push(Setting { key: k.key, value: show(&value), source });
+        Ok(value)
+    }
+
+    fn section<T: Default + serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
+        Ok(match self.file {
+            Some(f) => f.section(name)?.unwrap_or_default(),
+            None => T::default(),
+        })
+    }
+}
+
+fn text(s: &String) -> String {
+    format!("{s:?}")
+}
+
+fn dur(d: &Duration) -> String {
+    format!("{:?}", humantime::format_duration(*d).to_string())
+}
+
+fn opt_addr(a: &Option<SocketAddr>) -> String {
+    a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\""))
+}
+
+/// `[agent]` and `[statsd]`: the aggregator's settings and the flush interval.
+fn aggregation(r: &mut Resolver<'_>, flags: &Flags) -> Result<(AggregatorConfig, Duration), ConfigError> {
+    let s: AgentSection = r.section("agent")?;
+    let d = AggregatorConfig::default();
     let service = r.get(
-        "agent.service",
-        agg_defaults.service.clone(),
-        parsed.agent.service.as_ref(),
-        &["PERFAGENT_AGENT_SERVICE", "PERFAGENT_SERVICE"],
-        flags.service.clone().map(|s| (s, "--service")),
+        Key {
+            key: "agent.service",
+            default: d.service.clone(),
+            file: s.service.as_ref(),
+            env: &["PERFAGENT_AGENT_SERVICE", "PERFAGENT_SERVICE"],
+            flag: flags.service.clone().map(|s| (s, "--service")),
+        },
         |s| if s.is_empty() { Err("expected a non-empty name".into()) } else { Ok(s.to_string()) },
         text,
     )?;
     let flush_interval = r.get(
-        "agent.flush_interval",
-        Duration::from_secs(10),
-        parsed.agent.flush_interval.as_ref(),
-        &["PERFAGENT_AGENT_FLUSH_INTERVAL"],
-        flags.flush_interval.map(|d| (d, "--flush-interval")),
-        |s| {
-            let d = parse_duration(s)?;
-            if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
-                return Err("expected a duration between 100ms and 1h".into());
-            }
-            Ok(d)
+        Key {
+            key: "agent.flush_interval",
+            default: Duration::from_secs(10),
+            file: s.flush_interval.as_ref(),
+            env: &["PERFAGENT_AGENT_FLUSH_INTERVAL"],
+            flag: flags.flush_interval.map(|d| (d, "--flush-interval")),
         },
+        parse_flush_interval,
         dur,
     )?;
-    let statsd_udp = r.get(
-        "statsd.udp",
-        SocketAddr::from(([127, 0, 0, 1], 8125)),
-        parsed.statsd.udp.as_ref(),
-        &["PERFAGENT_STATSD_UDP"],
-        flags.statsd_udp.map(|a| (a, "--statsd-udp")),
-        |s| s.parse().map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string()),
+    let st: StatsdSection = r.section("statsd")?;
+    let limit = |r: &mut Resolver<'_>, key, default, file, env| {
+        r.get(Key { key, default, file, env, flag: None }, positive, |v: &usize| v.to_string())
+    };
+    let max_series =
+        limit(r, "statsd.max_series", d.max_series, st.max_series.as_ref(), &["PERFAGENT_STATSD_MAX_SERIES"])?;
+    let max_series_per_name = limit(
+        r,
+        "statsd.max_series_per_name",
+        d.max_series_per_name,
+        st.max_series_per_name.as_ref(),
+        &["PERFAGENT_STATSD_MAX_SERIES_PER_NAME"],
+    )?;
+    let idle_expiry = r.get(
+        Key {
+            key: "statsd.idle_expiry",
+            default: Duration::from_secs(3600),
+            file: st.idle_expiry.as_ref(),
+            env: &["PERFAGENT_STATSD_IDLE_EXPIRY"],
+            flag: None,
+        },
+        parse_duration,
+        dur,
+    )?;
+    let idle_flushes = (idle_expiry.as_millis() / flush_interval.as_millis().max(1)).max(1) as u64;
+    Ok((AggregatorConfig { service, max_series, max_series_per_name, idle_flushes, ..d }, flush_interval))
+}
+
+/// The listeners: `[statsd]` udp, unix and tcp, and `[http]` listen.
+type Addresses = (SocketAddr, Option<PathBuf>, Option<SocketAddr>, Option<SocketAddr>);
+
+fn listeners(r: &mut Resolver<'_>, flags: &Flags) -> Result<Addresses, ConfigError> {
+    let st: StatsdSection = r.section("statsd")?;
+    let udp = r.get(
+        Key {
+            key: "statsd.udp",
+            default: SocketAddr::from(([127, 0, 0, 1], 8125)),
+            file: st.udp.as_ref(),
+            env: &["PERFAGENT_STATSD_UDP"],
+            flag: flags.statsd_udp.map(|a| (a, "--statsd-udp")),
+        },
+        addr,
         |a| format!("\"{a}\""),
     )?;
-    let statsd_unix = r.get(
-        "statsd.unix",
-        None,
-        parsed.statsd.unix.as_ref(),
-        &["PERFAGENT_STATSD_UNIX"],
-        flags.statsd_unix.clone().map(|p| (Some(p), "--statsd-unix")),
-        |s| if s.is_empty() { Ok(None) } else { Ok(Some(PathBuf::from(s))) },
+    let unix = r.get(
+        Key {
+            key: "statsd.unix",
+            default: None,
+            file: st.unix.as_ref(),
+            env: &["PERFAGENT_STATSD_UNIX"],
+            flag: flags.statsd_unix.clone().map(|p| (Some(p), "--statsd-unix")),
+        },
+        optional(|s| Ok(PathBuf::from(s))),
         |p: &Option<PathBuf>| {
             p.as_ref().map_or_else(|| "\"\" (off)".to_string(), |p| format!("{:?}", p.display().to_string()))
         },
     )?;
-    let statsd_tcp = r.get(
-        "statsd.tcp",
-        None,
-        parsed.statsd.tcp.as_ref(),
-        &["PERFAGENT_STATSD_TCP"],
-        flags.statsd_tcp.map(|a| (Some(a), "--statsd-tcp")),
-        |s| {
-            if s.is_empty() {
-                return Ok(None);
-            }
-            s.parse().map(Some).map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string())
+    let tcp = r.get(
+        Key {
+            key: "statsd.tcp",
+            default: None,
+            file: st.tcp.as_ref(),
+            env: &["PERFAGENT_STATSD_TCP"],
+            flag: flags.statsd_tcp.map(|a| (Some(a), "--statsd-tcp")),
         },
-        |a: &Option<SocketAddr>| a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\"")),
+        optional(addr),
+        opt_addr,
     )?;
+    let h: HttpSection = r.section("http")?;
     let http = r.get(
-        "http.listen",
-        Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
-        parsed.http.listen.as_ref(),
-        &["PERFAGENT_HTTP_LISTEN"],
-        flags.http.map(|a| (Some(a), "--http")),
-        |s| {
-            if s.is_empty() {
-                return Ok(None);
-            }
-            s.parse().map(Some).map_err(|_| "expected an address like \"127.0.0.1:9465\"".to_string())
+        Key {
+            key: "http.listen",
+            default: Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
+            file: h.listen.as_ref(),
+            env: &["PERFAGENT_HTTP_LISTEN"],
+            flag: flags.http.map(|a| (Some(a), "--http")),
         },
-        |a: &Option<SocketAddr>| a.map_or_else(|| "\"\" (off)".to_string(), |a| format!("\"{a}\"")),
+        optional(|s| s.parse().map_err(|_| "expected an address like \"127.0.0.1:9465\"".to_string())),
+        opt_addr,
     )?;
-    let max_series = r.get(
-        "statsd.max_series",
-        agg_defaults.max_series,
-        parsed.statsd.max_series.as_ref(),
-        &["PERFAGENT_STATSD_MAX_SERIES"],
-        None,
-        positive,
-        |v| v.to_string(),
-    )?;
-    let max_series_per_name = r.get(
-        "statsd.max_series_per_name",
-        agg_defaults.max_series_per_name,
-        parsed.statsd.max_series_per_name.as_ref(),
-        &["PERFAGENT_STATSD_MAX_SERIES_PER_NAME"],
-        None,
-        positive,
-        |v| v.to_string(),
-    )?;
-    let idle_expiry = r.get(
-        "statsd.idle_expiry",
-        Duration::from_secs(3600),
-        parsed.statsd.idle_expiry.as_ref(),
-        &["PERFAGENT_STATSD_IDLE_EXPIRY"],
-        None,
-        parse_duration,
-        dur,
-    )?;
+    Ok((udp, unix, tcp, http))
+}
+
+/// `[store]`: the path, retention per tier and the disk cap.
+fn store(
+    r: &mut Resolver<'_>,
+    flags: &Flags,
+    default_db: PathBuf,
+) -> Result<(PathBuf, perfstore::StoreOptions), ConfigError> {
+    let s: StoreSection = r.section("store")?;
     let db = r.get(
-        "store.path",
-        default_db,
-        parsed.store.path.as_ref(),
-        &["PERFAGENT_STORE_PATH", "PERFAGENT_DB"],
-        flags.db.clone().map(|p| (p, "--db")),
+        Key {
+            key: "store.path",
+            default: default_db,
+            file: s.path.as_ref(),
+            env: &["PERFAGENT_STORE_PATH", "PERFAGENT_DB"],
+            flag: flags.db.clone().map(|p| (p, "--db")),
+        },
         |s| Ok(PathBuf::from(s)),
         |p| format!("{:?}", p.display().to_string()),
     )?;
+    let d = perfstore::StoreOptions::default();
     let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let retention = |r: &mut Resolver<'_>, key, default_ms: i64, file, env: &str| {
-        r.get(key, Duration::from_millis(default_ms as u64), file, &[env], None, parse_duration, dur)
+    let mut retention = |key, default_ms: i64, file, env| {
+        r.get(
+            Key { key, default: Duration::from_millis(default_ms as u64), file, env, flag: None },
+            parse_duration,
+            dur,
+        )
     };
     let raw = retention(
-        &mut r,
         "store.raw_retention",
-        defaults.raw_retention_ms,
-        parsed.store.raw_retention.as_ref(),
-        "PERFAGENT_STORE_RAW_RETENTION",
+        d.raw_retention_ms,
+        s.raw_retention.as_ref(),
+        &["PERFAGENT_STORE_RAW_RETENTION"],
     )?;
     let minute = retention(
-        &mut r,
         "store.minute_retention",
-        defaults.minute_retention_ms,
-        parsed.store.minute_retention.as_ref(),
-        "PERFAGENT_STORE_MINUTE_RETENTION",
+        d.minute_retention_ms,
+        s.minute_retention.as_ref(),
+        &["PERFAGENT_STORE_MINUTE_RETENTION"],
     )?;
     let hour = retention(
-        &mut r,
         "store.hour_retention",
-        defaults.hour_retention_ms,
-        parsed.store.hour_retention.as_ref(),
-        "PERFAGENT_STORE_HOUR_RETENTION",
+        d.hour_retention_ms,
+        s.hour_retention.as_ref(),
+        &["PERFAGENT_STORE_HOUR_RETENTION"],
     )?;
     let disk_cap = r.get(
-        "store.disk_cap",
-        defaults.disk_cap_bytes,
-        parsed.store.disk_cap.as_ref(),
-        &["PERFAGENT_STORE_DISK_CAP"],
-        None,
+        Key {
+            key: "store.disk_cap",
+            default: d.disk_cap_bytes,
+            file: s.disk_cap.as_ref(),
+            env: &["PERFAGENT_STORE_DISK_CAP"],
+            flag: None,
+        },
         parse_size,
         |b| format!("\"{b} bytes\""),
     )?;
-    let flushes = (idle_expiry.as_millis() / flush_interval.as_millis().max(1)).max(1) as u64;
+    let opts = perfstore::StoreOptions {
+        raw_retention_ms: ms(raw),
+        minute_retention_ms: ms(minute),
+        hour_retention_ms: ms(hour),
+        disk_cap_bytes: disk_cap,
+        ..d
+    };
+    Ok((db, opts))
+}
+
+/// Resolve the configuration from `file` (if any), the environment (injected for tests) and
+/// the flags; `default_db` is the store path when nothing sets it.
+pub fn resolve(
+    file: Option<&ConfigFile>,
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: &Flags,
+    default_db: PathBuf,
+) -> Result<Resolved, ConfigError> {
+    if let Some(f) = file {
+        f.check_sections()?;
+    }
+    let mut r = Resolver { file, env, settings: Vec::new() };
+    let (aggregator, flush_interval) = aggregation(&mut r, flags)?;
+    let (statsd_udp, statsd_unix, statsd_tcp, http) = listeners(&mut r, flags)?;
+    let (db, store) = store(&mut r, flags, default_db)?;
     Ok(Resolved {
         daemon: DaemonConfig {
             db,
@@ -426,28 +442,17 @@ pub fn resolve(
             statsd_tcp,
             http,
             flush_interval,
-            aggregator: AggregatorConfig {
-                service,
-                max_series,
-                max_series_per_name,
-                idle_flushes: flushes,
-                ..AggregatorConfig::default()
-            },
-            store: perfstore::StoreOptions {
-                raw_retention_ms: ms(raw),
-                minute_retention_ms: ms(minute),
-                hour_retention_ms: ms(hour),
-                disk_cap_bytes: disk_cap,
-                ..perfstore::StoreOptions::default()
-            },
+            aggregator,
+            store,
+            clock: Clock::system(),
         },
         settings: r.settings,
-        file: file.map(|(p, _)| p.to_owned()),
+        file: file.map(|f| f.path().to_owned()),
     })
 }
 
 /// A commented file with every key at its default (`perfagent config default`).
-pub fn default_file_text() -> String {
+pub fn default_file_text() -> &'static str {
     r#"# perfagent configuration (shared with perfctl). Precedence: defaults < this file <
 # PERFAGENT_<SECTION>_<KEY> environment variables < command-line flags.
 
@@ -480,7 +485,6 @@ minute_retention = "90d"
 hour_retention = "730d"
 disk_cap = "1GiB"
 "#
-    .to_string()
 }
 
 #[cfg(test)]
@@ -495,15 +499,19 @@ mod tests {
         r.settings.iter().find(|s| s.key == key).unwrap()
     }
 
+    fn file(text: &str) -> ConfigFile {
+        ConfigFile::from_text("c.toml", text)
+    }
+
     #[test]
     fn precedence_is_default_file_env_flag() {
         let text = "[agent]\nflush_interval = \"5s\"\nservice = \"from-file\"\n\n[statsd]\nudp = \"127.0.0.1:9000\"\n[targets]\np95 = \"200ms\"\n";
-        let path = Path::new("/etc/perfagent/config.toml");
+        let f = ConfigFile::from_text("/etc/perfagent/config.toml", text);
         let e = env(&[("PERFAGENT_SERVICE", "from-env"), ("PERFAGENT_STATSD_UDP", "127.0.0.1:9001")]);
         let flags = Flags { statsd_udp: Some("127.0.0.1:9002".parse().unwrap()), ..Flags::default() };
-        let r = resolve(Some((path, text)), &e, &flags, PathBuf::from("/d/perf.db")).unwrap();
+        let r = resolve(Some(&f), &e, &flags, PathBuf::from("/d/perf.db")).unwrap();
         assert_eq!(r.daemon.flush_interval, Duration::from_secs(5));
-        assert_eq!(find(&r, "agent.flush_interval").source, Source::File(path.into(), 2));
+        assert_eq!(find(&r, "agent.flush_interval").source, Source::File("/etc/perfagent/config.toml".into(), 2));
         assert_eq!(r.daemon.aggregator.service, "from-env");
         assert_eq!(find(&r, "agent.service").source, Source::Env("PERFAGENT_SERVICE".into()));
         assert_eq!(r.daemon.statsd_udp.port(), 9002);
@@ -515,45 +523,48 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_sections_name_file_line_and_key() {
-        let path = Path::new("c.toml");
         let e = env(&[]);
         let err = resolve(
-            Some((path, "[agent]\nservice = \"x\"\nflush_intervl = \"5s\"\n")),
+            Some(&file("[agent]\nservice = \"x\"\nflush_intervl = \"5s\"\n")),
             &e,
             &Flags::default(),
             "x".into(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("c.toml:3: unknown field `flush_intervl`, expected"), "{err}");
-        let err = resolve(Some((path, "\n[statd]\nudp = \"x\"\n")), &e, &Flags::default(), "x".into()).unwrap_err();
-        assert!(err.starts_with("c.toml:2: unknown section [statd]; expected [agent], [statsd]"), "{err}");
+        let err = resolve(Some(&file("\n[statd]\nudp = \"x\"\n")), &e, &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2: unknown section [statd]; expected one of [agent], [statsd]"), "{err}");
     }
 
     #[test]
     fn bad_values_name_file_line_key_and_form() {
-        let path = Path::new("c.toml");
         let e = env(&[]);
-        let err =
-            resolve(Some((path, "[store]\n\ndisk_cap = \"lots\"\n")), &e, &Flags::default(), "x".into()).unwrap_err();
+        let err = resolve(Some(&file("[store]\n\ndisk_cap = \"lots\"\n")), &e, &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "c.toml:3: invalid value 'lots' for 'disk_cap' in [store]: expected a size like \"1GiB\", \"512MiB\" or \"64MB\""
         );
         let err = resolve(None, &env(&[("PERFAGENT_AGENT_FLUSH_INTERVAL", "5x")]), &Flags::default(), "x".into())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
-            "PERFAGENT_AGENT_FLUSH_INTERVAL: invalid value '5x': expected a duration like \"10s\", \"500ms\" or \"7d\""
+            "PERFAGENT_AGENT_FLUSH_INTERVAL: invalid value '5x': expected a duration like 10s or 500ms, between 100ms and 1h"
         );
-        let err =
-            resolve(Some((path, "[statsd]\nmax_series = \"many\"\n")), &e, &Flags::default(), "x".into()).unwrap_err();
+        let err = resolve(Some(&file("[statsd]\nmax_series = \"many\"\n")), &e, &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("c.toml:2: "), "{err}");
     }
 
     #[test]
     fn the_default_file_parses_to_the_defaults() {
-        let text = default_file_text();
-        let r = resolve(Some((Path::new("d.toml"), &text)), &env(&[]), &Flags::default(), "x".into()).unwrap();
+        let r = resolve(Some(&file(default_file_text())), &env(&[]), &Flags::default(), "x".into()).unwrap();
         let plain = resolve(None, &env(&[]), &Flags::default(), "x".into()).unwrap();
         let values = |r: &Resolved| r.settings.iter().map(|s| (s.key, s.value.clone())).collect::<Vec<_>>();
         assert_eq!(values(&r), values(&plain));
@@ -562,10 +573,15 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
+    fn sizes_and_intervals() {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("64MB"), Ok(64_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("1 parsec").is_err());
+        assert_eq!(parse_flush_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_flush_interval("50ms").unwrap_err(),
+            "expected a duration like 10s or 500ms, between 100ms and 1h"
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! Prometheus text exposition of the ingested series and the agent's own telemetry.
 //!
-//! Names follow the OpenTelemetry → Prometheus rule of DESIGN.md: `.` and `-` (and anything
-//! else outside `[a-zA-Z0-9_:]`) become `_`, the base unit is appended unless already there
-//! (`s` → `_seconds`, `By` → `_bytes`, `1` → `_ratio`), counters end in `_total`. Ingested
+//! Names follow the convention's Prometheus mapping
+//! ([`perfstore::convention::prometheus`]). Ingested
 //! counters are cumulative since the agent started, gauges and sets show the last value,
 //! distributions are classic histograms (durations in seconds with the buckets in
 //! [`DURATION_BUCKETS`], other values with [`VALUE_BUCKETS`]), every family has HELP text.
@@ -16,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use perfstore::convention::prometheus::{escape_help, escape_label_value, label_name, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
 
 /// Histogram buckets for durations, seconds (Prometheus' defaults).
@@ -23,46 +23,9 @@ pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /// Histogram buckets for other distributions (batch sizes, payload counts).
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 
-/// A Prometheus metric name for a series name, kind and unit.
-pub fn prom_name(name: &str, kind: Kind, unit: &str) -> String {
-    let mut n: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
-    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) {
-        n.insert(0, '_');
-    }
-    let suffix = match unit {
-        "s" => "_seconds",
-        "By" => "_bytes",
-        "1" if kind != Kind::Counter => "_ratio",
-        _ => "",
-    };
-    if !suffix.is_empty() && !n.ends_with(suffix) {
-        n.push_str(suffix);
-    }
-    if kind == Kind::Counter && !n.ends_with("_total") {
-        n.push_str("_total");
-    }
-    n
-}
-
-/// A Prometheus label name for a tag key: invalid characters become `_`; a leading digit or
-/// `__` gets an `l` in front.
-pub fn label_name(k: &str) -> String {
-    let mut n: String = k.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) || n.starts_with("__") {
-        n.insert(0, 'l');
-    }
-    n
-}
-
-/// A label value escaped for the text format.
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 fn labels(key: &SeriesKey, extra: Option<(&str, String)>) -> String {
     let mut parts: Vec<String> =
-        key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape(v))).collect();
+        key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape_label_value(v))).collect();
     if let Some((k, v)) = extra {
         parts.push(format!("{k}=\"{v}\""));
     }
@@ -93,7 +56,8 @@ type Family<'a> = (Kind, String, Vec<(&'a SeriesKey, &'a Value)>);
 #[derive(Debug, Default)]
 pub struct Exposition {
     series: BTreeMap<SeriesKey, Value>,
-    own: BTreeMap<String, (String, &'static str, f64)>, // name{labels} -> (help, type, value)
+    /// The agent's own families, rendered by [`crate::telemetry`].
+    own: String,
 }
 
 impl Exposition {
@@ -136,29 +100,21 @@ impl Exposition {
         }
     }
 
-    /// Set one of the agent's own metrics (`name` may carry labels: `name{reason="x"}`).
-    pub fn set_own(&mut self, name: &str, help: &str, kind: &'static str, value: f64) {
-        self.own.insert(name.to_string(), (help.to_string(), kind, value));
+    /// Replace the agent's own families (text rendered by [`crate::telemetry`]).
+    pub fn set_own(&mut self, text: String) {
+        self.own = text;
     }
 
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096 + self.series.len() * 160);
         // The agent's own families first.
-        let mut seen_family = String::new();
-        for (name, (help, kind, value)) in &self.own {
-            let family = name.split('{').next().unwrap_or(name);
-            if family != seen_family {
-                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
-                seen_family = family.to_string();
-            }
-            let _ = writeln!(out, "{name} {}", num(*value));
-        }
+        out.push_str(&self.own);
         // Ingested series, grouped by family.
         let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
         let mut collisions = 0u64;
         for (key, value) in &self.series {
-            let family = prom_name(&key.name, key.kind, &key.unit);
+            let family = metric_name(&key.name, key.kind, &key.unit);
             let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
             if entry.0 == key.kind {
                 entry.2.push((key, value));
@@ -173,7 +129,7 @@ impl Exposition {
                 Kind::Set => ("gauge", "set, distinct values in the last interval"),
                 Kind::Distribution => ("histogram", "distribution, cumulative since the agent started"),
             };
-            let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape(source));
+            let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape_help(source));
             for (key, value) in members {
                 match value {
                     Value::Counter(v) | Value::Gauge(v) => {
@@ -212,17 +168,6 @@ impl Exposition {
 mod tests {
     use super::*;
     use perfstore::Distribution;
-
-    #[test]
-    fn names_follow_the_otel_to_prometheus_rule() {
-        assert_eq!(prom_name("op.duration", Kind::Distribution, "s"), "op_duration_seconds");
-        assert_eq!(prom_name("op.retries", Kind::Counter, ""), "op_retries_total");
-        assert_eq!(prom_name("system.cpu.utilization", Kind::Gauge, "1"), "system_cpu_utilization_ratio");
-        assert_eq!(prom_name("system.network.io", Kind::Counter, "By"), "system_network_io_bytes_total");
-        assert_eq!(prom_name("cache-size", Kind::Gauge, ""), "cache_size");
-        assert_eq!(prom_name("9lives", Kind::Gauge, ""), "_9lives");
-        assert_eq!(prom_name("requests_total", Kind::Counter, ""), "requests_total");
-    }
 
     #[test]
     fn counters_accumulate_histograms_bucket_and_labels_escape() {

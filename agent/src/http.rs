@@ -26,12 +26,23 @@ const MAX_BODY: usize = 16 << 20;
 
 /// Uploaded profiles waiting for the next flush, and the service to file them under when the
 /// upload names none.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Uploads {
-    /// Waiting windows.
-    pub pending: Mutex<Vec<ProfileWindow>>,
-    /// Default service.
-    pub service: String,
+    pending: Mutex<Vec<ProfileWindow>>,
+    service: String,
+    clock: crate::clock::Clock,
+}
+
+impl Uploads {
+    /// No uploads yet; those without a service go under `service`.
+    pub fn new(service: String, clock: crate::clock::Clock) -> Self {
+        Self { pending: Mutex::new(Vec::new()), service, clock }
+    }
+
+    /// Everything uploaded since the last call.
+    pub fn take(&self) -> Vec<ProfileWindow> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Bind `addr` and serve on a background thread; returns the bound address.
@@ -49,7 +60,7 @@ pub fn serve(
             if let Err(e) = handle(stream, &metrics, &ready, &uploads)
                 && !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::BrokenPipe)
             {
-                crate::log!("HTTP request: {e}");
+                log::warn!("HTTP request: {e}");
             }
         }
     })?;
@@ -147,7 +158,7 @@ fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: 
             return respond(stream, "400 Bad Request", "text/plain", &format!("{e}; nothing was stored\n"), false);
         }
     };
-    let now = crate::daemon::now_ms();
+    let now = uploads.clock.now_ms();
     let at = query(target, "at").and_then(|t| t.parse::<f64>().ok()).map_or(now, |s| (s * 1000.0) as i64);
     let service = query(target, "service").filter(|s| !s.is_empty()).unwrap_or_else(|| uploads.service.clone());
     let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.samples).sum::<u64>());

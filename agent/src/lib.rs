@@ -4,18 +4,24 @@
 //! datagram socket and TCP ([`statsd`]: a sans-IO parser, the per-interval aggregator, batched
 //! receives), samples the host ([`sampler`]), writes every flush to the store on one writer
 //! thread ([`writer`]), and serves `/metrics`, `/healthz`, `/readyz` and `POST /profile`
-//! ([`http`], [`exposition`]). The SDK ([`sdk`]) runs the same aggregator and writer inside a
-//! Rust app, or forwards to a daemon, and profiles operations per call.
+//! ([`http`], [`exposition`]). What it counts about itself is in [`telemetry`]. The SDK
+//! ([`sdk`]) runs the same aggregator and writer inside a Rust app, or forwards to a daemon,
+//! and profiles operations per call.
+//!
+//! Cargo features: `daemon` (the binary, its CLI, config, HTTP endpoint and signal handling),
+//! `host-metrics` (the sysinfo host sampler), `profiler` (pprof per-operation profiles),
+//! `prometheus` (the SDK's `install_recorder`). All are on by default; an app that embeds only
+//! the SDK sets `default-features = false` and picks what it wants.
 //!
 //! Record two calls of an operation into a store and read them back:
 //!
 //! ```
-//! # fn main() -> anyhow::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use perfagent::sdk::{CacheResult, Perf};
 //!
-//! let dir = std::env::temp_dir().join(format!("perfagent-doc-{}", std::process::id()));
-//! let db = dir.join("perf.db");
+//! let dir = tempfile::tempdir()?;
+//! let db = dir.path().join("perf.db");
 //! let perf = Perf::builder().service("doc").db(&db).profiler_hz(0).start()?;
 //! let list = perf.operation("vm.list");
 //! list.record(Duration::from_millis(80), |op| op.cache(CacheResult::Miss));
@@ -26,51 +32,32 @@
 //! let snap = reader.snapshot()?;
 //! let calls = snap.series(&perfstore::Selector::name("op.duration"))?;
 //! assert_eq!(calls.len(), 2); // cache="miss" and cache="hit"
-//! # drop(snap); drop(reader); std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "daemon")]
+pub mod cli;
+pub mod clock;
+#[cfg(feature = "daemon")]
 pub mod config;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod exposition;
+#[cfg(feature = "daemon")]
 pub mod http;
+pub mod listeners;
+#[cfg(feature = "daemon")]
 pub mod logging;
+#[cfg(feature = "host-metrics")]
 pub mod sampler;
 pub mod sdk;
+#[cfg(feature = "daemon")]
 pub mod shutdown;
 pub mod statsd;
+pub mod status;
 pub mod summary;
+pub mod telemetry;
+pub mod token;
 pub mod writer;
-
-use std::path::Path;
-
-use perfstore::{Reader, Selector, wal_path};
-
-/// What `perfagent db check` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreCheck {
-    /// Schema version of the file.
-    pub schema_version: i64,
-    /// Registered series.
-    pub series: usize,
-    /// Database file bytes.
-    pub db_bytes: u64,
-    /// WAL file bytes.
-    pub wal_bytes: u64,
-    /// Newest data written, Unix ms.
-    pub newest_ms: Option<i64>,
-}
-
-/// Open the store read-only, run `PRAGMA integrity_check`, and summarise it.
-pub fn check_store(path: &Path) -> perfstore::Result<StoreCheck> {
-    let mut reader = Reader::open(path)?;
-    let snap = reader.snapshot()?;
-    snap.integrity_check()?;
-    Ok(StoreCheck {
-        schema_version: snap.schema_version()?,
-        series: snap.series(&Selector::default())?.len(),
-        db_bytes: path.metadata().map(|m| m.len()).unwrap_or(0),
-        wal_bytes: wal_path(path).metadata().map(|m| m.len()).unwrap_or(0),
-        newest_ms: snap.newest_ms()?,
-    })
-}

@@ -1,5 +1,7 @@
-//! The agent's log: timestamped lines to stderr, or, for a background agent, to a log file
-//! with a size cap (past it the file is renamed to `<file>.1`, replacing the previous one).
+//! The daemon's log backend for the `log` facade: timestamped lines to standard error, or, for
+//! a background agent, to a log file with a size cap (past it the file is renamed to
+//! `<file>.1`, replacing the previous one). Libraries (the SDK inside an app) only use the
+//! facade; the app decides where their messages go.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,46 +21,61 @@ struct FileSink {
     cap: u64,
 }
 
-static SINK: OnceLock<Mutex<FileSink>> = OnceLock::new();
+#[derive(Debug, Default)]
+struct Logger {
+    file: OnceLock<Mutex<FileSink>>,
+}
+
+static LOGGER: Logger = Logger { file: OnceLock::new() };
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
-/// Send log lines to `path` (created 0600) instead of stderr, rotating past `cap` bytes.
-pub fn to_file(path: &Path, cap: u64) -> std::io::Result<()> {
-    let file = open_append(path)?;
-    let written = file.metadata()?.len();
-    let _ = SINK.set(Mutex::new(FileSink { path: path.to_owned(), file, written, cap }));
-    Ok(())
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = format!("{} perfagent: {}\n", humantime::format_rfc3339_seconds(SystemTime::now()), record.args());
+        let Some(sink) = self.file.get() else {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            return;
+        };
+        let Ok(mut s) = sink.lock() else { return };
+        if s.written + text.len() as u64 > s.cap {
+            let old = s.path.with_extension("log.1");
+            let _ = std::fs::rename(&s.path, old);
+            if let Ok(f) = open_append(&s.path) {
+                s.file = f;
+                s.written = 0;
+            }
+        }
+        if s.file.write_all(text.as_bytes()).is_ok() {
+            s.written += text.len() as u64;
+        }
+    }
+
+    fn flush(&self) {}
 }
 
-/// Write one line: `2026-11-23T17:10:00Z perfagent: <message>`.
-pub fn line(args: std::fmt::Arguments<'_>) {
-    let text = format!("{} perfagent: {args}\n", humantime::format_rfc3339_seconds(SystemTime::now()));
-    match SINK.get() {
-        None => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        }
-        Some(sink) => {
-            let Ok(mut s) = sink.lock() else { return };
-            if s.written + text.len() as u64 > s.cap {
-                let old = s.path.with_extension("log.1");
-                let _ = std::fs::rename(&s.path, old);
-                if let Ok(f) = open_append(&s.path) {
-                    s.file = f;
-                    s.written = 0;
-                }
-            }
-            if s.file.write_all(text.as_bytes()).is_ok() {
-                s.written += text.len() as u64;
-            }
-        }
+/// Send log lines to standard error (the default once installed).
+pub fn init() {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
     }
 }
 
-/// `log!("format", args…)`: one line to the agent's log.
-#[macro_export]
-macro_rules! log {
-    ($($t:tt)*) => { $crate::logging::line(format_args!($($t)*)) };
+/// Send log lines to `path` (created 0600) instead of standard error, rotating past `cap`
+/// bytes.
+pub fn to_file(path: &Path, cap: u64) -> std::io::Result<()> {
+    let file = open_append(path)?;
+    let written = file.metadata()?.len();
+    let _ = LOGGER.file.set(Mutex::new(FileSink { path: path.to_owned(), file, written, cap }));
+    init();
+    Ok(())
 }

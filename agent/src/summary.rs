@@ -2,6 +2,7 @@
 //! `calls=…, successes=…, failures=…, success_rate=…, avg_duration=…, cache_hit_rate=…`.
 
 use perfstore::Sample;
+use perfstore::convention::{self as conv, CacheResult, Outcome, tag};
 
 use crate::statsd::aggregate::Flush;
 
@@ -27,23 +28,21 @@ impl CallSummary {
     pub fn add(&mut self, flush: &Flush) {
         for (key, _, sample) in &flush.points {
             let Sample::Distribution(d) = sample else { continue };
-            if key.name != "op.duration" {
+            if key.name != conv::OP_DURATION.name {
                 continue;
             }
             self.calls += d.count;
             self.duration_sum += d.sum;
-            if key.get("outcome") == Some("error") {
+            if key.get(tag::OUTCOME) == Some(Outcome::Error.as_str()) {
                 self.failures += d.count;
             } else {
                 self.successes += d.count;
             }
-            match key.get("cache") {
-                Some("hit" | "stale") => {
-                    self.cache_lookups += d.count;
+            if let Some(c) = key.get(tag::CACHE) {
+                self.cache_lookups += d.count;
+                if CacheResult::parse(c).is_some_and(CacheResult::is_hit) {
                     self.cache_hits += d.count;
                 }
-                Some(_) => self.cache_lookups += d.count,
-                None => {}
             }
         }
     }

@@ -1,6 +1,8 @@
 //! StatsD datagrams → aggregator → a real store file → queries: what a user of
 //! `perfctl stats` would see for what their client sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use perfagent::statsd::aggregate::{Aggregator, AggregatorConfig};
 use perfagent::writer::write_flush;
 use perfstore::sketch::RELATIVE_ACCURACY;
@@ -32,7 +34,10 @@ fn statsd_lines_become_exact_store_contents() {
         }
         let flush = agg.flush();
         let out = write_flush(&mut w, &flush, T0).unwrap();
-        assert_eq!(out.rejected.get("per_name_limit").copied().unwrap_or(0), usize::from(interval % 4 == 3));
+        assert_eq!(
+            out.rejected.get(&perfstore::RejectReason::PerNameLimit).copied().unwrap_or(0),
+            usize::from(interval % 4 == 3)
+        );
     }
     drop(w);
 

@@ -1,6 +1,8 @@
 //! Per-operation attribution for async operations that hop between tokio worker threads.
 //! (Its own test binary: pprof allows one profiler per process.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::Perf;

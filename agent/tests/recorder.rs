@@ -2,6 +2,8 @@
 //! macros land in the store, a second install is a typed error. (Its own test binary: the
 //! global recorder is per process.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::time::Duration;
 
 use perfagent::sdk::{InstallError, Perf};

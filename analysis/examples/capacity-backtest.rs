@@ -8,6 +8,8 @@
 //! cargo run --release -p perfanalysis --example capacity-backtest
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::Path;
 
 use perfanalysis::capacity::model::{fit_growth, grow, linear_extrapolation, peak};

@@ -3,6 +3,8 @@
 //!
 //! The store is filled once (a few minutes) and kept in the target folder between runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -18,9 +18,11 @@
 //! let rows = perfanalysis::query::series(&reader.snapshot()?, None)?;
 //! let mut out = Vec::new();
 //! render_series(&rows, SeriesFormat::Table, perfctl::render::Paint(false), &mut out)?;
-//! assert_eq!(String::from_utf8(out)?, "SERIES  KIND          POINTS\n");
+//! assert_eq!(String::from_utf8(out)?, "SERIES  KIND              POINTS\n");
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod cmd;
 #[cfg(feature = "demo")]

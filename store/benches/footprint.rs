@@ -4,6 +4,8 @@
 //! checkpoint, all tiers included. Prints a table; run with
 //! `cargo bench -p perfstore --bench footprint`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Criterion benchmarks: flush write throughput and the 24 h whole-range aggregate that
 //! `perfctl stats --last 24h` runs (1000 series, 100 of them timers with p95).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 mod common;
 
 use std::time::{Duration, Instant};

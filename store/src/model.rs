@@ -186,7 +186,7 @@ pub enum Registration {
 }
 
 /// Why a series was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
     /// The name already has `max_series_per_name` series.
     PerNameLimit,

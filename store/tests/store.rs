@@ -1,5 +1,7 @@
 //! perfstore against real files: round trips, tiers, refusals, crashes, concurrency, limits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

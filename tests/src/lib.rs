@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`, which run the real `perfagent` and
 //! `perfctl` binaries.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

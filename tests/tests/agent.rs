@@ -1,5 +1,7 @@
 //! The real `perfagent start --foreground` with real UDP sockets and a real store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -158,7 +160,7 @@ fn a_bad_interval_names_the_flag_and_the_form() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("invalid value '5x' for '--flush-interval <DUR>': expected a duration like 10s or 500ms"),
+        err.contains("invalid value '5x' for '--flush-interval <DUR>': expected a duration like 10s or 500ms, between 100ms and 1h"),
         "{err}"
     );
 }

@@ -1,6 +1,8 @@
 //! `perfctl capacity` on hourly histories whose projections can be computed by hand
 //! (`fixtures/capacity/*.csv`, from `gen.py`): 4 cores, 16 GiB, 45 days ending at NOW.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::Path;
 
 use perf_e2e::{fixture, golden, perfctl};

@@ -7,6 +7,8 @@
 //! `.ci/run` installs pinned versions and points `PERFAGENT_PY_CLIENTS` / `PERFAGENT_NODE_MODULES`
 //! at them; elsewhere a test without its client says so and passes, except under `CI`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! seconds): everything in one store it creates, with stats, a flame graph, a capacity
 //! projection and the next commands.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::process::Command;
 
 use perf_e2e::bin;

@@ -2,6 +2,8 @@
 //! known contents, an OpenMetrics round trip (and `promtool` reading the export), and the
 //! messages for unknown or unprofiled operations.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -7,6 +7,8 @@
 //! 3·200 = 600 ms; pool warm-up 1·(400 − 133.3) = 266.7 ms; errors 80 ms.
 //! plain.call: 2 calls of 100 ms with 270 ms of phases sent: scaled to 200 ms, no suggestion.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -3,6 +3,8 @@
 //! OpenMetrics history through `perfctl import` / `export` into `promtool tsdb
 //! create-blocks-from openmetrics`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;

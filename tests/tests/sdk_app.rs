@@ -3,6 +3,8 @@
 //! hold the convention's series, the last error, and per-operation flame graphs naming each
 //! operation's own function.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::path::Path;
 use std::process::Command;
 

@@ -2,6 +2,8 @@
 //! the real agent: the output is compared with blessed files, and every count and percentile
 //! with what the capture holds (exact counts, nearest-rank quantiles within the sketch's 1 %).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -13,11 +13,11 @@ pub mod cgroup;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use perfstore::{Kind, Sample, SeriesKey};
+use perfstore::convention::{self as conv, Direction, Metric, tag};
+use perfstore::{Sample, SeriesKey};
 use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-/// The `service` label of host series.
-pub const HOST_SERVICE: &str = "host";
+pub use perfstore::convention::HOST_SERVICE;
 
 /// Samples the host; owned by the store's writer thread (only the lock holder samples).
 #[derive(Debug)]
@@ -34,8 +34,8 @@ pub struct Sampler {
     last_net_io: HashMap<String, (u64, u64)>,
 }
 
-fn gauge(name: &str, unit: &str, v: f64) -> (SeriesKey, Sample) {
-    (SeriesKey::new(HOST_SERVICE, name, Kind::Gauge).unit(unit), Sample::Gauge { last: v, min: v, max: v })
+fn gauge(m: &Metric, v: f64) -> (SeriesKey, Sample) {
+    (m.key(HOST_SERVICE), Sample::Gauge { last: v, min: v, max: v })
 }
 
 /// A per-interval delta of a cumulative counter; a counter that went backwards restarted.
@@ -46,19 +46,16 @@ fn delta(prev: Option<u64>, now: u64) -> Option<u64> {
 /// Per-interval byte counters for both directions of one device, from cumulative totals.
 fn push_io(
     out: &mut Vec<(SeriesKey, Sample)>,
-    name: &str,
+    m: &Metric,
     device: &str,
-    directions: [&str; 2],
+    directions: [Direction; 2],
     prev: Option<(u64, u64)>,
     now: (u64, u64),
 ) {
     let pairs = [(now.0, prev.map(|p| p.0)), (now.1, prev.map(|p| p.1))];
     for (dir, (total, before)) in directions.into_iter().zip(pairs) {
         if let Some(d) = delta(before, total) {
-            let k = SeriesKey::new(HOST_SERVICE, name, Kind::Counter)
-                .unit("By")
-                .label("device", device)
-                .label("direction", dir);
+            let k = m.key(HOST_SERVICE).label(tag::DEVICE, device).label(tag::DIRECTION, dir.as_str());
             out.push((k, Sample::Counter(d as f64)));
         }
     }
@@ -110,14 +107,14 @@ impl Sampler {
             _ => Some(host_util),
         };
         if let Some(u) = util {
-            out.push(gauge("system.cpu.utilization", "1", u.clamp(0.0, 1.0)));
+            out.push(gauge(&conv::SYSTEM_CPU_UTILIZATION, u.clamp(0.0, 1.0)));
         }
-        out.push(gauge("system.cpu.logical_cpus", "{cpu}", logical));
+        out.push(gauge(&conv::SYSTEM_CPU_LOGICAL_COUNT, logical));
         if let Some(limit) = cg.cpu_limit_cores {
-            out.push(gauge("container.cpu.limit", "{cpu}", limit));
+            out.push(gauge(&conv::CONTAINER_CPU_LIMIT, limit));
         }
         if let Ok(load) = System::load_average() {
-            out.push(gauge("system.cpu.load_average.1m", "1", load.one));
+            out.push(gauge(&conv::SYSTEM_CPU_LOAD_AVERAGE_1M, load.one));
         }
 
         // Memory: the cgroup's limit and usage when limited.
@@ -126,13 +123,13 @@ impl Sampler {
             (Some(limit), Some(current)) if limit < total => (current, limit),
             _ => (self.system.used_memory(), total),
         };
-        out.push(gauge("system.memory.usage", "By", used as f64));
-        out.push(gauge("system.memory.limit", "By", limit as f64));
-        out.push(gauge("system.memory.available", "By", self.system.available_memory() as f64));
+        out.push(gauge(&conv::SYSTEM_MEMORY_USAGE, used as f64));
+        out.push(gauge(&conv::SYSTEM_MEMORY_LIMIT, limit as f64));
+        out.push(gauge(&conv::SYSTEM_MEMORY_LINUX_AVAILABLE, self.system.available_memory() as f64));
         if limit > 0 {
-            out.push(gauge("system.memory.utilization", "1", used as f64 / limit as f64));
+            out.push(gauge(&conv::SYSTEM_MEMORY_UTILIZATION, used as f64 / limit as f64));
         }
-        out.push(gauge("system.paging.usage", "By", self.system.used_swap() as f64));
+        out.push(gauge(&conv::SYSTEM_PAGING_USAGE, self.system.used_swap() as f64));
 
         // Filesystems and disk I/O.
         self.disks.refresh(true);
@@ -143,17 +140,17 @@ impl Sampler {
                 continue;
             }
             let used = total.saturating_sub(d.available_space());
-            let key = |name: &str, unit: &str, v: f64| {
-                let (k, s) = gauge(name, unit, v);
-                (k.label("mountpoint", &mount), s)
+            let key = |m: &Metric, v: f64| {
+                let (k, s) = gauge(m, v);
+                (k.label(tag::MOUNTPOINT, &mount), s)
             };
-            out.push(key("system.filesystem.usage", "By", used as f64));
-            out.push(key("system.filesystem.utilization", "1", used as f64 / total as f64));
+            out.push(key(&conv::SYSTEM_FILESYSTEM_USAGE, used as f64));
+            out.push(key(&conv::SYSTEM_FILESYSTEM_UTILIZATION, used as f64 / total as f64));
             let usage = d.usage();
             let device = d.name().to_string_lossy().to_string();
             let now = (usage.total_read_bytes, usage.total_written_bytes);
             let prev = self.last_disk_io.insert(device.clone(), now);
-            push_io(&mut out, "system.disk.io", &device, ["read", "write"], prev, now);
+            push_io(&mut out, &conv::SYSTEM_DISK_IO, &device, [Direction::Read, Direction::Write], prev, now);
         }
 
         // Network I/O per interface (cumulative totals, so a long gap cannot double count).
@@ -162,7 +159,7 @@ impl Sampler {
             let device = name.to_string_lossy().to_string();
             let now = (data.total_received(), data.total_transmitted());
             let prev = self.last_net_io.insert(device.clone(), now);
-            push_io(&mut out, "system.network.io", &device, ["receive", "transmit"], prev, now);
+            push_io(&mut out, &conv::SYSTEM_NETWORK_IO, &device, [Direction::Receive, Direction::Transmit], prev, now);
         }
 
         // The agent itself.
@@ -173,10 +170,10 @@ impl Sampler {
                 ProcessRefreshKind::nothing().with_cpu().with_memory(),
             );
             if let Some(p) = self.system.process(pid) {
-                out.push(gauge("process.memory.usage", "By", p.memory() as f64));
+                out.push(gauge(&conv::PROCESS_MEMORY_USAGE, p.memory() as f64));
                 let cpu_ms = p.accumulated_cpu_time();
                 if let Some(d) = delta(self.last_process_cpu_ms, cpu_ms) {
-                    let k = SeriesKey::new(HOST_SERVICE, "process.cpu.time", Kind::Counter).unit("s");
+                    let k = conv::PROCESS_CPU_TIME.key(HOST_SERVICE);
                     out.push((k, Sample::Counter(d as f64 / 1000.0)));
                 }
                 self.last_process_cpu_ms = Some(cpu_ms);
@@ -201,12 +198,14 @@ mod tests {
         std::hint::black_box(x);
         let points = s.sample(1000);
         let find = |name: &str| points.iter().find(|(k, _)| k.name == name).map(|(_, v)| v.clone());
-        let Some(Sample::Gauge { last: util, .. }) = find("system.cpu.utilization") else { panic!("{points:?}") };
+        let Some(Sample::Gauge { last: util, .. }) = find(conv::SYSTEM_CPU_UTILIZATION.name) else {
+            panic!("{points:?}")
+        };
         assert!((0.0..=1.0).contains(&util), "{util}");
-        let Some(Sample::Gauge { last: used, .. }) = find("system.memory.usage") else { panic!() };
-        let Some(Sample::Gauge { last: limit, .. }) = find("system.memory.limit") else { panic!() };
+        let Some(Sample::Gauge { last: used, .. }) = find(conv::SYSTEM_MEMORY_USAGE.name) else { panic!() };
+        let Some(Sample::Gauge { last: limit, .. }) = find(conv::SYSTEM_MEMORY_LIMIT.name) else { panic!() };
         assert!(used > 0.0 && used <= limit, "{used} of {limit}");
-        let Some(Sample::Gauge { last: rss, .. }) = find("process.memory.usage") else { panic!() };
+        let Some(Sample::Gauge { last: rss, .. }) = find(conv::PROCESS_MEMORY_USAGE.name) else { panic!() };
         assert!(rss > 1e6, "the test process uses more than 1 MB: {rss}");
         assert!(points.iter().all(|(k, _)| k.service() == HOST_SERVICE));
         for (k, v) in &points {

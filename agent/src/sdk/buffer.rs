@@ -187,8 +187,8 @@ impl Values {
     pub fn push(&self, v: Value) {
         RINGS.with(|rings| {
             let mut rings = rings.borrow_mut();
-            let ring = match rings.iter().find(|(id, _)| *id == self.id) {
-                Some((_, r)) => r,
+            let i = match rings.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => i,
                 None => {
                     // First value from this thread: one ring, registered once.
                     let ring = Arc::new(Ring::new());
@@ -196,9 +196,10 @@ impl Values {
                         all.push(ring.clone());
                     }
                     rings.push((self.id, ring));
-                    &rings.last().expect("just pushed").1
+                    rings.len() - 1
                 }
             };
+            let ring = &rings[i].1;
             if !ring.push(v) {
                 let mut spill = ring.spill.lock().unwrap_or_else(|e| e.into_inner());
                 if spill.len() < SPILL_MAX {

@@ -1,7 +1,7 @@
 //! The instrumentation SDK: how a Rust service gets its numbers and flame graphs.
 //!
 //! ```no_run
-//! # fn main() -> anyhow::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use perfagent::sdk::{CacheResult, Perf};
 //!
 //! let perf = Perf::builder().service("fleet-cli").start()?;
@@ -15,48 +15,58 @@
 //! # Ok(()) }
 //! ```
 //!
-//! **Embedded** (the default): the aggregator, host sampler, profiler and store writer run
-//! inside the app, on background threads, writing the store at `$PERFAGENT_DB` (or
-//! [`Builder::db`]). If a `perfagent` daemon already holds that store, the SDK **forwards** to
-//! it instead (DogStatsD over its Unix socket, else UDP) and says so on standard error;
-//! [`Builder::forward`] asks for that mode explicitly. Either way the SDK produces StatsD
-//! lines of the metric convention and the same aggregator turns them into the store's
-//! points, so the SDK and StatsD clients give identical stats.
+//! **Embedded** (the default): the aggregator, profiler and store writer run inside the app, on
+//! background threads, writing the store at `$PERFAGENT_DB` (or [`Builder::db`]). If a
+//! `perfagent` daemon already holds that store, the SDK **forwards** to it instead (DogStatsD
+//! over its Unix socket, else UDP; CPU profiles over HTTP); [`Builder::forward`] asks for that
+//! mode explicitly. Either way the SDK produces StatsD lines of the metric convention and the
+//! same aggregator turns them into the store's points, so the SDK and StatsD clients give
+//! identical stats.
+//!
+//! The SDK is a library in someone else's program: it returns a typed [`SdkError`], speaks
+//! only through the `log` facade (the app decides where messages go), and counts what forward
+//! mode could not deliver ([`Perf::forward_stats`]). Its cargo features: `profiler` (pprof,
+//! per-operation flame graphs), `host-metrics` (sysinfo: the host sampled while embedded),
+//! `prometheus` ([`Perf::install_recorder`]); an app that wants none of them depends on
+//! `perfagent` with `default-features = false` and compiles neither the daemon nor its CLI.
 //!
 //! The hot path (see `buffer`) takes no lock and allocates nothing per event: counters are
 //! striped atomics, timer values go into per-thread rings drained by a background thread.
 
 pub mod buffer;
+mod collector;
+mod error;
+mod forward;
 pub mod markers;
 mod op;
+#[cfg(feature = "profiler")]
 mod profiler;
 mod recorder;
+mod shared;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::net::UdpSocket;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use perfstore::convention::{self as conv, PoolResult, tag};
 use perfstore::{Error as StoreError, StoreOptions, Writer};
 
-pub use op::{Cache, CacheResult, Circuit, CircuitState, Instrumented, OpCtx, Operation, Phase, Pool, Scope};
+pub use error::SdkError;
+pub use forward::ForwardStats;
+pub use op::{Cache, Circuit, Instrumented, OpCtx, Operation, Phase, Pool, Scope};
+pub use perfstore::convention::{CacheResult, CircuitState};
 pub use recorder::{InstallError, SdkRecorder};
 
-use self::buffer::{Gauge, Striped, Values};
-use crate::daemon::{Progress, StatusFile, WriterThread, now_ms, spawn_writer};
-use crate::exposition::Exposition;
-use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Flush};
-
-/// How often the background thread empties the per-thread rings.
-const DRAIN_EVERY: Duration = Duration::from_millis(20);
-/// Largest datagram the SDK sends when forwarding (the daemon reads 9 KiB).
-const DATAGRAM: usize = 8_192;
+use self::buffer::Values;
+use self::collector::{Control, Sink};
+use self::forward::Socket;
+use self::shared::{Registry, Shared};
+use crate::listeners::{ForwardTo, Listeners};
+use crate::statsd::aggregate::{Aggregator, AggregatorConfig};
+use crate::status::StatusFile;
+use crate::writer::WriterConfig;
 
 /// Configures and starts the SDK. See [`Perf::builder`].
 #[derive(Debug, Clone)]
@@ -112,7 +122,8 @@ impl Builder {
     }
 
     /// CPU profiler rate in Hz, 0 for off [default: 99]. Profiling costs about 76 MiB of RSS
-    /// while on (pprof's unwinder) and under 2 % CPU at 99 Hz.
+    /// while on (pprof's unwinder) and under 2 % CPU at 99 Hz. Needs the `profiler` feature
+    /// (on by default); without it this is ignored.
     pub fn profiler_hz(mut self, hz: u32) -> Self {
         self.profiler_hz = hz;
         self
@@ -145,7 +156,7 @@ impl Builder {
     }
 
     /// Start recording.
-    pub fn start(self) -> anyhow::Result<Perf> {
+    pub fn start(self) -> Result<Perf, SdkError> {
         Perf::start(self)
     }
 }
@@ -160,250 +171,11 @@ pub enum Mode {
     },
     /// Sent to a running daemon.
     Forward {
-        /// `udp://…` or `unix:…`.
-        to: String,
+        /// Where.
+        to: ForwardTo,
         /// Why (asked for, or the store was held by the daemon).
         reason: String,
     },
-}
-
-/// Values handed to the aggregator without text: (a one-value line naming the series, values).
-type Direct = Vec<(String, Vec<f64>)>;
-
-/// Last-error events waiting for the next flush: (op, message, Unix seconds).
-type Errors = Vec<(String, String, i64)>;
-
-/// What every handle shares with the background thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) service: String,
-    pub(crate) clock: quanta::Clock,
-    pub(crate) values: Values,
-    registry: Mutex<Registry>,
-    errors: Mutex<Errors>,
-    ops: RwLock<HashMap<String, Operation>>,
-    prometheus: Mutex<Option<metrics_exporter_prometheus::PrometheusHandle>>,
-}
-
-#[derive(Debug, Default)]
-struct Registry {
-    counters: Vec<(String, String, Arc<Striped>)>,
-    gauges: Vec<(String, String, Arc<Gauge>)>,
-    /// (name, tags, StatsD type).
-    dists: Vec<(String, String, &'static str)>,
-    /// Levels sent as gauges when they change: (name, tags, level, last sent).
-    levels: Vec<(String, String, Arc<Striped>, i64)>,
-    index: HashMap<(u8, String, String), usize>,
-    /// Operation names by marker id.
-    op_names: Vec<String>,
-}
-
-/// The handle registered for (`kind`, name, tags) in `list`, created on first use.
-fn intern<T: Default>(
-    index: &mut HashMap<(u8, String, String), usize>,
-    list: &mut Vec<(String, String, Arc<T>)>,
-    kind: u8,
-    name: &str,
-    tags: String,
-) -> Arc<T> {
-    let key = (kind, clean(name), tags);
-    if let Some(&i) = index.get(&key) {
-        return list[i].2.clone();
-    }
-    let h = Arc::new(T::default());
-    list.push((key.1.clone(), key.2.clone(), h.clone()));
-    index.insert(key, list.len() - 1);
-    h
-}
-
-/// Names and tag values safe inside a StatsD line.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if matches!(c, ':' | '|' | '@' | '#' | ',' | '\n' | '\r' | ' ') { '_' } else { c }).collect()
-}
-
-impl Shared {
-    /// DogStatsD tags for `pairs` (sorted) plus this service.
-    pub(crate) fn tags(&self, pairs: &[(&str, &str)]) -> String {
-        let mut v: Vec<(String, String)> = pairs.iter().map(|(k, v)| (clean(k), clean(v))).collect();
-        v.retain(|(k, _)| k != "service");
-        v.push(("service".into(), clean(&self.service)));
-        v.sort();
-        v.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",")
-    }
-
-    pub(crate) fn counter(&self, name: &str, tags: String) -> Arc<Striped> {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let r = &mut *r;
-        intern(&mut r.index, &mut r.counters, 0, name, tags)
-    }
-
-    pub(crate) fn gauge(&self, name: &str, tags: String) -> Arc<Gauge> {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let r = &mut *r;
-        intern(&mut r.index, &mut r.gauges, 1, name, tags)
-    }
-
-    pub(crate) fn level(&self, name: &str, tags: String) -> Arc<Striped> {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let l = Arc::new(Striped::default());
-        r.levels.push((clean(name), tags, l.clone(), 0));
-        l
-    }
-
-    /// A distribution series id; `ty` is `ms` (milliseconds) or `h`.
-    pub(crate) fn dist(&self, name: &str, tags: String, ty: &'static str) -> u32 {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (2u8, clean(name), tags);
-        if let Some(&i) = r.index.get(&key) {
-            return i as u32;
-        }
-        r.dists.push((key.1.clone(), key.2.clone(), ty));
-        let i = r.dists.len() - 1;
-        r.index.insert(key, i);
-        i as u32
-    }
-
-    pub(crate) fn error(&self, op: &str, message: &str) {
-        let mut e = self.errors.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the latest per operation matters; keep the queue small under error storms.
-        e.retain(|(o, _, _)| o != op);
-        let text: String = message.chars().take(perfstore::EVENT_MESSAGE_MAX_CHARS).collect();
-        e.push((op.to_owned(), text, now_ms() / 1000));
-    }
-
-    /// Everything recorded since the last call, as StatsD lines in datagrams of at most
-    /// [`DATAGRAM`] bytes; with `direct`, timer and histogram values go there instead, as
-    /// (a line naming their series, the values).
-    fn take_lines(&self, values: &mut Vec<buffer::Value>, mut direct: Option<&mut Direct>) -> Vec<Vec<u8>> {
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let mut cur = String::new();
-        let mut emit = |line: &str, out: &mut Vec<Vec<u8>>| {
-            if !cur.is_empty() && cur.len() + line.len() + 1 > DATAGRAM {
-                out.push(std::mem::take(&mut cur).into_bytes());
-            }
-            cur.push_str(line);
-            cur.push('\n');
-        };
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, tags, l, last) in &mut r.levels {
-            let v = l.level();
-            if v != *last {
-                *last = v;
-                emit(&format!("{name}:{v}|g|#{tags}"), &mut out);
-            }
-        }
-        for (name, tags, c) in &r.counters {
-            let n = c.take();
-            if n > 0 {
-                emit(&format!("{name}:{n}|c|#{tags}"), &mut out);
-            }
-        }
-        for (name, tags, g) in &r.gauges {
-            if let Some(v) = g.take() {
-                emit(&format!("{name}:{v}|g|#{tags}"), &mut out);
-            }
-        }
-        // Values by series: handed over as they are when embedded (no formatting and
-        // re-parsing), else several per line (`name:1:2:3|ms`) under the datagram size.
-        values.sort_by_key(|v| v.0);
-        let mut i = 0;
-        while i < values.len() {
-            let id = values[i].0;
-            let end = i + values[i..].iter().take_while(|v| v.0 == id).count();
-            let Some((name, tags, ty)) = r.dists.get(id as usize) else {
-                i = end;
-                continue;
-            };
-            let suffix = format!("|{ty}|#{tags}");
-            if let Some(direct) = direct.as_mut() {
-                direct.push((format!("{name}:0{suffix}"), values[i..end].iter().map(|v| v.1).collect()));
-                i = end;
-                continue;
-            }
-            while i < end {
-                let mut line = name.clone();
-                while i < end {
-                    let mut v = String::new();
-                    let _ = write!(v, ":{}", values[i].1);
-                    if line.len() + v.len() + suffix.len() > DATAGRAM - 1 && line.len() > name.len() {
-                        break;
-                    }
-                    line.push_str(&v);
-                    i += 1;
-                }
-                line.push_str(&suffix);
-                emit(&line, &mut out);
-            }
-        }
-        values.clear();
-        drop(r);
-        let errors = std::mem::take(&mut *self.errors.lock().unwrap_or_else(|e| e.into_inner()));
-        for (op, text, ts) in errors {
-            let title = format!("{op} failed");
-            let text = text.replace('\n', "\\n");
-            let tags = self.tags(&[("op", &op)]);
-            emit(&format!("_e{{{},{}}}:{title}|{text}|d:{ts}|t:error|#{tags}", title.len(), text.len()), &mut out);
-        }
-        if !cur.is_empty() {
-            out.push(cur.into_bytes());
-        }
-        out
-    }
-}
-
-/// Where flushed lines go.
-enum Sink {
-    Embedded { agg: Box<Aggregator>, tx: mpsc::SyncSender<(Flush, Progress)> },
-    Udp(UdpSocket, String),
-    Unix(UnixDatagram, PathBuf),
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Sink::Embedded { .. } => write!(f, "Embedded"),
-            Sink::Udp(_, a) => write!(f, "Udp({a})"),
-            Sink::Unix(_, p) => write!(f, "Unix({})", p.display()),
-        }
-    }
-}
-
-/// The writer thread's result: (points written, failed writes).
-type WriterJoin = thread::JoinHandle<anyhow::Result<(usize, usize)>>;
-
-#[derive(Debug, Default)]
-struct Control {
-    stop: Mutex<bool>,
-    wake: Condvar,
-    stopped: AtomicBool,
-    collector: Mutex<Option<thread::JoinHandle<()>>>,
-    writer: Mutex<Option<WriterJoin>>,
-}
-
-impl Control {
-    fn shutdown(&self) {
-        if self.stopped.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.wake.notify_all();
-        if let Some(t) = self.collector.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            match t.join() {
-                Ok(Err(e)) => crate::log!("SDK: closing the store: {e:#}"),
-                Err(_) => crate::log!("SDK: the writer thread panicked"),
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
 }
 
 /// The running SDK. Cheap to clone; the last clone dropped (or [`Perf::shutdown`]) flushes
@@ -415,17 +187,44 @@ pub struct Perf {
     mode: Mode,
 }
 
-fn parse_forward(to: &str) -> anyhow::Result<Sink> {
-    if let Some(path) = to.strip_prefix("unix://").or_else(|| to.strip_prefix("unix:")) {
-        let s = UnixDatagram::unbound().context("creating a Unix datagram socket")?;
-        s.connect(path).with_context(|| format!("connecting to the agent's socket {path}"))?;
-        return Ok(Sink::Unix(s, PathBuf::from(path)));
-    }
-    let addr = to.strip_prefix("udp://").unwrap_or(to);
-    let s = UdpSocket::bind("127.0.0.1:0").or_else(|_| UdpSocket::bind("[::1]:0")).context("binding a UDP socket")?;
-    s.connect(addr)
-        .with_context(|| format!("invalid forward address '{to}': expected udp://HOST:PORT or unix:PATH"))?;
-    Ok(Sink::Udp(s, addr.to_owned()))
+/// Where recording goes, decided at start.
+struct Route {
+    sink: Sink,
+    mode: Mode,
+}
+
+/// Record into the store this process now holds: the aggregator and writer thread here.
+fn embedded(b: &Builder, db: PathBuf, writer: Writer, control: &Control, interval_ms: i64) -> Result<Route, SdkError> {
+    let clock = crate::clock::Clock::system();
+    let status = StatusFile {
+        pid: std::process::id(),
+        started_ms: clock.now_ms(),
+        db: db.display().to_string(),
+        listeners: Listeners::default(),
+        flush_interval_ms: interval_ms,
+        ..StatusFile::default()
+    };
+    let cfg = WriterConfig { db: db.clone(), status, exposition: None, summaries: false, clock: clock.clone() };
+    let w = crate::writer::spawn(writer, cfg).map_err(SdkError::io("starting the SDK's store writer"))?;
+    *control.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(w.thread);
+    let agg_cfg = AggregatorConfig { service: b.service.clone(), ..AggregatorConfig::default() };
+    let start = clock.now_ms().div_euclid(interval_ms) * interval_ms;
+    let agg = Box::new(Aggregator::new(agg_cfg, start, interval_ms));
+    Ok(Route { sink: Sink::Embedded { agg, tx: w.tx }, mode: Mode::Embedded { db } })
+}
+
+/// The store is held by another process: forward to it, found through its status file (a
+/// daemon that is just starting writes it a moment after taking the lock).
+fn forward_to_holder(db: &Path, pid: Option<u32>) -> Result<Route, SdkError> {
+    let st = crate::status::read(db, pid, 40, Duration::from_millis(50));
+    let to = st.as_ref().and_then(|s| s.listeners.forward_to());
+    let Some(to) = to else { return Err(SdkError::HeldWithoutStatsd { path: db.to_owned(), pid }) };
+    let reason =
+        format!("{} is held by perfagent{}", db.display(), pid.map_or(String::new(), |p| format!(" (pid {p})")));
+    log::info!("perfagent SDK: {reason}; forwarding to it over {to}");
+    let http = st.and_then(|s| s.listeners.http).map(|a| a.to_string());
+    let token = crate::token::read(db);
+    Ok(Route { sink: Sink::Forward { socket: Socket::connect(&to)?, http, token }, mode: Mode::Forward { to, reason } })
 }
 
 impl Perf {
@@ -434,7 +233,24 @@ impl Perf {
         Builder::default()
     }
 
-    fn start(b: Builder) -> anyhow::Result<Perf> {
+    fn route(b: &Builder, control: &Control, interval_ms: i64) -> Result<Route, SdkError> {
+        if let Some(to) = &b.forward {
+            let to = ForwardTo::parse(to).map_err(SdkError::ForwardAddress)?;
+            let sink = Sink::Forward { socket: Socket::connect(&to)?, http: b.forward_http.clone(), token: None };
+            return Ok(Route { sink, mode: Mode::Forward { to, reason: "asked for".into() } });
+        }
+        let db = match &b.db {
+            Some(p) => p.clone(),
+            None => perfstore::default_path().map_err(SdkError::NoStorePath)?,
+        };
+        match Writer::open(&db, b.store.clone()) {
+            Ok(writer) => embedded(b, db, writer, control, interval_ms),
+            Err(StoreError::Locked { pid, .. }) => forward_to_holder(&db, pid),
+            Err(source) => Err(SdkError::Store { path: db, source }),
+        }
+    }
+
+    fn start(b: Builder) -> Result<Perf, SdkError> {
         let shared = Arc::new(Shared {
             service: b.service.clone(),
             clock: b.clock.clone().unwrap_or_default(),
@@ -442,83 +258,22 @@ impl Perf {
             registry: Mutex::new(Registry::default()),
             errors: Mutex::new(Vec::new()),
             ops: RwLock::new(HashMap::new()),
+            forward: forward::Counters::default(),
+            #[cfg(feature = "prometheus")]
             prometheus: Mutex::new(None),
         });
         let control = Arc::new(Control::default());
         let interval_ms = i64::try_from(b.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
-        let (sink, mode, upload_to) = match &b.forward {
-            Some(to) => (
-                parse_forward(to)?,
-                Mode::Forward { to: to.clone(), reason: "asked for".into() },
-                b.forward_http.clone(),
-            ),
-            None => {
-                let db = match &b.db {
-                    Some(p) => p.clone(),
-                    None => perfstore::default_path()?,
-                };
-                match Writer::open(&db, b.store.clone()) {
-                    Ok(writer) => {
-                        let status = StatusFile {
-                            pid: std::process::id(),
-                            started_ms: now_ms(),
-                            db: db.display().to_string(),
-                            statsd_udp: "none (embedded SDK)".into(),
-                            flush_interval_ms: interval_ms,
-                            ..StatusFile::default()
-                        };
-                        let expo = Arc::new(Mutex::new(Exposition::default()));
-                        let WriterThread { tx, thread } = spawn_writer(writer, status, &db, expo, false)?;
-                        *control.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
-                        let cfg = AggregatorConfig { service: b.service.clone(), ..AggregatorConfig::default() };
-                        let start = now_ms().div_euclid(interval_ms) * interval_ms;
-                        let agg = Box::new(Aggregator::new(cfg, start, interval_ms));
-                        (Sink::Embedded { agg, tx }, Mode::Embedded { db }, None)
-                    }
-                    Err(StoreError::Locked { pid, .. }) => {
-                        // A daemon that is just starting writes its status file a moment
-                        // after taking the lock.
-                        let mut st: Option<StatusFile> = None;
-                        for _ in 0..40 {
-                            st = std::fs::read_to_string(crate::daemon::status_path(&db))
-                                .ok()
-                                .and_then(|t| serde_json::from_str(&t).ok())
-                                .filter(|s: &StatusFile| pid.is_none_or(|p| s.pid == p));
-                            if st.is_some() {
-                                break;
-                            }
-                            thread::sleep(Duration::from_millis(50));
-                        }
-                        let to = match &st {
-                            Some(s) if s.statsd_unix.is_some() => {
-                                format!("unix:{}", s.statsd_unix.clone().unwrap_or_default())
-                            }
-                            Some(s) if s.statsd_udp.contains(':') => format!("udp://{}", s.statsd_udp),
-                            _ => anyhow::bail!(
-                                "{} is held by another process{} that takes no StatsD: cannot record into it",
-                                db.display(),
-                                pid.map_or(String::new(), |p| format!(" (pid {p})"))
-                            ),
-                        };
-                        let reason = format!(
-                            "{} is held by perfagent{}",
-                            db.display(),
-                            pid.map_or(String::new(), |p| format!(" (pid {p})"))
-                        );
-                        crate::log!("SDK: {reason}; forwarding to it over {to}");
-                        let http = st.as_ref().and_then(|s| s.http.clone());
-                        (parse_forward(&to)?, Mode::Forward { to, reason }, http)
-                    }
-                    Err(e) => return Err(e).with_context(|| format!("opening store {}", db.display())),
-                }
-            }
-        };
+        let Route { sink, mode } = Self::route(&b, &control, interval_ms)?;
+        #[cfg(feature = "profiler")]
         let profiler = (b.profiler_hz > 0).then(|| profiler::Profiler::new(b.profiler_hz as i32, b.service.clone()));
+        #[cfg(not(feature = "profiler"))]
+        let profiler: Option<collector::Profiler> = None;
         let (s2, c2) = (shared.clone(), control.clone());
         let collector = thread::Builder::new()
             .name("perfagent-sdk".into())
-            .spawn(move || collect_loop(&s2, &c2, sink, interval_ms, profiler, upload_to))
-            .context("starting the SDK thread")?;
+            .spawn(move || collector::run(&s2, &c2, sink, interval_ms, profiler))
+            .map_err(SdkError::io("starting the SDK thread"))?;
         *control.collector.lock().unwrap_or_else(|e| e.into_inner()) = Some(collector);
         Ok(Perf { shared, control, mode })
     }
@@ -538,27 +293,7 @@ impl Perf {
             return op.clone();
         }
         let s = &self.shared;
-        let mut durations = [0u32; 72];
-        for (outcome_i, outcome) in ["ok", "error"].iter().enumerate() {
-            for (cache_i, cache) in [None, Some("hit"), Some("miss"), Some("stale")].iter().enumerate() {
-                for (batched_i, batched) in [None, Some("false"), Some("true")].iter().enumerate() {
-                    for (pool_i, pool) in [None, Some("hit"), Some("miss")].iter().enumerate() {
-                        let mut tags = vec![("op", name), ("outcome", *outcome)];
-                        if let Some(c) = cache {
-                            tags.push(("cache", c));
-                        }
-                        if let Some(b) = batched {
-                            tags.push(("batched", b));
-                        }
-                        if let Some(p) = pool {
-                            tags.push(("pool", p));
-                        }
-                        durations[op::duration_index(outcome_i, cache_i, batched_i, pool_i)] =
-                            s.dist("op.duration", s.tags(&tags), "ms");
-                    }
-                }
-            }
-        }
+        let durations = op::register_durations(s, name);
         let id = {
             let mut r = s.registry.lock().unwrap_or_else(|e| e.into_inner());
             r.op_names.push(name.to_owned());
@@ -569,9 +304,9 @@ impl Perf {
                 name: name.to_owned(),
                 id,
                 durations,
-                batch_size: s.dist("op.batch.size", s.tags(&[("op", name)]), "h"),
-                retries: s.counter("op.retries", s.tags(&[("op", name)])),
-                inflight: s.level("op.inflight", s.tags(&[("op", name)])),
+                batch_size: s.dist(conv::OP_BATCH_SIZE.name, s.tags(&[(tag::OP, name)]), "h"),
+                retries: s.counter(conv::OP_RETRIES.name, s.tags(&[(tag::OP, name)])),
+                inflight: s.level(conv::OP_INFLIGHT.name, s.tags(&[(tag::OP, name)])),
                 shared: s.clone(),
             }),
         };
@@ -587,11 +322,12 @@ impl Perf {
     /// A connection pool's handles.
     pub fn pool(&self, name: &str) -> Pool {
         let s = &self.shared;
+        let result = |r: PoolResult| s.tags(&[(tag::POOL, name), (tag::RESULT, r.as_str())]);
         Pool {
-            hits: s.counter("pool.acquire", s.tags(&[("pool", name), ("result", "hit")])),
-            misses: s.counter("pool.acquire", s.tags(&[("pool", name), ("result", "miss")])),
-            size: s.gauge("pool.size", s.tags(&[("pool", name)])),
-            evictions: s.counter("pool.evictions", s.tags(&[("pool", name)])),
+            hits: s.counter(conv::POOL_ACQUIRE.name, result(PoolResult::Hit)),
+            misses: s.counter(conv::POOL_ACQUIRE.name, result(PoolResult::Miss)),
+            size: s.gauge(conv::POOL_SIZE.name, s.tags(&[(tag::POOL, name)])),
+            evictions: s.counter(conv::POOL_EVICTIONS.name, s.tags(&[(tag::POOL, name)])),
         }
     }
 
@@ -600,9 +336,10 @@ impl Perf {
     pub fn circuit(&self, name: &str) -> Circuit {
         let s = &self.shared;
         Circuit {
-            state: s.gauge("circuit.state", s.tags(&[("circuit", name)])),
-            transitions: ["closed", "half_open", "open"]
-                .map(|to| s.counter("circuit.transitions", s.tags(&[("circuit", name), ("to", to)]))),
+            state: s.gauge(conv::CIRCUIT_STATE.name, s.tags(&[(tag::CIRCUIT, name)])),
+            transitions: [CircuitState::Closed, CircuitState::HalfOpen, CircuitState::Open].map(|to| {
+                s.counter(conv::CIRCUIT_TRANSITIONS.name, s.tags(&[(tag::CIRCUIT, name), (tag::TO, to.as_str())]))
+            }),
             current: Arc::new(std::sync::atomic::AtomicU8::new(0)),
         }
     }
@@ -611,10 +348,11 @@ impl Perf {
     pub fn cache(&self, name: &str) -> Cache {
         let s = &self.shared;
         Cache {
-            results: ["hit", "miss", "stale"]
-                .map(|r| s.counter("cache.requests", s.tags(&[("cache", name), ("result", r)]))),
-            refreshes: s.counter("cache.refresh", s.tags(&[("cache", name)])),
-            size: s.gauge("cache.size", s.tags(&[("cache", name)])),
+            results: [CacheResult::Hit, CacheResult::Miss, CacheResult::Stale].map(|r| {
+                s.counter(conv::CACHE_REQUESTS.name, s.tags(&[(tag::CACHE, name), (tag::RESULT, r.as_str())]))
+            }),
+            refreshes: s.counter(conv::CACHE_REFRESH.name, s.tags(&[(tag::CACHE, name)])),
+            size: s.gauge(conv::CACHE_SIZE.name, s.tags(&[(tag::CACHE, name)])),
         }
     }
 
@@ -629,6 +367,7 @@ impl Perf {
     /// rendered in Prometheus format with the returned handle (kept up to date on each
     /// flush). Fails with [`InstallError::AlreadyInstalled`] when the app already installed
     /// one: combine [`Perf::recorder`] with yours instead.
+    #[cfg(feature = "prometheus")]
     pub fn install_recorder(&self) -> Result<metrics_exporter_prometheus::PrometheusHandle, InstallError> {
         let prom = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = prom.handle();
@@ -639,131 +378,14 @@ impl Perf {
         Ok(handle)
     }
 
+    /// What forward mode sent and failed to send so far (all zero when embedded).
+    pub fn forward_stats(&self) -> ForwardStats {
+        self.shared.forward.stats()
+    }
+
     /// Flush what was recorded and stop: the final flush is in the store (embedded) or sent
     /// (forward) when this returns. Dropping the last clone does the same.
     pub fn shutdown(&self) {
         self.control.shutdown();
-    }
-}
-
-/// Forward mode: send each operation's folded stacks to the daemon's `POST /profile`.
-fn upload_profiles(http: Option<&str>, profiles: &[perfstore::ProfileWindow]) {
-    use std::io::{Read as _, Write as _};
-    let Some(addr) = http else { return };
-    for p in profiles {
-        let body: String = p.stacks.iter().map(|s| format!("{} {}\n", s.frames, s.samples)).collect();
-        let enc = |v: &str| -> String {
-            v.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect()
-        };
-        let target =
-            format!("/profile?op={}&service={}&at={}", enc(&p.op), enc(&p.service), p.start_ms as f64 / 1000.0);
-        let sent = std::net::TcpStream::connect(addr).and_then(|mut c| {
-            c.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(c, "POST {target} HTTP/1.1\r\nHost: perfagent\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
-            let mut reply = String::new();
-            c.read_to_string(&mut reply)?;
-            Ok(reply)
-        });
-        match sent {
-            Ok(r) if r.starts_with("HTTP/1.1 202") => {}
-            Ok(r) => crate::log!("SDK: the agent refused the profile of {}: {}", p.op, r.lines().last().unwrap_or("")),
-            Err(e) => crate::log!("SDK: sending the profile of {} to http://{addr}: {e}", p.op),
-        }
-    }
-}
-
-fn collect_loop(
-    shared: &Shared,
-    control: &Control,
-    mut sink: Sink,
-    interval_ms: i64,
-    mut profiler: Option<profiler::Profiler>,
-    upload_to: Option<String>,
-) {
-    let mut pending: Vec<buffer::Value> = Vec::new();
-    let mut interval_end = (now_ms().div_euclid(interval_ms) + 1) * interval_ms;
-    loop {
-        let stop = {
-            let guard = control.stop.lock().unwrap_or_else(|e| e.into_inner());
-            let (guard, _) = control.wake.wait_timeout(guard, DRAIN_EVERY).unwrap_or_else(|e| e.into_inner());
-            *guard
-        };
-        shared.values.drain(&mut pending);
-        let now = now_ms();
-        if now < interval_end && !stop {
-            continue;
-        }
-        interval_end = (now.div_euclid(interval_ms) + 1) * interval_ms;
-        let mut direct: Direct = Vec::new();
-        let embedded = matches!(sink, Sink::Embedded { .. });
-        let datagrams = shared.take_lines(&mut pending, embedded.then_some(&mut direct));
-        let dropped = shared.values.take_dropped();
-        if dropped > 0 {
-            crate::log!(
-                "SDK: dropped {dropped} timer values: threads recorded faster than the SDK drains (over a million \
-                 values waiting)"
-            );
-        }
-        let op_names = shared.registry.lock().map(|r| r.op_names.clone()).unwrap_or_default();
-        let profiles = profiler.as_mut().map(|p| p.window(&op_names, now, stop)).unwrap_or_default();
-        if let Some(h) = shared.prometheus.lock().ok().and_then(|h| h.clone()) {
-            h.run_upkeep();
-        }
-        match &mut sink {
-            Sink::Embedded { agg, tx } => {
-                for d in &datagrams {
-                    agg.ingest_datagram(d);
-                }
-                for (line, vals) in &direct {
-                    if let Ok(crate::statsd::parser::Line::Metric(m)) =
-                        crate::statsd::parser::parse_line(line.as_bytes())
-                    {
-                        agg.ingest_values(&m, vals);
-                    }
-                }
-                agg.count_drops("sdk_overflow", dropped);
-                let mut flush = agg.flush();
-                flush.profiles = profiles;
-                let progress = Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops: None };
-                if tx.send((flush, progress)).is_err() {
-                    crate::log!("SDK: the store writer stopped; recording ends");
-                    return;
-                }
-            }
-            Sink::Udp(s, _) => {
-                for d in &datagrams {
-                    let _ = s.send(d);
-                }
-                upload_profiles(upload_to.as_deref(), &profiles);
-            }
-            Sink::Unix(s, _) => {
-                for d in &datagrams {
-                    // The daemon's socket is full: wait a little rather than lose the flush.
-                    let mut tries = 0;
-                    while let Err(e) = s.send(d) {
-                        tries += 1;
-                        if e.kind() != std::io::ErrorKind::WouldBlock || tries > 50 {
-                            break;
-                        }
-                        thread::sleep(Duration::from_millis(2));
-                    }
-                }
-                upload_profiles(upload_to.as_deref(), &profiles);
-            }
-        }
-        if stop {
-            if let Sink::Embedded { tx, .. } = sink {
-                drop(tx);
-            }
-            return;
-        }
     }
 }

@@ -21,29 +21,51 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::Shared;
+use perfstore::convention::{self as conv, CacheResult, CircuitState, Outcome, PoolResult, tag};
+
 use super::buffer::{Gauge, Striped};
 use super::markers;
+use super::shared::Shared;
 
-/// Where a call's answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheResult {
-    /// Served fresh from a cache.
-    Hit,
-    /// Not in the cache: the call went to the API.
-    Miss,
-    /// Served stale from the cache while it refreshes in the background.
-    Stale,
+/// The `cache` tag of a call: none, or one of [`CacheResult::ALL`] (stored as its index + 1).
+const CACHE_TAGS: usize = 1 + CacheResult::ALL.len();
+/// The `batched` tag of a call: none, `false`, `true` (stored as 0, 1, 2).
+const BATCHED_TAGS: [Option<&str>; 3] = [None, Some(conv::BATCHED_FALSE), Some(conv::BATCHED_TRUE)];
+/// The `pool` tag of a call: none, or one of [`PoolResult::ALL`] (stored as its index + 1).
+const POOL_TAGS: usize = 1 + PoolResult::ALL.len();
+/// `op.duration` series per operation: one per combination of outcome and tags.
+pub(crate) const DURATION_SERIES: usize = Outcome::ALL.len() * CACHE_TAGS * BATCHED_TAGS.len() * POOL_TAGS;
+
+/// A tag value's code: 0 for none, else its index in `all` + 1.
+fn code<T: PartialEq>(all: &[T], v: &T) -> u8 {
+    all.iter().position(|x| x == v).map_or(0, |i| i as u8 + 1)
 }
 
-impl CacheResult {
-    fn code(self) -> u8 {
-        match self {
-            CacheResult::Hit => 1,
-            CacheResult::Miss => 2,
-            CacheResult::Stale => 3,
+/// Register an operation's `op.duration` series, one per combination of tags; the index of
+/// each is [`duration_index`].
+pub(crate) fn register_durations(s: &Shared, op: &str) -> [u32; DURATION_SERIES] {
+    let mut ids = [0u32; DURATION_SERIES];
+    for (outcome_i, outcome) in Outcome::ALL.iter().enumerate() {
+        for cache_i in 0..CACHE_TAGS {
+            for (batched_i, batched) in BATCHED_TAGS.iter().enumerate() {
+                for pool_i in 0..POOL_TAGS {
+                    let mut tags = vec![(tag::OP, op), (tag::OUTCOME, outcome.as_str())];
+                    if let Some(c) = cache_i.checked_sub(1).map(|i| CacheResult::ALL[i]) {
+                        tags.push((tag::CACHE, c.as_str()));
+                    }
+                    if let Some(b) = batched {
+                        tags.push((tag::BATCHED, b));
+                    }
+                    if let Some(p) = pool_i.checked_sub(1).map(|i| PoolResult::ALL[i]) {
+                        tags.push((tag::POOL, p.as_str()));
+                    }
+                    ids[duration_index(outcome_i, cache_i, batched_i, pool_i)] =
+                        s.dist(conv::OP_DURATION.name, s.tags(&tags), "ms");
+                }
+            }
         }
     }
+    ids
 }
 
 /// The operation a call belongs to: borrowed by synchronous scopes (no shared reference
@@ -67,9 +89,9 @@ impl std::ops::Deref for OpRef<'_> {
 /// A phase boundary: (raw clock, phase, start?).
 type Mark = (u64, &'static str, bool);
 
-/// Index of an `op.duration` series: outcome (2) × cache (4) × batched (3) × pool (3).
+/// Index of an `op.duration` series among [`DURATION_SERIES`]: outcome × cache × batched × pool.
 pub(crate) fn duration_index(outcome: usize, cache: usize, batched: usize, pool: usize) -> usize {
-    ((outcome * 4 + cache) * 3 + batched) * 3 + pool
+    ((outcome * CACHE_TAGS + cache) * BATCHED_TAGS.len() + batched) * POOL_TAGS + pool
 }
 
 /// What a call did, set while it runs.
@@ -108,7 +130,7 @@ pub(crate) fn attribute(marks: &[(u64, &'static str, bool)], total: u64) -> Vec<
     };
     let mut at = 0u64;
     for (t, _, name, start) in events {
-        add(active.last().copied().unwrap_or("other"), t - at);
+        add(active.last().copied().unwrap_or(conv::OTHER_PHASE), t - at);
         at = t;
         if start {
             active.push(name);
@@ -116,7 +138,7 @@ pub(crate) fn attribute(marks: &[(u64, &'static str, bool)], total: u64) -> Vec<
             active.remove(i);
         }
     }
-    add(active.last().copied().unwrap_or("other"), total - at);
+    add(active.last().copied().unwrap_or(conv::OTHER_PHASE), total - at);
     out
 }
 
@@ -173,12 +195,13 @@ impl<'a> OpCtx<'a> {
     /// Whether the call's connection came from a pool (`pool=hit`) or had to be opened
     /// (`pool=miss`).
     pub fn pooled(&self, reused: bool) {
-        self.pool.store(if reused { 1 } else { 2 }, Ordering::Relaxed);
+        let r = if reused { PoolResult::Hit } else { PoolResult::Miss };
+        self.pool.store(code(PoolResult::ALL, &r), Ordering::Relaxed);
     }
 
     /// Where the answer came from (tags the call `cache=hit|miss|stale`).
     pub fn cache(&self, r: CacheResult) {
-        self.cache.store(r.code(), Ordering::Relaxed);
+        self.cache.store(code(CacheResult::ALL, &r), Ordering::Relaxed);
     }
 
     /// The call carried `n` requests: `n > 1` tags it `batched=true` and records
@@ -237,8 +260,8 @@ impl<'a> OpCtx<'a> {
             .map(|&(raw, name, start)| (if raw > origin { clock.delta_as_nanos(origin, raw) } else { 0 }, name, start))
             .collect();
         for (phase, phase_ns) in attribute(&offsets, ns) {
-            let tags = self.op.shared.tags(&[("op", &self.op.name), ("phase", phase)]);
-            let id = self.op.shared.dist("op.phase.duration", tags, "ms");
+            let tags = self.op.shared.tags(&[(tag::OP, &self.op.name), (tag::PHASE, phase)]);
+            let id = self.op.shared.dist(conv::OP_PHASE_DURATION.name, tags, "ms");
             self.op.shared.values.push((id, phase_ns as f64 / 1e6));
         }
     }
@@ -257,8 +280,8 @@ pub(crate) struct OpInner {
     pub(crate) name: String,
     /// Marker id for the profiler.
     pub(crate) id: u32,
-    /// Distribution ids of `op.duration` by outcome (2) × cache (4) × batched (3) × pool (3).
-    pub(crate) durations: [u32; 72],
+    /// Distribution ids of `op.duration` by outcome × cache × batched × pool.
+    pub(crate) durations: [u32; DURATION_SERIES],
     pub(crate) batch_size: u32,
     pub(crate) retries: Arc<Striped>,
     /// Calls in flight (a striped level: starts and ends on different threads do not
@@ -294,6 +317,7 @@ impl Operation {
             }
         });
         scope.finish();
+        #[allow(clippy::expect_used)] // `enter` calls its body exactly once, so `out` is set
         out.expect("the marker frames ran the body")
     }
 
@@ -459,17 +483,6 @@ impl Pool {
     }
 }
 
-/// A circuit breaker's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
-    /// Calls go through.
-    Closed,
-    /// Trial calls go through.
-    HalfOpen,
-    /// Calls are refused.
-    Open,
-}
-
 /// A circuit breaker's metrics: `circuit.state` (0 closed, 1 half-open, 2 open) and
 /// `circuit.transitions{to}`. `perfctl stats` shows the circuits that were open in a window,
 /// and for how long.
@@ -483,11 +496,7 @@ pub struct Circuit {
 impl Circuit {
     /// The breaker moved to `to` (a no-op when it is there already).
     pub fn set(&self, to: CircuitState) {
-        let code = match to {
-            CircuitState::Closed => 0u8,
-            CircuitState::HalfOpen => 1,
-            CircuitState::Open => 2,
-        };
+        let code = to.code();
         if self.current.swap(code, Ordering::Relaxed) != code {
             self.transitions[usize::from(code)].add(1);
         }
@@ -506,7 +515,7 @@ pub struct Cache {
 impl Cache {
     /// A lookup and where its answer came from.
     pub fn lookup(&self, r: CacheResult) {
-        self.results[usize::from(r.code() - 1)].add(1);
+        self.results[usize::from(code(CacheResult::ALL, &r)) - 1].add(1);
     }
 
     /// A background refresh.

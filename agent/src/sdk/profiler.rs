@@ -90,9 +90,9 @@ impl std::fmt::Debug for Profiler {
 
 impl Profiler {
     pub(crate) fn new(hz: i32, service: String) -> Self {
-        let mut p = Self { hz, service, guard: None, window_start_ms: crate::daemon::now_ms() };
+        let mut p = Self { hz, service, guard: None, window_start_ms: crate::clock::now_ms() };
         if !p.restart() {
-            crate::log!(
+            log::warn!(
                 "SDK: the CPU profiler could not start (another profiler runs in this process?); profiling is off"
             );
         }
@@ -100,7 +100,7 @@ impl Profiler {
     }
 
     fn restart(&mut self) -> bool {
-        self.window_start_ms = crate::daemon::now_ms();
+        self.window_start_ms = crate::clock::now_ms();
         match pprof::ProfilerGuardBuilder::default()
             .frequency(self.hz)
             .blocklist(&["libc", "libgcc", "pthread", "vdso"])

@@ -22,14 +22,15 @@
 //! Nothing here panics on input. A line that cannot be taken is counted in [`Stats`] under a
 //! bounded reason (parse errors, cardinality limits, the backfill bound) and skipped.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
 
+use perfstore::convention::{self, tag};
 use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
 use rustc_hash::FxHashMap as HashMap;
 
+pub use super::backlog::Backlog;
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
+use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
 #[derive(Debug, Clone)]
@@ -107,59 +108,6 @@ pub struct Flush {
     pub profiles: Vec<perfstore::ProfileWindow>,
 }
 
-const HLL_BITS: u32 = 12;
-const HLL_REGISTERS: usize = 1 << HLL_BITS;
-
-#[derive(Debug, Clone)]
-enum Members {
-    Exact(HashSet<u64>),
-    Hll(Box<[u8; HLL_REGISTERS]>),
-}
-
-impl Members {
-    fn insert(&mut self, member: &str, exact_limit: usize) {
-        let mut h = DefaultHasher::new();
-        member.hash(&mut h);
-        let hash = h.finish();
-        match self {
-            Members::Exact(set) => {
-                set.insert(hash);
-                if set.len() > exact_limit {
-                    let mut regs = Box::new([0u8; HLL_REGISTERS]);
-                    for &x in set.iter() {
-                        hll_add(&mut regs, x);
-                    }
-                    *self = Members::Hll(regs);
-                }
-            }
-            Members::Hll(regs) => hll_add(regs, hash),
-        }
-    }
-
-    fn count(&self) -> f64 {
-        match self {
-            Members::Exact(set) => set.len() as f64,
-            Members::Hll(regs) => hll_estimate(regs),
-        }
-    }
-}
-
-fn hll_add(regs: &mut [u8; HLL_REGISTERS], hash: u64) {
-    let idx = (hash >> (64 - HLL_BITS)) as usize;
-    let rest = hash << HLL_BITS;
-    let rank = (rest.leading_zeros() + 1).min(64 - HLL_BITS + 1) as u8;
-    regs[idx] = regs[idx].max(rank);
-}
-
-fn hll_estimate(regs: &[u8; HLL_REGISTERS]) -> f64 {
-    let m = HLL_REGISTERS as f64;
-    let alpha = 0.7213 / (1.0 + 1.079 / m);
-    let sum: f64 = regs.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
-    let raw = alpha * m * m / sum;
-    let zeros = regs.iter().filter(|&&r| r == 0).count();
-    if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw }
-}
-
 #[derive(Debug, Clone)]
 enum State {
     Counter { sum: f64, touched: bool },
@@ -204,9 +152,18 @@ fn kind_of(t: MetricType) -> Kind {
 fn scale_of(t: MetricType, name: &str) -> f64 {
     match t {
         MetricType::Timer => 0.001,
-        MetricType::Histogram | MetricType::Distribution if name.ends_with("duration") => 0.001,
+        MetricType::Histogram | MetricType::Distribution if convention::statsd_is_milliseconds(false, name) => 0.001,
         _ => 1.0,
     }
+}
+
+/// The unit of a new series: seconds for durations, else the convention's unit for its name
+/// and kind (so `system.cpu.utilization` sent over StatsD is a ratio, as the sampler's is).
+fn unit_of(kind: Kind, name: &str, scale: f64) -> &'static str {
+    if scale != 1.0 {
+        return "s";
+    }
+    convention::find(name).filter(|m| m.kind == kind).map_or("", |m| m.unit)
 }
 
 impl Aggregator {
@@ -374,7 +331,7 @@ impl Aggregator {
             return Err("cardinality_total");
         }
         let scale = scale_of(m.kind, m.name);
-        let mut key = SeriesKey::new(&self.cfg.service, m.name, kind).unit(if scale != 1.0 { "s" } else { "" });
+        let mut key = SeriesKey::new(&self.cfg.service, m.name, kind).unit(unit_of(kind, m.name, scale));
         for (k, v) in m.tag_pairs() {
             key.set_label(k, v);
         }
@@ -398,8 +355,8 @@ impl Aggregator {
         let mut service = self.cfg.service.as_str();
         for (k, v) in e.tag_pairs() {
             match k {
-                "op" => op = Some(v),
-                "service" => service = v,
+                tag::OP => op = Some(v),
+                tag::SERVICE => service = v,
                 _ => {}
             }
         }
@@ -454,68 +411,6 @@ impl Aggregator {
             events: std::mem::take(&mut self.events),
             over_limit: self.over_limit.take(),
             profiles: Vec::new(),
-        }
-    }
-}
-
-/// Flushes the store has not taken yet, merged into one up to a bound of points, so a slow
-/// store never blocks the receive loop (which would turn into silent kernel drops).
-#[derive(Debug)]
-pub struct Backlog {
-    pending: Option<Flush>,
-    max_points: usize,
-}
-
-impl Backlog {
-    /// A backlog holding at most `max_points` points.
-    pub fn new(max_points: usize) -> Self {
-        Self { pending: None, max_points }
-    }
-
-    /// Points waiting.
-    pub fn points(&self) -> usize {
-        self.pending.as_ref().map_or(0, |f| f.points.len())
-    }
-
-    /// Add a flush. Returns how many of the oldest points had to be dropped to stay within
-    /// the bound (the caller counts them).
-    pub fn push(&mut self, f: Flush) -> usize {
-        let p = match &mut self.pending {
-            None => self.pending.insert(f),
-            Some(p) => {
-                p.points.extend(f.points);
-                p.events.extend(f.events);
-                p.profiles.extend(f.profiles);
-                p.interval_start_ms = f.interval_start_ms;
-                p.over_limit = match (p.over_limit.take(), f.over_limit) {
-                    (Some((a, ex)), Some((b, _))) => Some((a + b, ex)),
-                    (a, b) => a.or(b),
-                };
-                p
-            }
-        };
-        if p.points.len() <= self.max_points {
-            return 0;
-        }
-        let excess = p.points.len() - self.max_points;
-        p.points.sort_by_key(|(_, ts, _)| *ts); // stable: the oldest intervals go first
-        p.points.drain(..excess);
-        excess
-    }
-
-    /// Take everything waiting.
-    pub fn take(&mut self) -> Option<Flush> {
-        self.pending.take()
-    }
-
-    /// Put back a flush the store could not take yet (newer flushes merge into it).
-    pub fn restore(&mut self, f: Flush) {
-        match self.pending.take() {
-            None => self.pending = Some(f),
-            Some(newer) => {
-                self.pending = Some(f);
-                self.push(newer);
-            }
         }
     }
 }
@@ -694,28 +589,6 @@ mod tests {
         assert_eq!(a.stats().expired, 1);
         a.ingest_datagram(b"other:1|c");
         assert_eq!(a.stats().dropped_total(), 0, "the slot was freed");
-    }
-
-    #[test]
-    fn the_backlog_merges_flushes_and_drops_the_oldest_past_its_bound() {
-        let mut a = agg();
-        let mut b = Backlog::new(5);
-        for i in 0..3 {
-            a.ingest_datagram(format!("c{i}:1|c\nshared:1|c").as_bytes());
-            let dropped = b.push(a.flush());
-            assert_eq!(dropped, if i == 2 { 1 } else { 0 }, "flush {i}");
-        }
-        assert_eq!(b.points(), 5);
-        let f = b.take().unwrap();
-        assert_eq!(f.interval_start_ms, T0 + 20_000, "the newest interval");
-        assert!(f.points.iter().all(|(_, ts, _)| *ts >= T0), "{:?}", f.points);
-        assert_eq!(f.points.iter().filter(|(_, ts, _)| *ts == T0).count(), 1, "one of the oldest points dropped");
-        // A flush the store refused comes back first, newer ones merge after it.
-        b.restore(f);
-        a.ingest_datagram(b"late:1|c");
-        b.push(a.flush());
-        assert_eq!(b.points(), 5);
-        assert!(b.take().unwrap().points.iter().any(|(k, _, _)| k.name == "late"));
     }
 
     #[test]

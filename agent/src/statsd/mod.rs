@@ -1,7 +1,11 @@
 //! StatsD / DogStatsD ingest: the sans-IO line [`parser`] and the per-interval
-//! [`aggregate`]or; the socket listeners feed them.
+//! [`aggregate`]or; the daemon's socket listeners feed them.
 
 pub mod aggregate;
+mod backlog;
+#[cfg(feature = "daemon")]
 pub mod listener;
 pub mod parser;
+mod sets;
+#[cfg(feature = "daemon")]
 pub mod sources;

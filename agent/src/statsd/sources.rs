@@ -120,7 +120,7 @@ impl Sources {
                     reads += n;
                 }
                 Err(e) => {
-                    crate::log!("receiving StatsD over UDP: {e}");
+                    log::error!("receiving StatsD over UDP: {e}");
                     break;
                 }
             }

@@ -5,7 +5,8 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use perfagent::sdk::{CacheResult, CircuitState, Perf};
+use perfagent::sdk::{Cache, CacheResult, Circuit, CircuitState, Operation, Perf, Pool};
+use perfstore::convention::OP_DURATION;
 
 /// Deterministic pseudo-random numbers.
 pub(crate) struct Lcg(pub(crate) u64);
@@ -60,24 +61,28 @@ const ERRORS: [&str; 4] = [
     "OperationNotAllowed: quota of 20 vCPUs reached in westeurope",
 ];
 
-/// The simulated client: one thread's loop until `until`.
-pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
-    let mut rng = Lcg(seed);
-    let (list, start, stop, ssm, blob) = (
-        perf.operation("vm.list"),
-        perf.operation("vm.start"),
-        perf.operation("vm.stop"),
-        perf.operation("ssm.send_command"),
-        perf.operation("blob.read"),
-    );
-    let cache = perf.cache("vm-list");
-    let pool = perf.pool("blob-https");
-    let breaker = perf.circuit("compute-api");
-    let mut pooled = 0u64;
-    let sleep_ms = |ms: f64| std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
-    while Instant::now() < until {
-        let r = rng.next();
-        // vm.list: stale-while-revalidate cache in front of DescribeInstances.
+fn sleep_ms(ms: f64) {
+    std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
+}
+
+/// One simulated client thread: its operations' handles and state.
+struct Client {
+    rng: Lcg,
+    list: Operation,
+    start: Operation,
+    stop: Operation,
+    ssm: Operation,
+    blob: Operation,
+    cache: Cache,
+    pool: Pool,
+    breaker: Circuit,
+    pooled: u64,
+}
+
+impl Client {
+    /// vm.list: a stale-while-revalidate cache in front of DescribeInstances.
+    fn list_vms(&mut self) {
+        let r = self.rng.next();
         let result = if r < 0.55 {
             CacheResult::Hit
         } else if r < 0.7 {
@@ -85,9 +90,10 @@ pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) 
         } else {
             CacheResult::Miss
         };
-        cache.lookup(result);
-        let fail = rng.next() < 0.02;
-        let _ = list.try_run(|op| {
+        self.cache.lookup(result);
+        let fail = self.rng.next() < 0.02;
+        let (rng, cache) = (&mut self.rng, &self.cache);
+        let _ = self.list.try_run(|op| {
             op.cache(result);
             match result {
                 CacheResult::Miss => {
@@ -111,78 +117,108 @@ pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) 
             }
             Ok(())
         });
-        calls.fetch_add(1, Ordering::Relaxed);
+    }
 
-        // vm.start / vm.stop: batched, with retries and exponential backoff on throttling.
-        if rng.next() < 0.25 {
-            let batch = 1 + (rng.next() * 12.0) as u32;
-            let op = if rng.next() < 0.6 { &start } else { &stop };
-            let throttled = rng.next() < 0.15;
-            let quota = rng.next() < 0.02;
-            let _ = op.try_run(|call| {
-                call.batched(batch);
-                sign_request_sigv4();
-                let mut backoff = 20.0;
-                if throttled {
-                    for _ in 0..2 {
-                        call.retry();
-                        let _wait = call.phase("backoff");
-                        sleep_ms(backoff);
-                        backoff *= 2.0;
-                        sign_request_sigv4();
-                    }
+    /// vm.start / vm.stop: batched, with retries and exponential backoff on throttling.
+    fn start_or_stop(&mut self) {
+        let batch = 1 + (self.rng.next() * 12.0) as u32;
+        let op = if self.rng.next() < 0.6 { &self.start } else { &self.stop };
+        let throttled = self.rng.next() < 0.15;
+        let quota = self.rng.next() < 0.02;
+        let rng = &mut self.rng;
+        let _ = op.try_run(|call| {
+            call.batched(batch);
+            sign_request_sigv4();
+            let mut backoff = 20.0;
+            if throttled {
+                for _ in 0..2 {
+                    call.retry();
+                    let _wait = call.phase("backoff");
+                    sleep_ms(backoff);
+                    backoff *= 2.0;
+                    sign_request_sigv4();
                 }
-                let _api = call.phase("api");
-                sleep_ms(rng.lognormal(180.0, 0.3));
-                if quota { Err(ERRORS[3]) } else { Ok(()) }
-            });
-            calls.fetch_add(1, Ordering::Relaxed);
-        }
+            }
+            let _api = call.phase("api");
+            sleep_ms(rng.lognormal(180.0, 0.3));
+            if quota { Err(ERRORS[3]) } else { Ok(()) }
+        });
+    }
 
-        // ssm.send_command: send, then poll until the invocation finishes.
-        if rng.next() < 0.15 {
-            let expired = rng.next() < 0.03;
-            let _ = ssm.try_run(|call| {
-                sign_request_sigv4();
-                for _ in 0..3 {
-                    {
-                        let _poll = call.phase("poll");
-                        sleep_ms(rng.lognormal(25.0, 0.3));
-                    }
-                    decode_command_output();
+    /// ssm.send_command: send, then poll until the invocation finishes.
+    fn send_command(&mut self) {
+        let expired = self.rng.next() < 0.03;
+        let rng = &mut self.rng;
+        let _ = self.ssm.try_run(|call| {
+            sign_request_sigv4();
+            for _ in 0..3 {
+                {
+                    let _poll = call.phase("poll");
+                    sleep_ms(rng.lognormal(25.0, 0.3));
                 }
-                if expired { Err(ERRORS[1]) } else { Ok(()) }
-            });
-            calls.fetch_add(1, Ordering::Relaxed);
-        }
+                decode_command_output();
+            }
+            if expired { Err(ERRORS[1]) } else { Ok(()) }
+        });
+    }
 
-        // blob.read: through a small connection pool (drop-guard form: metrics only).
-        let reused = pooled > 0 && rng.next() < 0.9;
+    /// blob.read: through a small connection pool (drop-guard form: metrics only), and a
+    /// breaker on the compute API that opens for a while after throttling streaks.
+    fn read_blob(&mut self) {
+        let reused = self.pooled > 0 && self.rng.next() < 0.9;
         if !reused {
-            pooled = (pooled + 1).min(8);
+            self.pooled = (self.pooled + 1).min(8);
         }
-        pool.acquire(reused);
-        let mut read = blob.start();
+        self.pool.acquire(reused);
+        let mut read = self.blob.start();
         read.pooled(reused);
         {
             let _net = read.phase("network");
-            sleep_ms(if reused { rng.lognormal(12.0, 0.3) } else { rng.lognormal(45.0, 0.3) });
+            sleep_ms(if reused { self.rng.lognormal(12.0, 0.3) } else { self.rng.lognormal(45.0, 0.3) });
         }
         verify_blob_checksum(64);
-        if rng.next() < 0.01 {
+        if self.rng.next() < 0.01 {
             read.fail(&ERRORS[2]);
         }
         read.finish();
-        pool.size(pooled);
-        // A breaker on the compute API: open for a while after throttling streaks.
-        if rng.next() < 0.01 {
-            breaker.set(CircuitState::Open);
-        } else if rng.next() < 0.05 {
-            breaker.set(CircuitState::Closed);
+        self.pool.size(self.pooled);
+        if self.rng.next() < 0.01 {
+            self.breaker.set(CircuitState::Open);
+        } else if self.rng.next() < 0.05 {
+            self.breaker.set(CircuitState::Closed);
         }
+    }
+}
+
+/// The simulated client: one thread's loop until `until`.
+pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) {
+    let mut c = Client {
+        rng: Lcg(seed),
+        list: perf.operation("vm.list"),
+        start: perf.operation("vm.start"),
+        stop: perf.operation("vm.stop"),
+        ssm: perf.operation("ssm.send_command"),
+        blob: perf.operation("blob.read"),
+        cache: perf.cache("vm-list"),
+        pool: perf.pool("blob-https"),
+        breaker: perf.circuit("compute-api"),
+        pooled: 0,
+    };
+    while Instant::now() < until {
+        c.list_vms();
+        calls.fetch_add(1, Ordering::Relaxed);
+        if c.rng.next() < 0.25 {
+            c.start_or_stop();
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+        if c.rng.next() < 0.15 {
+            c.send_command();
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+        c.read_blob();
         calls.fetch_add(1, Ordering::Relaxed);
     }
-    cache.size(240);
+    c.cache.size(240);
 }
 
 /// A second app, in another language for all it knows: DogStatsD over UDP.
@@ -193,9 +229,10 @@ pub(crate) fn statsd_app(addr: std::net::SocketAddr, until: Instant, stop: &Atom
         let ms = rng.lognormal(35.0, 0.25);
         let outcome = if rng.next() < 0.01 { "error" } else { "ok" };
         let lines = format!(
-            "op.duration:{ms:.2}|ms|#op:invoice.render,outcome:{outcome},service:billing-worker\n\
+            "{name}:{ms:.2}|ms|#op:invoice.render,outcome:{outcome},service:billing-worker\n\
              queue.depth:{}|g|#queue:invoices,service:billing-worker\n",
-            (rng.next() * 40.0) as u32
+            (rng.next() * 40.0) as u32,
+            name = OP_DURATION.name,
         );
         sock.send_to(lines.as_bytes(), addr)?;
         std::thread::sleep(Duration::from_millis(40));
@@ -230,7 +267,8 @@ pub(crate) fn history_lines(now_ms: i64) -> String {
             let values: Vec<String> = (0..n).map(|_| format!("{:.2}", rng.lognormal(median, 0.4))).collect();
             for chunk in values.chunks(100) {
                 out.push_str(&format!(
-                    "op.duration:{}|ms|@0.01|#op:{op},outcome:ok,service:fleet-cli|T{t}\n",
+                    "{}:{}|ms|@0.01|#op:{op},outcome:ok,service:fleet-cli|T{t}\n",
+                    OP_DURATION.name,
                     chunk.join(":")
                 ));
             }

@@ -86,13 +86,14 @@ pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64
         flush_interval: Duration::from_secs(1),
         aggregator: perfagent::statsd::aggregate::AggregatorConfig { service: "demo".into(), ..Default::default() },
         store,
+        clock: perfagent::clock::Clock::system(),
     };
     let shutdown = Arc::new(perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?);
     let (ready_tx, ready_rx) = mpsc::channel();
     let sd = shutdown.clone();
     let agent = std::thread::Builder::new().name("demo-agent".into()).spawn(move || {
         perfagent::daemon::run(cfg, &sd, |r| {
-            let _ = ready_tx.send((r.statsd_udp, r.statsd_tcp));
+            let _ = ready_tx.send((r.listeners.statsd_udp, r.listeners.statsd_tcp));
         })
     })?;
     let Ok((udp, tcp)) = ready_rx.recv_timeout(Duration::from_secs(30)) else {
@@ -122,6 +123,7 @@ pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64
             s.spawn(move || client(perf, seed, until, calls));
         }
         let stop2 = stop.clone();
+        let udp = udp.context("the UDP listener")?;
         let billing = s.spawn(move || statsd_app(udp, until, &stop2));
         let mut last_line = Instant::now();
         while Instant::now() < until {
