@@ -431,9 +431,11 @@ pub fn resolve(
         f.check_sections()?;
     }
     let mut r = Resolver { file, env, settings: Vec::new() };
-    let (aggregator, flush_interval) = aggregation(&mut r, flags)?;
+    let (mut aggregator, flush_interval) = aggregation(&mut r, flags)?;
     let (statsd_udp, statsd_unix, statsd_tcp, http) = listeners(&mut r, flags)?;
     let (db, store) = store(&mut r, flags, default_db)?;
+    // `|T` data older than the longest retention would expire at once.
+    aggregator.max_backfill_age_ms = store.raw_retention_ms.max(store.minute_retention_ms).max(store.hour_retention_ms);
     Ok(Resolved {
         daemon: DaemonConfig {
             db,

@@ -16,7 +16,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
@@ -26,6 +25,7 @@ use perfstore::{Error as StoreError, StoreOptions, Writer};
 
 use crate::clock::Clock;
 use crate::exposition::Exposition;
+use crate::health::Health;
 use crate::listeners::Listeners;
 use crate::shutdown::{Shutdown, wait_readable};
 use crate::statsd::aggregate::{Aggregator, AggregatorConfig, Backlog, Flush, Stats};
@@ -97,21 +97,51 @@ pub struct Summary {
     pub totals: Totals,
 }
 
+/// What to say when a store already has a writer.
+pub fn already_running(pid: Option<u32>, db: &std::path::Path) -> String {
+    let pid = pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
+    format!(
+        "perfagent is already running ({pid}) on {}: stop it with `perfagent stop --db {}`, or start this one \
+         with another --db",
+        db.display(),
+        db.display()
+    )
+}
+
 /// Run until `shutdown` is set; `on_ready` is called once listening.
 pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)) -> anyhow::Result<Summary> {
+    // A file-size limit (ulimit -f) must be a write error the writer handles, not a signal
+    // that kills the agent without a word.
+    // SAFETY: setting a signal's disposition to SIG_IGN touches no memory.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let writer = match Writer::open(&cfg.db, cfg.store.clone()) {
         Ok(w) => w,
-        Err(StoreError::Locked { pid: Some(pid), .. }) => {
-            anyhow::bail!("perfagent is already running (pid {pid}) on {}", cfg.db.display())
-        }
+        Err(StoreError::Locked { pid, path }) => anyhow::bail!("{}", already_running(pid, &path)),
         Err(e) => return Err(e).with_context(|| format!("opening store {}", cfg.db.display())),
     };
+    // The store's real path: its status and token files sit beside the real file.
+    let db = writer.path().to_owned();
     let sources = Sources::bind(cfg.statsd_udp, cfg.statsd_unix.as_deref(), cfg.statsd_tcp)?;
     let exposition = Arc::new(Mutex::new(Exposition::default()));
-    let ready = Arc::new(AtomicBool::new(false));
-    let uploads = Arc::new(crate::http::Uploads::new(cfg.aggregator.service.clone(), cfg.clock.clone()));
+    let health = Arc::new(Health::default());
+    let flush_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX);
+    let uploads = Arc::new(crate::http::Uploads::new(
+        cfg.aggregator.service.clone(),
+        cfg.clock.clone(),
+        cfg.store.profile_retention_ms,
+        flush_ms,
+    ));
     let http = match cfg.http {
-        Some(addr) => Some(crate::http::serve(addr, exposition.clone(), ready.clone(), uploads.clone())?),
+        Some(addr) => {
+            let token =
+                crate::token::ensure(&db).with_context(|| format!("creating {}", crate::token::path(&db).display()))?;
+            let e =
+                crate::http::Endpoint { metrics: exposition.clone(), health: health.clone(), uploads: uploads.clone() };
+            let hint = crate::token::path(&db).display().to_string();
+            Some(crate::http::serve(addr, e, Some(token), &hint)?)
+        }
         None => None,
     };
     let listeners = Listeners {
@@ -124,22 +154,23 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     let status = StatusFile {
         pid: std::process::id(),
         started_ms: cfg.clock.now_ms(),
-        db: cfg.db.display().to_string(),
+        db: db.display().to_string(),
         listeners: listeners.clone(),
-        flush_interval_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX),
+        flush_interval_ms: flush_ms,
         receive_buffer_bytes,
         ..StatusFile::default()
     };
     let w = WriterConfig {
-        db: cfg.db.clone(),
+        db: db.clone(),
         status,
         exposition: Some(exposition),
+        health: Some(health.clone()),
         summaries: true,
         clock: cfg.clock.clone(),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
-    on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db: cfg.db.clone(), receive_buffer_bytes });
-    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
+    health.set_ready();
     receive(cfg, sources, shutdown, writer, &uploads)
 }
 

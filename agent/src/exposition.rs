@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use perfstore::convention::prometheus::{escape_help, escape_label_value, label_name, metric_name};
+use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
 
 /// Histogram buckets for durations, seconds (Prometheus' defaults).
@@ -24,8 +24,9 @@ pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 
 fn labels(key: &SeriesKey, extra: Option<(&str, String)>) -> String {
+    let names = label_names(key.labels().iter().map(|(k, _)| k.as_str()));
     let mut parts: Vec<String> =
-        key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape_label_value(v))).collect();
+        names.iter().zip(key.labels()).map(|(n, (_, v))| format!("{n}=\"{}\"", escape_label_value(v))).collect();
     if let Some((k, v)) = extra {
         parts.push(format!("{k}=\"{v}\""));
     }

@@ -1,224 +1,223 @@
-//! The HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`, and
-//! `POST /profile?op=NAME[&service=S][&at=UNIX_SECONDS]` taking folded stacks for an operation
-//! (`py-spy record --format raw`, `inferno-collapse-*`; stored with the next flush;
-//! malformed input is refused with its line number and nothing is stored). A small
-//! blocking server on its own thread: requests are tiny and come from one scraper, so a
-//! thread per connection or an async runtime would only add weight.
+//! The agent's HTTP endpoint, served through [`perfweb`] (limits, Host allow-list, token,
+//! security headers): `/metrics` (Prometheus text), `/healthz`, `/readyz` (503 while starting
+//! or degraded, saying why), and `POST /profile?op=NAME[&service=S][&at=UNIX_SECONDS]` taking
+//! folded stacks for an operation (`py-spy record --format raw`, `inferno-collapse-*`) with the
+//! agent's token.
 //!
 //! ## Failure modes
-//! A client that sends nothing is dropped after a 2 s read timeout; a malformed request
-//! gets 400, an unknown path 404, anything but GET/HEAD (and POST to /profile) 405, a body
-//! over 16 MiB 413. Errors never reach the
-//! collector.
+//! Uploads are stored with the next flush; what waits is bounded ([`UPLOAD_BUDGET_BYTES`]): past
+//! it an upload gets 429 with `Retry-After`, and its body is never read. A body over
+//! [`MAX_BODY_BYTES`] gets 413; a body that ends before its `Content-Length`, is not UTF-8 or
+//! has a malformed line gets 400 with the reason, and nothing of it is stored. A bad `op`,
+//! `service` or `at` gets 400 naming the parameter and the form expected.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use perfstore::ProfileWindow;
+use perfweb::guard::text;
 
+use crate::clock::Clock;
 use crate::exposition::Exposition;
+use crate::health::Health;
 
 /// Largest profile upload.
-const MAX_BODY: usize = 16 << 20;
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Folded-stack text waiting for the next flush, at most.
+pub const UPLOAD_BUDGET_BYTES: usize = 8 << 20;
+/// Longest operation or service name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// How far ahead of now an upload's `at` may be.
+const MAX_FUTURE_MS: i64 = 10 * 60_000;
 
-/// Uploaded profiles waiting for the next flush, and the service to file them under when the
-/// upload names none.
+/// Uploaded profiles waiting for the next flush.
 #[derive(Debug)]
 pub struct Uploads {
     pending: Mutex<Vec<ProfileWindow>>,
+    bytes: AtomicUsize,
     service: String,
-    clock: crate::clock::Clock,
+    clock: Clock,
+    /// Oldest `at` accepted, as an age (the store keeps profiles this long).
+    max_age_ms: i64,
+    /// Seconds a client refused for a full queue should wait.
+    retry_after_s: u64,
 }
 
 impl Uploads {
     /// No uploads yet; those without a service go under `service`.
-    pub fn new(service: String, clock: crate::clock::Clock) -> Self {
-        Self { pending: Mutex::new(Vec::new()), service, clock }
+    pub fn new(service: String, clock: Clock, max_age_ms: i64, flush_interval_ms: i64) -> Self {
+        let retry_after_s = (flush_interval_ms / 1000).clamp(1, 60) as u64;
+        Self { pending: Mutex::new(Vec::new()), bytes: AtomicUsize::new(0), service, clock, max_age_ms, retry_after_s }
     }
 
-    /// Everything uploaded since the last call.
+    /// Everything uploaded since the last call (its bytes leave the budget).
     pub fn take(&self) -> Vec<ProfileWindow> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        self.bytes.store(0, Ordering::SeqCst);
+        taken
+    }
+
+    /// Reserve `n` bytes of the budget; false when they do not fit.
+    fn reserve(&self, n: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| (b + n <= UPLOAD_BUDGET_BYTES).then_some(b + n))
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        let _ = self.bytes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(n)));
     }
 }
 
-/// Bind `addr` and serve on a background thread; returns the bound address.
-pub fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Mutex<Exposition>>,
-    ready: Arc<AtomicBool>,
-    uploads: Arc<Uploads>,
-) -> io::Result<SocketAddr> {
-    let listener =
-        TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("binding HTTP listener {addr}: {e}")))?;
-    let local = listener.local_addr()?;
-    std::thread::Builder::new().name("perfagent-http".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(e) = handle(stream, &metrics, &ready, &uploads)
-                && !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::BrokenPipe)
-            {
-                log::warn!("HTTP request: {e}");
-            }
-        }
-    })?;
-    Ok(local)
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `/metrics`.
+    pub metrics: Arc<Mutex<Exposition>>,
+    /// `/readyz`.
+    pub health: Arc<Health>,
+    /// `POST /profile`.
+    pub uploads: Arc<Uploads>,
 }
 
-fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str, head: bool) -> io::Result<()> {
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(header.as_bytes())?;
-    if !head {
-        stream.write_all(body.as_bytes())?;
+/// The agent's routes (before the guard).
+pub fn router(e: Endpoint) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(readyz))
+        .route("/profile", post(profile))
+        .fallback(|| async {
+            text(StatusCode::NOT_FOUND, "try /metrics, /healthz, /readyz or POST /profile?op=NAME\n")
+        })
+        .with_state(e)
+}
+
+/// Serve `router` on `addr` with the policy for that address and `token`.
+pub fn serve(addr: SocketAddr, e: Endpoint, token: Option<String>, token_hint: &str) -> std::io::Result<SocketAddr> {
+    let policy = perfweb::Policy::for_listener(addr, token, &[], token_hint);
+    let app = perfweb::guard::layer(router(e), policy);
+    Ok(perfweb::serve(addr, app, perfweb::Limits::default())?.addr)
+}
+
+async fn metrics(State(e): State<Endpoint>) -> Response {
+    let body = e.metrics.lock().map(|m| m.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn readyz(State(e): State<Endpoint>) -> Response {
+    match e.health.readiness() {
+        Ok(()) => text(StatusCode::OK, "ready\n"),
+        Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
-    stream.flush()
 }
 
-/// Decode `%XX` and `+` in a query value.
-fn decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
-                    Ok(x) => {
-                        out.push(x);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+/// `?op=…&service=…&at=…`, validated.
+#[derive(Debug, serde::Deserialize)]
+struct ProfileQuery {
+    op: Option<String>,
+    service: Option<String>,
+    at: Option<String>,
+}
+
+fn name(param: &str, v: &str) -> Result<String, String> {
+    if v.is_empty() || v.chars().count() > MAX_NAME_CHARS || v.chars().any(char::is_control) {
+        return Err(format!("invalid '{param}': expected 1 to {MAX_NAME_CHARS} characters without control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+impl ProfileQuery {
+    /// `(op, service, at ms)`.
+    fn check(&self, uploads: &Uploads) -> Result<(String, String, i64), String> {
+        let op = name("op", self.op.as_deref().ok_or("POST /profile needs ?op=NAME")?)?;
+        let service = match &self.service {
+            Some(s) => name("service", s)?,
+            None => uploads.service.clone(),
+        };
+        let now = uploads.clock.now_ms();
+        let at = match &self.at {
+            None => now,
+            Some(t) => {
+                let secs: f64 = t.parse().map_err(|_| format!("invalid 'at': expected Unix seconds, got '{t}'"))?;
+                let ms = secs * 1000.0;
+                let (lo, hi) = (now - uploads.max_age_ms, now + MAX_FUTURE_MS);
+                if !ms.is_finite() || ms < lo as f64 || ms > hi as f64 {
+                    return Err(format!(
+                        "invalid 'at': {t} is outside what the store keeps (from {} to {} Unix seconds)",
+                        lo / 1000,
+                        hi / 1000
+                    ));
                 }
+                ms as i64
             }
-            c => out.push(c),
-        }
-        i += 1;
+        };
+        Ok((op, service, at))
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn query(target: &str, key: &str) -> Option<String> {
-    target.split_once('?')?.1.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| decode(v))
-    })
-}
-
-/// `POST /profile`: read the body, parse it, queue it for the next flush.
-fn upload(stream: &mut TcpStream, head_and_start: &[u8], target: &str, uploads: &Uploads) -> io::Result<()> {
-    let text = String::from_utf8_lossy(head_and_start);
-    let length = text
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+/// `POST /profile`: check the request, reserve its bytes, read and parse the body, queue it.
+async fn profile(State(e): State<Endpoint>, Query(q): Query<ProfileQuery>, headers: HeaderMap, body: Body) -> Response {
+    let length =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let Some(length) = length else {
-        return respond(stream, "411 Length Required", "text/plain", "send Content-Length\n", false);
+        return text(StatusCode::LENGTH_REQUIRED, "send Content-Length\n");
     };
-    if length > MAX_BODY {
-        respond(stream, "413 Payload Too Large", "text/plain", "at most 16 MiB of folded stacks\n", false)?;
-        // Read a little of what the client still sends, so it sees the answer rather than a
-        // reset connection.
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut sink = [0u8; 65536];
-        for _ in 0..16 {
-            if matches!(stream.read(&mut sink), Ok(0) | Err(_)) {
-                break;
-            }
-        }
-        return Ok(());
+    if length > MAX_BODY_BYTES {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {} MiB of folded stacks\n", MAX_BODY_BYTES >> 20));
     }
-    let start = head_and_start.windows(4).position(|w| w == b"\r\n\r\n").map_or(head_and_start.len(), |p| p + 4);
-    let mut body = head_and_start[start..].to_vec();
-    let mut chunk = [0u8; 65536];
-    while body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
+    if !e.uploads.reserve(length) {
+        let retry = e.uploads.retry_after_s.to_string();
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "uploads waiting for the next flush fill the queue; retry after the flush\n",
+        );
+        if let Ok(v) = retry.parse() {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        body.extend_from_slice(&chunk[..n]);
+        return r;
     }
-    body.truncate(length);
-    // Checked after reading the body: answering before it would reset the client's connection.
-    let Some(op) = query(target, "op").filter(|o| !o.is_empty()) else {
-        return respond(stream, "400 Bad Request", "text/plain", "POST /profile needs ?op=NAME\n", false);
-    };
-    let Ok(body) = String::from_utf8(body) else {
-        return respond(stream, "400 Bad Request", "text/plain", "the body is not UTF-8\n", false);
-    };
-    let stacks = match perfstore::parse_folded(&body) {
-        Ok(s) => s,
-        Err(e) => {
-            return respond(stream, "400 Bad Request", "text/plain", &format!("{e}; nothing was stored\n"), false);
+    let result = accept(&e.uploads, &q, body, length).await;
+    match result {
+        Ok((msg, kept)) => {
+            e.uploads.release(length.saturating_sub(kept));
+            text(StatusCode::ACCEPTED, msg)
         }
-    };
-    let now = uploads.clock.now_ms();
-    let at = query(target, "at").and_then(|t| t.parse::<f64>().ok()).map_or(now, |s| (s * 1000.0) as i64);
-    let service = query(target, "service").filter(|s| !s.is_empty()).unwrap_or_else(|| uploads.service.clone());
-    let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.samples).sum::<u64>());
-    if let Ok(mut p) = uploads.pending.lock() {
-        p.push(ProfileWindow { service, op: op.clone(), start_ms: at, end_ms: at + 1, stacks });
+        Err(why) => {
+            e.uploads.release(length);
+            text(StatusCode::BAD_REQUEST, format!("{why}; nothing was stored\n"))
+        }
     }
-    respond(
-        stream,
-        "202 Accepted",
-        "text/plain",
-        &format!("accepted {n} stacks ({samples} samples) for {op}; stored with the next flush\n"),
-        false,
-    )
 }
 
-fn handle(mut stream: TcpStream, metrics: &Mutex<Exposition>, ready: &AtomicBool, uploads: &Uploads) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = [0u8; 8192];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < buf.len() {
-        let n = stream.read(&mut buf[len..])?;
-        if n == 0 {
-            break;
-        }
-        len += n;
+/// Read, check and queue one upload: `(reply, bytes kept in the queue)`.
+async fn accept(uploads: &Uploads, q: &ProfileQuery, body: Body, length: usize) -> Result<(String, usize), String> {
+    // Read the body before refusing a bad query, so the client sees the answer rather than
+    // a reset connection.
+    let bytes = axum::body::to_bytes(body, length)
+        .await
+        .map_err(|_| format!("the body ended before its Content-Length ({length} bytes)"))?;
+    if bytes.len() != length {
+        return Err(format!("the body has {} bytes, not its Content-Length {length}", bytes.len()));
     }
-    let text = String::from_utf8_lossy(&buf[..len]);
-    let mut first = text.lines().next().unwrap_or("").split_whitespace();
-    let (Some(method), Some(target)) = (first.next(), first.next()) else {
-        return respond(&mut stream, "400 Bad Request", "text/plain", "bad request\n", false);
-    };
-    let head = method == "HEAD";
-    let path = target.split('?').next().unwrap_or(target);
-    if method == "POST" && path == "/profile" {
-        return upload(&mut stream, &buf[..len], target, uploads);
-    }
-    if method != "GET" && !head {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET and HEAD (POST to /profile)\n",
-            false,
-        );
-    }
-    match path {
-        "/metrics" => {
-            let body = metrics.lock().map(|m| m.render()).unwrap_or_default();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body, head)
-        }
-        "/healthz" => respond(&mut stream, "200 OK", "text/plain", "ok\n", head),
-        "/readyz" if ready.load(Ordering::SeqCst) => respond(&mut stream, "200 OK", "text/plain", "ready\n", head),
-        "/readyz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "starting\n", head),
-        _ => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            "try /metrics, /healthz, /readyz or POST /profile?op=NAME\n",
-            head,
-        ),
-    }
+    let (op, service, at) = q.check(uploads)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "the body is not UTF-8".to_string())?;
+    let stacks = perfstore::parse_folded(text).map_err(|e| e.to_string())?;
+    let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.samples).sum::<u64>());
+    let kept: usize = stacks.iter().map(|s| s.frames.len() + 24).sum();
+    uploads.pending.lock().unwrap_or_else(|e| e.into_inner()).push(ProfileWindow {
+        service,
+        op: op.clone(),
+        start_ms: at,
+        end_ms: at + 1,
+        stacks,
+    });
+    let op = op.escape_debug();
+    Ok((format!("accepted {n} stacks ({samples} samples) for {op}; stored with the next flush\n"), kept.min(length)))
 }

@@ -45,6 +45,7 @@ pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod exposition;
+pub mod health;
 #[cfg(feature = "daemon")]
 pub mod http;
 pub mod listeners;

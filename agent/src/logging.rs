@@ -28,8 +28,9 @@ struct Logger {
 
 static LOGGER: Logger = Logger { file: OnceLock::new() };
 
-fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+/// Open for appending (created 0600), never through a symbolic link.
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 impl log::Log for Logger {

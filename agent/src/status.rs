@@ -3,7 +3,6 @@
 //! flush.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,9 +30,37 @@ pub struct StatusFile {
     /// When the last flush was written, Unix ms; none before the first.
     #[serde(default)]
     pub last_flush_ms: Option<i64>,
+    /// Why the store is not taking writes, when it is not.
+    #[serde(default)]
+    pub degraded: Option<Degraded>,
     /// Its counters.
     #[serde(flatten)]
     pub telemetry: Telemetry,
+}
+
+/// The store is not taking writes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Degraded {
+    /// `disk full`, `store read-only`, `store file deleted`, …
+    pub reason: String,
+    /// Since when, Unix ms.
+    pub since_ms: i64,
+    /// The last error.
+    pub error: String,
+}
+
+impl Degraded {
+    /// `disk full since 2026-12-01T19:00:00Z; 1200 points waiting, 0 lost`.
+    pub fn describe(&self, t: &Telemetry) -> String {
+        let since = std::time::UNIX_EPOCH + Duration::from_millis(self.since_ms.max(0) as u64);
+        format!(
+            "{} since {}; {} points waiting, {} lost",
+            self.reason,
+            humantime::format_rfc3339_seconds(since),
+            t.pending_points,
+            t.lost.values().sum::<u64>()
+        )
+    }
 }
 
 /// `<db>.status`.
@@ -47,7 +74,7 @@ pub fn path(db: &Path) -> PathBuf {
 /// read and tolerate a missing file), and both a sync and ext4's flush on rename-over cost
 /// more CPU than the rest of an idle agent's work at a 1 s flush.
 pub fn write(at: &Path, status: &StatusFile) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(at)?;
+    let mut f = perfstore::open_private(at, true, false)?;
     let text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
     f.write_all(text.as_bytes())?;
     f.set_len(text.len() as u64)

@@ -33,6 +33,15 @@ pub struct Telemetry {
     pub failed_writes: usize,
     /// Datagrams the kernel dropped because the receive buffer was full, since start.
     pub kernel_drops: u64,
+    /// Points received but not yet in the store (waiting for it to take writes again).
+    #[serde(default)]
+    pub pending_points: usize,
+    /// Points lost because the store could not take them, by reason (`disk_full`, …).
+    #[serde(default)]
+    pub lost: BTreeMap<String, u64>,
+    /// Times the store file was found deleted or replaced and reopened.
+    #[serde(default)]
+    pub store_reopened: u64,
 }
 
 /// Something that happened to the agent: a log line and a counter.
@@ -179,6 +188,21 @@ const REJECTED: Family = Family {
 };
 const FLUSH_FAILURES: Family =
     Family { name: "perfagent_flush_failures_total", kind: Type::Counter, help: "Flushes the store failed to take." };
+const PENDING: Family = Family {
+    name: "perfagent_pending_points",
+    kind: Type::Gauge,
+    help: "Points received but not yet written (the store is not taking writes).",
+};
+const LOST: Family = Family {
+    name: "perfagent_lost_points_total",
+    kind: Type::Counter,
+    help: "Points lost because the store could not take them, by reason.",
+};
+const REOPENED: Family = Family {
+    name: "perfagent_store_reopened_total",
+    kind: Type::Counter,
+    help: "Times the store file was found deleted or replaced and reopened.",
+};
 const DB_BYTES: Family =
     Family { name: "perfagent_db_bytes", kind: Type::Gauge, help: "Size of the store's database file." };
 const WAL_BYTES: Family =
@@ -228,6 +252,11 @@ impl Telemetry {
             family(&mut out, REJECTED, &by_reason(&r));
         }
         family(&mut out, FLUSH_FAILURES, &[(None, self.failed_writes as f64)]);
+        family(&mut out, PENDING, &[(None, self.pending_points as f64)]);
+        if !self.lost.is_empty() {
+            family(&mut out, LOST, &by_reason(&self.lost));
+        }
+        family(&mut out, REOPENED, &[(None, self.store_reopened as f64)]);
         family(&mut out, DB_BYTES, &[(None, len(db))]);
         family(&mut out, WAL_BYTES, &[(None, len(&perfstore::wal_path(db)))]);
         family(&mut out, RECEIVE_BUFFER, &[(None, receive_buffer_bytes as f64)]);

@@ -14,9 +14,17 @@ pub fn path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// The token of the store at `db`, if there is one and it is readable.
+/// The token of the store at `db`, if there is one and it is readable (never through a
+/// symbolic link: a link planted there must not choose the token).
 pub fn read(db: &Path) -> Option<String> {
-    let t = std::fs::read_to_string(path(db)).ok()?;
+    let mut t = String::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path(db))
+        .ok()?
+        .read_to_string(&mut t)
+        .ok()?;
     let t = t.trim();
     (!t.is_empty()).then(|| t.to_owned())
 }

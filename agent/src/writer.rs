@@ -3,22 +3,33 @@
 //! maintenance. The daemon and the embedded SDK both run it.
 //!
 //! ## Failure modes
-//! A flush the store cannot take is logged and counted ([`crate::telemetry::FlushFailed`]),
-//! never fatal; the writer goes on with the next one.
+//! Nothing vanishes without a count. A flush the store cannot take (disk full, I/O error, a
+//! read-only file) stays queued in memory ([`Retry`]) and is retried with a backoff from 1 s
+//! to 30 s; meanwhile the status file and `/readyz` say "degraded: disk full since …" with
+//! what waits and what was lost. Past [`MAX_QUEUED_POINTS`] the oldest flushes are dropped and
+//! counted as lost, by reason. When the store takes writes again the queue drains by itself
+//! and the WAL is checkpointed to give its space back. Before each write the writer checks that
+//! the file at the store's path is still the one it opened: a deleted store is recreated and a
+//! replaced one reopened (loudly: the history of the old file is not in the new one), so
+//! recording goes on in a file a reader can see rather than into an unlinked inode.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use perfstore::{Registration, RejectReason, Write, Writer};
+use perfstore::Writer;
 
 use crate::clock::Clock;
 use crate::exposition::Exposition;
+use crate::health::Health;
 use crate::statsd::aggregate::{Flush, Stats};
-use crate::status::{self, StatusFile};
-use crate::telemetry::{Event as _, FlushFailed, FlushWritten, Ingested, KernelDrops, OverCardinality, StoreRefused};
+use crate::status::{self, Degraded, StatusFile};
+use crate::telemetry::{Event as _, Ingested, KernelDrops, OverCardinality};
+
+mod retry;
+
+pub use retry::{FlushOutcome, MAX_QUEUED_POINTS, Retry, write_flush};
 
 /// How often the writer runs store maintenance (sealing, rollups, retention, disk cap).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
@@ -26,44 +37,8 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 /// Flushes handed to the writer at once; more wait merged in the receive loop's backlog.
 const QUEUE: usize = 2;
-
-/// What one flush did to the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlushOutcome {
-    /// Points written.
-    pub written: usize,
-    /// Points refused by the store's registry, by reason.
-    pub rejected: BTreeMap<RejectReason, usize>,
-    /// Events recorded.
-    pub events: usize,
-}
-
-/// Write one flush: register its series (one transaction), write its points (one
-/// transaction), record its events and profiles. Points of series the store refuses are
-/// counted, not errors; a store error (disk full, I/O) leaves the store unchanged.
-pub fn write_flush(writer: &mut Writer, flush: &Flush, now_ms: i64) -> perfstore::Result<FlushOutcome> {
-    let mut out = FlushOutcome::default();
-    let keys: Vec<perfstore::SeriesKey> = flush.points.iter().map(|(k, _, _)| k.clone()).collect();
-    let regs = writer.register_all(&keys, now_ms)?;
-    let mut writes = Vec::with_capacity(flush.points.len());
-    for ((_, ts_ms, sample), reg) in flush.points.iter().zip(regs) {
-        match reg {
-            Registration::Registered(series) => writes.push(Write { series, ts_ms: *ts_ms, sample: sample.clone() }),
-            Registration::Rejected(reason) => *out.rejected.entry(reason).or_default() += 1,
-        }
-    }
-    if !writes.is_empty() {
-        out.written = writer.write(&writes)?.points;
-    }
-    if !flush.events.is_empty() {
-        writer.record_events(&flush.events)?;
-        out.events = flush.events.len();
-    }
-    if !flush.profiles.is_empty() {
-        writer.write_profiles(&flush.profiles)?;
-    }
-    Ok(out)
-}
+/// How long the writer keeps retrying at exit before counting what is left as lost.
+const EXIT_RETRIES: Duration = Duration::from_secs(5);
 
 /// The receive side's counters, sent along with each flush.
 #[derive(Debug, Default)]
@@ -85,6 +60,8 @@ pub struct WriterConfig {
     pub status: StatusFile,
     /// Where `/metrics` is kept current, when served.
     pub exposition: Option<Arc<Mutex<Exposition>>>,
+    /// Where `/readyz` learns that the store stopped taking writes, when served.
+    pub health: Option<Arc<Health>>,
     /// Log the calls summary line every 5 minutes (the daemon does; an SDK in an app does not).
     pub summaries: bool,
     /// The clock flushes are stamped with.
@@ -96,8 +73,10 @@ pub struct WriterConfig {
 pub struct Totals {
     /// Points written to the store.
     pub written: usize,
-    /// Flushes the store failed to take.
+    /// Flushes the store failed to take (each counted once per failed attempt).
     pub failed_writes: usize,
+    /// Points lost because the store could not take them.
+    pub lost: u64,
 }
 
 /// The writer thread and what feeds it.
@@ -124,7 +103,7 @@ pub fn spawn(writer: Writer, cfg: WriterConfig) -> std::io::Result<WriterThread>
 
 /// The writer thread's state between flushes.
 struct Loop {
-    writer: Writer,
+    retry: Retry,
     cfg: WriterConfig,
     status_file: PathBuf,
     calls: crate::summary::CallSummary,
@@ -146,7 +125,7 @@ fn sampler(now_ms: i64) -> Option<crate::sampler::Sampler> {
 
 fn run(writer: Writer, rx: mpsc::Receiver<(Flush, Progress)>, cfg: WriterConfig) -> perfstore::Result<Totals> {
     let mut l = Loop {
-        writer,
+        retry: Retry::new(writer),
         status_file: status::path(&cfg.db),
         calls: crate::summary::CallSummary::default(),
         last_maintenance: Instant::now(),
@@ -155,16 +134,18 @@ fn run(writer: Writer, rx: mpsc::Receiver<(Flush, Progress)>, cfg: WriterConfig)
         sampler: sampler(cfg.clock.now_ms()),
         cfg,
     };
-    for (flush, progress) in rx {
-        l.flush(flush, progress);
+    loop {
+        let got = match l.retry.next_attempt() {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok((flush, progress)) => l.flush(flush, progress),
+            Err(mpsc::RecvTimeoutError::Timeout) => l.drain(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
-    if let Some(line) = l.calls.line().filter(|_| l.cfg.summaries) {
-        log::info!("since the last summary: {line}");
-    }
-    let t = &l.cfg.status.telemetry;
-    let totals = Totals { written: t.points_written, failed_writes: t.failed_writes };
-    l.writer.close()?;
-    Ok(totals)
+    l.exit()
 }
 
 impl Loop {
@@ -187,35 +168,72 @@ impl Loop {
                 log::info!("last {}: {line}", humantime::format_duration(SUMMARY_EVERY));
             }
         }
-        let now = self.cfg.clock.now_ms();
-        match write_flush(&mut self.writer, &flush, now) {
-            Ok(out) => {
-                FlushWritten { points: out.written }.emit(t);
-                for (reason, points) in out.rejected {
-                    StoreRefused { reason, points }.emit(t);
-                }
-            }
-            Err(error) => FlushFailed { points: flush.points.len(), error: &error }.emit(t),
-        }
         Ingested { stats: &progress.stats, series: progress.series }.emit(t);
         if let Some(total) = progress.kernel_drops {
             KernelDrops { total }.emit(t);
         }
-        self.cfg.status.last_flush_ms = Some(now);
         if let Some(e) = &self.cfg.exposition
             && let Ok(mut e) = e.lock()
         {
             e.add(&flush.points);
-            e.set_own(t.render(&self.cfg.db, self.cfg.status.receive_buffer_bytes));
         }
-        if let Err(e) = status::write(&self.status_file, &self.cfg.status) {
-            log::warn!("writing {}: {e}", self.status_file.display());
-        }
-        if self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+        self.retry.push(flush, t);
+        self.drain();
+    }
+
+    /// Write what is queued (when a retry is due), then publish the state.
+    fn drain(&mut self) {
+        let now = self.cfg.clock.now_ms();
+        self.retry.drain(now, &mut self.cfg.status.telemetry);
+        if self.retry.fault().is_none() && self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             self.last_maintenance = Instant::now();
-            if let Err(e) = self.writer.maintain(now) {
+            if let Err(e) = self.retry.writer().maintain(now) {
                 log::error!("store maintenance: {e}");
             }
         }
+        self.publish(now);
+    }
+
+    /// Status file, `/metrics` and `/readyz`.
+    fn publish(&mut self, now: i64) {
+        let s = &mut self.cfg.status;
+        s.last_flush_ms = Some(now);
+        s.degraded = self.retry.fault().map(|f| Degraded {
+            reason: f.kind.as_str().to_owned(),
+            since_ms: f.since_ms,
+            error: f.error.clone(),
+        });
+        if let Some(h) = &self.cfg.health {
+            h.set_degraded(s.degraded.as_ref().map(|d| d.describe(&s.telemetry)));
+        }
+        if let Some(e) = &self.cfg.exposition
+            && let Ok(mut e) = e.lock()
+        {
+            e.set_own(s.telemetry.render(&self.cfg.db, s.receive_buffer_bytes));
+        }
+        if let Err(e) = status::write(&self.status_file, s) {
+            log::warn!("writing {}: {e}", self.status_file.display());
+        }
+    }
+
+    /// The channel closed: a last try at what waits, then count what is left as lost.
+    fn exit(mut self) -> perfstore::Result<Totals> {
+        let deadline = Instant::now() + EXIT_RETRIES;
+        while self.retry.queued_points() > 0 && Instant::now() < deadline {
+            self.retry.retry_now();
+            self.retry.drain(self.cfg.clock.now_ms(), &mut self.cfg.status.telemetry);
+            if self.retry.queued_points() > 0 {
+                thread::sleep(Duration::from_millis(250));
+            }
+        }
+        self.retry.give_up(&mut self.cfg.status.telemetry);
+        self.publish(self.cfg.clock.now_ms());
+        if let Some(line) = self.calls.line().filter(|_| self.cfg.summaries) {
+            log::info!("since the last summary: {line}");
+        }
+        let t = &self.cfg.status.telemetry;
+        let totals = Totals { written: t.points_written, failed_writes: t.failed_writes, lost: t.lost.values().sum() };
+        self.retry.into_writer().close()?;
+        Ok(totals)
     }
 }

@@ -33,7 +33,7 @@ fn statsd_lines_become_exact_store_contents() {
             agg.ingest_datagram(b"_e{7,19}:vm.list|ThrottlingException|t:error|#op:vm.list");
         }
         let flush = agg.flush();
-        let out = write_flush(&mut w, &flush, T0).unwrap();
+        let out = write_flush(&mut w, flush, T0).unwrap();
         assert_eq!(
             out.rejected.get(&perfstore::RejectReason::PerNameLimit).copied().unwrap_or(0),
             usize::from(interval % 4 == 3)

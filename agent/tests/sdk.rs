@@ -250,10 +250,11 @@ fn the_sdk_forwards_to_a_daemon_that_holds_the_store() {
     assert_eq!(find(&c, r#"op.duration{cache="hit",op="vm.list",outcome="ok",service="app"}"#).count, 3.0);
 }
 
-fn post(addr: &str, target: &str, body: &str) -> String {
+fn post(addr: &str, token: Option<&str>, target: &str, body: &str) -> String {
     use std::io::Read as _;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "POST {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -267,16 +268,22 @@ fn the_daemon_takes_folded_stacks_over_http() {
     let http = ready["http"].as_str().unwrap().to_owned();
     // py-spy's raw format: frames with spaces and parentheses, the count after the last space.
     let py = "<module> (app.py:30);main (app.py:25);list_vms (cloud.py:12) 40\n<module> (app.py:30);main (app.py:25);parse (cloud.py:40) 10\n";
-    let r = post(&http, "/profile?op=vm.list&service=py-app", py);
+    // Without the store's token (a web page cannot read it, nor send the header without a
+    // preflight) an upload is refused before its body is looked at.
+    let r = post(&http, None, "/profile?op=vm.list&service=py-app", py);
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    let token = std::fs::read_to_string(perfagent::token::path(&db.canonicalize().unwrap())).unwrap();
+    let token = Some(token.trim());
+    let r = post(&http, token, "/profile?op=vm.list&service=py-app", py);
     assert!(r.starts_with("HTTP/1.1 202"), "{r}");
     assert!(r.ends_with("accepted 2 stacks (50 samples) for vm.list; stored with the next flush\n"), "{r}");
-    let r = post(&http, "/profile?op=vm.list", "main;work 3\nmain;broken\n");
+    let r = post(&http, token, "/profile?op=vm.list", "main;work 3\nmain;broken\n");
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     assert!(
         r.ends_with("line 2: expected `frame;frame;… COUNT` (no sample count after the stack); nothing was stored\n"),
         "{r}"
     );
-    assert!(post(&http, "/profile", "a 1\n").starts_with("HTTP/1.1 400"), "an operation is required");
+    assert!(post(&http, token, "/profile", "a 1\n").starts_with("HTTP/1.1 400"), "an operation is required");
     std::thread::sleep(Duration::from_millis(500));
     stop(child);
     let mut r = Reader::open(&db).unwrap();

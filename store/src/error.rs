@@ -57,12 +57,18 @@ pub enum Error {
         detail: String,
     },
     /// Another process holds the writer lock.
-    #[error("{}: the store is already open for writing by another process (pid {}); only one perfagent may write a store", lock_path.display(), pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()))]
+    #[error("{}: the store is already open for writing by another process (pid {}); only one perfagent may write a store", path.display(), pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()))]
     Locked {
-        /// The lock file (`<db>.lock`).
-        lock_path: PathBuf,
+        /// The store (its real path).
+        path: PathBuf,
         /// The holder's pid, as it wrote it into the lock file.
         pid: Option<u32>,
+    },
+    /// The store, or its folder, cannot be written by this process.
+    #[error("{}: the store is read-only for this process (the file or its folder is not writable); fix the permissions or pass another --db", path.display())]
+    ReadOnly {
+        /// The store.
+        path: PathBuf,
     },
     /// The disk (or the configured page limit) is full; the write was rolled back.
     #[error("{}: disk full or store size limit reached; the write was rolled back and the store is unchanged", path.display())]
@@ -103,6 +109,7 @@ impl Error {
         if let rusqlite::Error::SqliteFailure(e, msg) = &source {
             match e.code {
                 ErrorCode::DiskFull => return Error::DiskFull { path: path.to_owned() },
+                ErrorCode::ReadOnly => return Error::ReadOnly { path: path.to_owned() },
                 ErrorCode::NotADatabase => return Error::NotSqlite { path: path.to_owned() },
                 ErrorCode::DatabaseCorrupt => {
                     return Error::Corrupt {

@@ -58,7 +58,7 @@ pub use model::{
     Distribution, EVENT_MESSAGE_MAX_CHARS, Event, EventKind, Kind, Point, ProfileWindow, Registration, RejectReason,
     SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey, Stack, Write, merge_into,
 };
-pub use open::{StoreOptions, default_path, default_path_from, lock_holder, lock_path};
+pub use open::{StoreOptions, canonical, default_path, default_path_from, lock_holder, lock_path, open_private};
 pub use profile::{FoldedError, ProfiledOp, parse_folded};
 pub use query::{Agg, Reader, SeriesRange, SeriesUsage, Snapshot, TimeRange};
 pub use rollup::MaintenanceReport;
@@ -66,4 +66,4 @@ pub use rows::CHUNK_MAX_BYTES;
 pub use select::{MatchOp, Matcher, Selector, glob_match};
 pub use sketch::Sketch;
 pub use tier::{DAY_MS, HOUR_MS, MINUTE_MS, Tier};
-pub use write::{WriteReport, Writer, wal_path};
+pub use write::{FileState, WriteReport, Writer, wal_path};

@@ -96,66 +96,117 @@ pub fn default_path_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Re
     Ok(data.join("perfagent").join("perf.db"))
 }
 
-/// `<db>.lock`.
+/// `<db>.lock`: holds the writer's pid (for messages and `perfagent stop`).
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     db.with_file_name(name)
 }
 
-/// The pid of the process holding the writer lock on `db`, or `None` when no writer runs.
-/// Never blocks; a stale lock file left by a killed writer reads as `None`.
-pub fn lock_holder(db: &Path) -> Result<Option<u32>> {
-    let path = lock_path(db);
-    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+/// The store's real path: symbolic links (of the file and its folders) resolved, so two
+/// names of one file are one store. A file that does not exist yet keeps its name in its
+/// folder's real path.
+pub fn canonical(db: &Path) -> Result<PathBuf> {
+    if let Ok(p) = fs::canonicalize(db) {
+        return Ok(p);
+    }
+    let parent = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = fs::canonicalize(parent).map_err(|e| Error::io(format!("finding folder {}", parent.display()), e))?;
+    Ok(dir.join(db.file_name().unwrap_or_default()))
+}
+
+/// Open `path` for reading and writing, never following a symbolic link at the last step
+/// (status, log, lock and token files: a link planted there must not redirect a write).
+pub fn open_private(path: &Path, create: bool, append: bool) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(!append)
+        .append(append)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn read_pid(db: &Path) -> Option<u32> {
+    let mut text = String::new();
+    let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(lock_path(db)).ok()?;
+    f.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The writer of `db`: `None` when no process writes it, else `Some(pid)` (`None` inside when
+/// the holder's pid is unreadable). Never blocks; a lock left by a killed writer is gone
+/// with it.
+///
+/// It opens the database file: do not call it from a process that has the same store open
+/// through SQLite (closing a descriptor of a file drops that process's POSIX locks on it).
+pub fn lock_holder(db: &Path) -> Result<Option<Option<u32>>> {
+    let Ok(db) = canonical(db) else { return Ok(None) }; // no folder: no store, no writer
+    let file = match OpenOptions::new().read(true).open(&db) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("opening lock file {}", path.display()), e)),
+        Err(e) => return Err(Error::io(format!("opening {}", db.display()), e)),
     };
-    match file.try_lock() {
+    match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
             Ok(None)
         }
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            Ok(Some(text.trim().parse().unwrap_or(0)))
-        }
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("checking lock {}", path.display()), e)),
+        Err(fs::TryLockError::WouldBlock) => Ok(Some(read_pid(&db))),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("checking the lock on {}", db.display()), e)),
     }
 }
 
-/// Take the writer lock, recording our pid in the lock file.
+/// Take the writer lock: an exclusive `flock` on the database file itself (its inode, so
+/// neither a second name for the file nor a deleted lock file lets a second writer in), and
+/// our pid in `<db>.lock`. `db` must be [`canonical`]. The returned file must stay open until
+/// the store's connection is closed.
 pub(crate) fn acquire_lock(db: &Path) -> Result<File> {
-    let path = lock_path(db);
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening lock file {}", path.display()), e))?;
+        .open(db)
+        .map_err(|e| Error::io(format!("opening {}", db.display()), e))?;
     match file.try_lock() {
         Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(Error::Locked { lock_path: path, pid: text.trim().parse().ok() });
-        }
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(Error::io(format!("locking {}", path.display()), e));
-        }
+        Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: db.to_owned(), pid: read_pid(db) }),
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", db.display()), e)),
     }
+    let path = lock_path(db);
     let write_pid = |f: &mut File| -> std::io::Result<()> {
         f.set_len(0)?;
         f.seek(SeekFrom::Start(0))?;
         writeln!(f, "{}", std::process::id())?;
         f.flush()
     };
-    write_pid(&mut file).map_err(|e| Error::io(format!("writing pid to {}", path.display()), e))?;
+    open_private(&path, true, false)
+        .and_then(|mut f| write_pid(&mut f))
+        .map_err(|e| Error::io(format!("writing pid to {}", path.display()), e))?;
     Ok(file)
+}
+
+/// The identity of a file: (device, inode).
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether this process may write `db` and create files (the WAL) in its folder.
+pub(crate) fn writable(db: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let ok = |p: &Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // A store not created yet only needs its folder.
+    (!db.exists() || ok(db)) && ok(dir)
 }
 
 /// Create missing parent folders (mode 0700).
@@ -197,19 +248,6 @@ pub(crate) fn check_header(db: &Path) -> Result<bool> {
         return Err(Error::Corrupt { path: db.to_owned(), detail: format!("file is only {got} bytes long") });
     }
     Ok(true)
-}
-
-/// Create the file with mode 0600 so SQLite (and its -wal/-shm, which copy the mode) never
-/// make it world-readable.
-pub(crate) fn precreate(db: &Path) -> Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(db)
-        .map(drop)
-        .map_err(|e| Error::io(format!("creating {}", db.display()), e))
 }
 
 /// A read-only connection with the busy timeout set.

@@ -69,15 +69,36 @@ pub struct Writer {
     pub(crate) opts: StoreOptions,
     registry: Registry,
     last_checkpoint: Instant,
+    /// (device, inode) of the file opened: a different one at the path means it was replaced.
+    identity: Option<(u64, u64)>,
+    /// The writer lock (an flock on the database file); dropped after the connection.
     _lock: File,
+}
+
+/// Whether the file at the store's path is still the one this writer opened, and writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// The same file, writable.
+    Ok,
+    /// Nothing at the path any more: writes go to a deleted file.
+    Deleted,
+    /// Another file at the path: writes go to the old one.
+    Replaced,
+    /// The file or its folder is no longer writable by this process.
+    ReadOnly,
 }
 
 impl Writer {
     /// Open (creating if needed) the store at `path` for writing: takes the writer lock,
     /// refuses files it must not touch, migrates, and loads the series registry.
     pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self> {
-        let path = path.as_ref().to_owned();
-        open::create_parent(&path)?;
+        open::create_parent(path.as_ref())?;
+        let path = open::canonical(path.as_ref())?;
+        // Before the lock, which opens the file for writing: a read-only store is refused by
+        // name, not by the open's "permission denied".
+        if !open::writable(&path) {
+            return Err(Error::ReadOnly { path });
+        }
         let lock = open::acquire_lock(&path)?;
         let mut fresh = true;
         if open::check_header(&path)? {
@@ -86,8 +107,6 @@ impl Writer {
             if !fresh && opts.check_on_open {
                 open::quick_check(&ro, &path)?;
             }
-        } else {
-            open::precreate(&path)?;
         }
         let mut conn = Connection::open_with_flags(
             &path,
@@ -115,15 +134,45 @@ impl Writer {
             conn.query_row(&format!("PRAGMA max_page_count = {max}"), [], |_| Ok(())).map_err(sql)?;
         }
         migrate::migrate(&mut conn, &path)?;
-        let mut w =
-            Writer { conn, path, opts, registry: Registry::default(), last_checkpoint: Instant::now(), _lock: lock };
+        let identity = open::identity(&path);
+        let mut w = Writer {
+            conn,
+            path,
+            opts,
+            registry: Registry::default(),
+            last_checkpoint: Instant::now(),
+            identity,
+            _lock: lock,
+        };
         w.load_registry()?;
         Ok(w)
     }
 
-    /// The store file.
+    /// The store file (its real path: symbolic links resolved).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file at [`Writer::path`] is still this writer's, and writable: two
+    /// `stat`-like calls, cheap enough for every flush.
+    pub fn file_state(&self) -> FileState {
+        match open::identity(&self.path) {
+            None => FileState::Deleted,
+            Some(id) if Some(id) != self.identity => FileState::Replaced,
+            Some(_) if !open::writable(&self.path) => FileState::ReadOnly,
+            Some(_) => FileState::Ok,
+        }
+    }
+
+    /// Checkpoint the WAL completely, returning its space to the file system (after a
+    /// failure, when space is scarce). Readers holding the WAL make it stop short; that is
+    /// not an error.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.last_checkpoint = Instant::now();
+        self.conn.busy_timeout(Duration::from_millis(200)).map_err(|e| self.sql(e))?;
+        let r = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.conn.busy_timeout(self.opts.busy_timeout).map_err(|e| self.sql(e))?;
+        r.map_err(|e| self.sql(e))
     }
 
     /// The options the store was opened with.

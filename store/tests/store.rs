@@ -733,7 +733,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 e.to_string(),
                 format!(
                     "{}: the store is already open for writing by another process (pid {}); only one perfagent may write a store",
-                    perfstore::lock_path(&path).display(),
+                    perfstore::canonical(&path).unwrap().display(),
                     child.id()
                 )
             );
@@ -851,11 +851,73 @@ fn hour_summaries_follow_late_data_and_expiry() {
 }
 
 #[test]
+fn one_writer_per_file_whatever_its_name_or_lock_file() {
+    let (d, path) = tmp();
+    let w = Writer::open(&path, StoreOptions::default()).unwrap();
+    // Another name for the same file.
+    let alias = d.path().join("alias.db");
+    std::os::unix::fs::symlink(&path, &alias).unwrap();
+    let e = Writer::open(&alias, StoreOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::Locked { pid: Some(p), .. } if p == std::process::id()), "{e}");
+    // Its folder by another name.
+    let dir_alias = d.path().join("data-alias");
+    std::os::unix::fs::symlink(path.parent().unwrap(), &dir_alias).unwrap();
+    assert!(matches!(Writer::open(dir_alias.join("perf.db"), StoreOptions::default()), Err(Error::Locked { .. })));
+    // The pid file deleted: the lock is on the database file itself.
+    std::fs::remove_file(perfstore::lock_path(&path)).unwrap();
+    let e = Writer::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::Locked { pid: None, .. }), "{e}");
+    assert!(e.to_string().contains("already open for writing by another process (pid unknown)"), "{e}");
+    drop(w);
+    Writer::open(&alias, StoreOptions::default()).unwrap();
+}
+
+/// Make `path` read-only for this process: by its mode for a normal user, and with the
+/// immutable attribute for root (who writes through any mode bits).
+fn set_read_only(path: &Path, read_only: bool) {
+    // SAFETY: geteuid has no preconditions and touches no memory of ours.
+    if unsafe { libc::geteuid() } == 0 {
+        let flag = if read_only { "+i" } else { "-i" };
+        let out = Command::new("chattr").arg(flag).arg(path).output().expect("chattr (e2fsprogs)");
+        assert!(out.status.success(), "chattr {flag}: {}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        let mode = if read_only { 0o400 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+#[test]
+fn a_read_only_store_is_refused_untouched_and_a_changed_file_is_noticed() {
+    use perfstore::FileState;
+    let (d, path) = tmp();
+    Writer::open(&path, StoreOptions::default()).unwrap().close().unwrap();
+    set_read_only(&path, true);
+    let before = file_bytes(&path);
+    let e = Writer::open(&path, StoreOptions::default()).unwrap_err();
+    set_read_only(&path, false);
+    assert!(matches!(e, Error::ReadOnly { .. }), "{e}");
+    assert!(e.to_string().ends_with("is not writable); fix the permissions or pass another --db"), "{e}");
+    assert_eq!(file_bytes(&path), before);
+
+    let w = Writer::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(w.file_state(), FileState::Ok);
+    set_read_only(&path, true);
+    let state = w.file_state();
+    set_read_only(&path, false);
+    assert_eq!(state, FileState::ReadOnly);
+    let moved = d.path().join("moved.db");
+    std::fs::rename(&path, &moved).unwrap();
+    assert_eq!(w.file_state(), FileState::Deleted);
+    std::fs::copy(&moved, &path).unwrap();
+    assert_eq!(w.file_state(), FileState::Replaced);
+}
+
+#[test]
 fn lock_holder_names_the_running_writer_only() {
     let (_d, path) = tmp();
     assert_eq!(perfstore::lock_holder(&path).unwrap(), None, "no lock file yet");
     let w = Writer::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(perfstore::lock_holder(&path).unwrap(), Some(std::process::id()));
+    assert_eq!(perfstore::lock_holder(&path).unwrap(), Some(Some(std::process::id())));
     drop(w);
     assert_eq!(perfstore::lock_holder(&path).unwrap(), None, "a lock file without a holder is stale");
     // Probing does not get in a writer's way.

@@ -118,16 +118,43 @@ fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
     let mut first = start(&db, &[]);
+    // The same file by its own name, through a symlinked file, and through a symlinked folder:
+    // the lock is on the file itself, so no alias gets a second writer.
+    let alias_dir = tempfile::tempdir().unwrap();
+    let linked_file = alias_dir.path().join("alias.db");
+    std::os::unix::fs::symlink(&db, &linked_file).unwrap();
+    let linked_dir = alias_dir.path().join("dir");
+    std::os::unix::fs::symlink(dir.path(), &linked_dir).unwrap();
+    for path in [db.clone(), linked_file, linked_dir.join("perf.db")] {
+        let out = Command::new(bin("perfagent"))
+            .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+            .args(["start", "--foreground", "--db", path.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let canonical = db.canonicalize().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: perfagent is already running (pid {}) on {}: stop it with `perfagent stop --db {}`, or start \
+                 this one with another --db\n",
+                first.child.id(),
+                canonical.display(),
+                canonical.display()
+            ),
+            "{}",
+            path.display()
+        );
+    }
+    // Deleting the lock file does not free the store either.
+    std::fs::remove_file(dir.path().join("perf.db.lock")).unwrap();
     let out = Command::new(bin("perfagent"))
         .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
         .args(["start", "--foreground", "--db", db.to_str().unwrap(), "--statsd-udp", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        format!("error: perfagent is already running (pid {}) on {}\n", first.child.id(), db.display())
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
     sigterm(&first.child);
     assert_eq!(first.child.wait().unwrap().code(), Some(0));
     let _ = first.port;
@@ -294,7 +321,7 @@ fn background_start_returns_when_ready_and_reports_failures() {
     assert!(text.starts_with("perfagent started (pid "), "{text}");
     assert!(text.trim_end().ends_with(&format!("store {dbs}, log {}", log.display())), "{text}");
     let pid: u32 = text["perfagent started (pid ".len()..].split(')').next().unwrap().parse().unwrap();
-    assert_eq!(perfstore::lock_holder(&db).unwrap(), Some(pid), "the agent runs after start returned");
+    assert_eq!(perfstore::lock_holder(&db).unwrap(), Some(Some(pid)), "the agent runs after start returned");
     let port: u16 = text.split("udp://127.0.0.1:").nth(1).unwrap().split([',', ';']).next().unwrap().parse().unwrap();
     UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"bg.calls:5|c\n", ("127.0.0.1", port)).unwrap();
 
@@ -488,7 +515,7 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);

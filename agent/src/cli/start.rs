@@ -2,7 +2,7 @@
 //! background, returning once the agent is ready.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -99,7 +99,8 @@ fn start_background(db: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt as _;
 
     if let Some(pid) = perfstore::lock_holder(db)? {
-        anyhow::bail!("perfagent is already running (pid {pid}) on {}", db.display());
+        let shown = perfstore::canonical(db).unwrap_or_else(|_| db.to_owned());
+        anyhow::bail!("{}", crate::daemon::already_running(pid, &shown));
     }
     let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     std::fs::DirBuilder::new()
@@ -108,12 +109,7 @@ fn start_background(db: &std::path::Path) -> anyhow::Result<()> {
         .create(dir)
         .with_context(|| format!("creating folder {}", dir.display()))?;
     let log = dir.join("perfagent.log");
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log)
-        .with_context(|| format!("opening log file {}", log.display()))?;
+    let stderr = crate::logging::open_append(&log).with_context(|| format!("opening log file {}", log.display()))?;
     let (ready_read, ready_write) = std::io::pipe().context("creating the readiness pipe")?;
     let exe = std::env::current_exe().context("finding the perfagent binary")?;
     let mut cmd = std::process::Command::new(exe);

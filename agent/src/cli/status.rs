@@ -58,7 +58,7 @@ pub(crate) fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(NOT_RUNNING));
     };
     // The agent rewrites the file in place: a read that races with it is retried.
-    let st = crate::status::read(&db, Some(pid), 5, Duration::from_millis(20));
+    let st = crate::status::read(&db, pid, 5, Duration::from_millis(20));
     let series = perfstore::Reader::open(&db)
         .and_then(|mut r| Ok(r.snapshot()?.series(&perfstore::Selector::default())?.len()))
         .unwrap_or(0);
@@ -69,7 +69,7 @@ pub(crate) fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn json(db: &Path, pid: u32, st: Option<StatusFile>, series: usize) {
+fn json(db: &Path, pid: Option<u32>, st: Option<StatusFile>, series: usize) {
     let mut v = serde_json::to_value(st.unwrap_or_default()).unwrap_or_default();
     v["running"] = true.into();
     v["pid"] = pid.into();
@@ -80,8 +80,9 @@ fn json(db: &Path, pid: u32, st: Option<StatusFile>, series: usize) {
     println!("{v}");
 }
 
-fn table(db: &Path, pid: u32, st: Option<&StatusFile>, series: usize) {
+fn table(db: &Path, pid: Option<u32>, st: Option<&StatusFile>, series: usize) {
     let now = crate::clock::now_ms();
+    let pid = pid.map_or_else(|| "unknown".to_string(), |p| p.to_string());
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
     let ago = |ms: i64| humantime::format_duration(Duration::from_secs(((now - ms).max(0) / 1000) as u64)).to_string();
     match st {
@@ -98,6 +99,10 @@ fn table(db: &Path, pid: u32, st: Option<&StatusFile>, series: usize) {
         "ingest      {per_s:.0} lines/s in the last interval, {} lines since start, {} series in memory",
         t.lines, t.series_in_memory
     );
+    if let Some(d) = &s.degraded {
+        println!("DEGRADED    {}", d.describe(t));
+        println!("            last error: {}", d.error.escape_debug());
+    }
     let flushed = s.last_flush_ms.map_or_else(|| "no flush yet".to_string(), |ms| format!("{} ago", ago(ms)));
     println!(
         "last flush  {flushed}, {} points written since start, {} failed writes",
@@ -108,6 +113,7 @@ fn table(db: &Path, pid: u32, st: Option<&StatusFile>, series: usize) {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .chain(t.rejected.iter().map(|(k, v)| format!("store_{k}={v}")))
+        .chain(t.lost.iter().map(|(k, v)| format!("lost_{k}={v}")))
         .collect();
     println!("dropped     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
     println!("kernel      {} datagrams dropped (receive buffer full)", t.kernel_drops);
@@ -121,12 +127,14 @@ pub(crate) fn stop(a: StopArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     // A pid of 0 would signal our own process group, and one past i32::MAX every process.
-    let Some(target) = i32::try_from(pid).ok().filter(|&p| p > 0) else {
+    let Some(target) = pid.and_then(|p| i32::try_from(p).ok()).filter(|&p| p > 0) else {
         anyhow::bail!(
-            "the lock file {} is held but names no valid pid ({pid}); stop the agent by its process instead",
+            "{} is held by a writer but {} names no valid pid; stop the agent by its process instead",
+            db.display(),
             perfstore::lock_path(&db).display()
         );
     };
+    let pid = target;
     // SAFETY: kill(2) with a validated positive pid; no memory is involved.
     if unsafe { libc::kill(target, libc::SIGTERM) } != 0 {
         anyhow::bail!("signalling pid {pid}: {}", std::io::Error::last_os_error());

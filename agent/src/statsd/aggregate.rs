@@ -26,7 +26,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use perfstore::convention::{self, tag};
 use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
-use rustc_hash::FxHashMap as HashMap;
+/// Maps keyed by bytes from the network hash with a per-process random seed, so nobody can
+/// precompute colliding keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use super::backlog::Backlog;
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
@@ -47,7 +49,17 @@ pub struct AggregatorConfig {
     pub idle_flushes: u64,
     /// Most pending backfill (`|T`) series-intervals.
     pub max_backfill: usize,
+    /// Oldest `|T` timestamp taken, as an age (older data would expire at once): the store's
+    /// longest retention.
+    pub max_backfill_age_ms: i64,
 }
+
+/// Longest metric name, bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+/// Longest tag text of a line (DogStatsD and Influx-style together), bytes.
+pub const MAX_TAGS_BYTES: usize = 1024;
+/// How far ahead of now a `|T` timestamp may be (clock skew between hosts).
+pub const MAX_FUTURE_MS: i64 = 10 * 60_000;
 
 impl Default for AggregatorConfig {
     fn default() -> Self {
@@ -58,6 +70,7 @@ impl Default for AggregatorConfig {
             set_exact_limit: 1_000,
             idle_flushes: 360,
             max_backfill: 10_000,
+            max_backfill_age_ms: 730 * 86_400_000,
         }
     }
 }
@@ -239,10 +252,13 @@ impl Aggregator {
         self.scratch.extend_from_slice(m.influx_tags.as_bytes());
         self.scratch.push(0);
         self.scratch.extend_from_slice(m.tags.as_bytes());
-        let backfill_ts = m
-            .timestamp
-            .map(|s| s.saturating_mul(1000).div_euclid(self.interval_ms) * self.interval_ms)
-            .filter(|&ts| ts != self.interval_start_ms);
+        let backfill_ts = match m.timestamp {
+            None => None,
+            Some(secs) => match self.backfill_interval(secs) {
+                Some(ts) => Some(ts).filter(|&ts| ts != self.interval_start_ms),
+                None => return self.stats.drop("timestamp_out_of_range"),
+            },
+        };
         let flushes = self.flushes;
         let exact_limit = self.cfg.set_exact_limit;
         let slot = match backfill_ts {
@@ -277,52 +293,43 @@ impl Aggregator {
         slot.last_seen = flushes;
         let weight = 1.0 / m.sample_rate;
         let scale = scale_of(m.kind, m.name);
-        for v in values {
-            match (&mut slot.state, v) {
-                (State::Counter { sum, touched }, Value::Number(x)) => {
-                    *sum += x * weight;
-                    *touched = true;
-                }
-                (State::Gauge { last, min, max }, v) => {
-                    let x = match v {
-                        Value::Delta(d) if last.is_finite() => *last + d,
-                        Value::Delta(d) => d,
-                        Value::Number(x) => x,
-                        Value::Member(_) => continue,
-                    };
-                    if !last.is_finite() {
-                        (*min, *max) = (x, x);
-                    }
-                    *last = x;
-                    *min = min.min(x);
-                    *max = max.max(x);
-                }
-                (State::Dist(d), Value::Number(x)) => d.record(x * scale, weight),
-                (State::Set(members), Value::Member(s)) => {
-                    members.get_or_insert_with(|| Members::Exact(HashSet::new())).insert(s, exact_limit)
-                }
-                _ => {}
-            }
+        if apply(&mut slot.state, values, weight, scale, exact_limit) {
+            self.stats.lines += 1;
+        } else {
+            self.stats.drop("value_overflow");
         }
-        self.stats.lines += 1;
+    }
+
+    /// The interval a `|T` timestamp (Unix seconds) falls in, or `None` outside what is taken:
+    /// older than the store keeps, or further ahead than clock skew explains.
+    fn backfill_interval(&self, secs: i64) -> Option<i64> {
+        let ms = secs.checked_mul(1000)?;
+        let (lo, hi) = (self.interval_start_ms - self.cfg.max_backfill_age_ms, self.interval_start_ms + MAX_FUTURE_MS);
+        (lo..=hi).contains(&ms).then(|| ms.div_euclid(self.interval_ms) * self.interval_ms)
     }
 
     /// Count a line refused by a cardinality limit, remembering the first one per interval
     /// so the log can name it.
     fn refuse(&mut self, reason: &'static str, m: &MetricLine<'_>) {
         self.stats.drop(reason);
+        if !reason.starts_with("cardinality") {
+            return;
+        }
         match &mut self.over_limit {
             Some((n, _)) => *n += 1,
             None => {
                 let tags =
                     [m.influx_tags, m.tags].iter().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join(",");
-                self.over_limit =
-                    Some((1, if tags.is_empty() { m.name.to_string() } else { format!("{}{{{tags}}}", m.name) }));
+                let series = if tags.is_empty() { m.name.to_string() } else { format!("{}{{{tags}}}", m.name) };
+                self.over_limit = Some((1, series.chars().take(300).collect()));
             }
         }
     }
 
     fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<Slot, &'static str> {
+        // Checked once per series, when it is first seen: lines of a known series have the
+        // same bytes, so the hot path pays nothing for it.
+        check_identity(m)?;
         let in_name = self.per_name.get(m.name).copied().unwrap_or(0);
         if in_name >= self.cfg.max_series_per_name {
             return Err("cardinality_per_name");
@@ -413,6 +420,87 @@ impl Aggregator {
             profiles: Vec::new(),
         }
     }
+}
+
+/// Fold `values` into a series' state; false (and nothing changed for that value) when a
+/// result would not be finite (`1e308|c` twice, or a huge value over a tiny sample rate).
+fn apply<'v>(
+    state: &mut State,
+    values: impl Iterator<Item = Value<'v>>,
+    weight: f64,
+    scale: f64,
+    exact_limit: usize,
+) -> bool {
+    let mut all = true;
+    for v in values {
+        match (&mut *state, v) {
+            (State::Counter { sum, touched }, Value::Number(x)) => {
+                let next = *sum + x * weight;
+                if !next.is_finite() {
+                    all = false;
+                    continue;
+                }
+                *sum = next;
+                *touched = true;
+            }
+            (State::Gauge { last, min, max }, v) => {
+                let x = match v {
+                    Value::Delta(d) if last.is_finite() => *last + d,
+                    Value::Delta(d) => d,
+                    Value::Number(x) => x,
+                    Value::Member(_) => continue,
+                };
+                if !x.is_finite() {
+                    all = false;
+                    continue;
+                }
+                if !last.is_finite() {
+                    (*min, *max) = (x, x);
+                }
+                *last = x;
+                *min = min.min(x);
+                *max = max.max(x);
+            }
+            (State::Dist(d), Value::Number(x)) => {
+                let v = x * scale;
+                if !(weight.is_finite() && (d.sum + v * weight).is_finite() && (d.count + weight).is_finite()) {
+                    all = false;
+                    continue;
+                }
+                d.record(v, weight);
+            }
+            (State::Set(members), Value::Member(s)) => {
+                members.get_or_insert_with(|| Members::Exact(HashSet::new())).insert(s, exact_limit)
+            }
+            _ => {}
+        }
+    }
+    all
+}
+
+/// A tag key: letters, digits and `_ . - /`, at most 100 bytes.
+fn valid_tag_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 100 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+}
+
+/// A new series' name and tags, checked once: bounded lengths, tag keys of the usual
+/// characters, no control characters anywhere (they would reach terminals and expositions).
+fn check_identity(m: &MetricLine<'_>) -> Result<(), &'static str> {
+    if m.name.len() > MAX_NAME_BYTES {
+        return Err("name_too_long");
+    }
+    if m.influx_tags.len() + m.tags.len() > MAX_TAGS_BYTES {
+        return Err("tags_too_long");
+    }
+    for (k, v) in m.tag_pairs() {
+        if !valid_tag_key(k) {
+            return Err("bad_tag_key");
+        }
+        if v.chars().any(char::is_control) {
+            return Err("bad_tags");
+        }
+    }
+    Ok(())
 }
 
 /// The interval's sample, resetting per-interval state (gauges keep their value).

@@ -3,10 +3,13 @@
 //! non-blocking and waited on together with `poll(2)`, so one thread owns the aggregator.
 //!
 //! ## Failure modes
-//! A TCP line longer than [`MAX_TCP_LINE`] is dropped and counted (`line_too_long`); a
-//! connection past [`MAX_TCP_CONNECTIONS`] is refused and counted; a TCP stream that ends
-//! without a final newline still has its last line taken. The Unix socket file is removed on
-//! exit; a stale one left by a killed agent is replaced, a live one is refused.
+//! A TCP line longer than [`MAX_TCP_LINE`] is dropped whole, up to its newline, and counted
+//! (`line_too_long`); each connection gets [`PER_CONNECTION_READS`] reads per burst, so one
+//! fast sender cannot starve the others; a connection past [`MAX_TCP_CONNECTIONS`] is refused
+//! and counted; a TCP stream that ends without a final newline still has its last line taken.
+//! A Unix datagram larger than the read buffer is dropped whole and counted (`truncated`).
+//! The Unix socket file is removed on exit; a stale one left by a killed agent is replaced, a
+//! live one is refused, and a path that is not a socket is never touched.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,15 +21,89 @@ use std::path::{Path, PathBuf};
 use super::aggregate::Aggregator;
 use super::listener::{BatchReceiver, UdpListener, bind_udp};
 
-/// Longest TCP line kept while waiting for its newline.
+/// Longest TCP line: a longer one is dropped whole, up to its newline (`line_too_long`).
 pub const MAX_TCP_LINE: usize = 64 * 1024;
+/// Reads one TCP connection gets per burst, so a fast sender cannot starve the others (or
+/// the flush).
+pub const PER_CONNECTION_READS: usize = 4;
 /// Most TCP connections at once.
 pub const MAX_TCP_CONNECTIONS: usize = 256;
 
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// The start of a line whose newline has not arrived.
     pending: Vec<u8>,
+    /// Inside a line that was too long: everything up to its newline is dropped.
+    discarding: bool,
+}
+
+impl Conn {
+    /// Take the complete lines of `data` (after what is pending), keep an incomplete tail.
+    fn take(&mut self, mut data: &[u8], agg: &mut Aggregator) {
+        if self.discarding {
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    self.discarding = false;
+                    data = &data[i + 1..];
+                }
+                None => return,
+            }
+        }
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let line = &data[..=i];
+            if self.pending.len() + line.len() > MAX_TCP_LINE {
+                agg.count_drop("line_too_long");
+            } else if self.pending.is_empty() {
+                agg.ingest_datagram(line);
+            } else {
+                self.pending.extend_from_slice(line);
+                agg.ingest_datagram(&self.pending);
+            }
+            self.pending.clear();
+            data = &data[i + 1..];
+        }
+        if self.pending.len() + data.len() > MAX_TCP_LINE {
+            agg.count_drop("line_too_long");
+            self.pending.clear();
+            self.discarding = true;
+        } else {
+            self.pending.extend_from_slice(data);
+        }
+    }
+
+    /// The stream ended (or the agent stops): its last line may lack its newline.
+    fn end(&mut self, agg: &mut Aggregator) {
+        if !self.discarding && !self.pending.is_empty() {
+            agg.ingest_datagram(&self.pending);
+        }
+        self.pending.clear();
+    }
+
+    /// Read up to [`PER_CONNECTION_READS`] times; false when the connection is done.
+    fn read(&mut self, buf: &mut [u8], agg: &mut Aggregator, reads: &mut usize, at_exit: bool) -> bool {
+        for _ in 0..PER_CONNECTION_READS {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.end(agg);
+                    return false;
+                }
+                Ok(n) => {
+                    *reads += 1;
+                    self.take(&buf[..n], agg);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if at_exit {
+                        self.end(agg);
+                    }
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }
 
 /// The bound inputs.
@@ -41,6 +118,18 @@ pub struct Sources {
 }
 
 fn bind_unix(path: &Path) -> io::Result<UnixDatagram> {
+    use std::os::unix::fs::FileTypeExt as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.file_type().is_socket()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "binding StatsD socket {}: the path exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+        ));
+    }
     if path.exists() {
         // A socket nobody answers on is a leftover of a killed agent; anything else is not ours.
         let probe = UnixDatagram::unbound()?;
@@ -127,14 +216,15 @@ impl Sources {
         }
         if let Some((sock, _)) = &self.unix {
             while reads < max {
-                match sock.recv(buf) {
-                    Ok(n) => {
-                        agg.ingest_datagram(&buf[..n]);
-                        reads += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                match recv_datagram(sock, buf) {
+                    Ok(Some(n)) if n <= buf.len() => agg.ingest_datagram(&buf[..n]),
+                    // Larger than the buffer: cut, so dropped whole rather than parsed cut.
+                    Ok(Some(_)) => agg.count_drop("truncated"),
+                    Ok(None) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
+                reads += 1;
             }
         }
         if let Some(l) = &self.tcp {
@@ -144,44 +234,29 @@ impl Sources {
                     continue;
                 }
                 if stream.set_nonblocking(true).is_ok() {
-                    self.conns.push(Conn { stream, pending: Vec::new() });
+                    self.conns.push(Conn { stream, pending: Vec::new(), discarding: false });
                 }
             }
         }
-        self.conns.retain_mut(|c| {
-            loop {
-                match c.stream.read(buf) {
-                    Ok(0) => {
-                        // End of stream: the last line may lack its newline.
-                        agg.ingest_datagram(&c.pending);
-                        return false;
-                    }
-                    Ok(n) => {
-                        reads += 1;
-                        c.pending.extend_from_slice(&buf[..n]);
-                        if let Some(last) = memchr::memrchr(b'\n', &c.pending) {
-                            agg.ingest_datagram(&c.pending[..=last]);
-                            c.pending.drain(..=last);
-                        }
-                        if c.pending.len() > MAX_TCP_LINE {
-                            agg.count_drop("line_too_long");
-                            c.pending.clear();
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if at_exit {
-                            agg.ingest_datagram(&c.pending);
-                            c.pending.clear();
-                        }
-                        return true;
-                    }
-                    Err(_) => return false,
-                }
-            }
-        });
+        self.conns.retain_mut(|c| c.read(buf, agg, &mut reads, at_exit));
         reads
     }
+}
+
+/// One datagram from a Unix socket, without blocking: its real length (which may exceed
+/// `buf`: the kernel cut it), or `None` when there is none.
+fn recv_datagram(sock: &UnixDatagram, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call;
+    // the descriptor is owned by `sock`. MSG_TRUNC makes recv return the datagram's length.
+    let n = unsafe {
+        libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+    };
+    if n >= 0 {
+        return Ok(Some(n as usize));
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) }
 }
 
 impl Drop for Sources {

@@ -17,7 +17,7 @@ use std::io::Write;
 
 use perfanalysis::query::{SeriesSteps, Steps};
 use perfanalysis::time::rfc3339;
-use perfstore::convention::prometheus::{escape_help, escape_label_value, family_name, label_name};
+use perfstore::convention::prometheus::{escape_help, escape_label_value, family_name, label_names};
 use perfstore::{Kind, SeriesInfo};
 
 /// Output formats.
@@ -32,8 +32,9 @@ pub enum Format {
 }
 
 fn om_labels(s: &SeriesInfo, extra: Option<(&str, &str)>) -> String {
+    let names = label_names(s.key.labels().iter().map(|(k, _)| k.as_str()));
     let mut parts: Vec<String> =
-        s.key.labels().iter().map(|(k, v)| format!("{}=\"{}\"", label_name(k), escape_label_value(v))).collect();
+        names.iter().zip(s.key.labels()).map(|(n, (_, v))| format!("{n}=\"{}\"", escape_label_value(v))).collect();
     if let Some((k, v)) = extra {
         parts.push(format!("{k}=\"{v}\""));
     }

@@ -267,6 +267,7 @@ mod tests {
         assert_eq!(label_name("__name__"), "l__name__");
         assert_eq!(label_name("a.b"), "a_b");
         assert_eq!(label_name("9x"), "l9x");
+        assert_eq!(label_names(["a.b", "a-b", "a_b", "le"]), ["a_b", "a_b_2", "a_b_3", "lle"]);
         assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(escape_help("says \"hi\"\\\n"), "says \"hi\"\\\\\\n");
     }

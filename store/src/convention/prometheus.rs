@@ -55,6 +55,24 @@ pub fn label_name(key: &str) -> String {
     n
 }
 
+/// Label names for a series' tag keys (in order), made unique: two keys that sanitise to
+/// the same name (`a.b` and `a-b`) get `a_b` and `a_b_2`, so an exposition never repeats a
+/// label.
+pub fn label_names<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        let base = label_name(k);
+        let mut name = base.clone();
+        let mut n = 2;
+        while out.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        out.push(name);
+    }
+    out
+}
+
 /// A label value escaped for the text formats: `\`, `"` and line feeds.
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
