@@ -100,6 +100,7 @@ struct StoreSection {
     minute_retention: Option<Spanned<String>>,
     hour_retention: Option<Spanned<String>>,
     disk_cap: Option<Spanned<String>>,
+    profile_budget: Option<Spanned<String>>,
 }
 
 /// One resolved setting, for `config show`.
@@ -409,11 +410,30 @@ fn store(
         parse_size,
         |b| format!("\"{b} bytes\""),
     )?;
+    let profile_budget = r.get(
+        Key {
+            key: "store.profile_budget",
+            default: disk_cap / 4,
+            file: s.profile_budget.as_ref(),
+            env: &["PERFAGENT_STORE_PROFILE_BUDGET"],
+            flag: None,
+        },
+        parse_size,
+        |b| format!("\"{b} bytes\""),
+    )?;
+    if profile_budget > disk_cap {
+        return Err(ConfigError::Env {
+            var: "store.profile_budget".into(),
+            value: format!("{profile_budget} bytes"),
+            expected: format!("at most store.disk_cap ({disk_cap} bytes): profiles and events live inside the cap"),
+        });
+    }
     let opts = perfstore::StoreOptions {
         raw_retention_ms: ms(raw),
         minute_retention_ms: ms(minute),
         hour_retention_ms: ms(hour),
         disk_cap_bytes: disk_cap,
+        profile_budget_bytes: Some(profile_budget),
         ..d
     };
     Ok((db, opts))
@@ -486,6 +506,8 @@ raw_retention = "7d"
 minute_retention = "90d"
 hour_retention = "730d"
 disk_cap = "1GiB"
+# profiles and events, inside disk_cap; the oldest go first (default: a quarter of disk_cap)
+profile_budget = "256MiB"
 "#
 }
 

@@ -73,12 +73,22 @@ pub fn path(db: &Path) -> PathBuf {
 /// Write it in place, with no fsync and no rename: the file is advisory (readers retry a torn
 /// read and tolerate a missing file), and both a sync and ext4's flush on rename-over cost
 /// more CPU than the rest of an idle agent's work at a 1 s flush.
+///
+/// The text is padded with spaces (JSON allows them) to a multiple of [`STATUS_BLOCK`], so the
+/// blocks are allocated while there is space and a rewrite on a full disk, when the status
+/// matters most, needs none.
 pub fn write(at: &Path, status: &StatusFile) -> std::io::Result<()> {
     let mut f = perfstore::open_private(at, true, false)?;
-    let text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
+    let mut text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let padded = text.len().div_ceil(STATUS_BLOCK) * STATUS_BLOCK;
+    text.extend(std::iter::repeat_n(' ', padded - text.len()));
     f.write_all(text.as_bytes())?;
     f.set_len(text.len() as u64)
 }
+
+/// The status file's size is a multiple of this.
+pub const STATUS_BLOCK: usize = 16 * 1024;
 
 /// The status of the agent with `pid` on `db`, retrying a read that raced with a rewrite;
 /// `None` when there is none (yet).

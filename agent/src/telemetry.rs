@@ -108,7 +108,9 @@ pub struct FlushFailed<'a> {
 
 impl Event for FlushFailed<'_> {
     fn emit(self, t: &mut Telemetry) {
-        log::error!("writing {} points to the store: {}", self.points, self.error);
+        // The first failure of a kind is logged with its cause by the retry queue; repeats
+        // are only counted.
+        log::debug!("writing {} points to the store: {}", self.points, self.error);
         t.failed_writes += 1;
     }
 }

@@ -68,9 +68,35 @@ pub fn bytes(v: f64) -> String {
     if i == 0 { format!("{v:.0} B") } else { format!("{v:.1} {}", UNITS[i]) }
 }
 
+/// Text safe for a terminal, a table cell or a log line: control characters (escape
+/// sequences, carriage returns, line breaks, C1 codes) and the invisible bidirectional and
+/// zero-width marks that can make text read differently than it is become `?`. Every string
+/// from the store or the network that reaches a person goes through this.
+pub fn clean(s: &str) -> String {
+    s.chars().map(|c| if unsafe_char(c) { '?' } else { c }).collect()
+}
+
+/// [`clean`] line by line: a message's own line breaks stay, nothing else does.
+pub fn clean_lines(s: &str) -> String {
+    s.split('\n').map(clean).collect::<Vec<_>>().join("\n")
+}
+
+/// Whether `c` is one [`clean`] replaces.
+pub fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_defuses_escapes_and_invisible_marks() {
+        assert_eq!(clean("a\x1b[2Jb\x1b]0;pwned\x07c\rd\ne\u{9b}f"), "a?[2Jb?]0;pwned?c?d?e?f");
+        assert_eq!(clean("vm\u{202E}tsil.\u{200B}op"), "vm?tsil.?op");
+        assert_eq!(clean("vm.list ✓ äö"), "vm.list ✓ äö", "printable text is kept");
+    }
 
     #[test]
     fn formats() {

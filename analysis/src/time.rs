@@ -1,14 +1,49 @@
-//! Times in reports: RFC 3339 UTC at one-second precision, and the window a report covers.
-
-use std::time::{Duration, UNIX_EPOCH};
+//! Times in reports: RFC 3339 UTC at one-second precision, the window a report covers, and
+//! reading the times people type.
 
 use perfstore::TimeRange;
 use serde::Serialize;
 
-/// RFC 3339 (UTC, seconds) of a Unix-ms time.
+/// RFC 3339 (UTC, seconds) of a Unix-ms time. Never panics: times outside what a store keeps
+/// are shown at its bounds' years with the raw value.
 pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    let range = perfstore::TIME_RANGE_MS;
+    if !range.contains(&ms) {
+        return format!("(out of range: {ms} ms)");
+    }
+    match jiff::Timestamp::from_second(ms.div_euclid(1000)) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("(out of range: {ms} ms)"),
+    }
+}
+
+/// The forms [`parse_time`] reads, for error messages.
+pub const TIME_FORMS: &str =
+    "RFC 3339 like 2026-11-23T10:00:00Z or 2026-11-23T12:00:00.5+02:00, or a date like 2026-11-23 (UTC)";
+
+/// A typed time as Unix ms: RFC 3339 with `Z` or an offset (`+02:00`) and optional fractions;
+/// a date and time without an offset, or a plain date (midnight), read as UTC. Refuses times
+/// outside what a store keeps.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    // An offset or zone after the date: only the full RFC 3339 parse may read it (the civil
+    // parsers would drop an offset they cannot use, e.g. +25:00, and read the rest as UTC).
+    let zoned = s.get(10..).is_some_and(|t| t.contains(['Z', 'z', '+', '-', '[']));
+    let ms = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t.as_millisecond()
+    } else if zoned {
+        return Err(format!("expected {TIME_FORMS}"));
+    } else if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        dt.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp().as_millisecond()
+    } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp().as_millisecond()
+    } else {
+        return Err(format!("expected {TIME_FORMS}"));
+    };
+    if !perfstore::TIME_RANGE_MS.contains(&ms) {
+        return Err("outside 1970-01-01 to 9998-12-31".into());
+    }
+    Ok(ms)
 }
 
 /// The window a report covers, as RFC 3339 UTC.
@@ -29,6 +64,28 @@ impl From<TimeRange> for Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_times_keep_their_offsets_and_fractions() {
+        let utc10 = 1_795_428_000_000; // 2026-11-23T10:00:00Z
+        for (text, ms) in [
+            ("2026-11-23T10:00:00Z", utc10),
+            ("2026-11-23T12:00:00+02:00", utc10),
+            ("2026-11-23T12:00:00.5+02:00", utc10 + 500),
+            ("2026-11-23T05:30:00-04:30", utc10),
+            ("2026-11-23T10:00:00", utc10),
+            ("2026-11-23 10:00:00Z", utc10),
+            ("2026-11-23", utc10 - 10 * 3_600_000),
+        ] {
+            assert_eq!(parse_time(text), Ok(ms), "{text}");
+        }
+        for bad in ["yesterday", "2026-13-01", "1969-12-31T23:59:59Z", "2026-11-23T10:00:00+99:00", ""] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rfc3339(utc10 + 999), "2026-11-23T10:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), format!("(out of range: {} ms)", i64::MAX));
+        assert_eq!(rfc3339(253_370_764_799_999), "9998-12-31T23:59:59Z");
+    }
 
     #[test]
     fn windows_print_as_rfc3339() {

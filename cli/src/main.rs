@@ -83,7 +83,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote names and values from the store and the network: no escapes.
+            eprintln!("error: {}", perfanalysis::human::clean_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

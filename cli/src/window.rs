@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use perfanalysis::time::TIME_FORMS;
+
 use perfstore::TimeRange;
 
 /// Window flags.
@@ -12,10 +14,11 @@ pub struct WindowArgs {
     /// How far back from now, e.g. 1h, 24h, 7d [default: 1h]
     #[arg(long, value_name = "DUR", value_parser = parse_duration, conflicts_with = "since")]
     pub last: Option<Duration>,
-    /// Start: RFC 3339 (2026-11-23T10:00:00Z) or a duration ago (2h)
+    /// Start: RFC 3339 (2026-11-23T10:00:00Z, 2026-11-23T12:00:00+02:00), a date (2026-11-23,
+    /// UTC) or a duration ago (2h)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// End: RFC 3339 or a duration ago [default: now]
+    /// End: RFC 3339, a date (UTC) or a duration ago [default: now]
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Pretend it is this time (RFC 3339); for reproducible output.
@@ -32,26 +35,31 @@ fn ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A point in time: RFC 3339, or a duration before `now_ms`.
+/// A point in time: RFC 3339 (any offset), a date, or a duration before `now_ms`.
 pub fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(ms(t));
-    }
+    let shown = perfanalysis::human::clean(s);
     if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now_ms - d.as_millis() as i64);
+        return i64::try_from(d.as_millis())
+            .ok()
+            .and_then(|d| now_ms.checked_sub(d))
+            .filter(|t| perfstore::TIME_RANGE_MS.contains(t))
+            .ok_or_else(|| anyhow::anyhow!("invalid value '{shown}' for '{flag}': reaches before 1970"));
     }
-    anyhow::bail!(
-        "invalid value '{s}' for '{flag}': expected RFC 3339 like 2026-11-23T10:00:00Z or a duration ago like 2h"
-    )
+    match perfanalysis::time::parse_time(s) {
+        Ok(t) => Ok(t),
+        Err(e) if e.starts_with("expected") => {
+            anyhow::bail!("invalid value '{shown}' for '{flag}': expected {TIME_FORMS}, or a duration ago like 2h")
+        }
+        Err(e) => anyhow::bail!("invalid value '{shown}' for '{flag}': {e}"),
+    }
 }
 
 impl WindowArgs {
     /// `now` as Unix ms (the real clock unless `--now`).
     pub fn now_ms(&self) -> anyhow::Result<i64> {
         match &self.now {
-            Some(s) => humantime::parse_rfc3339_weak(s).map(ms).map_err(|_| {
-                anyhow::anyhow!("invalid value '{s}' for '--now': expected RFC 3339 like 2026-11-23T10:00:00Z")
-            }),
+            Some(s) => perfanalysis::time::parse_time(s)
+                .map_err(|e| anyhow::anyhow!("invalid value '{}' for '--now': {e}", perfanalysis::human::clean(s))),
             None => Ok(ms(SystemTime::now())),
         }
     }
@@ -65,7 +73,11 @@ impl WindowArgs {
         };
         let start = match (&self.since, self.last) {
             (Some(s), _) => parse_time("--since", s, now)?,
-            (None, Some(d)) => end - d.as_millis() as i64,
+            (None, Some(d)) => i64::try_from(d.as_millis())
+                .ok()
+                .and_then(|d| end.checked_sub(d))
+                .ok_or_else(|| anyhow::anyhow!("invalid value for '--last': longer than the store's time range"))?
+                .max(0),
             (None, None) => end - 3_600_000,
         };
         if start >= end {
@@ -98,6 +110,14 @@ mod tests {
         let e = w(None, Some("yesterday-ish"), None).range().unwrap_err().to_string();
         assert!(e.starts_with("invalid value 'yesterday-ish' for '--since': expected RFC 3339"), "{e}");
         assert!(w(None, Some("1h"), Some("2h")).range().is_err());
+        let r = w(None, Some("2026-11-23T10:00:00.5+02:00"), None).range().unwrap();
+        assert_eq!(r.start_ms, now - 4 * 3_600_000 + 500, "the offset is honoured, the fraction kept");
+        assert_eq!(w(None, Some("2026-11-23T12:00:00+02:00"), None).range().unwrap().start_ms, now - 2 * 3_600_000);
+        assert_eq!(w(None, Some("2026-11-23"), None).range().unwrap().start_ms, now - 12 * 3_600_000);
+        let e = w(None, Some("20000000d"), None).range().unwrap_err().to_string();
+        assert_eq!(e, "invalid value '20000000d' for '--since': reaches before 1970");
+        let e = w(Some("20000000d"), None, None).range().unwrap().start_ms;
+        assert_eq!(e, 0, "a --last longer than all time starts at the epoch");
         assert_eq!(perfanalysis::time::rfc3339(now), "2026-11-23T12:00:00Z");
     }
 }

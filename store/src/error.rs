@@ -76,6 +76,14 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A write failed at the process's file-size limit (`ulimit -f`).
+    #[error("{}: the file-size limit (ulimit -f, {limit} bytes) is reached; the write was rolled back", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, bytes.
+        limit: u64,
+    },
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -99,6 +107,19 @@ pub enum Error {
     Invalid(String),
 }
 
+/// The file-size limit when the store or its WAL is within a page of it: an I/O error then
+/// is that limit (EFBIG), which SQLite reports as a plain I/O error.
+fn size_limit_reached(db: &std::path::Path) -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let limit = lim.rlim_cur;
+    let near = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.len() + 2 * crate::write::PAGE_SIZE as u64 >= limit);
+    (near(db) || near(&crate::write::wal_path(db))).then_some(limit)
+}
+
 /// Result with the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -109,6 +130,11 @@ impl Error {
         if let rusqlite::Error::SqliteFailure(e, msg) = &source {
             match e.code {
                 ErrorCode::DiskFull => return Error::DiskFull { path: path.to_owned() },
+                ErrorCode::SystemIoFailure => {
+                    if let Some(limit) = size_limit_reached(path) {
+                        return Error::FileTooLarge { path: path.to_owned(), limit };
+                    }
+                }
                 ErrorCode::ReadOnly => return Error::ReadOnly { path: path.to_owned() },
                 ErrorCode::NotADatabase => return Error::NotSqlite { path: path.to_owned() },
                 ErrorCode::DatabaseCorrupt => {

@@ -12,6 +12,9 @@ impl Writer {
     /// per (service, operation, kind).
     pub fn record_events(&mut self, events: &[Event]) -> Result<()> {
         let keep = self.opts.events_per_op as i64;
+        for ev in events {
+            crate::tier::check_time(&format!("event of {}", ev.op), ev.ts_ms)?;
+        }
         let path = self.path.clone();
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;

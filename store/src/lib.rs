@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod cap;
 pub mod chunk;
 mod codec;
 pub mod convention;
@@ -65,5 +66,5 @@ pub use rollup::MaintenanceReport;
 pub use rows::CHUNK_MAX_BYTES;
 pub use select::{MatchOp, Matcher, Selector, glob_match};
 pub use sketch::Sketch;
-pub use tier::{DAY_MS, HOUR_MS, MINUTE_MS, Tier};
+pub use tier::{DAY_MS, HOUR_MS, MINUTE_MS, TIME_RANGE_MS, Tier};
 pub use write::{FileState, WriteReport, Writer, wal_path};

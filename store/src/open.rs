@@ -34,6 +34,9 @@ pub struct StoreOptions {
     pub profile_retention_ms: i64,
     /// The store prunes its oldest data past this many bytes (1 GiB).
     pub disk_cap_bytes: u64,
+    /// Most bytes profiles and events may take inside the cap; `None` is a quarter of
+    /// [`disk_cap_bytes`](Self::disk_cap_bytes). See [`profile_budget`](Self::profile_budget).
+    pub profile_budget_bytes: Option<u64>,
     /// A truncating checkpoint runs when the WAL passes this (64 MiB); also
     /// `journal_size_limit`.
     pub wal_limit_bytes: u64,
@@ -59,6 +62,7 @@ impl Default for StoreOptions {
             hour_retention_ms: 730 * DAY_MS,
             profile_retention_ms: 30 * DAY_MS,
             disk_cap_bytes: 1 << 30,
+            profile_budget_bytes: None,
             wal_limit_bytes: 64 << 20,
             max_series: 100_000,
             max_series_per_name: 10_000,
@@ -67,6 +71,14 @@ impl Default for StoreOptions {
             check_on_open: true,
             max_page_count: None,
         }
+    }
+}
+
+impl StoreOptions {
+    /// The bytes profiles and events may take: [`profile_budget_bytes`](Self::profile_budget_bytes),
+    /// at most the disk cap, else a quarter of the cap.
+    pub fn profile_budget(&self) -> u64 {
+        self.profile_budget_bytes.unwrap_or(self.disk_cap_bytes / 4).min(self.disk_cap_bytes)
     }
 }
 

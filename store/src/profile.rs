@@ -86,6 +86,10 @@ pub fn parse_folded(text: &str) -> std::result::Result<Vec<Stack>, FoldedError> 
 impl Writer {
     /// Store folded stacks, de-duplicating stack text.
     pub fn write_profiles(&mut self, windows: &[ProfileWindow]) -> Result<()> {
+        for w in windows {
+            crate::tier::check_time(&format!("profile of {}", w.op), w.start_ms)?;
+            crate::tier::check_time(&format!("profile of {}", w.op), w.end_ms)?;
+        }
         let path = self.path.clone();
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;

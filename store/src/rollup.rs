@@ -18,8 +18,6 @@ use crate::tier::{HOUR_MS, Tier, floor};
 use crate::write::{Writer, summarize_hour};
 
 const BATCH: i64 = 256;
-/// Chunks deleted per step while enforcing the disk cap (small, to stop close to the cap).
-const PRUNE_BATCH: i64 = 32;
 
 /// What one [`Writer::maintain`] run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,16 +26,23 @@ pub struct MaintenanceReport {
     pub sealed_heads: usize,
     /// Raw chunks rolled into the one-minute and one-hour tiers and removed.
     pub rolled_chunks: usize,
+    /// Of those, chunks rolled up before their time to respect the disk cap.
+    pub rolled_early_chunks: usize,
     /// Chunks deleted by retention, per tier (raw, 1 m, 1 h).
     pub expired_chunks: [usize; 3],
     /// Profile rows deleted by retention.
     pub expired_profiles: usize,
-    /// Chunks deleted to respect the disk cap.
+    /// Rollup chunks deleted to respect the disk cap.
     pub pruned_chunks: usize,
-    /// Profile rows deleted to respect the disk cap.
+    /// Profile rows deleted to respect the profile budget or the disk cap.
     pub pruned_profiles: usize,
-    /// After pruning, the oldest data kept ends here (Unix ms), if anything was pruned.
+    /// Stacks deleted with the last profile rows that used them.
+    pub pruned_stacks: usize,
+    /// After pruning rollups, the oldest metric data kept ends here (Unix ms): one-minute
+    /// detail up to here is gone, and one-hour too if the hour tier was pruned.
     pub pruned_until_ms: Option<i64>,
+    /// After pruning profiles, the oldest profile kept ends here (Unix ms).
+    pub profiles_pruned_until_ms: Option<i64>,
     /// Pages returned to the file system by incremental vacuum.
     pub vacuumed_pages: i64,
     /// Database bytes in use after the run.
@@ -62,7 +67,7 @@ impl Writer {
         self.seal_idle_heads(now_ms, &mut report)?;
         self.roll_up(now_ms - self.opts.raw_retention_ms, &mut report)?;
         self.expire(now_ms, &mut report)?;
-        self.enforce_cap(&mut report)?;
+        self.enforce_cap(now_ms, &mut report)?;
         report.vacuumed_pages = self.vacuum()?;
         report.used_bytes = self.used_bytes()?;
         self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
@@ -102,7 +107,7 @@ impl Writer {
     }
 
     /// Roll raw chunks that ended before `cutoff_ms` into tiers 1 and 2, then delete them.
-    fn roll_up(&mut self, cutoff_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
+    pub(crate) fn roll_up(&mut self, cutoff_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
         loop {
             let path = self.path.clone();
             let batch: Vec<(i64, SeriesId, Vec<u8>)> = self
@@ -196,76 +201,8 @@ impl Writer {
         Ok(used.max(0) as u64 * q("PRAGMA page_size")?.max(0) as u64)
     }
 
-    /// Delete the oldest data (any tier, and profiles) until the store fits its disk cap.
-    fn enforce_cap(&mut self, report: &mut MaintenanceReport) -> Result<()> {
-        let cap = self.opts.disk_cap_bytes;
-        if self.used_bytes()? <= cap {
-            return Ok(());
-        }
-        let target = cap - cap / 20;
-        while self.used_bytes()? > target {
-            let path = self.path.clone();
-            let sql = |e| Error::sql(&path, e);
-            let oldest = |q: &str| self.conn.query_row(q, [], |r| r.get::<_, Option<i64>>(0)).map_err(sql);
-            let candidates = [
-                (0, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 2")?),
-                (1, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 1")?),
-                (2, oldest("SELECT MIN(end_ms) FROM chunk WHERE tier = 0")?),
-                (3, oldest("SELECT MIN(end_ms) FROM profile")?),
-            ];
-            let Some((which, _)) = candidates.iter().filter_map(|&(w, t)| t.map(|t| (w, t))).min_by_key(|&(_, t)| t)
-            else {
-                break; // nothing left to prune: heads and series alone exceed the cap
-            };
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-            let until: Option<i64> = if which == 3 {
-                let until = tx
-                    .query_row(
-                        "SELECT MAX(end_ms) FROM (SELECT end_ms FROM profile ORDER BY end_ms LIMIT ?1)",
-                        [BATCH * 4],
-                        |r| r.get(0),
-                    )
-                    .map_err(sql)?;
-                report.pruned_profiles += tx
-                    .execute(
-                        "DELETE FROM profile WHERE rowid IN (SELECT rowid FROM profile ORDER BY end_ms LIMIT ?1)",
-                        [BATCH * 4],
-                    )
-                    .map_err(sql)?;
-                until
-            } else {
-                let tier = 2 - which;
-                let until: Option<i64> = tx
-                    .query_row(
-                        "SELECT MAX(end_ms) FROM (SELECT end_ms FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
-                        params![tier, PRUNE_BATCH],
-                        |r| r.get(0),
-                    )
-                    .map_err(sql)?;
-                report.pruned_chunks += tx
-                    .execute(
-                        "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk WHERE tier = ?1 ORDER BY end_ms LIMIT ?2)",
-                        params![tier, PRUNE_BATCH],
-                    )
-                    .map_err(sql)?;
-                match (tier, until) {
-                    (1, Some(u)) => set_meta_max(&tx, Meta::MinuteFloor, u + 1).map_err(sql)?,
-                    (0, Some(u)) => {
-                        tx.execute("DELETE FROM hour_summary WHERE hour_ms <= ?1", [u]).map_err(sql)?;
-                    }
-                    _ => {}
-                }
-                until
-            };
-            tx.commit().map_err(sql)?;
-            report.pruned_until_ms = report.pruned_until_ms.max(until);
-            self.vacuum()?;
-        }
-        Ok(())
-    }
-
     /// Return free pages to the file system. Returns how many were freed.
-    fn vacuum(&mut self) -> Result<i64> {
+    pub(crate) fn vacuum(&mut self) -> Result<i64> {
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(|e| self.sql(e))?;
         if free == 0 {
             return Ok(0);

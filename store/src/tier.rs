@@ -7,6 +7,22 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// One day, ms.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The times a store accepts, Unix ms: 1970-01-01 to the end of year 9998. Anything outside is
+/// refused at the edge (the agent, the importers) and, as a last defence, by the writer: one
+/// absurd timestamp would otherwise become every reader's idea of "now".
+pub const TIME_RANGE_MS: std::ops::RangeInclusive<i64> = 0..=253_370_764_799_999;
+
+/// Refuse a time outside [`TIME_RANGE_MS`], naming `what`.
+pub(crate) fn check_time(what: &str, ts_ms: i64) -> crate::Result<()> {
+    if TIME_RANGE_MS.contains(&ts_ms) {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "{what}: time {ts_ms} ms is outside what a store keeps (1970-01-01 to 9998-12-31)"
+        )))
+    }
+}
+
 /// A resolution at which points are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tier {

@@ -293,6 +293,7 @@ impl Writer {
                 .kinds
                 .get(&w.series)
                 .ok_or_else(|| Error::Invalid(format!("series {} is not registered", w.series)))?;
+            crate::tier::check_time(&format!("series {}", w.series), w.ts_ms)?;
             if w.sample.kind() != kind {
                 return Err(Error::Invalid(format!(
                     "series {} is a {kind}, got a {} sample",

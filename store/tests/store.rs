@@ -231,27 +231,170 @@ fn rollups_agree_with_raw_and_expire_by_tier() {
     assert!(snap.aggregate(&s, ranges[0]).unwrap().is_none(), "past two years everything is gone");
 }
 
+/// Count, sum, min and max of every series over `range`.
+fn totals(w: &mut Writer, range: TimeRange) -> Vec<(String, f64, f64, f64, f64)> {
+    let snap = w.snapshot().unwrap();
+    let mut out = Vec::new();
+    for s in snap.series(&Selector::default()).unwrap() {
+        let p = snap.aggregate(&s, range).unwrap().unwrap();
+        out.push((s.key.name.clone(), p.count, p.sum, p.min, p.max));
+    }
+    out
+}
+
+fn assert_same_totals(a: &[(String, f64, f64, f64, f64)], b: &[(String, f64, f64, f64, f64)]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((&x.0, x.1, x.3, x.4), (&y.0, y.1, y.3, y.4), "{} count/min/max", x.0);
+        assert!((x.2 - y.2).abs() <= 1e-9 * x.2.abs().max(1.0), "{} sum {} vs {}", x.0, x.2, y.2);
+    }
+}
+
+fn stack_rows(path: &Path) -> (i64, i64) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let all = c.query_row("SELECT count(*) FROM stack", [], |r| r.get(0)).unwrap();
+    let orphans = c
+        .query_row("SELECT count(*) FROM stack WHERE id NOT IN (SELECT stack_id FROM profile)", [], |r| r.get(0))
+        .unwrap();
+    (all, orphans)
+}
+
+/// `n` distinct stacks of about 1 KiB each, in one window ending at `end_ms`.
+fn big_profile(op: &str, end_ms: i64, n: usize, seed: usize) -> ProfileWindow {
+    let stacks = (0..n)
+        .map(|i| {
+            let frames: Vec<String> = (0..40).map(|f| format!("crate::module_{seed}::function_{i}_{f}")).collect();
+            Stack::new(frames.join(";"), 1 + i as u64 % 7)
+        })
+        .collect();
+    ProfileWindow { service: "api".into(), op: op.into(), start_ms: end_ms - MIN, end_ms, stacks }
+}
+
 #[test]
-fn disk_cap_prunes_oldest_first_and_reports_it() {
+fn disk_cap_rolls_raw_data_up_early_before_losing_any_history() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
     write_days(&mut w, 4);
+    let all = TimeRange::new(T0, T0 + 4 * DAY);
+    let before = totals(&mut w, all);
     let used_before = w.used_bytes().unwrap();
     drop(w);
-    // Reopen with a cap at two thirds of what the data takes.
+    // Reopen with a cap at two thirds of what the data takes: rolling the oldest raw chunks
+    // up is enough, so nothing is lost but resolution.
     let cap = used_before * 2 / 3;
     let mut w = Writer::open(&path, StoreOptions { disk_cap_bytes: cap, ..StoreOptions::default() }).unwrap();
     let report = w.maintain(T0 + 4 * DAY).unwrap();
-    assert!(report.pruned_chunks > 0, "{report:?}");
-    let until = report.pruned_until_ms.expect("says up to when it pruned");
+    assert!(report.rolled_early_chunks > 0, "{report:?}");
+    assert_eq!((report.pruned_chunks, report.pruned_until_ms), (0, None), "no rollup pruned: {report:?}");
     assert!(report.used_bytes <= cap, "{report:?} cap {cap}");
     assert!(w.db_bytes() <= cap + 256 * 1024, "pages returned to the file system: {} bytes, cap {cap}", w.db_bytes());
+    assert_same_totals(&before, &totals(&mut w, all));
     let snap = w.snapshot().unwrap();
-    let s = snap.series(&Selector::name("op.duration")).unwrap().remove(0);
-    assert!(snap.aggregate(&s, TimeRange::new(T0, T0 + HOUR)).unwrap().is_none(), "oldest hour pruned");
-    assert!(snap.aggregate(&s, TimeRange::new(T0 + 4 * DAY - HOUR, T0 + 4 * DAY)).unwrap().is_some(), "newest kept");
-    assert!(until > T0 && until < T0 + 4 * DAY - HOUR, "{until}");
+    let s = snap.series(&Selector::name("op.retries")).unwrap().remove(0);
+    let first_hour = snap.range(&s, TimeRange::new(T0, T0 + HOUR), 10_000).unwrap();
+    assert_eq!(first_hour.steps.len(), 60, "the oldest hour is kept at one-minute resolution");
+    let last_hour = snap.range(&s, TimeRange::new(T0 + 4 * DAY - HOUR, T0 + 4 * DAY), 10_000).unwrap();
+    assert_eq!(last_hour.steps.len(), 360, "the newest hour keeps its 10 s points");
     snap.integrity_check().unwrap();
+}
+
+#[test]
+fn disk_cap_prunes_minute_rollups_before_hour_rollups() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    write_days(&mut w, 6);
+    // Everything rolled: 6 days of one-minute and one-hour rollups.
+    w.maintain(T0 + 13 * DAY).unwrap();
+    let all = TimeRange::new(T0, T0 + 6 * DAY);
+    let snap = w.snapshot().unwrap();
+    let s = snap.series(&Selector::name("op.retries")).unwrap().remove(0);
+    let hourly_before = snap.range(&s, all, HOUR).unwrap();
+    drop(snap);
+    let used = w.used_bytes().unwrap();
+    drop(w);
+    let cap = used / 2;
+    let mut w = Writer::open(&path, StoreOptions { disk_cap_bytes: cap, ..StoreOptions::default() }).unwrap();
+    let report = w.maintain(T0 + 13 * DAY).unwrap();
+    assert!(report.pruned_chunks > 0 && report.used_bytes <= cap, "{report:?} cap {cap}");
+    let until = report.pruned_until_ms.expect("says up to when one-minute detail went");
+    assert!(until > T0 && until < T0 + 6 * DAY, "{until}");
+    let snap = w.snapshot().unwrap();
+    // The one-hour tier still answers for every hour, the pruned ones included.
+    assert_eq!(snap.range(&s, all, HOUR).unwrap().steps, hourly_before.steps);
+    let fine_old = snap.range(&s, TimeRange::new(T0, T0 + HOUR), MIN).unwrap();
+    assert!(fine_old.steps.len() <= 1, "one-minute detail of the oldest hour is gone: {}", fine_old.steps.len());
+    let fine_new = snap.range(&s, TimeRange::new(T0 + 6 * DAY - HOUR, T0 + 6 * DAY), MIN).unwrap();
+    assert_eq!(fine_new.steps.len(), 60, "the newest hour keeps one-minute detail");
+    snap.integrity_check().unwrap();
+}
+
+#[test]
+fn profiles_stay_within_their_budget_and_never_cost_metric_history() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    write_days(&mut w, 3);
+    let all = TimeRange::new(T0, T0 + 3 * DAY);
+    let before = totals(&mut w, all);
+    let metrics = w.used_bytes().unwrap();
+    drop(w);
+    // A cap of twice what the metrics take (so a quarter of it for profiles); then three
+    // uploads that together exceed that quarter.
+    let cap = metrics * 2;
+    let opts = StoreOptions { disk_cap_bytes: cap, ..StoreOptions::default() };
+    let mut w = Writer::open(&path, opts.clone()).unwrap();
+    let now = T0 + 3 * DAY;
+    for i in 0..3 {
+        w.write_profiles(&[big_profile("vm.list", now - (3 - i) * 10 * MIN, 250, i as usize)]).unwrap();
+    }
+    assert!(w.profile_bytes().unwrap() > opts.profile_budget(), "the uploads exceed the budget");
+    let report = w.maintain(now).unwrap();
+    assert!(report.pruned_profiles > 0, "{report:?}");
+    assert_eq!(report.pruned_chunks, 0, "no metric rollup pruned: {report:?}");
+    assert_eq!(report.rolled_early_chunks, 0, "no metric resolution lost: {report:?}");
+    assert!(
+        w.profile_bytes().unwrap() <= opts.profile_budget(),
+        "{} > {}",
+        w.profile_bytes().unwrap(),
+        opts.profile_budget()
+    );
+    assert!(report.used_bytes <= cap, "{report:?} cap {cap}");
+    assert_same_totals(&before, &totals(&mut w, all));
+    let (stacks, orphans) = stack_rows(&path);
+    assert_eq!(orphans, 0, "stacks go with the last profile row using them");
+    assert!(stacks > 0, "the newest upload is kept");
+    let snap = w.snapshot().unwrap();
+    let newest = snap.profile("vm.list", None, TimeRange::new(now - 11 * MIN, now)).unwrap();
+    assert_eq!(newest.len(), 250, "the newest upload is whole");
+    snap.integrity_check().unwrap();
+}
+
+#[test]
+fn over_the_cap_old_profiles_go_before_metrics_and_the_newest_hour_last() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    write_days(&mut w, 2);
+    let now = T0 + 2 * DAY;
+    // Profiles within a generous budget: one old (yesterday), one in the newest hour.
+    w.write_profiles(&[big_profile("old.op", now - DAY, 600, 1)]).unwrap();
+    w.write_profiles(&[big_profile("new.op", now - 5 * MIN, 600, 2)]).unwrap();
+    let all = TimeRange::new(T0, now);
+    let before = totals(&mut w, all);
+    let used = w.used_bytes().unwrap();
+    let profiles = w.profile_bytes().unwrap();
+    drop(w);
+    // Over the cap by about a third of the profiles' size.
+    let cap = used - profiles / 3;
+    let opts = StoreOptions { disk_cap_bytes: cap, profile_budget_bytes: Some(cap), ..StoreOptions::default() };
+    let mut w = Writer::open(&path, opts).unwrap();
+    let report = w.maintain(now).unwrap();
+    assert!(report.used_bytes <= cap, "{report:?} cap {cap}");
+    assert_eq!((report.rolled_early_chunks, report.pruned_chunks), (0, 0), "metrics untouched: {report:?}");
+    assert_same_totals(&before, &totals(&mut w, all));
+    let snap = w.snapshot().unwrap();
+    let ops: Vec<String> = snap.profiled_ops(all).unwrap().into_iter().map(|o| o.op).collect();
+    assert_eq!(ops, ["new.op"], "the old profile went, the newest hour's stayed");
+    drop(snap);
+    assert_eq!(stack_rows(&path).1, 0, "no orphaned stacks");
 }
 
 #[test]
@@ -327,7 +470,7 @@ fn a_version_1_store_is_upgraded_to_the_opentelemetry_host_names_keeping_its_dat
     c.execute_batch(
         "UPDATE series SET name = 'system.cpu.logical_cpus' WHERE name = 'system.cpu.logical.count'; \
          UPDATE series SET name = 'system.memory.available' WHERE name = 'system.memory.linux.available'; \
-         PRAGMA user_version = 1;",
+         DROP INDEX profile_by_stack; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(c);

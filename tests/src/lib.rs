@@ -72,8 +72,15 @@ pub struct Agent {
 impl Agent {
     /// Start it and wait for its ready line.
     pub fn start(db: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Agent {
+        Self::start_with(db, extra, envs, |_| {})
+    }
+
+    /// [`Agent::start`], with `setup` applied to the command first (limits, working folder).
+    pub fn start_with(db: &Path, extra: &[&str], envs: &[(&str, &str)], setup: impl FnOnce(&mut Command)) -> Agent {
         use std::io::BufRead as _;
-        let mut child = Command::new(bin("perfagent"))
+        let mut cmd = Command::new(bin("perfagent"));
+        setup(&mut cmd);
+        let mut child = cmd
             .args(["start", "--foreground", "--db"])
             .arg(db)
             .args(["--statsd-udp", "127.0.0.1:0", "--statsd-tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
@@ -102,14 +109,26 @@ impl Agent {
         self.ready[key].as_str().unwrap_or_else(|| panic!("no {key} in {}", self.ready)).to_owned()
     }
 
-    /// SIGTERM (the agent drains, writes its final flush and exits 0) and wait.
-    pub fn stop(mut self) {
+    /// SIGTERM (the agent drains, writes its final flush and exits 0) and wait; what it wrote
+    /// to stderr (its log).
+    pub fn stop(self) -> String {
+        let out = self.terminate();
+        assert!(out.status.success(), "perfagent: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// SIGTERM and wait, whatever the exit status.
+    pub fn terminate(mut self) -> std::process::Output {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
-        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("spawn true"))
+        std::mem::replace(&mut self.child, Command::new("true").spawn().expect("spawn true"))
             .wait_with_output()
-            .expect("wait for perfagent");
-        assert!(out.status.success(), "perfagent: {}", String::from_utf8_lossy(&out.stderr));
+            .expect("wait for perfagent")
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -193,4 +212,91 @@ pub fn example(package: &str, name: &str) -> PathBuf {
     }
     assert!(cmd.status().expect("run cargo build").success(), "building example {name} failed");
     dir.join("examples").join(name)
+}
+
+/// Record that `test` skipped for `why` (a missing tool or privilege), so `scripts/test` lists
+/// it in its summary; under `CI=true` a skip is a failure instead: CI provides everything.
+pub fn skip(test: &str, why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{test} cannot skip under CI=true: {why}");
+    eprintln!("skipped: {test}: {why}");
+    if let Some(log) = std::env::var_os("PERF_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{test}: {why}");
+        }
+    }
+}
+
+/// Whether this process runs as root (tmpfs mounts, the immutable attribute).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and touches no memory of ours.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Make `path` read-only for every process of ours: the immutable attribute as root (who
+/// writes through any mode bits), the mode bits otherwise; `false` undoes it.
+pub fn set_read_only(path: &Path, read_only: bool) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if is_root() {
+        let flag = if read_only { "+i" } else { "-i" };
+        let out = Command::new("chattr").arg(flag).arg(path).output().expect("chattr (e2fsprogs)");
+        assert!(out.status.success(), "chattr {flag}: {}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        let mode = if read_only { 0o400 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+/// One HTTP/1.1 request written as is (`raw` is everything after the request line's
+/// `METHOD TARGET HTTP/1.1\r\n`, up to and including the blank line and any body); the
+/// status code, the headers (lower-case names) and the body.
+pub fn http(addr: &str, request_line: &str, raw: &[u8]) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    s.write_all(format!("{request_line}\r\n").as_bytes()).expect("send");
+    let _ = s.write_all(raw);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let code = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (code, headers, body.to_owned())
+}
+
+/// The agent's write token for the store at `db` (`<db>.token`).
+pub fn token(db: &Path) -> String {
+    let db = db.canonicalize().expect("store path");
+    let mut name = db.file_name().expect("file name").to_os_string();
+    name.push(".token");
+    std::fs::read_to_string(db.with_file_name(name)).expect("token file").trim().to_owned()
+}
+
+/// `perfagent status --format json --db DB` (an empty object while there is no status).
+pub fn status(db: &Path) -> serde_json::Value {
+    let out = Command::new(bin("perfagent"))
+        .args(["status", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .expect("perfagent status");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Poll `f` every 100 ms until it returns `Some`, for at most `secs` seconds; panic with
+/// `what` and the last status otherwise.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

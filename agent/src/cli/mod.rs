@@ -73,7 +73,8 @@ pub fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote names and values from the store and the network: no escapes.
+            eprintln!("error: {}", perfanalysis::human::clean_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -92,8 +92,10 @@ fn write_pending(writer: &mut Writer, p: &mut Pending, now_ms: i64) -> perfstore
 /// Why the store is not taking writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// The disk (or the file-size limit) is full.
+    /// The disk is full.
     DiskFull,
+    /// The file-size limit (`ulimit -f`) is reached.
+    SizeLimit,
     /// The file or its folder is not writable.
     ReadOnly,
     /// The store file was deleted and could not be recreated.
@@ -109,6 +111,7 @@ impl FaultKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::DiskFull => "disk full",
+            FaultKind::SizeLimit => "file-size limit reached",
             FaultKind::ReadOnly => "store read-only",
             FaultKind::Deleted => "store file deleted",
             FaultKind::Replaced => "store file replaced",
@@ -120,6 +123,7 @@ impl FaultKind {
     pub fn label(self) -> &'static str {
         match self {
             FaultKind::DiskFull => "disk_full",
+            FaultKind::SizeLimit => "size_limit",
             FaultKind::ReadOnly => "read_only",
             FaultKind::Deleted => "deleted",
             FaultKind::Replaced => "replaced",
@@ -130,6 +134,7 @@ impl FaultKind {
     fn of(e: &StoreError) -> Self {
         match e {
             StoreError::DiskFull { .. } => FaultKind::DiskFull,
+            StoreError::FileTooLarge { .. } => FaultKind::SizeLimit,
             StoreError::ReadOnly { .. } => FaultKind::ReadOnly,
             _ => FaultKind::Failed,
         }
@@ -293,7 +298,7 @@ impl Retry {
             if let Err(error) = write_pending(&mut self.writer, front, now_ms) {
                 FlushFailed { points: front.flush.points.len(), error: &error }.emit(t);
                 let kind = FaultKind::of(&error);
-                if kind == FaultKind::DiskFull {
+                if matches!(kind, FaultKind::DiskFull | FaultKind::SizeLimit) {
                     // Committed frames in the WAL can go to the database and the WAL shrink.
                     let _ = self.writer.checkpoint();
                 }

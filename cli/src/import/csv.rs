@@ -38,12 +38,13 @@ fn columns(header: &csv::StringRecord) -> Option<Columns> {
 }
 
 fn time_ms(text: &str) -> Result<i64, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        return Ok(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
+    if let Ok(seconds) = text.parse::<f64>() {
+        return super::openmetrics::ts_ms(seconds);
     }
-    text.parse::<f64>()
-        .map(super::openmetrics::ts_ms)
-        .map_err(|_| format!("invalid time '{text}': expected RFC 3339 or Unix seconds"))
+    perfanalysis::time::parse_time(text).map_err(|e| {
+        let e = if e.starts_with("expected") { "expected RFC 3339 or Unix seconds".into() } else { e };
+        format!("invalid time '{text}': {e}")
+    })
 }
 
 /// The series key of `text` (`name{k="v",…}`), with the service from its labels or the default.

@@ -113,9 +113,16 @@ fn parse_sample(line: &str) -> Result<SampleLine<'_>, String> {
     Ok(SampleLine { name, labels, value, ts })
 }
 
-/// Seconds (OpenMetrics) or milliseconds (Prometheus text) to Unix ms.
-pub(crate) fn ts_ms(ts: f64) -> i64 {
-    if ts.abs() < 1e11 { (ts * 1000.0).round() as i64 } else { ts.round() as i64 }
+/// Seconds (OpenMetrics) or milliseconds (Prometheus text) to Unix ms, within what a store
+/// keeps.
+pub(crate) fn ts_ms(ts: f64) -> Result<i64, String> {
+    let ms = if ts.abs() < 1e11 { ts * 1000.0 } else { ts }.round();
+    let range = perfstore::TIME_RANGE_MS;
+    if (*range.start() as f64..=*range.end() as f64).contains(&ms) {
+        Ok(ms as i64)
+    } else {
+        Err(format!("timestamp {ts} is outside what a store keeps (1970-01-01 to 9998-12-31)"))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -210,7 +217,11 @@ impl State {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
-        let at = s.ts.map_or(opts.at_ms, ts_ms);
+        let at = match s.ts.map(ts_ms) {
+            None => opts.at_ms,
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return Ok(Err(e)),
+        };
         // The family: the name itself when typed, else the name without a known suffix.
         let (family, suffix) = if self.types.contains_key(s.name) {
             (s.name, "")
@@ -415,8 +426,11 @@ mod tests {
             vec![("op".into(), "vm.list".into()), ("le".into(), "0.5".into()), ("x".into(), "a\"b".into())]
         );
         assert_eq!((s.value, s.ts), (3.0, Some(1_795_327_200.5)));
-        assert_eq!(ts_ms(1_795_327_200.5), 1_795_327_200_500);
-        assert_eq!(ts_ms(1_795_327_200_500.0), 1_795_327_200_500);
+        assert_eq!(ts_ms(1_795_327_200.5), Ok(1_795_327_200_500));
+        assert_eq!(ts_ms(1_795_327_200_500.0), Ok(1_795_327_200_500));
+        for absurd in [-1.0, 1e300, f64::NAN, f64::INFINITY, 253_370_764_800_000.0, -9.2e18] {
+            assert!(ts_ms(absurd).unwrap_err().contains("outside what a store keeps"), "{absurd}");
+        }
         assert!(parse_sample("x{a=1} 2").is_err());
         assert!(parse_sample("x 2 soon").is_err());
         assert_eq!(parse_sample("up 1 # {trace=\"x\"} 1").unwrap().value, 1.0);

@@ -48,11 +48,7 @@ impl Paint {
     }
 }
 
-/// Text safe for a terminal: control characters (escape sequences, carriage returns, line
-/// breaks) become `?`.
-pub fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
-}
+pub use perfanalysis::human::clean;
 
 /// [`clean`] text cut with an ellipsis at `max` characters.
 pub fn cell(s: &str, max: usize) -> String {
