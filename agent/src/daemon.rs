@@ -186,7 +186,9 @@ fn receive(
     let start = cfg.clock.now_ms().div_euclid(interval_ms) * interval_ms;
     let mut agg = Aggregator::new(cfg.aggregator, start, interval_ms);
     let mut interval_end = start + interval_ms;
-    let mut buf = vec![0u8; 65_536];
+    // Unix datagrams: the largest the default socket buffers let a client send (212,992
+    // bytes) fits, so none is cut; a larger one is counted as `truncated`, never parsed cut.
+    let mut buf = vec![0u8; 256 * 1024];
     let mut backlog = Backlog::new(BACKLOG_POINTS);
     let mut last_seen = 0;
     let WriterThread { tx, thread } = writer;
@@ -244,7 +246,9 @@ fn hand_over(
     let dropped = backlog.push(agg.flush());
     agg.count_drops("store_backlog_points", dropped as u64);
     let Some(mut flush) = backlog.take() else { return true };
-    flush.profiles.append(&mut uploads.take());
+    let (mut uploaded, held) = uploads.take();
+    flush.profiles.append(&mut uploaded);
+    flush.held.extend(held);
     let progress = Progress { stats: agg.stats().clone(), series: agg.series(), kernel_drops };
     if last {
         return tx.send((flush, progress)).is_ok();

@@ -26,11 +26,12 @@ use perfweb::guard::text;
 use crate::clock::Clock;
 use crate::exposition::Exposition;
 use crate::health::Health;
+use crate::statsd::aggregate::HeldBytes;
 
 /// Largest profile upload.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+pub const MAX_BODY_BYTES: usize = 8 << 20;
 /// Folded-stack text waiting for the next flush, at most.
-pub const UPLOAD_BUDGET_BYTES: usize = 8 << 20;
+pub const UPLOAD_BUDGET_BYTES: usize = 16 << 20;
 /// Longest operation or service name.
 pub const MAX_NAME_CHARS: usize = 200;
 /// How far ahead of now an upload's `at` may be.
@@ -39,8 +40,9 @@ const MAX_FUTURE_MS: i64 = 10 * 60_000;
 /// Uploaded profiles waiting for the next flush.
 #[derive(Debug)]
 pub struct Uploads {
-    pending: Mutex<Vec<ProfileWindow>>,
-    bytes: AtomicUsize,
+    /// The windows, and the budget bytes they hold.
+    pending: Mutex<(Vec<ProfileWindow>, usize)>,
+    bytes: Arc<AtomicUsize>,
     service: String,
     clock: Clock,
     /// Oldest `at` accepted, as an age (the store keeps profiles this long).
@@ -53,14 +55,23 @@ impl Uploads {
     /// No uploads yet; those without a service go under `service`.
     pub fn new(service: String, clock: Clock, max_age_ms: i64, flush_interval_ms: i64) -> Self {
         let retry_after_s = (flush_interval_ms / 1000).clamp(1, 60) as u64;
-        Self { pending: Mutex::new(Vec::new()), bytes: AtomicUsize::new(0), service, clock, max_age_ms, retry_after_s }
+        Self {
+            pending: Mutex::new((Vec::new(), 0)),
+            bytes: Arc::new(AtomicUsize::new(0)),
+            service,
+            clock,
+            max_age_ms,
+            retry_after_s,
+        }
     }
 
-    /// Everything uploaded since the last call (its bytes leave the budget).
-    pub fn take(&self) -> Vec<ProfileWindow> {
-        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        self.bytes.store(0, Ordering::SeqCst);
-        taken
+    /// Everything uploaded since the last call, and its hold on the budget: the bytes return
+    /// to the budget when the flush carrying them is written (or given up), so a store slower
+    /// than the uploads turns them away with 429 instead of queueing them in memory.
+    pub fn take(&self) -> (Vec<ProfileWindow>, Option<Arc<HeldBytes>>) {
+        let (windows, bytes) = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let held = (bytes > 0).then(|| Arc::new(HeldBytes::new(self.bytes.clone(), bytes)));
+        (windows, held)
     }
 
     /// Reserve `n` bytes of the budget; false when they do not fit.
@@ -211,13 +222,11 @@ async fn accept(uploads: &Uploads, q: &ProfileQuery, body: Body, length: usize) 
     let stacks = perfstore::parse_folded(text).map_err(|e| e.to_string())?;
     let (n, samples) = (stacks.len(), stacks.iter().map(|s| s.samples).sum::<u64>());
     let kept: usize = stacks.iter().map(|s| s.frames.len() + 24).sum();
-    uploads.pending.lock().unwrap_or_else(|e| e.into_inner()).push(ProfileWindow {
-        service,
-        op: op.clone(),
-        start_ms: at,
-        end_ms: at + 1,
-        stacks,
-    });
+    let kept = kept.min(length);
+    let mut pending = uploads.pending.lock().unwrap_or_else(|e| e.into_inner());
+    pending.0.push(ProfileWindow { service, op: op.clone(), start_ms: at, end_ms: at + 1, stacks });
+    pending.1 += kept;
+    drop(pending);
     let op = op.escape_debug();
-    Ok((format!("accepted {n} stacks ({samples} samples) for {op}; stored with the next flush\n"), kept.min(length)))
+    Ok((format!("accepted {n} stacks ({samples} samples) for {op}; stored with the next flush\n"), kept))
 }

@@ -111,6 +111,8 @@ async fn accept(listener: tokio::net::TcpListener, app: axum::Router, limits: Li
                 .max_buf_size(limits.max_header_bytes.max(8192))
                 .max_header_size(limits.max_header_bytes)
                 .keep_alive(false)
+                // A client may shut its write side after the request (`nc -N`, scripts): answer it.
+                .half_close(true)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(limits.request_deadline, conn).await;
             drop(slot);

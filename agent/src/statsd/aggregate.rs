@@ -119,6 +119,31 @@ pub struct Flush {
     pub over_limit: Option<(u64, String)>,
     /// CPU profiles sampled in-process (the SDK's profiler) or uploaded over HTTP.
     pub profiles: Vec<perfstore::ProfileWindow>,
+    /// Budget bytes the profiles hold until this flush is written or given up.
+    pub held: Vec<std::sync::Arc<HeldBytes>>,
+}
+
+/// Bytes of a budget (profile uploads waiting) held by a flush; dropping the last clone
+/// returns them.
+#[derive(Debug)]
+pub struct HeldBytes {
+    budget: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl HeldBytes {
+    /// Hold `bytes` already counted in `budget`.
+    pub fn new(budget: std::sync::Arc<std::sync::atomic::AtomicUsize>, bytes: usize) -> Self {
+        Self { budget, bytes }
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        let n = self.bytes;
+        let _ = self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(n)));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +443,7 @@ impl Aggregator {
             events: std::mem::take(&mut self.events),
             over_limit: self.over_limit.take(),
             profiles: Vec::new(),
+            held: Vec::new(),
         }
     }
 }
@@ -488,6 +514,9 @@ fn valid_tag_key(k: &str) -> bool {
 fn check_identity(m: &MetricLine<'_>) -> Result<(), &'static str> {
     if m.name.len() > MAX_NAME_BYTES {
         return Err("name_too_long");
+    }
+    if m.name.chars().any(char::is_control) {
+        return Err("bad_name");
     }
     if m.influx_tags.len() + m.tags.len() > MAX_TAGS_BYTES {
         return Err("tags_too_long");

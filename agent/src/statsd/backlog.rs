@@ -30,6 +30,7 @@ impl Backlog {
                 p.points.extend(f.points);
                 p.events.extend(f.events);
                 p.profiles.extend(f.profiles);
+                p.held.extend(f.held);
                 p.interval_start_ms = f.interval_start_ms;
                 p.over_limit = match (p.over_limit.take(), f.over_limit) {
                     (Some((a, ex)), Some((b, _))) => Some((a + b, ex)),

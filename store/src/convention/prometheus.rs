@@ -73,7 +73,8 @@ pub fn label_names<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     out
 }
 
-/// A label value escaped for the text formats: `\`, `"` and line feeds.
+/// A label value escaped for the text formats: `\`, `"` and line feeds; other control
+/// characters become `?`.
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
@@ -81,6 +82,9 @@ pub fn escape_label_value(v: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            // Other control characters have no escape in the format and would reach a
+            // terminal or a scraper raw: they become `?`.
+            c if c.is_control() => out.push('?'),
             c => out.push(c),
         }
     }
