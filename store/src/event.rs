@@ -32,7 +32,8 @@ impl Writer {
             .map_err(|e| Error::sql(&path, e))?;
         }
         tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.after_commit()
+        self.after_commit();
+        Ok(())
     }
 }
 

@@ -113,7 +113,8 @@ impl Writer {
             }
         }
         tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.after_commit()
+        self.after_commit();
+        Ok(())
     }
 }
 

@@ -322,7 +322,7 @@ impl Writer {
             report.sealed += write_series(&tx, series, kind, points).map_err(|e| Error::sql(&path, e))?;
         }
         tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.after_commit()?;
+        self.after_commit();
         Ok(report)
     }
 
@@ -335,19 +335,39 @@ impl Writer {
     /// CPU at a 1 s flush. A commit is durable against a process crash without a checkpoint
     /// (the frames are in the WAL); `synchronous = NORMAL` already accepts losing the last
     /// commits on power loss.
-    pub(crate) fn after_commit(&mut self) -> Result<()> {
+    ///
+    /// Runs after the commit, so it never fails the write: a checkpoint that cannot run (a
+    /// full disk, a reader holding the WAL) is tried again after the next commit. Reporting
+    /// it as the write's error would make a caller retry a write that is already stored.
+    pub(crate) fn after_commit(&mut self) {
         let wal = self.wal_bytes();
-        if wal > CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        // On a nearly full disk the WAL must not be what fills it: checkpoint once it holds a
+        // quarter of the free space, so its frames are reused instead of appended.
+        let threshold = CHECKPOINT_BYTES.min(Self::free_bytes(&self.path) / 4);
+        if wal > threshold || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             self.last_checkpoint = Instant::now();
-            self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
         if wal > self.opts.wal_limit_bytes {
-            self.conn.busy_timeout(Duration::from_millis(200)).map_err(|e| self.sql(e))?;
-            let r = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            self.conn.busy_timeout(self.opts.busy_timeout).map_err(|e| self.sql(e))?;
-            r.map_err(|e| self.sql(e))?;
+            let _ = self.conn.busy_timeout(Duration::from_millis(200));
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let _ = self.conn.busy_timeout(self.opts.busy_timeout);
         }
-        Ok(())
+    }
+
+    /// Bytes free for this process on the file system holding `db` (`u64::MAX` when unknown).
+    fn free_bytes(db: &Path) -> u64 {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return u64::MAX };
+        // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is a valid C string.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+                return u64::MAX;
+            }
+            (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
+        }
     }
 
     /// Size of the `-wal` file in bytes (0 when absent).

@@ -126,6 +126,12 @@ impl Agent {
             .expect("wait for perfagent")
     }
 
+    /// SIGKILL and wait: no chance to flush.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -218,6 +224,12 @@ pub fn example(package: &str, name: &str) -> PathBuf {
 /// it in its summary; under `CI=true` a skip is a failure instead: CI provides everything.
 pub fn skip(test: &str, why: &str) {
     assert!(std::env::var_os("CI").is_none(), "{test} cannot skip under CI=true: {why}");
+    record_skip(test, why);
+}
+
+/// Record a skip the machine imposes even under CI (a sandbox that forbids ptrace), for the
+/// summary of `scripts/test`.
+pub fn record_skip(test: &str, why: &str) {
     eprintln!("skipped: {test}: {why}");
     if let Some(log) = std::env::var_os("PERF_SKIP_LOG") {
         use std::io::Write as _;

@@ -31,6 +31,9 @@ use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use super::backlog::Backlog;
+use super::bounds::check_identity;
+pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
+pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
 use super::sets::Members;
 
@@ -53,13 +56,6 @@ pub struct AggregatorConfig {
     /// longest retention.
     pub max_backfill_age_ms: i64,
 }
-
-/// Longest metric name, bytes.
-pub const MAX_NAME_BYTES: usize = 200;
-/// Longest tag text of a line (DogStatsD and Influx-style together), bytes.
-pub const MAX_TAGS_BYTES: usize = 1024;
-/// How far ahead of now a `|T` timestamp may be (clock skew between hosts).
-pub const MAX_FUTURE_MS: i64 = 10 * 60_000;
 
 impl Default for AggregatorConfig {
     fn default() -> Self {
@@ -103,46 +99,6 @@ impl Stats {
     /// All dropped lines.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().sum()
-    }
-}
-
-/// One flush: points stamped with their interval start, and events.
-#[derive(Debug, Clone, Default)]
-pub struct Flush {
-    /// Start of the interval this flush closes, Unix ms.
-    pub interval_start_ms: i64,
-    /// `(series, interval start in Unix ms, sample)`.
-    pub points: Vec<(SeriesKey, i64, Sample)>,
-    /// Last-error events.
-    pub events: Vec<Event>,
-    /// Lines refused by the cardinality limits this interval, and the first series refused.
-    pub over_limit: Option<(u64, String)>,
-    /// CPU profiles sampled in-process (the SDK's profiler) or uploaded over HTTP.
-    pub profiles: Vec<perfstore::ProfileWindow>,
-    /// Budget bytes the profiles hold until this flush is written or given up.
-    pub held: Vec<std::sync::Arc<HeldBytes>>,
-}
-
-/// Bytes of a budget (profile uploads waiting) held by a flush; dropping the last clone
-/// returns them.
-#[derive(Debug)]
-pub struct HeldBytes {
-    budget: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    bytes: usize,
-}
-
-impl HeldBytes {
-    /// Hold `bytes` already counted in `budget`.
-    pub fn new(budget: std::sync::Arc<std::sync::atomic::AtomicUsize>, bytes: usize) -> Self {
-        Self { budget, bytes }
-    }
-}
-
-impl Drop for HeldBytes {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        let n = self.bytes;
-        let _ = self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(n)));
     }
 }
 
@@ -502,34 +458,6 @@ fn apply<'v>(
         }
     }
     all
-}
-
-/// A tag key: letters, digits and `_ . - /`, at most 100 bytes.
-fn valid_tag_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 100 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
-}
-
-/// A new series' name and tags, checked once: bounded lengths, tag keys of the usual
-/// characters, no control characters anywhere (they would reach terminals and expositions).
-fn check_identity(m: &MetricLine<'_>) -> Result<(), &'static str> {
-    if m.name.len() > MAX_NAME_BYTES {
-        return Err("name_too_long");
-    }
-    if m.name.chars().any(char::is_control) {
-        return Err("bad_name");
-    }
-    if m.influx_tags.len() + m.tags.len() > MAX_TAGS_BYTES {
-        return Err("tags_too_long");
-    }
-    for (k, v) in m.tag_pairs() {
-        if !valid_tag_key(k) {
-            return Err("bad_tag_key");
-        }
-        if v.chars().any(char::is_control) {
-            return Err("bad_tags");
-        }
-    }
-    Ok(())
 }
 
 /// The interval's sample, resetting per-interval state (gauges keep their value).

@@ -3,6 +3,8 @@
 
 pub mod aggregate;
 mod backlog;
+mod bounds;
+mod flush;
 #[cfg(feature = "daemon")]
 pub mod listener;
 pub mod parser;
