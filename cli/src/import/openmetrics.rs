@@ -451,5 +451,14 @@ mod tests {
             "exports of stores written before the OpenTelemetry names import under the new name"
         );
         assert_eq!(store_name("http_requests_total", Kind::Counter, None), ("http_requests".into(), String::new()));
+        assert_eq!(
+            store_name("system_cpu_logical_count_value", Kind::Gauge, None),
+            ("system.cpu.logical.count".into(), "{cpu}".into()),
+            "a gauge whose name ends like a histogram sample is exported with _value and read back"
+        );
+        assert_eq!(
+            perfstore::convention::prometheus::family_name("system.cpu.logical.count", Kind::Gauge, "{cpu}"),
+            "system_cpu_logical_count_value"
+        );
     }
 }

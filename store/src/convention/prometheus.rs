@@ -27,6 +27,12 @@ pub fn metric_name(name: &str, kind: Kind, unit: &str) -> String {
     if kind == Kind::Counter && !n.ends_with("_total") {
         n.push_str("_total");
     }
+    // A gauge named like a histogram's or a counter's sample (`system.cpu.logical.count`)
+    // would read as one: it gets `_value`.
+    let reserved = ["_count", "_sum", "_bucket", "_total", "_created", "_info"];
+    if kind != Kind::Counter && kind != Kind::Distribution && reserved.iter().any(|r| n.ends_with(r)) {
+        n.push_str("_value");
+    }
     n
 }
 
