@@ -190,14 +190,16 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
     // Families must be contiguous: group the lines by family, TYPE first.
     let mut by_family: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
     for l in history.lines() {
-        let fam = if let Some(rest) = l.strip_prefix("# TYPE ") {
-            rest.split(' ').next().unwrap().to_owned()
-        } else {
-            let n = l.split([' ', '{']).next().unwrap();
-            ["_bucket", "_sum", "_count", "_total"]
-                .iter()
-                .fold(n.to_owned(), |acc, s| acc.strip_suffix(s).map_or(acc.clone(), str::to_owned))
+        // The same key for a family's TYPE line (`prometheus_http_requests_total` in the
+        // classic format) and its samples, so the TYPE comes first, as OpenMetrics requires
+        // (the importer streams, and types what follows a TYPE line).
+        let n = match l.strip_prefix("# TYPE ") {
+            Some(rest) => rest.split(' ').next().unwrap(),
+            None => l.split([' ', '{']).next().unwrap(),
         };
+        let fam = ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .fold(n.to_owned(), |acc, s| acc.strip_suffix(s).map_or(acc.clone(), str::to_owned));
         by_family.entry(fam).or_default().push(l.to_owned());
     }
     let mut om = String::new();
@@ -217,7 +219,8 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("imported "), "{}", String::from_utf8_lossy(&out.stdout));
+    let imported = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(imported.starts_with("imported "), "{imported}");
     let exported = dir.path().join("export.om");
     let out = Command::new(bin("perfctl"))
         .args([
@@ -235,7 +238,7 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&exported).unwrap();
-    assert!(text.contains("# TYPE prometheus_http_requests counter"), "{}", &text[..text.len().min(500)]);
+    assert!(text.contains("# TYPE prometheus_http_requests counter"), "{imported}\n{}", &text[..text.len().min(500)]);
     let out = Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&exported)
