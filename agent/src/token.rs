@@ -41,7 +41,7 @@ pub fn ensure(db: &Path) -> std::io::Result<String> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p).or_else(|e| {
         // Another process created it meanwhile: use theirs.
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            std::fs::OpenOptions::new().append(true).open(&p)
+            std::fs::OpenOptions::new().append(true).custom_flags(libc::O_NOFOLLOW).open(&p)
         } else {
             Err(e)
         }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use perf_e2e::{Agent, is_root, set_read_only, status};
-use perfstore::{Reader, Selector, TimeRange};
+use perf_e2e::{Agent, counter_sum, is_root, set_read_only, status};
+use perfstore::Reader;
 
 /// Lines of `name` sent at about `per_sec` over TCP until `stop`, spread over `series` tag
 /// values (new series need new pages, so a full disk bites); counts what was written.
@@ -38,18 +38,6 @@ fn sender(addr: String, name: &'static str, per_sec: u64, series: u64, stop: Arc
         sent.fetch_add(batch, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn stored(db: &Path, name: &str) -> f64 {
-    let Ok(mut r) = Reader::open(db) else { return 0.0 };
-    let snap = r.snapshot().unwrap();
-    let all = TimeRange::new(0, i64::MAX / 2);
-    snap.series(&Selector::name(name))
-        .unwrap()
-        .iter()
-        .filter_map(|s| snap.aggregate(s, all).unwrap())
-        .map(|p| p.sum)
-        .sum()
 }
 
 fn lost(s: &serde_json::Value) -> u64 {
@@ -100,7 +88,7 @@ fn kills(n: usize) {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     println!("SIGKILL during load: {n} cycles, 5000 lines/s over TCP, 200 ms flushes");
     for i in 0..n {
-        let before = stored(&db, "chaos.kill");
+        let before = counter_sum(&db, "chaos.kill");
         let agent = Agent::start(&db, &["--flush-interval", "200ms"], &[]);
         let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
         let t = {
@@ -123,7 +111,7 @@ fn kills(n: usize) {
         } else {
             println!("  cycle {i}: integrity check failed: {integrity:?}");
         }
-        let got = (stored(&db, "chaos.kill") - before) as u64;
+        let got = (counter_sum(&db, "chaos.kill") - before) as u64;
         // The status file is written after each flush: what it counted is in the store; the
         // rest is the last flush interval (and what sat in socket buffers) at the kill.
         let counted = said["lines"].as_u64().unwrap_or(0);
@@ -134,7 +122,7 @@ fn kills(n: usize) {
         }
         worst_gap = worst_gap.max(sent as i64 - got as i64);
     }
-    let total = stored(&db, "chaos.kill") as u64;
+    let total = counter_sum(&db, "chaos.kill") as u64;
     println!("| cycles | integrity ok | sent | stored | lost | worst loss per kill | stored beyond the last status |");
     println!("|---|---|---|---|---|---|---|");
     println!(
@@ -167,7 +155,7 @@ fn disk_full(secs: u64) {
         }
         std::fs::remove_file(&filler).unwrap();
     });
-    let got = stored(&db, "chaos.full") as u64;
+    let got = counter_sum(&db, "chaos.full") as u64;
     println!("disk full for {secs} s (8 MiB tmpfs, 5000 lines/s over 2000 series):");
     println!("| sent | taken | stored | reported lost | unaccounted | peak points waiting |");
     println!("|---|---|---|---|---|---|");
@@ -192,7 +180,7 @@ fn deleted_and_read_only() {
     });
     println!(
         "store deleted while running: sent {sent}, in the recreated file {}, reopened {} time(s), reported lost {} (what the deleted file held is gone with it)",
-        stored(&db, "chaos.del") as u64,
+        counter_sum(&db, "chaos.del") as u64,
         s["store_reopened"],
         lost(&s)
     );
@@ -205,7 +193,7 @@ fn deleted_and_read_only() {
         std::thread::sleep(Duration::from_secs(10));
         set_read_only(&db, false);
     });
-    let got = stored(&db, "chaos.ro") as u64;
+    let got = counter_sum(&db, "chaos.ro") as u64;
     println!(
         "store read-only for 10 s: sent {sent}, stored {got}, reported lost {}, unaccounted {}",
         lost(&s),

@@ -312,3 +312,18 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The sum of every `name` counter series in the store at `db` over all time (0 when the
+/// store cannot be opened).
+pub fn counter_sum(db: &Path, name: &str) -> f64 {
+    use perfstore::{Reader, Selector, TimeRange};
+    let Ok(mut r) = Reader::open(db) else { return 0.0 };
+    let snap = r.snapshot().expect("snapshot");
+    let all = TimeRange::new(0, i64::MAX / 2);
+    snap.series(&Selector::name(name))
+        .expect("series")
+        .iter()
+        .filter_map(|s| snap.aggregate(s, all).expect("aggregate"))
+        .map(|p| p.sum)
+        .sum()
+}

@@ -250,19 +250,15 @@ fn py_spy_profiles_render_with_python_function_names() {
     let db = dir.path().join("perf.db");
     let agent = Agent::start(&db, &[], &[]);
     let http = agent.addr("http");
-    let reply = {
-        use std::io::{Read as _, Write as _};
-        let mut s = std::net::TcpStream::connect(&http).unwrap();
-        write!(
-            s,
-            "POST /profile?op=report.build&service=py-app HTTP/1.1\r\nContent-Length: {}\r\n\r\n{folded}",
-            folded.len()
-        )
-        .unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r
-    };
+    // As a user would: curl with the store's token (the README's line).
+    let token = perf_e2e::token(&db);
+    let reply = perf_e2e::http(
+        &http,
+        "POST /profile?op=report.build&service=py-app HTTP/1.1",
+        format!("Host: {http}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{folded}", folded.len())
+            .as_bytes(),
+    );
+    let reply = format!("HTTP/1.1 {} {}", reply.0, reply.2);
     assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     agent.stop();

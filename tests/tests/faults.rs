@@ -10,21 +10,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perf_e2e::{Agent, bin, http, is_root, set_read_only, skip, status, wait_for};
-use perfstore::{Reader, Selector, TimeRange};
-
-/// The sum of every `name` counter series in the store.
-fn counter_sum(db: &Path, name: &str) -> f64 {
-    let mut r = Reader::open(db).unwrap();
-    let snap = r.snapshot().unwrap();
-    let all = TimeRange::new(0, i64::MAX / 2);
-    snap.series(&Selector::name(name))
-        .unwrap()
-        .iter()
-        .filter_map(|s| snap.aggregate(s, all).unwrap())
-        .map(|p| p.sum)
-        .sum()
-}
+use perf_e2e::{Agent, bin, counter_sum, http, is_root, set_read_only, skip, status, wait_for};
 
 /// `n` counter increments of `name` over one TCP connection, spread over `series` tag values.
 fn send(agent: &Agent, name: &str, n: usize, series: usize) {
