@@ -189,19 +189,9 @@ pub fn load_statsd(db: &Path, capture: &Path) {
     // The agent reads what a closed connection held before it stops: wait until every line
     // is counted, then SIGTERM.
     let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && !l.starts_with(b"_e")).count() as u64;
-    let status = || -> serde_json::Value {
-        let out = Command::new(bin("perfagent"))
-            .args(["status", "--format", "json", "--db"])
-            .arg(db)
-            .output()
-            .expect("perfagent status");
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while status()["lines"].as_u64().unwrap_or(0) < lines {
-        assert!(std::time::Instant::now() < deadline, "the agent did not take {lines} lines: {}", status());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for(60, &format!("the agent to take {lines} lines"), || {
+        (status(db)["lines"].as_u64().unwrap_or(0) >= lines).then_some(())
+    });
     agent.stop();
 }
 
