@@ -17,6 +17,26 @@ struct Agent {
     http: Option<String>,
 }
 
+impl Agent {
+    /// Wait for the agent to exit and take what it printed.
+    fn output(self) -> Output {
+        self.into_child().wait_with_output().unwrap()
+    }
+
+    /// The process, no longer killed on drop.
+    fn into_child(mut self) -> Child {
+        std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+    }
+}
+
+impl Drop for Agent {
+    /// A test that fails midway must not leave its agent running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(db: &Path, extra: &[&str]) -> Agent {
     start_with(db, extra, &[]).0
 }
@@ -91,7 +111,7 @@ fn sigterm_loses_nothing_that_was_received() {
         }
     }
     sigterm(&agent.child);
-    let out = agent.child.wait_with_output().unwrap();
+    let out = agent.output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("perfagent: stopped: 12000 lines, 300 dropped"), "{stderr}");
@@ -386,7 +406,7 @@ fn kernel_drops_are_counted_and_reported() {
     }
     assert!(drops > 0, "the kernel's drops are visible in status");
     sigterm(&agent.child);
-    let out = agent.child.wait_with_output().unwrap();
+    let out = agent.output();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("StatsD datagrams (receive buffer full;"), "{err}");
 }
@@ -403,7 +423,7 @@ fn unix_datagram_and_tcp_listeners() {
     assert!(sock_path.exists());
     let (agent, ready) =
         start_with(&db, &["--statsd-unix", sock_path.to_str().unwrap(), "--statsd-tcp", "127.0.0.1:0"], &[]);
-    let child = agent.child;
+    let child = agent.into_child();
     assert_eq!(ready["statsd_unix"], sock_path.display().to_string());
     let tcp: std::net::SocketAddr = ready["statsd_tcp"].as_str().unwrap().parse().unwrap();
 
@@ -459,7 +479,7 @@ fn a_million_unique_names_keep_memory_bounded_and_are_reported() {
     let db = dir.path().join("perf.db");
     let dbs = db.to_str().unwrap();
     let (agent, ready) = start_with(&db, &["--flush-interval", "1s"], &[("PERFAGENT_STATSD_MAX_SERIES", "20000")]);
-    let child = agent.child;
+    let child = agent.into_child();
     let addr = ready["statsd_udp"].as_str().unwrap().to_string();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(&addr).unwrap();
@@ -615,7 +635,7 @@ fn sigkill_leaves_a_consistent_store_missing_at_most_the_last_flushes() {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let mut child = agent.child;
+    let mut child = agent.into_child();
     child.wait().unwrap();
     let killed_at = killed_at.expect("killed");
     // The store reopens (the writer's quick_check passes), integrity_check is ok, and
