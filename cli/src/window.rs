@@ -54,6 +54,46 @@ pub fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
     }
 }
 
+/// A step length: a duration, or `auto` (about 100 steps over the window, rounded up to a
+/// round length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Chosen from the window.
+    Auto,
+    /// As given.
+    Fixed(Duration),
+}
+
+/// Parse `auto` or a duration.
+pub fn parse_step(s: &str) -> Result<Step, String> {
+    if s == "auto" {
+        return Ok(Step::Auto);
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if d.as_millis() >= 1 => Ok(Step::Fixed(d)),
+        _ => Err("expected `auto` or a duration of at least 1ms like 1m, 1h or 1d".into()),
+    }
+}
+
+impl Step {
+    /// Round lengths `auto` chooses from, seconds.
+    const ROUND_S: [i64; 19] = [
+        1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 1_209_600,
+        2_592_000,
+    ];
+
+    /// The step for `range`, ms.
+    pub fn ms(self, range: TimeRange) -> i64 {
+        match self {
+            Step::Fixed(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1),
+            Step::Auto => {
+                let want = (range.end_ms - range.start_ms) / 100;
+                Self::ROUND_S.iter().map(|s| s * 1000).find(|s| *s >= want).unwrap_or(2_592_000_000)
+            }
+        }
+    }
+}
+
 impl WindowArgs {
     /// `now` as Unix ms (the real clock unless `--now`).
     pub fn now_ms(&self) -> anyhow::Result<i64> {
@@ -98,6 +138,21 @@ mod tests {
             until: until.map(str::to_owned),
             now: Some("2026-11-23T12:00:00Z".into()),
         }
+    }
+
+    #[test]
+    fn auto_steps_are_round_and_about_a_hundred_per_window() {
+        let day = 86_400_000;
+        let step = |ms: i64| Step::Auto.ms(TimeRange::new(0, ms));
+        assert_eq!(step(3_600_000), 60_000);
+        assert_eq!(step(day), 900_000);
+        assert_eq!(step(7 * day), 10_800_000);
+        assert_eq!(step(30 * day), 43_200_000);
+        assert_eq!(step(730 * day), 14 * day);
+        assert_eq!(step(100_000 * day), 30 * day, "never more than a 30-day step");
+        assert_eq!(parse_step("auto"), Ok(Step::Auto));
+        assert_eq!(parse_step("90s"), Ok(Step::Fixed(Duration::from_secs(90))));
+        assert!(parse_step("0s").unwrap_err().contains("expected `auto` or a duration"));
     }
 
     #[test]

@@ -368,22 +368,23 @@ impl<'c> Snapshot<'c> {
     }
 
     /// Per-step aggregates of one series: steps start at `range.start_ms` and are
-    /// `step_ms` long.
+    /// `step_ms` long. Only steps with data are kept, so the cost follows the points stored in
+    /// the window, never the number of steps: a 1-second step over two years answers from the
+    /// one-hour tier where that is all the store holds, at the tier's own resolution.
     pub fn range(&self, series: &SeriesInfo, range: TimeRange, step_ms: i64) -> Result<SeriesRange> {
         if step_ms <= 0 {
             return Err(Error::Invalid(format!("step must be positive, got {step_ms} ms")));
         }
-        let n = usize::try_from((range.end_ms - range.start_ms).max(0).div_euclid(step_ms) + 1).unwrap_or(0);
-        if n > 1_000_000 {
-            return Err(Error::Invalid(format!("{n} steps requested; use a larger step")));
-        }
-        let mut steps: Vec<Option<Point>> = vec![None; n];
-        let step_of = |ts: i64| ((ts - range.start_ms).div_euclid(step_ms)) as usize;
+        let mut steps: std::collections::BTreeMap<i64, Point> = std::collections::BTreeMap::new();
+        let step_of = |ts: i64| (ts - range.start_ms).div_euclid(step_ms);
         {
             let mut sink = |p: Point| {
                 let i = step_of(p.ts_ms);
-                if let Some(slot) = steps.get_mut(i) {
-                    merge_into(slot, &p);
+                match steps.entry(i) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(p);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&p),
                 }
             };
             let one_step = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms && step_of(s) == step_of(e);
@@ -395,15 +396,40 @@ impl<'c> Snapshot<'c> {
         }
         let steps = steps
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                p.map(|mut p| {
-                    p.ts_ms = range.start_ms + i as i64 * step_ms;
-                    (p.ts_ms, p)
-                })
+            .map(|(i, mut p)| {
+                p.ts_ms = range.start_ms + i * step_ms;
+                (p.ts_ms, p)
             })
             .collect();
         Ok(SeriesRange { series: series.clone(), steps })
+    }
+
+    /// Every stored point of one series in `range` at the finest resolution the store still
+    /// holds for each part of it, in no particular order, each with the tier it came from:
+    /// raw points (one per flush interval) where raw data is kept, one-minute or one-hour
+    /// points where it has been rolled up. For questions that need each interval on its own
+    /// (how long a breaker was open), not a sum.
+    pub fn points(&self, series: &SeriesInfo, range: TimeRange, sink: &mut dyn FnMut(Tier, Point)) -> Result<()> {
+        let never = |_: i64, _: i64| false;
+        self.scan(series.id, Source::Chunk(Tier::Raw), range, &never, &|_| false, &mut |p| sink(Tier::Raw, p))?;
+        self.scan(series.id, Source::Head, range, &never, &|_| false, &mut |p| sink(Tier::Raw, p))?;
+        let (a, b) = (range.start_ms, range.end_ms);
+        if a >= b || self.rolled_max_ms.is_none_or(|m| m < a) {
+            return Ok(());
+        }
+        // One-minute points from the floor on, one-hour points before it.
+        let floor_ms = self.minute_floor_ms;
+        let mut plan = Vec::new();
+        if a < floor_ms {
+            plan.push((Tier::Hour, TimeRange::new(a, b.min(floor_ms))));
+        }
+        if b > floor_ms {
+            plan.push((Tier::Minute, TimeRange::new(a.max(floor_ms), b)));
+        }
+        for (tier, part) in plan {
+            self.scan(series.id, Source::Chunk(tier), part, &never, &|_| false, &mut |p| sink(tier, p))?;
+        }
+        Ok(())
     }
 
     /// Which tier answers which part of `range` for rolled-up data.

@@ -128,9 +128,26 @@ fn openmetrics_export_round_trips_through_import_and_promtool_reads_it() {
     load_statsd(&db, &fixture("statsd/cloud-cli.statsd"));
     let day = ["--now", NOW, "--last", "24h"];
     let om = dir.path().join("history.om");
-    let out = perfctl(&db, &[&["export", "--step", "10m", "-o", om.to_str().unwrap()][..], &day].concat());
+    let out = perfctl(
+        &db,
+        &[&["export", "--step", "10m", "--buckets", "exact", "-o", om.to_str().unwrap()][..], &day].concat(),
+    );
     ok(&out);
     let text = std::fs::read_to_string(&om).unwrap();
+    // The default, compact buckets: 1-2-5 per decade, far smaller; the summary counts what
+    // was written.
+    let compact = dir.path().join("compact.om");
+    let out = perfctl(&db, &[&["export", "--step", "10m", "-o", compact.to_str().unwrap()][..], &day].concat());
+    ok(&out);
+    let small = std::fs::read_to_string(&compact).unwrap();
+    assert!(small.len() * 4 < text.len(), "compact {} vs exact {} bytes", small.len(), text.len());
+    assert!(
+        small.contains("le=\"0.1\"") && small.contains("le=\"0.2\"") && small.contains("le=\"0.5\""),
+        "1-2-5 bounds"
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = small.lines().count();
+    assert!(said.contains(&format!(" points ({lines} lines, ")) && said.contains("histogram bucket samples"), "{said}");
     assert!(text.ends_with("# EOF\n"));
     assert!(text.contains("# TYPE op_duration_seconds histogram\n"));
     assert!(text.contains("# TYPE op_retries counter\n"));

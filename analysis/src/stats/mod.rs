@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use perfstore::convention::{self as conv, Metric};
-use perfstore::{Event, EventKind, Point, Selector, SeriesKey, Snapshot, TimeRange};
+use perfstore::{Event, EventKind, Point, Selector, SeriesKey, Snapshot, Tier, TimeRange};
 
 pub use compute::compute;
 pub use report::{
@@ -89,19 +89,51 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, range: TimeRange) -> crate::Result
     })
 }
 
-/// Open time per breaker: the flush intervals in which `circuit.state` reached 2 (open), each
-/// counted for the spacing of its series' points.
+/// Open time per breaker, from the stored points themselves (never a dense grid, so any
+/// window works). The state is a step function: each point holds until the next one, but
+/// never longer than its tier's usual spacing (the median gap between its points, and at least
+/// the tier's own step for rolled-up points), so a stopped agent does not count as open. A raw
+/// point is open or not; a rolled-up point covering `count` intervals is open for the share of
+/// them at 2: all when its minimum is 2, none when its maximum is below 2, else `sum / 2` of
+/// them (exact when the breaker was never half-open inside that minute or hour: the states
+/// are 0, 1 and 2, so `sum = n₁ + 2·n₂`).
 fn circuit_open_seconds(snap: &Snapshot<'_>, range: TimeRange) -> crate::Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
+    let open_code = f64::from(conv::CircuitState::Open.code());
     for s in snap.series(&Selector::name(conv::CIRCUIT_STATE.name))? {
         let name = s.key.get(conv::tag::CIRCUIT).unwrap_or("").to_owned();
-        let steps = snap.range(&s, range, 1000)?.steps;
-        let mut gaps: Vec<i64> = steps.windows(2).map(|w| w[1].0 - w[0].0).filter(|g| *g > 0).collect();
-        gaps.sort_unstable();
-        let spacing = gaps.get(gaps.len() / 2).copied().unwrap_or(1000) as f64 / 1000.0;
-        let open_code = f64::from(conv::CircuitState::Open.code());
-        let open = steps.iter().filter(|(_, p)| p.max >= open_code).count() as f64 * spacing;
-        *out.entry(name).or_default() += open;
+        // (time, tier, share of the point's intervals that were open)
+        let mut points: Vec<(i64, Tier, f64)> = Vec::new();
+        snap.points(&s, range, &mut |tier, p| {
+            let open = if p.count <= 0.0 || p.max < open_code {
+                0.0
+            } else if p.min >= open_code {
+                1.0
+            } else {
+                (p.sum / open_code / p.count).min(1.0)
+            };
+            points.push((p.ts_ms, tier, open));
+        })?;
+        points.sort_unstable_by_key(|p| p.0);
+        let mut hold_ms: BTreeMap<Tier, i64> = BTreeMap::new();
+        for tier in [Tier::Raw, Tier::Minute, Tier::Hour] {
+            let ts: Vec<i64> = points.iter().filter(|p| p.1 == tier).map(|p| p.0).collect();
+            let mut gaps: Vec<i64> = ts.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).collect();
+            gaps.sort_unstable();
+            let median = gaps.get(gaps.len() / 2).copied();
+            let hold = median.unwrap_or(0).max(tier.step_ms().unwrap_or(0));
+            hold_ms.insert(tier, if hold > 0 { hold } else { 1000 });
+        }
+        let mut open_ms = 0.0;
+        for (i, &(ts, tier, share)) in points.iter().enumerate() {
+            if share == 0.0 {
+                continue;
+            }
+            let hold = hold_ms.get(&tier).copied().unwrap_or(1000);
+            let until = points.get(i + 1).map_or(ts + hold, |next| next.0.min(ts + hold)).min(range.end_ms);
+            open_ms += share * (until - ts.max(range.start_ms)).max(0) as f64;
+        }
+        *out.entry(name).or_default() += open_ms / 1000.0;
     }
     Ok(out)
 }

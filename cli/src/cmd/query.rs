@@ -8,7 +8,7 @@ use perfstore::{Agg, Selector};
 use super::{Global, with_stdout};
 use crate::render::query::{Format, render};
 use crate::render::{Paint, color_stdout};
-use crate::window::{WindowArgs, parse_duration};
+use crate::window::{Step, WindowArgs, parse_step};
 
 /// `query` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,9 +16,10 @@ pub struct Args {
     /// `name{label="value",…}`; the name may be a glob (`op.*`), matchers are =, !=, =~ and
     /// !~ (globs).
     selector: String,
-    /// Step length, e.g. 1m, 1h.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "5m")]
-    step: std::time::Duration,
+    /// Step length, e.g. 1m, 1h; `auto` takes a round length giving about 100 steps over the
+    /// window (1m for 1h, 15m for 24h, 14d for two years).
+    #[arg(long, value_name = "DUR", value_parser = parse_step, default_value = "auto")]
+    step: Step,
     /// sum, rate, count, min, max, avg, last, or a percentile like p95.
     #[arg(long, value_name = "AGG", value_parser = Agg::parse, default_value = "sum")]
     agg: Agg,
@@ -34,12 +35,18 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let range = a.window.range()?;
     let sel = Selector::parse(&a.selector).map_err(Error::Invalid)?;
     let mut reader = g.reader()?;
-    let step_ms = a.step.as_millis().max(1) as i64;
+    let step_ms = a.step.ms(range);
     let result = perfanalysis::query::query(&reader.snapshot()?, &sel, range, step_ms, a.agg)?;
     if result.series.is_empty() {
         let subject = format!(" for {}", a.selector);
         let (matched, newest_ms) = (Some(result.matched), result.newest_ms);
         return Err(Error::NoData(NoData { subject, range, db: g.db.clone(), matched, newest_ms }).into());
+    }
+    if a.step == Step::Auto && a.format == Format::Table {
+        eprintln!(
+            "step {} (auto; --step to choose)",
+            humantime::format_duration(std::time::Duration::from_millis(step_ms.unsigned_abs()))
+        );
     }
     with_stdout(|out| Ok(render(&result, a.format, Paint(color_stdout()), out)?))
 }

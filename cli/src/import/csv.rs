@@ -9,7 +9,7 @@ use perfstore::convention;
 use perfstore::{Kind, Sample, Selector, SeriesKey};
 
 use super::sink::Sink;
-use super::{BadLine, Summary};
+use super::{BadLines, Summary};
 
 /// The columns a file has.
 struct Columns {
@@ -69,7 +69,7 @@ pub(crate) fn import(
     input: &mut dyn BufRead,
     service: &str,
     sink: &mut Sink,
-    bad: &mut Vec<BadLine>,
+    bad: &mut BadLines,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(input);

@@ -77,6 +77,8 @@ pub struct Summary {
     pub total_bytes: Option<u64>,
     /// Whether to show progress (standard error is a terminal).
     pub show_progress: bool,
+    /// The store maintenance run after writing.
+    pub maintenance: Option<perfstore::MaintenanceReport>,
 }
 
 impl Summary {
@@ -107,6 +109,16 @@ impl std::fmt::Display for Summary {
                 self.points, self.series, self.lines, self.file, self.db
             )?;
         }
+        if let Some(m) = self.maintenance.as_ref().filter(|m| m.rolled_chunks > 0) {
+            write!(
+                f,
+                "; {} chunks older than the raw retention rolled into the 1-minute and 1-hour tiers",
+                m.rolled_chunks
+            )?;
+        }
+        if let Some(m) = self.maintenance.as_ref().filter(|m| m.expired_chunks.iter().sum::<usize>() > 0) {
+            write!(f, "; {} chunks past their tier's retention dropped", m.expired_chunks.iter().sum::<usize>())?;
+        }
         let skipped: usize = self.skipped.values().sum();
         if skipped > 0 {
             let why: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -116,8 +128,24 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// A line that could not be taken: its number and why.
-pub(crate) type BadLine = (usize, String);
+/// Lines that could not be taken: the first few with their numbers and why, and how many in
+/// all (a file of nothing but bad lines must not grow memory).
+#[derive(Debug, Default)]
+pub(crate) struct BadLines {
+    first: Vec<(usize, String)>,
+    total: usize,
+}
+
+impl BadLines {
+    const KEPT: usize = 20;
+
+    pub(crate) fn push(&mut self, line: (usize, String)) {
+        if self.first.len() < Self::KEPT {
+            self.first.push(line);
+        }
+        self.total += 1;
+    }
+}
 
 /// Longest folded-stack file read (folded stacks are parsed whole: a bad line refuses the file).
 const FOLDED_MAX_BYTES: u64 = 256 << 20;
@@ -174,7 +202,7 @@ pub fn run(db: &Path, opts: &Options) -> anyhow::Result<Summary> {
         return folded(db, &text, opts, summary);
     }
     let mut sink = sink::Sink::open(db, opts.now_ms)?;
-    let mut bad: Vec<BadLine> = Vec::new();
+    let mut bad = BadLines::default();
     match format {
         Format::Csv => csv::import(&mut input, &opts.service, &mut sink, &mut bad, &mut summary)?,
         _ => openmetrics::import(&mut input, opts, &mut sink, &mut bad, &mut summary)?,
@@ -183,14 +211,14 @@ pub fn run(db: &Path, opts: &Options) -> anyhow::Result<Summary> {
     if summary.show_progress {
         eprintln!();
     }
-    for (line, reason) in bad.iter().take(20) {
+    for (line, reason) in &bad.first {
         eprintln!("{}:{line}: {}; skipped", opts.file.display(), crate::render::clean(reason));
     }
-    if bad.len() > 20 {
-        eprintln!("{}: … and {} more bad lines", opts.file.display(), bad.len() - 20);
+    if bad.total > bad.first.len() {
+        eprintln!("{}: … and {} more bad lines", opts.file.display(), bad.total - bad.first.len());
     }
-    if !bad.is_empty() {
-        summary.skipped.insert("bad lines".into(), bad.len());
+    if bad.total > 0 {
+        summary.skipped.insert("bad lines".into(), bad.total);
     }
     if summary.points == 0 {
         anyhow::bail!("{}: no points to import ({summary}); nothing was written", opts.file.display());

@@ -19,7 +19,7 @@ use perfstore::convention::prometheus::from_family;
 use perfstore::{Distribution, Kind, Sample, SeriesKey, Sketch};
 
 use super::sink::Sink;
-use super::{BadLine, Options, Summary};
+use super::{BadLines, Options, Summary};
 
 /// The store name and unit for a Prometheus family of `kind`.
 fn store_name(family: &str, kind: Kind, unit: Option<&str>) -> (String, String) {
@@ -166,7 +166,7 @@ pub(crate) fn import(
     input: &mut dyn BufRead,
     opts: &Options,
     sink: &mut Sink,
-    bad: &mut Vec<BadLine>,
+    bad: &mut BadLines,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     let mut st = State::default();

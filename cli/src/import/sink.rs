@@ -117,10 +117,13 @@ impl Sink {
         Ok(())
     }
 
-    /// Write the rest and close the store.
+    /// Write the rest, run the store's maintenance as of `now` (so history older than the raw
+    /// retention is rolled into the one-minute and one-hour tiers now, as the agent would at
+    /// its next maintenance, and queries over it read the small tiers), and close the store.
     pub(crate) fn finish(mut self, summary: &mut Summary) -> anyhow::Result<()> {
         self.flush(summary)?;
-        if let Some(w) = self.writer.take() {
+        if let Some(mut w) = self.writer.take() {
+            summary.maintenance = Some(w.maintain(self.now_ms)?);
             w.close()?;
         }
         Ok(())
