@@ -30,3 +30,32 @@ pub mod demo;
 pub mod import;
 pub mod render;
 pub mod window;
+
+/// A usage error: a flag's value or a combination of flags is wrong (exit code 2, like the
+/// errors clap reports itself).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Return early with a [`Usage`] error, `format!`-style.
+#[macro_export]
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new($crate::Usage(format!($($t)*))))
+    };
+}
+
+/// A [`Usage`] error as an `anyhow::Error`, `format!`-style.
+#[macro_export]
+macro_rules! usage_err {
+    ($($t:tt)*) => {
+        anyhow::Error::new($crate::Usage(format!($($t)*)))
+    };
+}

@@ -83,9 +83,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            let usage = e.downcast_ref::<perfctl::Usage>().is_some()
+                || matches!(e.downcast_ref::<perfanalysis::Error>(), Some(perfanalysis::Error::Invalid(_)));
             // Errors quote names and values from the store and the network: no escapes.
             eprintln!("error: {}", perfanalysis::human::clean_lines(&format!("{e:#}")));
-            ExitCode::FAILURE
+            if usage { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

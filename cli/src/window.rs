@@ -43,14 +43,14 @@ pub fn parse_time(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
             .ok()
             .and_then(|d| now_ms.checked_sub(d))
             .filter(|t| perfstore::TIME_RANGE_MS.contains(t))
-            .ok_or_else(|| anyhow::anyhow!("invalid value '{shown}' for '{flag}': reaches before 1970"));
+            .ok_or_else(|| crate::usage_err!("invalid value '{shown}' for '{flag}': reaches before 1970"));
     }
     match perfanalysis::time::parse_time(s) {
         Ok(t) => Ok(t),
         Err(e) if e.starts_with("expected") => {
-            anyhow::bail!("invalid value '{shown}' for '{flag}': expected {TIME_FORMS}, or a duration ago like 2h")
+            crate::usage!("invalid value '{shown}' for '{flag}': expected {TIME_FORMS}, or a duration ago like 2h")
         }
-        Err(e) => anyhow::bail!("invalid value '{shown}' for '{flag}': {e}"),
+        Err(e) => crate::usage!("invalid value '{shown}' for '{flag}': {e}"),
     }
 }
 
@@ -99,7 +99,7 @@ impl WindowArgs {
     pub fn now_ms(&self) -> anyhow::Result<i64> {
         match &self.now {
             Some(s) => perfanalysis::time::parse_time(s)
-                .map_err(|e| anyhow::anyhow!("invalid value '{}' for '--now': {e}", perfanalysis::human::clean(s))),
+                .map_err(|e| crate::usage_err!("invalid value '{}' for '--now': {e}", perfanalysis::human::clean(s))),
             None => Ok(ms(SystemTime::now())),
         }
     }
@@ -116,12 +116,12 @@ impl WindowArgs {
             (None, Some(d)) => i64::try_from(d.as_millis())
                 .ok()
                 .and_then(|d| end.checked_sub(d))
-                .ok_or_else(|| anyhow::anyhow!("invalid value for '--last': longer than the store's time range"))?
+                .ok_or_else(|| crate::usage_err!("invalid value for '--last': longer than the store's time range"))?
                 .max(0),
             (None, None) => end - 3_600_000,
         };
         if start >= end {
-            anyhow::bail!("the window is empty: --since must be before --until");
+            crate::usage!("the window is empty: --since must be before --until");
         }
         Ok(TimeRange::new(start, end))
     }

@@ -139,8 +139,15 @@ fn capacity_table_json_and_plot_are_stable() {
         String::from_utf8_lossy(&out.stderr)
             .contains("invalid value 'fast' for '--growth <RATE>': expected an annual growth rate like 0.3")
     );
+    // 30 is 3000 % a year: refused with the hint, not projected; 30% is what was meant.
+    let out = perfctl(&db, &["capacity", "--growth", "30"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("30 would be 3000% a year (0.3 means 30%"), "{said}");
+    assert_eq!(capacity(&db, &["--growth", "30%"])["resources"], capacity(&db, &["--growth", "0.3"])["resources"]);
+    // Every usage error exits 2, whether clap or the command found it.
     let out = perfctl(&db, &["capacity", "--growth", "0.3", "--target", "70"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("invalid value '70' for '--target': expected a utilization between 0 and 1")

@@ -212,6 +212,13 @@ fn query_aggregates_per_step_in_every_format() {
             "error: no data for op.retries between 2026-02-01T00:00:00Z and 2026-02-02T00:00:00Z in {dbs} (1 matching series; its newest data is from 2026-01-01T00:29:50Z)\n"
         )
     );
+    // A plain date is midnight UTC; a malformed one is a usage error (2) naming the flag.
+    let out =
+        run("perfctl", &["--db", dbs, "query", "op.retries", "--since", "2026-01-01", "--now", "2026-01-01T01:00:00Z"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run("perfctl", &["--db", dbs, "query", "op.retries", "--since", "2026-13-01"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value '2026-13-01' for '--since'"));
     let out = run("perfctl", &["--db", dbs, "query", "op.retries", "--agg", "median"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -219,7 +226,7 @@ fn query_aggregates_per_step_in_every_format() {
             .contains("invalid value 'median' for '--agg <AGG>': invalid aggregation 'median'")
     );
     let out = run("perfctl", &["--db", dbs, "query", "op.retries{op=vm}"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a malformed selector is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be in double quotes"));
 }
 

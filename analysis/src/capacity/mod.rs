@@ -50,6 +50,11 @@ pub fn parse_growth(s: &str) -> Result<Growth, String> {
         None => s.parse::<f64>(),
     };
     match v {
+        Ok(g) if g > 5.0 && g.is_finite() => Err(format!(
+            "expected an annual growth rate like 0.3 (or 30%), or auto; {s} would be {:.0}% a year (0.3 means 30%; \
+             above 500% is refused as a likely slip)",
+            g * 100.0
+        )),
         Ok(g) if g > -1.0 && g.is_finite() => Ok(Growth::Given(g)),
         _ => Err("expected an annual growth rate like 0.3 (or 30%), or auto".into()),
     }

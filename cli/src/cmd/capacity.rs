@@ -57,7 +57,7 @@ pub fn report(g: &Global, o: &Options) -> anyhow::Result<capacity::Report> {
 /// Run `capacity`.
 pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     if !(a.target > 0.0 && a.target <= 1.0) {
-        anyhow::bail!("invalid value '{}' for '--target': expected a utilization between 0 and 1 like 0.7", a.target);
+        crate::usage!("invalid value '{}' for '--target': expected a utilization between 0 and 1 like 0.7", a.target);
     }
     let capacities = match a.capacity {
         Some(c) => c,

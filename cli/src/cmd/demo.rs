@@ -25,7 +25,7 @@ pub struct Args {
 /// Run the demo and show what it recorded.
 pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
-        anyhow::bail!("invalid value '{}' for '--seconds': expected a number of seconds between 1 and 3600", a.seconds);
+        crate::usage!("invalid value '{}' for '--seconds': expected a number of seconds between 1 and 3600", a.seconds);
     }
     let (db, started_ms) = crate::demo::run(g.db_flag.as_deref(), a.seconds)?;
     let g = Global { db, ..g.clone() };

@@ -57,7 +57,7 @@ impl Args {
             None => range.start_ms,
         };
         if start >= end {
-            anyhow::bail!("the baseline window is empty: --baseline-since must be before --baseline-until");
+            crate::usage!("the baseline window is empty: --baseline-since must be before --baseline-until");
         }
         Ok(Some(TimeRange::new(start, end)))
     }

@@ -116,8 +116,9 @@ impl std::fmt::Display for Summary {
                 m.rolled_chunks
             )?;
         }
-        if let Some(m) = self.maintenance.as_ref().filter(|m| m.expired_chunks.iter().sum::<usize>() > 0) {
-            write!(f, "; {} chunks past their tier's retention dropped", m.expired_chunks.iter().sum::<usize>())?;
+        // (One-minute rollups past their 90 days are not a loss: the one-hour tier keeps them.)
+        if let Some(m) = self.maintenance.as_ref().filter(|m| m.expired_chunks[2] > 0) {
+            write!(f, "; {} one-hour chunks older than the store's retention dropped", m.expired_chunks[2])?;
         }
         let skipped: usize = self.skipped.values().sum();
         if skipped > 0 {
