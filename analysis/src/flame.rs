@@ -81,7 +81,8 @@ fn why_none(snap: &Snapshot<'_>, db: &Path, opts: &Options) -> crate::Result<NoP
     if !snap.series(&calls)?.is_empty() {
         return Ok(NoProfile::NeverSampled { op, db });
     }
-    let mut known: Vec<String> = profiled.into_iter().map(|p| p.op).collect();
+    // Samples outside any operation are filed under `(none)`: not a name to suggest.
+    let mut known: Vec<String> = profiled.into_iter().map(|p| p.op).filter(|op| op != conv::NO_OP).collect();
     known.sort_by_key(|k| (distance(k, &opts.op), k.clone()));
     known.dedup();
     Ok(NoProfile::Unknown { op, db, known })

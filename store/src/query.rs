@@ -218,6 +218,16 @@ impl<'c> Snapshot<'c> {
         self.tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.sql(e))
     }
 
+    /// When `perfctl demo` made this store, if it did ([`crate::Writer::mark_demo`]).
+    pub fn demo_created_ms(&self) -> Result<Option<i64>> {
+        meta(&self.tx, Meta::Demo).map_err(|e| self.sql(e))
+    }
+
+    /// Whether the store holds any series.
+    pub fn has_series(&self) -> Result<bool> {
+        self.tx.query_row("SELECT EXISTS (SELECT 1 FROM series)", [], |r| r.get(0)).map_err(|e| self.sql(e))
+    }
+
     /// Newest data timestamp written (Unix ms), if any.
     pub fn newest_ms(&self) -> Result<Option<i64>> {
         meta(&self.tx, Meta::Newest).map_err(|e| self.sql(e))

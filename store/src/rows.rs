@@ -163,6 +163,8 @@ pub(crate) enum Meta {
     RolledMax,
     /// One-minute rollups are complete from this time on.
     MinuteFloor,
+    /// When `perfctl demo` made this store (it holds simulated data only).
+    Demo,
 }
 
 impl Meta {
@@ -171,6 +173,7 @@ impl Meta {
             Meta::Newest => "newest_ms",
             Meta::RolledMax => "rolled_max_ms",
             Meta::MinuteFloor => "floor.1",
+            Meta::Demo => "demo_created_ms",
         }
     }
 }

@@ -148,6 +148,15 @@ impl Writer {
         Ok(w)
     }
 
+    /// Mark this store as made by `perfctl demo` (simulated data only), so a later demo can
+    /// recognise it and replace it, and refuse any other store.
+    pub fn mark_demo(&mut self, now_ms: i64) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| Error::sql(&path, e))?;
+        set_meta_max(&tx, Meta::Demo, now_ms).map_err(|e| Error::sql(&path, e))?;
+        tx.commit().map_err(|e| Error::sql(&path, e))
+    }
+
     /// The store file (its real path: symbolic links resolved).
     pub fn path(&self) -> &Path {
         &self.path

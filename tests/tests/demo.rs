@@ -43,7 +43,26 @@ fn the_demo_runs_end_to_end_and_never_touches_the_real_store() {
     // Capacity from the simulated 30-day history of request rates.
     assert!(stdout.contains("requests  (40.0 calls/s)"), "{stdout}");
     assert!(stdout.contains("auto (30 days of history)"), "{stdout}");
-    assert!(stdout.contains(&format!("Next, try:\n  perfctl --db {} stats", db.display())), "{stdout}");
+    // CPU and memory too, from the simulated host history.
+    assert!(stdout.contains("\ncpu  (") && stdout.contains("\nmemory  ("), "{stdout}");
+    // perfctl is not on this test's PATH: the next commands name the binary that ran.
+    let me = bin("perfctl");
+    assert!(
+        stdout.contains(&format!(
+            "Next, try:\n  (perfctl is not on your PATH; `cargo install --path cli --locked` puts it there)\n  {} --db {} stats",
+            me.display(),
+            db.display()
+        )),
+        "{stdout}"
+    );
+    // The progress counts every call of both apps, once.
+    let done: f64 = stderr.split("done: ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    let calls: f64 = stdout.split("Calls     ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!((done - calls).abs() <= 0.1 * calls, "progress said {done} calls, stats {calls}");
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.contains("s / 4s")).collect();
+    let mut unique = progress.clone();
+    unique.dedup();
+    assert_eq!(progress, unique, "no progress line twice");
     // Running it again starts afresh in the same demo store.
     let again = Command::new(bin("perfctl"))
         .args(["demo", "--seconds", "1"])
@@ -53,4 +72,48 @@ fn the_demo_runs_end_to_end_and_never_touches_the_real_store() {
         .output()
         .unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+#[test]
+fn a_demo_store_is_replaced_only_when_asked_and_other_stores_never() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = |db: &std::path::Path, extra: &[&str]| {
+        Command::new(bin("perfctl"))
+            .args([&["--db", db.to_str().unwrap(), "demo", "--seconds", "1"][..], extra].concat())
+            .env_remove("PERFAGENT_DB")
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .output()
+            .unwrap()
+    };
+    let db = home.path().join("mine.db");
+    let first = demo(&db, &[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let before = std::fs::metadata(&db).unwrap().len();
+    // Again without --fresh (and no terminal to ask on): refused, history not doubled.
+    let again = demo(&db, &[]);
+    assert_eq!(again.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("holds the demo from ") && said.contains("pass --fresh to replace it"), "{said}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), before, "untouched");
+    let fresh = demo(&db, &["--fresh"]);
+    assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+
+    // A store with data of its own is never written, --fresh or not.
+    let other = home.path().join("real.db");
+    let csv = home.path().join("one.csv");
+    std::fs::write(&csv, "time,series,value\n2026-11-22T00:00:00Z,op.retries{op=\"x\"},1\n").unwrap();
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", other.to_str().unwrap(), "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&other).unwrap();
+    for extra in [&[][..], &["--fresh"][..]] {
+        let out = demo(&other, extra);
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("is a perfagent store with data of its own"), "{said}");
+        assert_eq!(std::fs::read(&other).unwrap(), bytes, "the other store is untouched");
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use perfagent::sdk::{Cache, CacheResult, Circuit, CircuitState, Operation, Perf, Pool};
-use perfstore::convention::OP_DURATION;
+use perfstore::convention::{self as conv, OP_DURATION};
 
 /// Deterministic pseudo-random numbers.
 pub(crate) struct Lcg(pub(crate) u64);
@@ -222,7 +222,12 @@ pub(crate) fn client(perf: &Perf, seed: u64, until: Instant, calls: &AtomicU64) 
 }
 
 /// A second app, in another language for all it knows: DogStatsD over UDP.
-pub(crate) fn statsd_app(addr: std::net::SocketAddr, until: Instant, stop: &AtomicBool) -> anyhow::Result<()> {
+pub(crate) fn statsd_app(
+    addr: std::net::SocketAddr,
+    until: Instant,
+    stop: &AtomicBool,
+    calls: &AtomicU64,
+) -> anyhow::Result<()> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     let mut rng = Lcg(99);
     while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -235,15 +240,21 @@ pub(crate) fn statsd_app(addr: std::net::SocketAddr, until: Instant, stop: &Atom
             name = OP_DURATION.name,
         );
         sock.send_to(lines.as_bytes(), addr)?;
+        calls.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(40));
     }
     Ok(())
 }
 
 /// Thirty days of the fleet CLI's earlier calls, hour by hour (a daily cycle, quiet weekends,
-/// ~35 %/year growth), as sampled StatsD lines: each value stands for 100 calls.
+/// ~35 %/year growth), as sampled StatsD lines: each value stands for 100 calls; and of the
+/// host it ran on (`service:host`, the host sampler's series): CPU utilization and memory
+/// following the load, with this machine's core count and memory size, so `capacity` projects
+/// CPU and memory as well as requests.
 pub(crate) fn history_lines(now_ms: i64) -> String {
     let mut rng = Lcg(2024);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let memory = mem_total_bytes().unwrap_or(8 << 30) as f64;
     let hour_now = now_ms.div_euclid(3_600_000);
     let mut out = String::new();
     for h in (hour_now - 30 * 24)..hour_now {
@@ -273,6 +284,24 @@ pub(crate) fn history_lines(now_ms: i64) -> String {
                 ));
             }
         }
+        let load = calls_per_hour / 90_000.0;
+        let host = [
+            (conv::SYSTEM_CPU_UTILIZATION.name, (0.04 + 0.38 * load).min(1.0)),
+            (conv::SYSTEM_CPU_LOGICAL_COUNT.name, cores as f64),
+            (conv::SYSTEM_MEMORY_USAGE.name, memory * (0.22 + 0.18 * load)),
+            (conv::SYSTEM_MEMORY_LIMIT.name, memory),
+        ];
+        for (name, v) in host {
+            out.push_str(&format!("{name}:{v:.4}|g|#service:{}|T{t}\n", conv::HOST_SERVICE));
+        }
     }
     out
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes.
+fn mem_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 =
+        text.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }

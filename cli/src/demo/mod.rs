@@ -55,21 +55,125 @@ fn progress(done: f64, total: f64, calls: u64, tty: bool) {
     }
 }
 
-/// Run the demo.
+/// What is at the demo's path before it starts.
+enum Found {
+    /// Nothing, an empty file, or a store without series: the demo may write there.
+    Nothing,
+    /// An earlier demo's store (made at this time, Unix ms).
+    Demo(i64),
+    /// A store with data of its own (or, at the default demo path, an unmarked demo store from
+    /// an earlier version).
+    Store(String),
+    /// Not a store: never written to.
+    Other(String),
+}
+
+fn found(db: &Path) -> anyhow::Result<Found> {
+    match std::fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", db.display()))),
+        Ok(m) if m.len() == 0 => return Ok(Found::Nothing),
+        Ok(_) => {}
+    }
+    let mut reader = match perfstore::Reader::open(db) {
+        Ok(r) => r,
+        Err(perfstore::Error::NotFound { .. }) => {
+            return Ok(Found::Other("a file that is not a perfagent store".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let snap = reader.snapshot()?;
+    if let Some(t) = snap.demo_created_ms()? {
+        return Ok(Found::Demo(t));
+    }
+    if !snap.has_series()? {
+        return Ok(Found::Nothing);
+    }
+    let newest = snap.newest_ms()?.map_or(String::new(), |t| format!(", newest data {}", rfc3339(t)));
+    Ok(Found::Store(format!("a perfagent store with data of its own{newest}")))
+}
+
+/// Ask on the terminal; anything but y/yes is no.
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Make sure the demo may write into `db`: a new store, or an earlier demo's replaced (the
+/// default demo store, `--fresh`, or a yes on the terminal). A store holding anything else is
+/// refused, never written.
+fn prepare(db: &Path, is_default: bool, fresh: bool) -> anyhow::Result<()> {
+    if let Some(pid) = perfstore::lock_holder(db)? {
+        let by = pid.map_or(String::new(), |p| format!(" (pid {p})"));
+        anyhow::bail!(
+            "{} is in use by a running agent{by}: stop it first (perfagent stop --db {}) or pass another --db",
+            db.display(),
+            db.display()
+        );
+    }
+    match found(db)? {
+        Found::Nothing => {}
+        // The default demo store is the demo's own, whatever version wrote it.
+        Found::Store(_) if is_default => remove_store(db)?,
+        Found::Store(what) | Found::Other(what) => anyhow::bail!(
+            "{} is {what}: the demo writes only into a new store or an earlier demo's, so that simulated data never \
+             mixes with real data; pass another --db (or leave it out for the demo store)",
+            db.display()
+        ),
+        Found::Demo(made) => {
+            let replace = is_default
+                || fresh
+                || (std::io::stdin().is_terminal()
+                    && std::io::stderr().is_terminal()
+                    && confirm(&format!(
+                        "{} holds the demo from {}; running again into it would double its history. Replace it?",
+                        db.display(),
+                        rfc3339(made)
+                    )));
+            if !replace {
+                anyhow::bail!(
+                    "{} holds the demo from {}; running again into it would double its history: pass --fresh to \
+                     replace it, or another --db",
+                    db.display(),
+                    rfc3339(made)
+                );
+            }
+            remove_store(db)?;
+        }
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let mut w = perfstore::Writer::open(db, perfstore::StoreOptions::default())?;
+    w.mark_demo(now_ms)?;
+    w.close()?;
+    Ok(())
+}
+
+/// Delete a store and the files beside it.
+fn remove_store(db: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm", ".lock", ".status", ".token"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e).context(format!("removing {}", p.display())));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Run the demo; returns the store and when the live run started (Unix ms).
-pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64)> {
+pub fn run(db_flag: Option<&Path>, seconds: f64, fresh: bool) -> anyhow::Result<(PathBuf, i64)> {
     let (db, is_default) = demo_path(db_flag)?;
     let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
     // Like the store's own folder: private (0700).
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    if is_default {
-        // Our own file from an earlier demo: start afresh.
-        for suffix in ["", "-wal", "-shm", ".lock", ".status"] {
-            let _ = std::fs::remove_file(PathBuf::from(format!("{}{suffix}", db.display())));
-        }
-    }
+    prepare(&db, is_default, fresh)?;
     let log = dir.join("demo.log");
     perfagent::logging::to_file(&log, perfagent::logging::LOG_CAP_BYTES)
         .with_context(|| format!("opening {}", log.display()))?;
@@ -124,7 +228,8 @@ pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64
         }
         let stop2 = stop.clone();
         let udp = udp.context("the UDP listener")?;
-        let billing = s.spawn(move || statsd_app(udp, until, &stop2));
+        let app_calls = &calls;
+        let billing = s.spawn(move || statsd_app(udp, until, &stop2, app_calls));
         let mut last_line = Instant::now();
         while Instant::now() < until {
             std::thread::sleep(Duration::from_millis(200));
@@ -137,8 +242,8 @@ pub fn run(db_flag: Option<&Path>, seconds: f64) -> anyhow::Result<(PathBuf, i64
         billing.join().map_err(|_| anyhow::anyhow!("the StatsD app panicked"))??;
         Ok(())
     })?;
-    progress(seconds, seconds, calls.load(Ordering::Relaxed), tty);
     if tty {
+        progress(seconds, seconds, calls.load(Ordering::Relaxed), tty);
         eprintln!();
     }
     perf.shutdown();
