@@ -15,7 +15,7 @@
 //! that was received is lost.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
@@ -98,7 +98,7 @@ pub struct Summary {
 }
 
 /// What to say when a store already has a writer.
-pub fn already_running(pid: Option<u32>, db: &std::path::Path) -> String {
+pub fn already_running(pid: Option<u32>, db: &Path) -> String {
     let pid = pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
     format!(
         "perfagent is already running ({pid}) on {}: stop it with `perfagent stop --db {}`, or start this one \
@@ -106,6 +106,30 @@ pub fn already_running(pid: Option<u32>, db: &std::path::Path) -> String {
         db.display(),
         db.display()
     )
+}
+
+/// What to do when a listener cannot bind.
+fn in_use_hint(e: &std::io::Error, flags: &str, key: &str) -> String {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "the address is in use (another perfagent, a StatsD server or another service): pick a free one with \
+             {flags} (127.0.0.1:0 takes any free port), or set {key} in the config file"
+        )
+    } else {
+        format!("cannot listen: check {flags} or {key} in the config file")
+    }
+}
+
+/// Close `writer` and, when this start created the store (nothing was there before), remove
+/// it and the files beside it, so a failed start leaves nothing behind.
+fn discard_new_store(writer: Writer, db: &Path, existed: bool) {
+    let _ = writer.close();
+    if existed {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm", ".lock", ".token", ".status"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
 }
 
 /// Run until `shutdown` is set; `on_ready` is called once listening.
@@ -116,6 +140,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // A store this start creates is removed again if the start fails before it is used.
+    let existed = cfg.db.exists();
     let writer = match Writer::open(&cfg.db, cfg.store.clone()) {
         Ok(w) => w,
         Err(StoreError::Locked { pid, path }) => anyhow::bail!("{}", already_running(pid, &path)),
@@ -123,7 +149,14 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
     };
     // The store's real path: its status and token files sit beside the real file.
     let db = writer.path().to_owned();
-    let sources = Sources::bind(cfg.statsd_udp, cfg.statsd_unix.as_deref(), cfg.statsd_tcp)?;
+    let sources = match Sources::bind(cfg.statsd_udp, cfg.statsd_unix.as_deref(), cfg.statsd_tcp) {
+        Ok(s) => s,
+        Err(e) => {
+            let hint = in_use_hint(&e, "--statsd-udp / --statsd-tcp", "[statsd] udp / tcp");
+            discard_new_store(writer, &db, existed);
+            return Err(anyhow::anyhow!("{e}; {hint}"));
+        }
+    };
     let exposition = Arc::new(Mutex::new(Exposition::default()));
     let health = Arc::new(Health::default());
     let flush_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX);
@@ -140,7 +173,15 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
             let e =
                 crate::http::Endpoint { metrics: exposition.clone(), health: health.clone(), uploads: uploads.clone() };
             let hint = crate::token::path(&db).display().to_string();
-            Some(crate::http::serve(addr, e, Some(token), &hint)?)
+            match crate::http::serve(addr, e, Some(token), &hint) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let hint = in_use_hint(&e, "--http", "[http] listen");
+                    drop(sources);
+                    discard_new_store(writer, &db, existed);
+                    return Err(anyhow::anyhow!("{e}; {hint}"));
+                }
+            }
         }
         None => None,
     };

@@ -194,7 +194,30 @@ fn a_port_in_use_is_named() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with(&format!("error: binding StatsD socket {addr}: ")), "{err}");
-    assert!(err.contains("in use"), "{err}");
+    assert!(err.contains("; the address is in use"), "{err}");
+    assert!(
+        err.contains("--statsd-udp / --statsd-tcp (127.0.0.1:0 takes any free port), or set [statsd] udp"),
+        "{err}"
+    );
+    assert!(!db.exists(), "a failed start leaves no new empty store behind");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nor any file beside it");
+}
+
+#[test]
+fn importing_into_a_store_an_agent_holds_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let agent = perf_e2e::Agent::start(&db, &[], &[]);
+    let csv = dir.path().join("one.csv");
+    std::fs::write(&csv, "time,series,value\n2026-11-22T00:00:00Z,op.retries{op=\"x\"},1\n").unwrap();
+    let out = perf_e2e::perfctl(&db, &["import", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already open for writing by another process"), "{err}");
+    assert!(err.contains("stop the agent (`perfagent stop --db "), "{err}");
+    assert!(err.contains("or send the data to the running agent instead"), "{err}");
+    assert!(err.trim_end().ends_with("nothing was imported"), "{err}");
+    agent.stop();
 }
 
 #[test]

@@ -77,7 +77,29 @@ fn a_missing_store_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!("error: {}: no perfagent store here (start `perfagent start`, or pass --db PATH)\n", db.display())
+        format!(
+            "error: {}: no perfagent store here (--db); record into it with `perfagent start --db {}`, or read another \
+             with --db PATH or PERFAGENT_DB\n",
+            db.display(),
+            db.display()
+        )
+    );
+    // With a demo store about, the message points at it.
+    let data = dir.path().join("data");
+    let demo = data.join("perfagent/demo.db");
+    std::fs::create_dir_all(demo.parent().unwrap()).unwrap();
+    store_with(&demo, 1, 1);
+    let out = Command::new(bin("perfctl"))
+        .args(["series"])
+        .env_remove("PERFAGENT_DB")
+        .env("XDG_DATA_HOME", &data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("perf.db: no perfagent store here (the default store)"), "{said}");
+    assert!(
+        said.contains(&format!("; the demo's store is {}: perfctl --db {} stats", demo.display(), demo.display())),
+        "{said}"
     );
     assert!(!db.exists(), "perfctl never creates a store");
 }

@@ -38,7 +38,36 @@ impl Global {
 
     /// Open the store read-only.
     pub fn reader(&self) -> anyhow::Result<Reader> {
-        Ok(Reader::open(&self.db)?)
+        match Reader::open(&self.db) {
+            Err(perfstore::Error::NotFound { path }) => Err(anyhow::anyhow!("{}", self.no_store(&path))),
+            r => Ok(r?),
+        }
+    }
+
+    /// What to say when there is no store at `path`: where the store came from, how to make
+    /// one, and the demo's store when there is one.
+    fn no_store(&self, path: &Path) -> String {
+        let from = if self.db_flag.is_some() {
+            "--db"
+        } else if std::env::var_os("PERFAGENT_DB").is_some_and(|v| !v.is_empty()) {
+            "$PERFAGENT_DB"
+        } else {
+            "the default store"
+        };
+        let mut text = format!(
+            "{}: no perfagent store here ({from}); record into it with `perfagent start --db {}`, or read another \
+             with --db PATH or PERFAGENT_DB",
+            path.display(),
+            path.display()
+        );
+        #[cfg(feature = "demo")]
+        if let Ok((demo, _)) = crate::demo::demo_path(None)
+            && demo != path
+            && demo.exists()
+        {
+            text.push_str(&format!("; the demo's store is {}: perfctl --db {} stats", demo.display(), demo.display()));
+        }
+        text
     }
 }
 

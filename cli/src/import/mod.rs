@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader, IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use perfstore::{ProfileWindow, StoreOptions, Writer};
+use perfstore::ProfileWindow;
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -234,7 +234,7 @@ fn folded(db: &Path, text: &str, opts: &Options, mut summary: Summary) -> anyhow
     anyhow::ensure!(!stacks.is_empty(), "{}: no stacks with samples; nothing was imported", opts.file.display());
     summary.stacks = stacks.len();
     summary.samples = stacks.iter().map(|s| s.samples).sum();
-    let mut w = Writer::open(db, StoreOptions::default())?;
+    let mut w = sink::open_writer(db)?;
     w.write_profiles(&[ProfileWindow {
         service: opts.service.clone(),
         op: op.to_owned(),

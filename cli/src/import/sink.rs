@@ -19,6 +19,19 @@ enum Slot {
     New(usize),
 }
 
+/// Open the store for writing; a running agent holding it gets a message that says what to
+/// do instead.
+pub(crate) fn open_writer(db: &Path) -> anyhow::Result<Writer> {
+    match Writer::open(db, StoreOptions::default()) {
+        Err(e @ perfstore::Error::Locked { .. }) => Err(anyhow::anyhow!(
+            "{e}: stop the agent (`perfagent stop --db {}`) and import again, or send the data to the running \
+             agent instead (StatsD lines with |T timestamps keep their times); nothing was imported",
+            db.display()
+        )),
+        r => Ok(r?),
+    }
+}
+
 /// The store side of an import.
 #[derive(Debug)]
 pub(crate) struct Sink {
@@ -57,7 +70,7 @@ impl Sink {
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         if self.writer.is_none() {
-            self.writer = Some(Writer::open(&self.db, StoreOptions::default())?);
+            self.writer = Some(open_writer(&self.db)?);
         }
         let slot = match self.slots.get(key) {
             Some(s) => *s,
