@@ -11,6 +11,10 @@ use crate::time::rfc3339;
 pub struct SeriesValues {
     /// The series, as `name{k="v",…}`.
     pub series: String,
+    /// The unit of the values (the series' unit, `1/s` for rates, empty for counts); JSON
+    /// keeps plain SI numbers, tables show it.
+    #[serde(skip)]
+    pub unit: String,
     /// `(step start as RFC 3339, value)`; steps without data are left out.
     pub points: Vec<(String, f64)>,
 }
@@ -82,8 +86,22 @@ pub fn query(
 /// `agg` of each step of one series.
 pub fn values(s: &SeriesSteps, step_ms: i64, agg: Agg) -> SeriesValues {
     let secs = step_ms as f64 / 1000.0;
+    // The series' own unit, else the convention's for its name (series written without one).
+    let key = &s.series.key;
+    let base = if key.unit.is_empty() {
+        perfstore::convention::find(&key.name).map_or("", |m| m.unit).to_owned()
+    } else {
+        key.unit.clone()
+    };
+    let unit = match agg {
+        Agg::Count => String::new(),
+        Agg::Rate if base.is_empty() || key.kind == perfstore::Kind::Counter => "1/s".into(),
+        Agg::Rate => format!("{base}/s"),
+        _ => base,
+    };
     SeriesValues {
         series: s.series.key.to_string(),
+        unit,
         points: s.steps.iter().filter_map(|(ts, p)| agg.apply(p, secs).map(|v| (rfc3339(*ts), v))).collect(),
     }
 }

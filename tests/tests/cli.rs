@@ -215,6 +215,12 @@ fn query_aggregates_per_step_in_every_format() {
     assert_eq!(json[0]["series"], r#"op.duration{op="vm.list",service="api"}"#);
     let p95 = json[0]["points"][0][1].as_f64().unwrap();
     assert!((p95 - 0.10).abs() <= 0.001, "nearest-rank p95 of 10..100 ms is 100 ms: {p95}");
+    // Tables show the unit (JSON keeps SI numbers).
+    let out = q(&["op.duration{op=\"vm.list\"}", "--step", "30m", "--agg", "p95"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let shown = table.lines().nth(1).and_then(|l| l.split_whitespace().last()).unwrap();
+    let ms: f64 = shown.strip_suffix("ms").unwrap_or_else(|| panic!("{table}")).parse().unwrap();
+    assert!((ms - 100.0).abs() <= 1.0, "{table}");
 
     let out = q(&["op.retries", "--step", "30m", "--agg", "rate", "--format", "csv"]);
     assert_eq!(

@@ -16,8 +16,8 @@ use crate::window::{WindowArgs, parse_duration};
 /// `export` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Which series: `name{label="value",…}` (globs allowed); all when empty.
-    #[arg(default_value = "")]
+    /// Which series: `name{label="value",…}` (globs allowed) [default: every series]
+    #[arg(default_value = "", hide_default_value = true)]
     selector: String,
     #[command(flatten)]
     window: WindowArgs,

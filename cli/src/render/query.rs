@@ -22,6 +22,38 @@ fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.6}") }
 }
 
+/// A value with its unit, for people: `23.0ms`, `1.5 GiB`, `42.0%`, `12.5/s`, `3`.
+fn with_unit(v: f64, unit: &str) -> String {
+    use perfanalysis::human;
+    let short = |v: f64| {
+        let a = v.abs();
+        if v.fract() == 0.0 && a < 1e15 {
+            format!("{v:.0}")
+        } else if a >= 100.0 {
+            format!("{v:.1}")
+        } else if a >= 1.0 {
+            format!("{v:.3}")
+        } else {
+            format!("{v:.4}")
+        }
+    };
+    match unit {
+        "s" if v.abs() < 60.0 => human::ms(v * 1000.0),
+        "s" => human::seconds(v),
+        "By" => human::bytes(v),
+        "1" => human::pct(v * 100.0),
+        "" => short(v),
+        // A UCUM annotation such as {cpu}: the thing counted.
+        u if u.starts_with('{') && u.ends_with('}') => format!("{} {}", short(v), &u[1..u.len() - 1]),
+        u => match u.strip_suffix("/s") {
+            Some("1") => format!("{}/s", short(v)),
+            Some("By") => format!("{}/s", human::bytes(v)),
+            Some("s") => format!("{} s/s", short(v)),
+            _ => format!("{} {u}", short(v)),
+        },
+    }
+}
+
 /// Print a query result.
 pub fn render(r: &QueryResult, format: Format, paint: Paint, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
@@ -44,7 +76,7 @@ pub fn render(r: &QueryResult, format: Format, paint: Paint, out: &mut dyn Write
             ]);
             for s in &r.series {
                 for (time, v) in &s.points {
-                    t.row(vec![time.clone(), s.series.clone(), number(*v)]);
+                    t.row(vec![time.clone(), s.series.clone(), with_unit(*v, &s.unit)]);
                 }
             }
             t.render(paint, out)
@@ -53,6 +85,24 @@ pub fn render(r: &QueryResult, format: Format, paint: Paint, out: &mut dyn Write
 }
 
 /// Output formats of `series`.
+#[cfg(test)]
+mod tests {
+    use super::with_unit;
+
+    #[test]
+    fn values_read_in_their_units() {
+        assert_eq!(with_unit(0.023, "s"), "23.0ms");
+        assert_eq!(with_unit(75.0, "s"), "1m15s");
+        assert_eq!(with_unit(1536.0, "By"), "1.5 KiB");
+        assert_eq!(with_unit(0.425, "1"), "42.5%");
+        assert_eq!(with_unit(12.5, "1/s"), "12.500/s");
+        assert_eq!(with_unit(3.0, ""), "3");
+        assert_eq!(with_unit(2048.0, "By/s"), "2.0 KiB/s");
+        assert_eq!(with_unit(7.25, "calls"), "7.250 calls");
+        assert_eq!(with_unit(4.0, "{cpu}"), "4 cpu");
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeriesFormat {
     /// Aligned columns.
