@@ -84,7 +84,6 @@ pub fn render(r: &QueryResult, format: Format, paint: Paint, out: &mut dyn Write
     }
 }
 
-/// Output formats of `series`.
 #[cfg(test)]
 mod tests {
     use super::with_unit;
@@ -103,6 +102,7 @@ mod tests {
     }
 }
 
+/// Output formats of `series`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeriesFormat {
     /// Aligned columns.
