@@ -42,8 +42,9 @@ enum Command {
     Profile(cmd::profile::Args),
     /// A flame graph (SVG, by inferno) of one operation's CPU samples over a window.
     Flamegraph(cmd::flamegraph::Args),
-    /// Load data into the store: OpenMetrics/Prometheus text with timestamps, CSV, or folded
-    /// stacks for an operation. The agent must not be running on the same store.
+    /// Load data into the store: OpenMetrics/Prometheus text with timestamps, CSV, StatsD
+    /// captures (`|T` keeps times), or folded stacks for an operation. The agent must not be
+    /// running on the same store.
     Import(cmd::import::Args),
     /// Series over a window, one point per step, as OpenMetrics (for Prometheus tooling), CSV
     /// or JSON.

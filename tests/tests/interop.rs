@@ -265,3 +265,36 @@ fn export_csv_and_json_are_stable() {
         .sum();
     assert_eq!(calls, 120.0, "every call of vm.start, batched or not");
 }
+
+#[test]
+fn a_statsd_capture_imports_as_the_agent_would_record_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = fixture("statsd/cloud-cli.statsd");
+    let through_agent = dir.path().join("agent.db");
+    load_statsd(&through_agent, &capture);
+    let imported = dir.path().join("imported.db");
+    let said = ok(&perfctl(&imported, &["import", capture.to_str().unwrap(), "--now", NOW]));
+    assert!(said.starts_with("imported ") && said.contains(" events"), "{said}");
+    let day = ["--now", NOW, "--last", "24h"];
+    let stats = |db: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(&perfctl(db, &[&["stats", "--format", "json"][..], &day].concat()))).unwrap()
+    };
+    let (a, b) = (stats(&through_agent), stats(&imported));
+    let (a_ops, b_ops) = (a["ops"].as_array().unwrap(), b["ops"].as_array().unwrap());
+    assert!(!a_ops.is_empty());
+    assert_eq!(a_ops.len(), b_ops.len());
+    for (x, y) in a_ops.iter().zip(b_ops) {
+        assert_eq!(x["op"], y["op"]);
+        for k in ["calls", "errors", "retries", "cached_pct", "batched_pct", "latency_ms", "last_error"] {
+            assert_eq!(x[k], y[k], "{}: {k}, through the agent and imported", x["op"]);
+        }
+    }
+    assert_eq!(a["host"], b["host"], "host gauges");
+    // A bad line is named with its number and skipped; the rest is taken.
+    let bad = dir.path().join("bad.statsd");
+    std::fs::write(&bad, "op.retries:1|c|#op:x|T1795392000\nop.retries:one|c\n").unwrap();
+    let out = perfctl(&dir.path().join("bad.db"), &["import", bad.to_str().unwrap(), "--now", NOW]);
+    let said = ok(&out);
+    assert!(said.contains("skipped 1: 1 bad lines"), "{said}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:2: ", bad.display())));
+}

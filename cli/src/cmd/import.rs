@@ -13,17 +13,18 @@ use crate::window::{WindowArgs, parse_time};
 pub struct Args {
     /// The file ("-" for standard input).
     file: PathBuf,
-    /// Input format [default: from the extension (.om/.prom, .csv, .folded) or the contents;
+    /// Input format [default: from the extension (.om/.prom, .csv, .statsd, .folded) or the contents;
     /// with --op, folded].
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Operation the folded stacks belong to.
     #[arg(long, value_name = "NAME")]
     op: Option<String>,
-    /// Service to file the data under.
+    /// Service to file data under that names none (StatsD lines without a `service` tag too).
     #[arg(long, value_name = "NAME", default_value = "imported")]
     service: String,
-    /// Time the folded stacks were sampled: RFC 3339 or a duration ago [default: now]
+    /// Time of folded stacks and of StatsD lines without `|T`: RFC 3339 or a duration ago
+    /// [default: now]
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
     /// Pretend it is this time (RFC 3339); for reproducible tests.

@@ -54,7 +54,7 @@ impl Global {
         } else {
             "the default store"
         };
-        let mut text = format!(
+        let text = format!(
             "{}: no perfagent store here ({from}); record into it with `perfagent start --db {}`, or read another \
              with --db PATH or PERFAGENT_DB",
             path.display(),
@@ -65,7 +65,7 @@ impl Global {
             && demo != path
             && demo.exists()
         {
-            text.push_str(&format!("; the demo's store is {}: perfctl --db {} stats", demo.display(), demo.display()));
+            return format!("{text}; the demo's store is {}: perfctl --db {} stats", demo.display(), demo.display());
         }
         text
     }

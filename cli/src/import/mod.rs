@@ -7,6 +7,8 @@
 //!   their value; histograms become distributions; names of the convention map back through
 //!   [`perfstore::convention::prometheus::from_family`].
 //! * **CSV** ([`csv`]) as `perfctl export --format csv` writes it, or `time,series,value`.
+//! * **StatsD / DogStatsD** ([`statsd`]): a capture of lines, aggregated by the agent's own
+//!   parser and aggregator into 10-second intervals; `|T` timestamps keep their times.
 //! * **Folded stacks** (`frame;frame;… COUNT`, e.g. `py-spy record --format raw`) for `--op`,
 //!   filed at `--at`. A bad line refuses the whole file.
 //!
@@ -16,6 +18,7 @@
 mod csv;
 mod openmetrics;
 mod sink;
+mod statsd;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal as _, Read as _};
@@ -33,6 +36,8 @@ pub enum Format {
     Csv,
     /// Folded stacks for `--op`.
     Folded,
+    /// StatsD / DogStatsD lines (a capture); `|T` timestamps keep their times.
+    Statsd,
 }
 
 /// What to import.
@@ -67,6 +72,8 @@ pub struct Summary {
     pub series: usize,
     /// Folded stacks written.
     pub stacks: usize,
+    /// Events written (a StatsD capture's errors).
+    pub events: usize,
     /// Profile samples written.
     pub samples: u64,
     /// Skipped lines or samples by reason.
@@ -108,6 +115,9 @@ impl std::fmt::Display for Summary {
                 "imported {} points of {} series ({} lines) from {} into {}",
                 self.points, self.series, self.lines, self.file, self.db
             )?;
+            if self.events > 0 {
+                write!(f, "; {} events", self.events)?;
+            }
         }
         if let Some(m) = self.maintenance.as_ref().filter(|m| m.rolled_chunks > 0) {
             write!(
@@ -167,11 +177,12 @@ fn guess(path: &Path, head: &str, op: Option<&str>) -> anyhow::Result<Format> {
         "csv" => Format::Csv,
         "folded" | "collapsed" => Format::Folded,
         "om" | "prom" | "openmetrics" => Format::Openmetrics,
+        "statsd" | "dogstatsd" => Format::Statsd,
         _ if op.is_some() => Format::Folded,
         _ if head.starts_with("time,") => Format::Csv,
         _ if head.lines().any(|l| l.starts_with("# TYPE ") || l == "# EOF") => Format::Openmetrics,
         _ => anyhow::bail!(
-            "cannot tell the format of {}: pass --format openmetrics|csv|folded (folded stacks also need --op)",
+            "cannot tell the format of {}: pass --format openmetrics|csv|statsd|folded (folded stacks also need --op)",
             path.display()
         ),
     })
@@ -206,6 +217,7 @@ pub fn run(db: &Path, opts: &Options) -> anyhow::Result<Summary> {
     let mut bad = BadLines::default();
     match format {
         Format::Csv => csv::import(&mut input, &opts.service, &mut sink, &mut bad, &mut summary)?,
+        Format::Statsd => statsd::import(&mut input, opts, &mut sink, &mut bad, &mut summary)?,
         _ => openmetrics::import(&mut input, opts, &mut sink, &mut bad, &mut summary)?,
     }
     sink.finish(&mut summary)?;

@@ -88,6 +88,21 @@ impl Sink {
         Ok(())
     }
 
+    /// Record events (a StatsD capture's errors, kept as operations' last errors).
+    pub(crate) fn events(&mut self, events: &[perfstore::Event], summary: &mut Summary) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            self.writer = Some(open_writer(&self.db)?);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.record_events(events)?;
+            summary.events += events.len();
+        }
+        Ok(())
+    }
+
     /// Register new series and write what is pending, in two transactions.
     pub(crate) fn flush(&mut self, summary: &mut Summary) -> anyhow::Result<()> {
         let Some(writer) = self.writer.as_mut() else { return Ok(()) };
