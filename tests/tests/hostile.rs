@@ -77,13 +77,18 @@ fn absurd_timestamps_and_values_are_refused_and_counted_and_every_command_still_
         &["query", "big.count", "--last", "1h"],
         &["export", "--last", "1h"],
         &["export", "--since", "1970-01-01", "--step", "100000d"],
-        &["stats", "--last", "24h"],
     ] {
         let out = perfctl(&db, args);
         assert!(out.status.success(), "perfctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains("inf") && !text.contains("null"), "perfctl {args:?}: {text}");
     }
+    // No operation calls among them: stats says so, naming what the store does hold.
+    let out = perfctl(&db, &["stats", "--last", "24h"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: no data for operation calls (op.duration) between "), "{err}");
+    assert!(err.contains("(0 matching series; its newest data is from "), "{err}");
 }
 
 #[test]

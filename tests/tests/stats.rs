@@ -206,7 +206,12 @@ fn an_empty_window_names_the_store_the_window_and_the_newest_data() {
         )),
         "{err}"
     );
-    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--op", "nothing.*"]);
-    assert_eq!(out.status.code(), Some(0), "the host is still reported");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no operation calls in the window"));
+    // Host data but no calls of the operations asked for: an error naming what the store has,
+    // never "targets all met".
+    let out = perfctl(&["stats", "--now", NOW, "--last", "24h", "--op", "nothing.*", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: no data for operations matching 'nothing.*' between "), "{err}");
+    assert!(err.contains(" matching series; its newest data is from "), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no report, so no \"Targets all met\"");
 }

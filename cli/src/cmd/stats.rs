@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use perfanalysis::stats::{self, Options};
 use perfanalysis::targets::Targets;
+use perfanalysis::{Error, NoData};
 
 use super::{Global, env, with_stdout};
 use crate::render::stats::{Format, render};
@@ -45,6 +46,35 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let targets = Targets::load(g.config_file()?.as_ref(), &env)?;
     let opts = Options { range: a.window.range()?, op: a.op, by: a.by };
     let report = report(g, &opts, &targets)?;
+    if report.ops.is_empty() {
+        // Nothing to report on (and no target can be said to be met): say what the store
+        // does hold instead.
+        return Err(no_calls(g, &opts)?.into());
+    }
     with_stdout(|out| Ok(render(&report, a.format, Paint(color_stdout()), out)?))?;
     Ok(if a.check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
+}
+
+/// The error for a window without operation calls: the window, the store, and its newest
+/// operation data.
+fn no_calls(g: &Global, opts: &Options) -> anyhow::Result<Error> {
+    let mut reader = g.reader()?;
+    let snap = reader.snapshot()?;
+    let name = perfstore::convention::OP_DURATION.name;
+    let usage: Vec<_> = snap.series_usage()?.into_iter().filter(|u| u.series.key.name == name).collect();
+    let subject = match &opts.op {
+        Some(op) => format!(" for operations matching '{op}'"),
+        None => format!(" for operation calls ({name})"),
+    };
+    Ok(Error::NoData(NoData {
+        subject,
+        range: opts.range,
+        db: g.db.clone(),
+        matched: Some(usage.len()),
+        // The newest operation data, else the newest data of any kind.
+        newest_ms: match usage.iter().filter_map(|u| u.newest_ms).max() {
+            Some(t) => Some(t),
+            None => snap.newest_ms()?,
+        },
+    }))
 }
