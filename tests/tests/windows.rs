@@ -190,7 +190,8 @@ fn every_command_answers_for_every_window_and_long_totals_add_up() {
         );
         let counted: f64 = q.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap()).sum();
         assert_eq!(counted, expected_calls(start, NOW_MS), "query's auto steps over {w} add up to the calls");
-        let exported = ok(&db, &[&["export", "--format", "csv", "--now", NOW][..], &last].concat());
+        let step = if days > 7 { "1d" } else { "1m" };
+        let exported = ok(&db, &[&["export", "--format", "csv", "--step", step, "--now", NOW][..], &last].concat());
         assert!(exported.lines().count() > 1, "export over {w}");
         let peak = format!("{}d", (span / DAY_MS).max(1));
         ok(&db, &["capacity", "--growth", "0.3", "--now", NOW, "--peak-window", &peak]);
