@@ -152,6 +152,7 @@ pub fn perfctl(db: &Path, args: &[&str]) -> std::process::Output {
         .arg(db)
         .args(args)
         .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_DATA_HOME", "/nonexistent")
         .env("NO_COLOR", "1")
         .output()
         .expect("run perfctl")

@@ -280,6 +280,22 @@ fn config_show_check_and_default() {
 }
 
 #[test]
+fn status_before_the_first_flush_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let agent = start(&db, &["--flush-interval", "1h"]);
+    let out = Command::new(bin("perfagent"))
+        .env("PERFAGENT_HTTP_LISTEN", "127.0.0.1:0")
+        .args(["status", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no flush yet"), "{text}");
+    assert!(!text.contains("years"), "not a date in 1970: {text}");
+    drop(agent);
+}
+
+#[test]
 fn status_and_stop_find_the_agent_through_its_lock() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");

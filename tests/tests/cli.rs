@@ -11,8 +11,17 @@ use perfstore::{Kind, Registration, Sample, SeriesKey, StoreOptions, Write, Writ
 
 const T0: i64 = 1_767_225_600_000;
 
+/// Run a binary as a user with no stores of their own: no `PERFAGENT_DB`, and data and config
+/// folders that do not exist (a demo store of the person running the tests must not show).
 fn run(name: &str, args: &[&str]) -> Output {
-    Command::new(bin(name)).args(args).env_remove("PERFAGENT_DB").output().expect("run binary")
+    let nowhere = std::env::temp_dir().join("perf-e2e-no-such-home");
+    Command::new(bin(name))
+        .args(args)
+        .env_remove("PERFAGENT_DB")
+        .env("XDG_DATA_HOME", nowhere.join("data"))
+        .env("XDG_CONFIG_HOME", nowhere.join("config"))
+        .output()
+        .expect("run binary")
 }
 
 fn store_with(path: &Path, series: usize, points: i64) {

@@ -86,6 +86,9 @@ fn flamegraph_explains_missing_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.db");
     import_profiles(&db);
+    // Samples outside any operation are filed under `(none)`: never offered as a name.
+    let before = fixture("profiles/vm-list-before.folded");
+    ok(&perfctl(&db, &["import", before.to_str().unwrap(), "--op", "(none)", "--at", "2026-11-21T12:00:00Z"]));
     let e = err(&perfctl(&db, &["flamegraph", "vm.lsit", "--now", NOW, "--last", "24h"]));
     assert_eq!(
         e,
