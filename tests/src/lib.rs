@@ -225,7 +225,9 @@ pub fn record_skip(test: &str, why: &str) {
     if let Some(log) = std::env::var_os("PERF_SKIP_LOG") {
         use std::io::Write as _;
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(f, "{test}: {why}");
+            // One write of the whole line: tests skip from parallel threads, and an O_APPEND
+            // write of a short buffer is not interleaved with another.
+            let _ = f.write_all(format!("{test}: {why}\n").as_bytes());
         }
     }
 }

@@ -114,7 +114,9 @@ fn client_dir(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(d) if Path::new(&d).exists() => Some(d),
         _ => {
-            skip(var, &format!("set {var} to a folder with the client library (.ci/run installs it)"));
+            // The harness names each test's thread after the test.
+            let test = std::thread::current().name().unwrap_or("a client test").to_owned();
+            skip(&test, &format!("{var} is not set to the client library's folder (scripts/test-tools installs it)"));
             None
         }
     }
