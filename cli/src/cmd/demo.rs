@@ -65,12 +65,11 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
 /// path (after `cargo run` it is in `target/release`), and whether it is on `PATH`.
 fn perfctl_command() -> (String, bool) {
     let exe = std::env::current_exe().ok();
+    let me = exe.as_deref().and_then(|e| std::fs::canonicalize(e).ok());
     let on_path = std::env::var_os("PATH").is_some_and(|p| {
         std::env::split_paths(&p).any(|d| {
             let c = d.join("perfctl");
-            c.is_file()
-                && (exe.is_none()
-                    || std::fs::canonicalize(&c).ok() == exe.as_ref().and_then(|e| std::fs::canonicalize(e).ok()))
+            c.is_file() && (me.is_none() || std::fs::canonicalize(&c).ok() == me)
         })
     });
     if on_path {
