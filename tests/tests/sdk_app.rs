@@ -43,6 +43,32 @@ fn check(db: &Path) {
     }
     let none = snap.profile("(none)", None, all()).unwrap();
     assert!(none.iter().any(|s| s.frames.contains("checksum_blob")), "blob.read's CPU is outside any profiled scope");
+    // Every stored stack of an operation marks where it began.
+    let stored = snap.profile("vm.list", None, all()).unwrap();
+    assert!(stored.iter().all(|s| s.frames.contains(";[operation]")), "{stored:?}");
+    drop(snap);
+
+    // perfctl draws from the operation on by default: no runtime frames (threads, the async
+    // runtime) below it, closures named after their function; --full-stacks keeps them.
+    let folded = |extra: &[&str]| -> String {
+        let args = [&["flamegraph", "vm.list", "--since", "1970-01-01", "--folded", "-o", "-"][..], extra].concat();
+        let out = perf_e2e::perfctl(db, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let short = folded(&[]);
+    assert!(short.lines().any(|l| l.contains("parse_vm_page")), "{short}");
+    for noise in
+        ["[operation]", "start_thread", "clone3", "tokio::runtime", "std::thread::", "{closure#", "{{closure}}"]
+    {
+        assert!(!short.contains(noise), "{noise} in the default flame graph:\n{short}");
+    }
+    let full = folded(&["--full-stacks"]);
+    assert!(full.lines().all(|l| l.contains(";[operation]")), "{full}");
+    assert!(
+        full.lines().map(|l| l.matches(';').count()).sum::<usize>()
+            > short.lines().map(|l| l.matches(';').count()).sum::<usize>()
+    );
 }
 
 #[test]

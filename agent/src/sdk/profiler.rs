@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use perfstore::ProfileWindow;
+use perfstore::convention as conv;
 
 use super::markers;
 
@@ -33,13 +34,14 @@ fn strip_hash(name: &str) -> &str {
     }
 }
 
-/// The operation id of a stack (leaf first): its innermost complete marker pair.
-pub(crate) fn op_of(frames_leaf_first: &[String]) -> Option<u32> {
+/// The operation id of a stack (leaf first) from its innermost complete marker pair, and the
+/// index of that pair's inner marker (where the operation's own frames begin).
+pub(crate) fn op_of(frames_leaf_first: &[String]) -> Option<(u32, usize)> {
     let mut lo = None;
-    for f in frames_leaf_first {
+    for (i, f) in frames_leaf_first.iter().enumerate() {
         match (markers::parse(f), lo) {
-            (Some((0, d)), None) => lo = Some(d),
-            (Some((1, d)), Some(l)) => return Some(d * 64 + l),
+            (Some((0, d)), None) => lo = Some((d, i)),
+            (Some((1, d)), Some((l, at))) => return Some((d * 64 + l, at)),
             _ => {}
         }
     }
@@ -53,18 +55,24 @@ pub(crate) fn fold(
 ) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (leaf_first, n) in stacks {
-        let op = op_of(&leaf_first).and_then(|id| op_names.get(id as usize)).map_or("(none)", String::as_str);
+        let found = op_of(&leaf_first);
+        let op = found.and_then(|(id, _)| op_names.get(id as usize)).map_or(conv::NO_OP, String::as_str);
+        // Where the operation begins, root first: its inner marker becomes one boundary frame.
+        let boundary = found.filter(|_| op != conv::NO_OP).map(|(_, at)| leaf_first.len() - 1 - at);
         let root_first: Vec<&str> = leaf_first.iter().rev().map(|f| strip_hash(f)).collect();
         let frames: Vec<&str> = root_first
             .iter()
             .enumerate()
-            .filter(|(i, f)| {
-                !machinery(f)
+            .filter_map(|(i, f)| {
+                if Some(i) == boundary {
+                    return Some(conv::OPERATION_FRAME);
+                }
+                let keep = !machinery(f)
                     && markers::parse(f).is_none()
                     && !(markers::is_enter(f)
-                        && root_first.get(i + 1).is_some_and(|n| matches!(markers::parse(n), Some((1, _)))))
+                        && root_first.get(i + 1).is_some_and(|n| matches!(markers::parse(n), Some((1, _)))));
+                keep.then_some(*f)
             })
-            .map(|(_, f)| *f)
             .collect();
         if frames.is_empty() || n == 0 {
             continue;
@@ -166,8 +174,9 @@ mod tests {
             (s(&["app::idle", "app::main"]), 1),
         ];
         let f = fold(stacks, &names);
-        assert_eq!(f["vm.list"], BTreeMap::from([("app::main;app::parse_page".to_owned(), 3)]));
-        assert_eq!(f["vm.start"], BTreeMap::from([("app::main;{closure#0};app::boot".to_owned(), 2)]));
+        // The operation's inner marker stays as one boundary frame; the rest of the SDK's frames go.
+        assert_eq!(f["vm.list"], BTreeMap::from([("app::main;[operation];app::parse_page".to_owned(), 3)]));
+        assert_eq!(f["vm.start"], BTreeMap::from([("app::main;{closure#0};[operation];app::boot".to_owned(), 2)]));
         assert_eq!(f["(none)"], BTreeMap::from([("app::main;app::idle".to_owned(), 1)]));
     }
 }

@@ -92,7 +92,7 @@ fn show_stats(g: &Global, out: &mut dyn Write, base: &str, since: &str, range: T
 fn show_flamegraph(g: &Global, out: &mut dyn Write, base: &str, since: &str, range: TimeRange) -> anyhow::Result<()> {
     let svg = g.db.with_file_name("vm.list.svg");
     writeln!(out, "\n$ {base} flamegraph vm.list --since {since} -o {}", svg.display())?;
-    let opts = flame::Options { op: "vm.list".into(), service: None, range, baseline: None };
+    let opts = flame::Options { op: "vm.list".into(), service: None, range, baseline: None, full_stacks: false };
     let mut reader = g.reader()?;
     match flame::gather(&reader.snapshot()?, &g.db, &opts) {
         Ok(stacks) => {

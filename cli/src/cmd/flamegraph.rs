@@ -35,6 +35,10 @@ pub struct Args {
     /// Reverse stack order: leaf functions at the root, their callers above.
     #[arg(long)]
     reverse: bool,
+    /// Keep every frame: the runtime's below the operation and the `[operation]` frame where
+    /// it begins (by default stacks start at the operation).
+    #[arg(long)]
+    full_stacks: bool,
     /// Differential flame graph against --baseline-since/--baseline-until (normalized to the
     /// same sample total; red grew, blue shrank).
     #[arg(long, requires = "baseline_since")]
@@ -66,7 +70,13 @@ impl Args {
 /// Run `flamegraph`.
 pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let range = a.window.range()?;
-    let opts = Options { op: a.op.clone(), service: a.service.clone(), range, baseline: a.baseline(range)? };
+    let opts = Options {
+        op: a.op.clone(),
+        service: a.service.clone(),
+        range,
+        baseline: a.baseline(range)?,
+        full_stacks: a.full_stacks,
+    };
     let style = Style { icicle: a.icicle, reverse: a.reverse };
     let mut reader = g.reader()?;
     let stacks = flame::gather(&reader.snapshot()?, &g.db, &opts)?;

@@ -86,6 +86,9 @@ pub const HOST_SERVICE: &str = "host";
 /// The operation of calls sent without an `op` tag, and of profile samples outside any
 /// operation.
 pub const NO_OP: &str = "(none)";
+/// The frame a profiled stack holds where its operation began (the SDK's marker frames, as one
+/// frame): flame graphs start there by default, runtime frames below it hidden.
+pub const OPERATION_FRAME: &str = "[operation]";
 /// The phase of a call's time spent in no named phase.
 pub const OTHER_PHASE: &str = "other";
 /// The value of `batched` on batched calls.
