@@ -127,9 +127,7 @@ fn discard_new_store(writer: Writer, db: &Path, existed: bool) {
     if existed {
         return;
     }
-    for suffix in ["", "-wal", "-shm", ".lock", ".token", ".status"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let _ = perfstore::remove_store(db);
 }
 
 /// Run until `shutdown` is set; `on_ready` is called once listening.

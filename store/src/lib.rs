@@ -59,7 +59,9 @@ pub use model::{
     Distribution, EVENT_MESSAGE_MAX_CHARS, Event, EventKind, Kind, Point, ProfileWindow, Registration, RejectReason,
     SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey, Stack, Write, merge_into,
 };
-pub use open::{StoreOptions, canonical, default_path, default_path_from, lock_holder, lock_path, open_private};
+pub use open::{
+    StoreOptions, canonical, default_path, default_path_from, lock_holder, lock_path, open_private, remove_store,
+};
 pub use profile::{FoldedError, ProfiledOp, parse_folded};
 pub use query::{Agg, Reader, SeriesRange, SeriesUsage, Snapshot, TimeRange};
 pub use rollup::MaintenanceReport;

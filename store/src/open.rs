@@ -108,6 +108,23 @@ pub fn default_path_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Re
     Ok(data.join("perfagent").join("perf.db"))
 }
 
+/// Delete a store and the files kept beside it (SQLite's `-wal` and `-shm`, and the agent's
+/// `.lock`, `.status` and `.token`), those that exist. For a store the caller made or owns
+/// (the demo's, or one a failed start just created): it never checks what the file holds.
+pub fn remove_store(db: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm", ".lock", ".status", ".token"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        match fs::remove_file(&name) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(std::io::Error::new(e.kind(), format!("removing {}: {e}", Path::new(&name).display())));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `<db>.lock`: holds the writer's pid (for messages and `perfagent stop`).
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();

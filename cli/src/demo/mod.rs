@@ -117,7 +117,7 @@ fn prepare(db: &Path, is_default: bool, fresh: bool) -> anyhow::Result<()> {
     match found(db)? {
         Found::Nothing => {}
         // The default demo store is the demo's own, whatever version wrote it.
-        Found::Store(_) if is_default => remove_store(db)?,
+        Found::Store(_) if is_default => perfstore::remove_store(db)?,
         Found::Store(what) | Found::Other(what) => anyhow::bail!(
             "{} is {what}: the demo writes only into a new store or an earlier demo's, so that simulated data never \
              mixes with real data; pass another --db (or leave it out for the demo store)",
@@ -141,27 +141,13 @@ fn prepare(db: &Path, is_default: bool, fresh: bool) -> anyhow::Result<()> {
                     rfc3339(made)
                 );
             }
-            remove_store(db)?;
+            perfstore::remove_store(db)?;
         }
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut w = perfstore::Writer::open(db, perfstore::StoreOptions::default())?;
     w.mark_demo(now_ms)?;
     w.close()?;
-    Ok(())
-}
-
-/// Delete a store and the files beside it.
-fn remove_store(db: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm", ".lock", ".status", ".token"] {
-        let p = PathBuf::from(format!("{}{suffix}", db.display()));
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(anyhow::Error::new(e).context(format!("removing {}", p.display())));
-            }
-            _ => {}
-        }
-    }
     Ok(())
 }
 
