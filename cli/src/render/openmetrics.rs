@@ -134,10 +134,14 @@ impl Export<'_, '_> {
         Ok(w)
     }
 
-    /// Each series with data, with its steps.
-    fn each(&self, f: &mut SeriesFn<'_>) -> anyhow::Result<Written> {
+    /// Each of `series` with data in the window, with its steps (read one series at a time).
+    fn each<'s>(
+        &self,
+        series: impl IntoIterator<Item = &'s SeriesInfo>,
+        f: &mut SeriesFn<'_>,
+    ) -> anyhow::Result<Written> {
         let mut w = Written::default();
-        for s in self.series {
+        for s in series {
             let r = self.snap.range(s, self.range, self.step_ms)?;
             if r.steps.is_empty() {
                 continue;
@@ -173,13 +177,8 @@ impl Export<'_, '_> {
                 n.dedup();
                 n
             };
-            for s in members {
-                let steps = self.snap.range(s, self.range, self.step_ms)?.steps;
-                if steps.is_empty() {
-                    continue;
-                }
-                total.series += 1;
-                total.points += steps.len();
+            let w = self.each(members.iter().copied(), &mut |s, steps| {
+                // The family's header with its first series that has data.
                 if !header {
                     let om_type = match kind {
                         Kind::Counter => "counter",
@@ -190,12 +189,15 @@ impl Export<'_, '_> {
                     let _ = writeln!(text, "# HELP {family} perfagent series {}", escape_help(&names.join(", ")));
                     header = true;
                 }
-                total.buckets += om_series(&mut text, family, *kind, s, &steps, self.step_ms, self.buckets);
+                total.buckets += om_series(&mut text, family, *kind, s, steps, self.step_ms, self.buckets);
                 if text.len() > 1 << 20 {
                     out.write_all(text.as_bytes())?;
                     text.clear();
                 }
-            }
+                Ok(())
+            })?;
+            total.series += w.series;
+            total.points += w.points;
         }
         text.push_str("# EOF\n");
         out.write_all(text.as_bytes())?;
@@ -208,7 +210,7 @@ impl Export<'_, '_> {
             &mut w,
             ["time", "series", "kind", "count", "sum", "min", "max", "last", "p50", "p95", "p99"],
         )?;
-        let written = self.each(&mut |s, steps| {
+        let written = self.each(self.series, &mut |s, steps| {
             let series = s.key.to_string();
             for (t, p) in steps {
                 let q = |q: f64| p.quantile(q).map_or(String::new(), |v| format!("{v}"));
@@ -239,7 +241,7 @@ impl Export<'_, '_> {
     fn json(&self, out: &mut dyn Write) -> anyhow::Result<Written> {
         out.write_all(b"[")?;
         let mut first = true;
-        let written = self.each(&mut |s, steps| {
+        let written = self.each(self.series, &mut |s, steps| {
             let labels: serde_json::Map<String, serde_json::Value> =
                 s.key.labels().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
             let doc = serde_json::json!({
