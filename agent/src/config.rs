@@ -467,6 +467,10 @@ pub fn resolve(
             aggregator,
             store,
             clock: Clock::system(),
+            dashboard: crate::daemon::DashboardSettings {
+                targets: perfanalysis::targets::Targets::load(file, env)?,
+                capacities: perfanalysis::capacity::Capacities::from_config(file)?,
+            },
         },
         settings: r.settings,
         file: file.map(|f| f.path().to_owned()),

@@ -63,6 +63,17 @@ pub struct DaemonConfig {
     pub store: StoreOptions,
     /// The clock intervals are stamped with.
     pub clock: Clock,
+    /// Targets and capacities the dashboard's `stats` and `capacity` use (the config file's).
+    pub dashboard: DashboardSettings,
+}
+
+/// What the dashboard at `/` reads from the config file.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardSettings {
+    /// `[targets]`.
+    pub targets: perfanalysis::targets::Targets,
+    /// `[capacity]`.
+    pub capacities: perfanalysis::capacity::Capacities,
 }
 
 /// Printed once everything is bound and open.
@@ -168,8 +179,20 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         Some(addr) => {
             let token =
                 crate::token::ensure(&db).with_context(|| format!("creating {}", crate::token::path(&db).display()))?;
-            let e =
-                crate::http::Endpoint { metrics: exposition.clone(), health: health.clone(), uploads: uploads.clone() };
+            let clock = cfg.clock.clone();
+            let dashboard = perfdash::Dashboard {
+                db: db.clone(),
+                targets: cfg.dashboard.targets.clone(),
+                capacities: cfg.dashboard.capacities,
+                source: "perfagent".into(),
+                now: Arc::new(move || clock.now_ms()),
+            };
+            let e = crate::http::Endpoint {
+                metrics: exposition.clone(),
+                health: health.clone(),
+                uploads: uploads.clone(),
+                dashboard: Some(dashboard),
+            };
             let hint = crate::token::path(&db).display().to_string();
             match crate::http::serve(addr, e, Some(token), &hint) {
                 Ok(a) => Some(a),

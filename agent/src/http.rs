@@ -1,5 +1,6 @@
 //! The agent's HTTP endpoint, served through [`perfweb`] (limits, Host allow-list, token,
-//! security headers): `/metrics` (Prometheus text), `/healthz`, `/readyz` (503 while starting
+//! security headers): the dashboard at `/` with its JSON API under `/api/v1/` ([`perfdash`]),
+//! `/metrics` (Prometheus text), `/healthz`, `/readyz` (503 while starting
 //! or degraded, saying why), and `POST /profile?op=NAME[&service=S][&at=UNIX_SECONDS]` taking
 //! folded stacks for an operation (`py-spy record --format raw`, `inferno-collapse-*`) with the
 //! agent's token.
@@ -95,19 +96,26 @@ pub struct Endpoint {
     pub health: Arc<Health>,
     /// `POST /profile`.
     pub uploads: Arc<Uploads>,
+    /// The dashboard at `/` and `/api/v1/` (none: not served).
+    pub dashboard: Option<perfdash::Dashboard>,
 }
 
 /// The agent's routes (before the guard).
 pub fn router(e: Endpoint) -> axum::Router {
+    let dashboard = e.dashboard.clone().map(perfdash::router).unwrap_or_default();
     axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/profile", post(profile))
         .fallback(|| async {
-            text(StatusCode::NOT_FOUND, "try /metrics, /healthz, /readyz or POST /profile?op=NAME\n")
+            text(
+                StatusCode::NOT_FOUND,
+                "try / (the dashboard), /api/v1/stats, /metrics, /healthz, /readyz or POST /profile?op=NAME\n",
+            )
         })
         .with_state(e)
+        .merge(dashboard)
 }
 
 /// Serve `router` on `addr` with the policy for that address and `token`.

@@ -40,6 +40,44 @@ impl Stacks {
     }
 }
 
+/// The merged stacks as one JSON document (`perfctl flamegraph --json`, the dashboard's
+/// `/api/v1/flamegraph`): what was asked, and the stacks root first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Document<'a> {
+    /// The operation.
+    pub op: &'a str,
+    /// Only this service's samples.
+    pub service: Option<&'a str>,
+    /// The window.
+    pub window: crate::time::Window,
+    /// The baseline window, when diffing.
+    pub baseline_window: Option<crate::time::Window>,
+    /// Whether the runtime's frames below the operation were kept.
+    pub full_stacks: bool,
+    /// Samples in the window.
+    pub samples: u64,
+    /// Merged stacks, frames joined by `;`, root first.
+    pub stacks: &'a [Stack],
+    /// The baseline's merged stacks, when diffing.
+    pub baseline: Option<&'a [Stack]>,
+}
+
+impl<'a> Document<'a> {
+    /// The document for `stacks`, gathered with `opts`.
+    pub fn new(opts: &'a Options, stacks: &'a Stacks) -> Self {
+        Self {
+            op: &opts.op,
+            service: opts.service.as_deref(),
+            window: opts.range.into(),
+            baseline_window: opts.baseline.map(Into::into),
+            full_stacks: opts.full_stacks,
+            samples: stacks.samples(),
+            stacks: &stacks.stacks,
+            baseline: stacks.baseline.as_deref(),
+        }
+    }
+}
+
 /// Edit distance, for "closest first".
 pub fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

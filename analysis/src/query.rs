@@ -83,6 +83,66 @@ pub fn query(
     })
 }
 
+/// How `query` combines the series a selector matches before aggregating each step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Merge {
+    /// Each series on its own (the default).
+    #[default]
+    None,
+    /// Every matching series merged into one: counts and sums added, sketches merged, so a
+    /// percentile is that of all the calls together, never an average of percentiles.
+    All,
+    /// One merged series per value of this label (`op`, `outcome`, `service`…); series
+    /// without the label merge under the empty value.
+    By(String),
+}
+
+/// `agg` per step of the series matching `sel`, combined as `merge` says. A merged series is
+/// named `name` (all) or `name{label="value"}` (by).
+pub fn query_merged(
+    snap: &Snapshot<'_>,
+    sel: &Selector,
+    range: TimeRange,
+    step_ms: i64,
+    agg: Agg,
+    merge: &Merge,
+) -> crate::Result<QueryResult> {
+    let label = match merge {
+        Merge::None => return query(snap, sel, range, step_ms, agg),
+        Merge::All => None,
+        Merge::By(l) => Some(l.as_str()),
+    };
+    let s = steps(snap, sel, range, step_ms)?;
+    let mut groups: std::collections::BTreeMap<String, SeriesSteps> = std::collections::BTreeMap::new();
+    for st in s.series {
+        let value = label.map(|l| st.series.key.get(l).unwrap_or_default().to_owned());
+        // Written as the store writes a key, so it reads like a selector.
+        let name = match (label, &value) {
+            (Some(l), Some(v)) => format!("{}{{{l}={v:?}}}", st.series.key.name),
+            _ => st.series.key.name.clone(),
+        };
+        match groups.get_mut(&name) {
+            None => {
+                groups.insert(name, st);
+            }
+            Some(g) => {
+                let mut merged: std::collections::BTreeMap<i64, Point> =
+                    std::mem::take(&mut g.steps).into_iter().collect();
+                for (ts, p) in st.steps {
+                    merged.entry(ts).and_modify(|m| m.merge(&p)).or_insert(p);
+                }
+                g.steps = merged.into_iter().collect();
+            }
+        }
+    }
+    let series = groups
+        .into_iter()
+        .map(|(name, st)| SeriesValues { series: name, ..values(&st, step_ms, agg) })
+        .filter(|v| !v.points.is_empty())
+        .collect();
+    Ok(QueryResult { series, matched: s.matched, newest_ms: s.newest_ms })
+}
+
 /// `agg` of each step of one series.
 pub fn values(s: &SeriesSteps, step_ms: i64, agg: Agg) -> SeriesValues {
     let secs = step_ms as f64 / 1000.0;

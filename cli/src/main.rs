@@ -52,6 +52,10 @@ enum Command {
     /// One aggregation per step per matching series, e.g.
     /// `perfctl query 'op.duration{op="vm.list"}' --last 24h --step 1h --agg p95`.
     Query(cmd::query::Args),
+    /// The dashboard in a browser, for any store, read-only and without an agent: overview,
+    /// operations, flame graphs, host, capacity and a series explorer at
+    /// http://127.0.0.1:9466/ (the agent serves the same at its own address, 9465).
+    Ui(cmd::ui::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -74,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => cmd::import::run(&g, a),
         Command::Export(a) => cmd::export::run(&g, a),
         Command::Query(a) => cmd::query::run(&g, a),
+        Command::Ui(a) => cmd::ui::run(&g, a),
     }
 }
 

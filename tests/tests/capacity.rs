@@ -131,7 +131,15 @@ fn capacity_table_json_and_plot_are_stable() {
         .replace(&db.display().to_string(), "<db>");
     golden("capacity-seasonal.json", &(json + "\n"));
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains(">cpu (cores)</text>") && svg.contains(">target</text>"));
+    // A chart that reads on its own: title, value ticks in the unit, dated month ticks, "now",
+    // and a legend naming each line with its value.
+    assert!(svg.starts_with("<svg") && svg.contains(">cpu (cores)</text>"), "{svg}");
+    assert!(svg.matches(" cores</text>").count() >= 4, "value ticks with units: {svg}");
+    let year = &NOW[..4];
+    assert!(svg.matches(&format!(">{year}-")).count() + svg.matches(">2027-").count() >= 6, "month ticks: {svg}");
+    for words in [">now</text>", ">daily peak</text>", ">projected peak</text>", ">target 70% (", ">capacity ("] {
+        assert!(svg.contains(words), "{words} in {svg}");
+    }
     // Bad flags name the flag and the expected form.
     let out = perfctl(&db, &["capacity", "--growth", "fast"]);
     assert_eq!(out.status.code(), Some(2));

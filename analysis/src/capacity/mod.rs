@@ -40,6 +40,9 @@ pub enum Growth {
     Auto,
 }
 
+/// One year and a day of hourly history: what `--growth auto` fits.
+pub const HISTORY_MS: i64 = 366 * perfstore::DAY_MS;
+
 /// Parse `--growth`: `0.3`, `30%` or `auto`.
 pub fn parse_growth(s: &str) -> Result<Growth, String> {
     if s == "auto" {

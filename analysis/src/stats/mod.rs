@@ -89,6 +89,28 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, range: TimeRange) -> crate::Result
     })
 }
 
+/// The error for a window without operation calls (`opts.op` narrowing them or not): the
+/// window, the store, how many operation series exist, and the newest operation data (else
+/// the newest data of any kind), so the reader knows where to look instead.
+pub fn no_calls(snap: &Snapshot<'_>, db: &Path, opts: &Options) -> crate::Result<crate::Error> {
+    let name = conv::OP_DURATION.name;
+    let usage: Vec<_> = snap.series_usage()?.into_iter().filter(|u| u.series.key.name == name).collect();
+    let subject = match &opts.op {
+        Some(op) => format!(" for operations matching '{op}'"),
+        None => format!(" for operation calls ({name})"),
+    };
+    Ok(crate::Error::NoData(crate::NoData {
+        subject,
+        range: opts.range,
+        db: db.to_path_buf(),
+        matched: Some(usage.len()),
+        newest_ms: match usage.iter().filter_map(|u| u.newest_ms).max() {
+            Some(t) => Some(t),
+            None => snap.newest_ms()?,
+        },
+    }))
+}
+
 /// Open time per breaker, from the stored points themselves (never a dense grid, so any
 /// window works). The state is a step function: each point holds until the next one, but
 /// never longer than its tier's usual spacing (the median gap between its points, and at least

@@ -33,7 +33,8 @@ pub struct Args {
     /// the config file]
     #[arg(long, value_name = "LIST", value_parser = parse_capacities)]
     capacity: Option<Capacities>,
-    /// Also draw history and projection to this SVG file.
+    /// Also draw the chart to this SVG file: daily peaks, the projected peak with its range,
+    /// target and capacity lines, with dated axes and a legend (the dashboard's chart).
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     /// Pretend it is this time (RFC 3339); for reproducible output.
@@ -43,9 +44,6 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
-
-/// One year and a day of hourly history: what `--growth auto` fits.
-pub const HISTORY_MS: i64 = 366 * perfstore::DAY_MS;
 
 /// Gather and project.
 pub fn report(g: &Global, o: &Options) -> anyhow::Result<capacity::Report> {
@@ -70,13 +68,12 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         target: a.target,
         redundancy: a.redundancy,
         peak_window_ms: a.peak_window.as_millis() as i64,
-        history_ms: HISTORY_MS,
+        history_ms: capacity::HISTORY_MS,
         capacities,
     };
     let report = report(g, &o)?;
     if let Some(p) = &a.plot {
-        std::fs::write(p, crate::render::chart::capacity(&report))
-            .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, perfdash::chart::capacity(&report)).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("plot: {}", p.display());
     }
     with_stdout(|out| Ok(render(&report, a.format, out)?))

@@ -24,6 +24,12 @@ pub struct Args {
     /// store is always replaced; a store holding anything else is never touched).
     #[arg(long)]
     fresh: bool,
+    /// Keep the dashboard open on the demo's store afterwards (until Ctrl-C).
+    #[arg(long)]
+    serve: bool,
+    /// Where --serve serves the dashboard.
+    #[arg(long, value_name = "ADDR", default_value = super::ui::DEFAULT_LISTEN, requires = "serve")]
+    listen: std::net::SocketAddr,
 }
 
 /// Run the demo and show what it recorded.
@@ -35,6 +41,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let g = Global { db, ..g.clone() };
     let now = WindowArgs::default().now_ms()?;
     let range = TimeRange::new(started_ms.div_euclid(1000) * 1000, now + 1);
+    // Bound before anything is printed, so a port in use is said at once.
+    let url = if a.serve { Some(super::ui::serve(super::ui::dashboard(&g, None)?, a.listen)?) } else { None };
     with_stdout(|out| {
         let (me, on_path) = perfctl_command();
         let base = format!("{me} --db {}", g.db.display());
@@ -57,8 +65,25 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         ] {
             writeln!(out, "  {c}")?;
         }
+        match &url {
+            Some(url) => writeln!(
+                out,
+                "\nDashboard (overview, operations, flame graphs, host, capacity): {url}  (Ctrl-C to stop)"
+            )?,
+            None => writeln!(
+                out,
+                "\nDashboard: `{base} ui`, then open http://{}/ (or run the demo with --serve)",
+                super::ui::DEFAULT_LISTEN
+            )?,
+        }
         Ok(())
-    })
+    })?;
+    if url.is_some() {
+        loop {
+            std::thread::park();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How to call this perfctl: `perfctl` when that is the one on `PATH`, else this binary's
@@ -115,7 +140,7 @@ fn show_capacity(g: &Global, out: &mut dyn Write, base: &str, now: i64) -> anyho
         target: 0.7,
         redundancy: 1,
         peak_window_ms: 30 * perfstore::DAY_MS,
-        history_ms: super::capacity::HISTORY_MS,
+        history_ms: perfanalysis::capacity::HISTORY_MS,
         capacities: Capacities { rps: Some(40.0), net_bytes_per_s: None },
     };
     let report = super::capacity::report(g, &o)?;

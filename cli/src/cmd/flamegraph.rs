@@ -29,6 +29,10 @@ pub struct Args {
     /// Print the merged folded stacks instead of drawing.
     #[arg(long, conflicts_with_all = ["icicle", "diff"])]
     folded: bool,
+    /// Print the merged stacks (and the baseline's, with --diff) as JSON, as the dashboard's
+    /// /api/v1/flamegraph returns them.
+    #[arg(long, conflicts_with_all = ["folded", "icicle", "output"])]
+    json: bool,
     /// Draw an icicle graph (root at the top).
     #[arg(long)]
     icicle: bool,
@@ -80,6 +84,9 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let style = Style { icicle: a.icicle, reverse: a.reverse };
     let mut reader = g.reader()?;
     let stacks = flame::gather(&reader.snapshot()?, &g.db, &opts)?;
+    if a.json {
+        return with_stdout(|out| Ok(crate::render::json(&flame::Document::new(&opts, &stacks), out)?));
+    }
     let to_stdout = a.output.as_deref() == Some(std::path::Path::new("-"));
     if a.folded && (a.output.is_none() || to_stdout) {
         return with_stdout(|out| Ok(write_folded(&stacks, out)?));

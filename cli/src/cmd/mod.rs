@@ -11,6 +11,7 @@ pub mod profile;
 pub mod query;
 pub mod series;
 pub mod stats;
+pub mod ui;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use perfanalysis::query::Merge;
 use perfanalysis::{Error, NoData};
 use perfstore::{Agg, Selector};
 
@@ -23,6 +24,11 @@ pub struct Args {
     /// sum, rate, count, min, max, avg, last, or a percentile like p95.
     #[arg(long, value_name = "AGG", value_parser = Agg::parse, default_value = "sum")]
     agg: Agg,
+    /// Merge the matching series before aggregating: `all` into one, or one per value of a
+    /// label (`op`, `outcome`, `service`…). Distributions merge their sketches, so p95 is that
+    /// of all the calls together, not an average of percentiles.
+    #[arg(long, value_name = "all|LABEL")]
+    merge: Option<String>,
     #[command(flatten)]
     window: WindowArgs,
     /// Output format.
@@ -36,7 +42,12 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let sel = Selector::parse(&a.selector).map_err(Error::Invalid)?;
     let mut reader = g.reader()?;
     let step_ms = a.step.ms(range);
-    let result = perfanalysis::query::query(&reader.snapshot()?, &sel, range, step_ms, a.agg)?;
+    let merge = match a.merge.as_deref() {
+        None => Merge::None,
+        Some("all") => Merge::All,
+        Some(label) => Merge::By(label.to_owned()),
+    };
+    let result = perfanalysis::query::query_merged(&reader.snapshot()?, &sel, range, step_ms, a.agg, &merge)?;
     if result.series.is_empty() {
         let subject = format!(" for {}", a.selector);
         let (matched, newest_ms) = (Some(result.matched), result.newest_ms);

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
+use perfanalysis::Error;
 use perfanalysis::stats::{self, Options};
 use perfanalysis::targets::Targets;
-use perfanalysis::{Error, NoData};
 
 use super::{Global, env, with_stdout};
 use crate::render::stats::{Format, render};
@@ -55,26 +55,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     Ok(if a.check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
 }
 
-/// The error for a window without operation calls: the window, the store, and its newest
-/// operation data.
+/// The error for a window without operation calls.
 fn no_calls(g: &Global, opts: &Options) -> anyhow::Result<Error> {
     let mut reader = g.reader()?;
-    let snap = reader.snapshot()?;
-    let name = perfstore::convention::OP_DURATION.name;
-    let usage: Vec<_> = snap.series_usage()?.into_iter().filter(|u| u.series.key.name == name).collect();
-    let subject = match &opts.op {
-        Some(op) => format!(" for operations matching '{op}'"),
-        None => format!(" for operation calls ({name})"),
-    };
-    Ok(Error::NoData(NoData {
-        subject,
-        range: opts.range,
-        db: g.db.clone(),
-        matched: Some(usage.len()),
-        // The newest operation data, else the newest data of any kind.
-        newest_ms: match usage.iter().filter_map(|u| u.newest_ms).max() {
-            Some(t) => Some(t),
-            None => snap.newest_ms()?,
-        },
-    }))
+    Ok(stats::no_calls(&reader.snapshot()?, &g.db, opts)?)
 }

@@ -177,6 +177,7 @@ pub fn run(db_flag: Option<&Path>, seconds: f64, fresh: bool) -> anyhow::Result<
         aggregator: perfagent::statsd::aggregate::AggregatorConfig { service: "demo".into(), ..Default::default() },
         store,
         clock: perfagent::clock::Clock::system(),
+        dashboard: perfagent::daemon::DashboardSettings::default(),
     };
     let shutdown = Arc::new(perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?);
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -1,12 +1,11 @@
 //! Turning reports into text: one table helper (widths, alignment, and sanitising of every
-//! cell), JSON, CSV through the `csv` crate, charts, flame graphs, and one renderer per report.
+//! cell), JSON, CSV through the `csv` crate, flame graphs, and one renderer per report.
 //!
 //! Every piece of text from the store (operation names, tags, error messages, frames) reaches
 //! a terminal only through [`clean`], which replaces control characters, so a name carrying
 //! an escape sequence prints as text instead of driving the terminal.
 
 pub mod capacity;
-pub mod chart;
 pub mod csv;
 pub mod flamegraph;
 pub mod openmetrics;
