@@ -170,6 +170,7 @@ async function render(fromTimer) {
   if (mine !== generation) return; // a newer render started meanwhile
   main.replaceChildren(body);
   document.body.dataset.ready = String(mine);
+  if (mine === 1) performance.mark('perfdash-ready'); // the first page's figures are in the DOM
   setStatus(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
   if (period) timer = setTimeout(() => render(true), period);
 }

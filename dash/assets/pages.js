@@ -73,11 +73,14 @@ function violated(report) {
 
 async function overview(body) {
   const win = windowParams();
-  const [report, calls, p95] = await Promise.all([
-    api('stats', win),
+  // The table first; the sparklines (two queries over every operation's series, the slower
+  // part) fill in when they arrive.
+  const sparks = Promise.all([
     series({ selector: OP, agg: 'count', merge: 'op' }),
     series({ selector: OP, agg: 'p95', merge: 'op' }),
   ]);
+  sparks.catch(() => {}); // reported below, once the table is there
+  const report = await api('stats', win);
   const [t0, t1] = windowMs(report.window);
   const bad = violated(report);
   const o = report.overall;
@@ -99,8 +102,6 @@ async function overview(body) {
     body.append(section('Violated targets', el('ul', { class: 'violations' }, report.violations.map((v) =>
       el('li', {}, el('a', { href: link('op', v.op) }, v.op), `: ${v.target} ${fmtTarget(v.value, v.unit)} (target ${fmtTarget(v.threshold, v.unit)})`)))));
   }
-  const callsBy = byLabel(calls);
-  const p95By = byLabel(p95);
   const rows = report.ops.map((op) => {
     const l = op.latency_ms || {};
     const cls = (t) => (bad.has(`${op.op}|${t}`) ? 'violated' : null);
@@ -114,9 +115,19 @@ async function overview(body) {
       num(l.avg, ms(l.avg), { 'data-col': 'avg', class: ['num', cls('avg')].filter(Boolean).join(' ') }),
       num(l.p95, ms(l.p95), { 'data-col': 'p95', class: ['num', cls('p95')].filter(Boolean).join(' ') }),
       num(l.p99, ms(l.p99), { 'data-col': 'p99', class: ['num', cls('p99')].filter(Boolean).join(' ') }),
-      el('td', {}, sparkline(callsBy.get(op.op) || [], t0, t1, `calls of ${op.op}`)),
-      el('td', {}, sparkline(p95By.get(op.op) || [], t0, t1, `p95 of ${op.op}`)));
+      el('td', { 'data-spark': 'calls' }), el('td', { 'data-spark': 'p95' }));
   });
+  sparks.then(([calls, p95]) => {
+    const by = { calls: byLabel(calls), p95: byLabel(p95) };
+    for (const tr of body.querySelectorAll('tr[data-op]')) {
+      for (const td of tr.querySelectorAll('td[data-spark]')) {
+        const kind = td.dataset.spark;
+        td.append(sparkline(by[kind].get(tr.dataset.op) || [], t0, t1, `${kind} of ${tr.dataset.op}`));
+      }
+    }
+    body.dataset.sparklines = 'drawn';
+    performance.mark('perfdash-sparklines');
+  }).catch((e) => { body.prepend(errorBox(e)); });
   body.append(section('Operations', table(['operation', 'calls', 'cached', 'batched', 'success', 'retries', 'avg', 'p95',
     'p99', 'calls over time', 'p95 over time'], rows, { class: 'ops' })));
   if (report.circuits?.length) {

@@ -93,6 +93,7 @@ for (const op of stats.ops) {
 }
 const calls = await page.textContent('[data-kpi="calls"] .card-value');
 check(near(calls, stats.overall.calls), `overview: total calls "${calls}" = ${stats.overall.calls}`);
+await page.waitForSelector('[data-sparklines="drawn"]');
 const sparks = await page.$$eval('svg.spark path', (p) => p.filter((x) => x.getAttribute('d').includes('L')).length);
 check(sparks > 0, `overview: ${sparks} sparklines drawn`);
 const injected = await page.evaluate(() => ({ pwned: window.__pwned ?? null, imgs: document.querySelectorAll('img[src="x"]').length,
