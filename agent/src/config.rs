@@ -500,7 +500,7 @@ max_series_per_name = 10000
 idle_expiry = "1h"
 
 [http]
-# /metrics, /healthz, /readyz; "" = off
+# the dashboard (/), its API (/api/v1/), /metrics, /healthz, /readyz; "" = off
 listen = "127.0.0.1:9465"
 
 [store]

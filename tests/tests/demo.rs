@@ -55,6 +55,9 @@ fn the_demo_runs_end_to_end_and_never_touches_the_real_store() {
         )),
         "{stdout}"
     );
+    // It ends by saying how to see it all in a browser.
+    let last = stdout.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("Dashboard: ") && last.contains("ui`, then open http://127.0.0.1:9466/"), "{last}");
     // The progress counts every call of both apps, once.
     let done: f64 = stderr.split("done: ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
     let calls: f64 = stdout.split("Calls     ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
