@@ -189,4 +189,40 @@ mod tests {
         assert_eq!(v.series, r#"op.retries{service="api"}"#);
         assert_eq!(v.points, [("1970-01-01T00:00:00Z".to_owned(), 0.1), ("1970-01-01T00:01:00Z".to_owned(), 0.05)]);
     }
+
+    #[test]
+    fn merged_series_are_one_distribution_not_an_average_of_percentiles() {
+        use perfstore::{Distribution, Reader, Registration, StoreOptions, Write, Writer};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let mut w = Writer::open(&db, StoreOptions::default()).unwrap();
+        // Two outcomes of one op, and another op: 90 fast ok calls, 10 slow errors.
+        let mut write = |op: &str, outcome: &str, values: &[f64]| {
+            let key =
+                SeriesKey::new("api", "op.duration", Kind::Distribution).label("op", op).label("outcome", outcome);
+            let Registration::Registered(id) = w.register(&key, 0).unwrap() else { panic!("refused") };
+            let d = Distribution::from_values(values);
+            w.write(&[Write { series: id, ts_ms: 1_000, sample: Sample::Distribution(Box::new(d)) }]).unwrap();
+        };
+        write("vm.list", "ok", &[0.010; 90]);
+        write("vm.list", "error", &[1.0; 10]);
+        write("vm.start", "ok", &[0.5; 5]);
+        w.close().unwrap();
+        let mut r = Reader::open(&db).unwrap();
+        let snap = r.snapshot().unwrap();
+        let range = TimeRange::new(0, 60_000);
+        let q = |sel: &str, agg: &str, merge: Merge| {
+            let sel = Selector::parse(sel).unwrap();
+            query_merged(&snap, &sel, range, 60_000, Agg::parse(agg).unwrap(), &merge).unwrap().series
+        };
+        let all = q(r#"op.duration{op="vm.list"}"#, "p95", Merge::All);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].series, "op.duration");
+        // The 95th of 100 calls is a slow one (an average of the two p95s would be ~0.5 s).
+        assert!((all[0].points[0].1 - 1.0).abs() < 0.02, "{:?}", all[0].points);
+        let by = q("op.duration", "count", Merge::By("op".into()));
+        let named: Vec<(&str, f64)> = by.iter().map(|s| (s.series.as_str(), s.points[0].1)).collect();
+        assert_eq!(named, [(r#"op.duration{op="vm.list"}"#, 100.0), (r#"op.duration{op="vm.start"}"#, 5.0)]);
+        assert_eq!(q("op.duration", "count", Merge::None).len(), 3, "no merge: each series");
+    }
 }

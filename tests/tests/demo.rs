@@ -120,3 +120,32 @@ fn a_demo_store_is_replaced_only_when_asked_and_other_stores_never() {
         assert_eq!(std::fs::read(&other).unwrap(), bytes, "the other store is untouched");
     }
 }
+
+#[test]
+fn demo_serve_keeps_the_dashboard_open_on_the_demo_store() {
+    use std::io::BufRead as _;
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("d.db");
+    let mut child = Command::new(bin("perfctl"))
+        .arg("--db")
+        .arg(&db)
+        .args(["demo", "--seconds", "1", "--serve", "--listen", "127.0.0.1:0"])
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.map_while(Result::ok).find(|l| l.starts_with("Dashboard (")).expect("a Dashboard line");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    // The process is still serving after the demo: the overview's data is there.
+    let (code, _, body) = perf_e2e::http(addr, "GET /api/v1/info?last=1h HTTP/1.1", b"Host: localhost\r\n\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 200, "{body}");
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["demo"], true);
+    assert!(info["operations"].as_array().unwrap().iter().any(|o| o == "vm.list"), "{info}");
+}
