@@ -1,7 +1,8 @@
 //! Raw bytes to the agent's real HTTP endpoint (hyper, the guard, the handlers) over a real
 //! loopback connection: whatever a client sends, the server answers or closes, and never
 //! panics (libFuzzer's panic hook aborts from any thread). Inputs that carry `TOKEN` get the
-//! real token in its place, so the upload path past the guard is reached too.
+//! real token in its place, so the upload path past the guard is reached too. The dashboard is
+//! served over a small real store, so its API's parameter parsing and queries are reached.
 #![no_main]
 
 use std::io::{Read as _, Write as _};
@@ -21,10 +22,25 @@ fn server() -> SocketAddr {
     *ADDR.get_or_init(|| {
         let health = Arc::new(Health::default());
         health.set_ready();
+        let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
+        let db = dir.path().join("fuzz.db");
+        let mut w = perfstore::Writer::open(&db, perfstore::StoreOptions::default()).expect("store");
+        let key = perfstore::convention::OP_DURATION
+            .key("fuzz")
+            .label(perfstore::convention::tag::OP, "vm.list")
+            .label(perfstore::convention::tag::OUTCOME, "ok");
+        if let Ok(perfstore::Registration::Registered(id)) = w.register(&key, 0) {
+            let now = perfagent::clock::now_ms();
+            let d = perfstore::Distribution::from_values(&[0.1, 0.2, 0.3]);
+            let sample = perfstore::Sample::Distribution(Box::new(d));
+            let _ = w.write(&[perfstore::Write { series: id, ts_ms: now - 60_000, sample }]);
+        }
+        w.close().expect("close");
         let e = Endpoint {
             metrics: Arc::new(Mutex::new(Default::default())),
             health,
             uploads: Arc::new(Uploads::new("fuzz".into(), Clock::system(), 30 * 86_400_000, 1000)),
+            dashboard: Some(perfdash::Dashboard::new(db, "fuzz")),
         };
         let addr = serve("127.0.0.1:0".parse().expect("address"), e, Some(TOKEN.into()), "fuzz.token")
             .expect("serve");
