@@ -15,8 +15,10 @@
 //! `months_to_*` are a number of months, `"already crossed"`, or null when not within the
 //! horizon.
 
+pub mod backtest;
 mod input;
 pub mod model;
+pub mod seasonal;
 
 use perfstore::TimeRange;
 use serde::{Serialize, Serializer};
