@@ -283,8 +283,8 @@ impl CapacityQuery {
             )));
         }
         let peak_window_ms = match self.peak_window.as_deref() {
-            None | Some("") => 30 * perfstore::DAY_MS,
-            Some(s) => duration_ms("peak_window", s).map_err(ApiError::bad)?,
+            None | Some("") => None,
+            Some(s) => Some(duration_ms("peak_window", s).map_err(ApiError::bad)?),
         };
         let capacities = match self.capacity.as_deref() {
             None | Some("") => d.capacities,

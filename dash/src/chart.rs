@@ -118,30 +118,8 @@ pub fn capacity(r: &Report) -> String {
     svg
 }
 
-fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
-    let days = daily_peaks(&res.history);
-    let now = days.last().map_or(0, |d| d.0);
-    let t0 = days.first().map_or(now, |d| d.0);
-    let t1 = now + (f64::from(r.horizon_months) * MONTH_MS) as i64;
-    let at = |m: u32| now as f64 + f64::from(m) * MONTH_MS;
-    let band = |g: Option<f64>, m: u32| g.map(|g| grow(res.peak, g, f64::from(m)));
-    let mut ymax = days.iter().map(|d| d.1).fold(res.peak, f64::max);
-    for m in &res.projection {
-        ymax = ymax.max(m.peak).max(band(res.growth.high, m.month).unwrap_or(0.0));
-    }
-    if let Some(c) = res.capacity {
-        ymax = ymax.max(c * 1.05);
-    }
-    let step = if res.unit.starts_with("bytes") { nice_binary_step(ymax, 5.0) } else { nice_step(ymax.max(1e-9), 5.0) };
-    let ytop = (ymax / step).ceil().max(1.0) * step;
-    let (px0, px1, py0, py1) = (L, W - R, y0 + T, y0 + H - B);
-    let x = |t: f64| px0 + (t - t0 as f64) / ((t1 - t0) as f64).max(1.0) * (px1 - px0);
-    let y = |v: f64| py1 - (v / ytop) * (py1 - py0);
-    let pts = |it: &mut dyn Iterator<Item = (f64, f64)>| {
-        it.map(|(t, v)| format!("{:.1},{:.1}", x(t), y(v))).collect::<Vec<_>>().join(" ")
-    };
-
-    // Title: the resource and what the projection says.
+/// The panel's title: the resource, its base and its growth.
+fn title(svg: &mut String, res: &Resource, px0: f64, y0: f64) {
     let growth = res.growth.rate.map_or_else(|| "growth unknown".into(), |g| format!("{:+.0}%/year", g * 100.0));
     let _ = writeln!(
         svg,
@@ -156,6 +134,32 @@ fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
         esc(&growth),
         esc(&res.growth.source)
     );
+}
+
+fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
+    let days = daily_peaks(&res.history);
+    let now = days.last().map_or(0, |d| d.0);
+    let t0 = days.first().map_or(now, |d| d.0);
+    let t1 = now + (f64::from(r.horizon_months) * MONTH_MS) as i64;
+    let at = |m: u32| now as f64 + f64::from(m) * MONTH_MS;
+    let band = |g: Option<f64>, m: u32| g.map(|g| grow(res.peak, g, f64::from(m)));
+    let mut ymax = days.iter().map(|d| d.1).fold(res.peak, f64::max);
+    for m in &res.projection {
+        ymax = ymax.max(m.peak).max(band(res.growth.high, m.month).unwrap_or(0.0)).max(m.range.map_or(0.0, |r| r.1));
+    }
+    if let Some(c) = res.capacity {
+        ymax = ymax.max(c * 1.05);
+    }
+    let step = if res.unit.starts_with("bytes") { nice_binary_step(ymax, 5.0) } else { nice_step(ymax.max(1e-9), 5.0) };
+    let ytop = (ymax / step).ceil().max(1.0) * step;
+    let (px0, px1, py0, py1) = (L, W - R, y0 + T, y0 + H - B);
+    let x = |t: f64| px0 + (t - t0 as f64) / ((t1 - t0) as f64).max(1.0) * (px1 - px0);
+    let y = |v: f64| py1 - (v / ytop) * (py1 - py0);
+    let pts = |it: &mut dyn Iterator<Item = (f64, f64)>| {
+        it.map(|(t, v)| format!("{:.1},{:.1}", x(t), y(v))).collect::<Vec<_>>().join(" ")
+    };
+
+    title(svg, res, px0, y0);
     // Value axis with grid lines.
     let mut v = 0.0;
     while v <= ytop + step / 2.0 {
@@ -192,8 +196,15 @@ fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
          <text x=\"{xn:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">now</text>",
         py1 + 32.0
     );
-    // Growth range band, projection, history.
-    if let (Some(_), Some(_)) = (res.growth.low, res.growth.high) {
+    // The range band (the seasonal model's 80 % range per month, or the growth range), the
+    // projection, the history.
+    let ranged: Vec<(f64, (f64, f64))> =
+        res.projection.iter().filter_map(|m| m.range.map(|r| (at(m.month), r))).collect();
+    if !ranged.is_empty() {
+        let upper = pts(&mut ranged.iter().map(|(t, r)| (*t, r.1)));
+        let lower = pts(&mut ranged.iter().rev().map(|(t, r)| (*t, r.0)));
+        let _ = writeln!(svg, "<polygon fill=\"{PROJECTION}\" fill-opacity=\"0.18\" points=\"{upper} {lower}\"/>");
+    } else if let (Some(_), Some(_)) = (res.growth.low, res.growth.high) {
         let upper = pts(&mut (0..=r.horizon_months).map(|m| (at(m), band(res.growth.high, m).unwrap_or(0.0))));
         let lower = pts(&mut (0..=r.horizon_months).rev().map(|m| (at(m), band(res.growth.low, m).unwrap_or(0.0))));
         let _ = writeln!(svg, "<polygon fill=\"{PROJECTION}\" fill-opacity=\"0.18\" points=\"{upper} {lower}\"/>");
@@ -225,7 +236,9 @@ fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
 fn legend(svg: &mut String, r: &Report, res: &Resource, right: f64, top: f64) {
     let mut items: Vec<(String, &str, &str, bool)> =
         vec![("daily peak".into(), HISTORY, "", false), ("projected peak".into(), PROJECTION, "6,3", false)];
-    if res.growth.low.is_some() && res.growth.high.is_some() {
+    if res.projection.iter().any(|m| m.range.is_some()) {
+        items.push(("80% range".into(), PROJECTION, "", true));
+    } else if res.growth.low.is_some() && res.growth.high.is_some() {
         items.push(("growth range".into(), PROJECTION, "", true));
     }
     if let Some(c) = res.capacity {

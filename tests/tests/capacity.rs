@@ -84,8 +84,10 @@ fn auto_growth_fits_history_and_never_invents_a_date() {
     let c = cpu(&r);
     close(&c["growth"]["rate"], 0.3);
     assert!(c["growth"]["source"].as_str().unwrap().starts_with("auto (45 days of history)"));
+    assert!(c["model"].as_str().unwrap().starts_with("trend on daily peaks (45 days"), "{c}");
     assert_eq!(c["months_to_target"], 12);
-    assert!(r["assumptions"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("yearly seasonal peak")));
+    let warned = r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("a yearly peak"));
+    assert!(warned, "45 days cannot show a yearly peak: {r}");
 
     let r = capacity(&store(dir.path(), "flat"), &["--growth", "auto"]);
     let c = cpu(&r);
@@ -160,4 +162,54 @@ fn capacity_table_json_and_plot_are_stable() {
         String::from_utf8_lossy(&out.stderr)
             .contains("invalid value '70' for '--target': expected a utilization between 0 and 1")
     );
+}
+
+#[test]
+fn two_years_of_seasonal_history_cross_the_target_in_the_peak_month() {
+    // Two years of hourly CPU to NOW (2026-11-23): 2 of 4 cores, with an hour at 3 cores every
+    // July day. 70 % of 4 cores is 2.8: only July crosses it, so the target is first crossed in
+    // month 8 (2027-07), and the base is last July's peak, a seasonal one.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("two-years.csv");
+    let end: i64 = 1_795_392_000; // NOW
+    let mut text = String::from("time,series,value\n");
+    for h in (0..730 * 24).rev() {
+        let t = end - (h + 1) * 3600;
+        let july = month_of(t) == 7 && t % 86_400 == 14 * 3600;
+        let v = if july { 0.75 } else { 0.5 };
+        text.push_str(&format!("{t},\"system.cpu.utilization{{service=\"\"host\"\"}}\",{v}\n"));
+    }
+    text.push_str(&format!("{},\"system.cpu.logical.count{{service=\"\"host\"\"}}\",4\n", end - 3600));
+    std::fs::write(&csv, text).unwrap();
+    let db = dir.path().join("two-years.db");
+    let out = perfctl(&db, &["import", csv.to_str().unwrap(), "--now", NOW]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for growth in ["auto", "0"] {
+        let r = capacity(&db, &["--growth", growth]);
+        let c = cpu(&r);
+        close(&c["peak"], 3.0);
+        assert!(c["peak_at"].as_str().unwrap().starts_with("2026-07-"), "{c}");
+        assert_eq!(c["seasonal_peak"], true);
+        assert_eq!(c["seasonality"]["peak_month"], "July", "{c}");
+        assert_eq!(c["months_to_target"], 8, "growth {growth}: {c}");
+        assert_eq!(c["projection"][7]["calendar"], "2027-07");
+        close(&c["projection"][7]["peak"], 3.0);
+        close(&c["projection"][6]["peak"], 2.0);
+    }
+    let out = perfctl(&db, &["capacity", "--growth", "auto", "--now", NOW]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  target 70%  month 8 (2027-07, the July peak)"), "{text}");
+    assert!(text.contains("  season      peaks in July, "), "{text}");
+    assert!(text.contains("  model       year over year ("), "{text}");
+    assert!(text.contains("(a seasonal peak"), "{text}");
+}
+
+/// The calendar month (1–12, UTC) of a Unix time, by the civil-from-days algorithm.
+fn month_of(t: i64) -> i64 {
+    let z = t.div_euclid(86_400) + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    if mp < 10 { mp + 3 } else { mp - 9 }
 }

@@ -26,9 +26,10 @@ pub struct Args {
     /// Spare instances on top of what the load needs.
     #[arg(long, value_name = "N", default_value_t = 1)]
     redundancy: u32,
-    /// The peak is the highest hourly mean within this window.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30d")]
-    peak_window: std::time::Duration,
+    /// The base is the highest hourly mean within this window [default: the last 365 days
+    /// with a year of history or more, else the whole history]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    peak_window: Option<std::time::Duration>,
     /// Capacity of resources with no natural 100 %: rps=500,net=1Gbit [default: [capacity] in
     /// the config file]
     #[arg(long, value_name = "LIST", value_parser = parse_capacities)]
@@ -67,7 +68,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         months: a.months,
         target: a.target,
         redundancy: a.redundancy,
-        peak_window_ms: a.peak_window.as_millis() as i64,
+        peak_window_ms: a.peak_window.map(|d| d.as_millis() as i64),
         history_ms: capacity::HISTORY_MS,
         capacities,
     };

@@ -139,7 +139,7 @@ fn show_capacity(g: &Global, out: &mut dyn Write, base: &str, now: i64) -> anyho
         months: 12,
         target: 0.7,
         redundancy: 1,
-        peak_window_ms: 30 * perfstore::DAY_MS,
+        peak_window_ms: None,
         history_ms: perfanalysis::capacity::HISTORY_MS,
         capacities: Capacities { rps: Some(40.0), net_bytes_per_s: None },
     };

@@ -33,6 +33,23 @@ fn when(c: Crossing) -> String {
     }
 }
 
+/// `month 11 (2027-12, the December peak)`: the crossing with its calendar month.
+fn when_dated(c: Crossing, res: &perfanalysis::capacity::Resource) -> String {
+    let Crossing::In(m) = c else { return when(c) };
+    let Some(month) = res.projection.iter().find(|p| p.month == m) else { return when(c) };
+    let peak = res.seasonality.as_ref().filter(|s| {
+        month
+            .calendar
+            .get(5..7)
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| s.profile[n - 1].0 == s.peak_month)
+    });
+    match peak {
+        Some(s) => format!("month {m} ({}, the {} peak)", month.calendar, s.peak_month),
+        None => format!("month {m} ({})", month.calendar),
+    }
+}
+
 /// Print the report.
 pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     if format == Format::Json {
@@ -43,7 +60,8 @@ pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Resul
         writeln!(out)?;
         let cap = res.capacity.map_or("no capacity".to_string(), |c| amount(&res.unit, c));
         writeln!(out, "{}  ({cap})", cell(&res.resource, 80))?;
-        writeln!(out, "  peak        {} at {}", amount(&res.unit, res.peak), res.peak_at)?;
+        let seasonal = if res.seasonal_peak { " (a seasonal peak, over 10% above the last 30 days')" } else { "" };
+        writeln!(out, "  peak        {} at {}{seasonal}", amount(&res.unit, res.peak), res.peak_at)?;
         if let Some(u) = res.utilization_now {
             writeln!(out, "  now         {} of capacity", pct(u * 100.0))?;
         }
@@ -59,6 +77,17 @@ pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Resul
             )?,
             (Some(rate), _, _) => writeln!(out, "  growth      {} a year ({})", pct(rate * 100.0), g.source)?,
             _ => writeln!(out, "  growth      none ({})", g.source)?,
+        }
+        if !res.model.is_empty() {
+            writeln!(out, "  model       {}", res.model)?;
+        }
+        if let Some(season) = &res.seasonality {
+            writeln!(
+                out,
+                "  season      peaks in {}, {} above the year's mean level",
+                season.peak_month,
+                pct(season.amplitude * 100.0)
+            )?;
         }
         if !res.projection.is_empty() {
             let step = if res.projection.len() > 6 { 3 } else { 1 };
@@ -78,14 +107,14 @@ pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Resul
                 .months_to_target_range
                 .as_ref()
                 .map_or(String::new(), |(a, b)| format!(" (range: {} to {})", when(*a), when(*b)));
-            writeln!(out, "  target {}  {}{range}", pct(r.target * 100.0), when(res.months_to_target))?;
-            writeln!(out, "  full        {}", when(res.months_to_full))?;
+            writeln!(out, "  target {}  {}{range}", pct(r.target * 100.0), when_dated(res.months_to_target, res))?;
+            writeln!(out, "  full        {}", when_dated(res.months_to_full, res))?;
         }
         if let (Some(need), Some(p)) = (res.required_capacity, res.projected_peak_at_horizon) {
             let inst = res.instances.map_or(String::new(), |n| format!("; {n} instances of today's size"));
             writeln!(
                 out,
-                "  at {} months  peak {}, needs {}{inst}",
+                "  within {} months  peak {}, needs {}{inst}",
                 r.horizon_months,
                 amount(&res.unit, p),
                 amount(&res.unit, need)
