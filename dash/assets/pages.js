@@ -306,18 +306,21 @@ async function capacity(body) {
   el('label', {}, 'target ', inputs.target), el('button', { type: 'submit' }, 'project')));
   const r = await api('capacity', params);
   body.append(el('p', { class: 'muted' }, `now ${r.now}; the same as perfctl capacity --growth ${params.growth} --months ${params.months} --target ${params.target}`));
-  const cross = (c) => (c === null || c === undefined ? `not within ${r.horizon_months} months` : c === 0 ? 'already' : `month ${c}`);
-  body.append(table(['resource', 'peak', 'at', 'now', 'growth', `${Math.round(r.target * 100)}% target`, 'full',
+  const cross = (x, c) => (c === null || c === undefined ? `not within ${r.horizon_months} months`
+    : typeof c === 'string' ? c : `month ${c} (${x.projection[c - 1]?.calendar ?? ''})`);
+  body.append(table(['resource', 'peak', 'at', 'now', 'growth', 'season', `${Math.round(r.target * 100)}% target`, 'full',
     `at ${r.horizon_months} months`, 'instances'], r.resources.map((x) => el('tr', { 'data-resource': x.resource },
     el('th', { scope: 'row' }, `${x.resource} (${x.unit})`),
     num(x.peak, fmt(x.peak, UNITS[x.unit] ?? x.unit)), el('td', {}, x.peak_at),
     el('td', { class: 'num' }, x.utilization_now == null ? '–' : ratio(x.utilization_now)),
-    el('td', { class: 'num' }, x.growth.rate == null ? '–' : `${(x.growth.rate * 100).toFixed(0)}%/y`),
-    el('td', { class: x.months_to_target === 0 ? 'violated' : '' }, cross(x.months_to_target)),
-    el('td', {}, cross(x.months_to_full)),
+    el('td', { class: 'num', title: x.growth.source }, x.growth.rate == null ? '–' : `${(x.growth.rate * 100).toFixed(0)}%/y`),
+    el('td', { title: x.model }, x.seasonality ? `peaks in ${x.seasonality.peak_month}` : '–'),
+    el('td', { class: x.months_to_target === 'already crossed' ? 'violated' : '' }, cross(x, x.months_to_target)),
+    el('td', {}, cross(x, x.months_to_full)),
     num(x.projected_peak_at_horizon, x.projected_peak_at_horizon == null ? '–' : fmt(x.projected_peak_at_horizon, UNITS[x.unit] ?? x.unit)),
     el('td', { class: 'num' }, x.instances ?? '–'))), { class: 'capacity' }));
   for (const w of r.warnings) body.append(el('p', { class: 'warning' }, w));
+  body.append(el('ul', { class: 'muted' }, r.resources.map((x) => el('li', {}, `${x.resource}: ${x.model}`))));
   const q = new URLSearchParams(params);
   body.append(el('img', { src: `/api/v1/capacity.svg?${q}`, alt: 'capacity chart: daily peaks, projected peak with its range, target and capacity per resource', class: 'capacity-chart' }));
   body.append(section('Assumptions', el('ul', { class: 'muted' }, r.assumptions.map((a) => el('li', {}, a)))));

@@ -202,6 +202,26 @@ fn two_years_of_seasonal_history_cross_the_target_in_the_peak_month() {
     assert!(text.contains("  season      peaks in July, "), "{text}");
     assert!(text.contains("  model       year over year ("), "{text}");
     assert!(text.contains("(a seasonal peak"), "{text}");
+    // The backtest on the store itself: the last 12 months held out hold July's 3 cores, and
+    // the months before (with the July before them) project it.
+    let out = perfctl(&db, &["capacity", "--backtest", "--now", NOW, "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = rows.as_array().unwrap().iter().find(|r| r["resource"] == "cpu").unwrap();
+    assert_eq!(c["held_out"], 12, "{c}");
+    close(&c["actual"], 3.0);
+    assert!((c["projected"].as_f64().unwrap() - 3.0).abs() < 0.05, "{c}");
+    assert_eq!(c["covered"], true, "{c}");
+    let out = perfctl(&db, &["capacity", "--backtest", "--holdout", "6", "--now", NOW]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Backtest: ") && text.lines().any(|l| l.starts_with("cpu") && l.contains("in range")),
+        "{text}"
+    );
+    // Too little history for a backtest is said, not invented.
+    let out = perfctl(&store(dir.path(), "flat"), &["capacity", "--backtest", "--now", NOW]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a backtest needs 13 months"), "{out:?}");
 }
 
 /// The calendar month (1–12, UTC) of a Unix time, by the civil-from-days algorithm.

@@ -40,6 +40,9 @@ pub fn error(projected: f64, actual: f64) -> f64 {
 /// The trailing 12 months' peak × its ratio to the previous 12 months' peak.
 pub fn seasonal_naive(history: &[(MonthIndex, f64)]) -> Option<f64> {
     let now = history.last()?.0;
+    if history.first()?.0 > now - 23 {
+        return None; // less than two years
+    }
     let max_in = |from: MonthIndex, to: MonthIndex| {
         history
             .iter()
@@ -96,6 +99,66 @@ pub fn cases(series: &[(MonthIndex, f64)], history: usize, horizon: u32, step: u
     out
 }
 
+/// A backtest of one history: its last `held_out` months held out and projected from the
+/// months before.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Holdout {
+    /// Complete months of history the projection was made from.
+    pub history_months: usize,
+    /// Months held out.
+    pub held_out: u32,
+    /// The last month the projection saw, `2026-05`.
+    pub origin: String,
+    /// Projected peak of the held-out months.
+    pub projected: f64,
+    /// Its 80 % range.
+    pub range: (f64, f64),
+    /// What the held-out months' peak was.
+    pub actual: f64,
+    /// (projected − actual) / actual.
+    pub error: f64,
+    /// Whether the range held the actual peak.
+    pub covered: bool,
+    /// The seasonal-naive projection and its error (24 months before the origin needed).
+    pub seasonal_naive: Option<(f64, f64)>,
+    /// The linear projection and its error.
+    pub linear: Option<(f64, f64)>,
+}
+
+/// Hold out the last `held_out` months of `peaks` (monthly peaks, in order; None: as many as
+/// leave 13 months to project from, at most 12) and project them from the rest.
+pub fn holdout(peaks: &[(MonthIndex, f64)], held_out: Option<u32>) -> Result<Holdout, String> {
+    let n = peaks.len();
+    let h = match held_out {
+        Some(h) => h as usize,
+        None => n.saturating_sub(13).min(12),
+    };
+    if h == 0 || n < h + 13 {
+        return Err(format!(
+            "{n} complete months of history: a backtest needs 13 months to project from plus the months held out \
+             (14 at least)"
+        ));
+    }
+    let (past, future) = peaks.split_at(n - h);
+    let now = past[past.len() - 1].0;
+    let f = forecast(past, now, h as u32, None).ok_or("no month a year apart to measure growth on")?;
+    let (projected, low, high) = f.peak_within(h as u32).ok_or("nothing projected")?;
+    let actual = future.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let rel = |p: f64| (p - actual) / actual;
+    Ok(Holdout {
+        history_months: past.len(),
+        held_out: h as u32,
+        origin: super::seasonal::month_label(now),
+        projected,
+        range: (low, high),
+        actual,
+        error: rel(projected),
+        covered: low <= actual && actual <= high,
+        seasonal_naive: seasonal_naive(past).map(|p| (p, rel(p))),
+        linear: linear(past, h as u32).map(|p| (p, rel(p))),
+    })
+}
+
 /// `YYYY-MM,value` lines (a header line is skipped) as monthly values.
 pub fn parse_monthly_csv(text: &str) -> Result<Vec<(MonthIndex, f64)>, String> {
     let mut out = Vec::new();
@@ -130,6 +193,19 @@ mod tests {
         let csv = "month,value\n2020-01,1.5\n2020-02,2\n";
         assert_eq!(parse_monthly_csv(csv).unwrap(), [(2020 * 12, 1.5), (2020 * 12 + 1, 2.0)]);
         assert!(parse_monthly_csv("month,value\n2020-1x,2\n").unwrap_err().starts_with("line 2"));
+    }
+
+    #[test]
+    fn a_holdout_projects_the_held_out_months() {
+        // 30 months with a December peak (150 against 100), flat: holding out the last 12 leaves
+        // 18 to project from, and the held-out year's December is its peak.
+        let s: Vec<(MonthIndex, f64)> = (0..30).map(|k| (k, if k % 12 == 11 { 150.0 } else { 100.0 })).collect();
+        let h = holdout(&s, Some(12)).unwrap();
+        assert_eq!((h.history_months, h.held_out, h.actual), (18, 12, 150.0));
+        assert!((h.projected - 150.0).abs() < 1e-9 && h.covered && h.error.abs() < 1e-9, "{h:?}");
+        let auto = holdout(&s, None).unwrap();
+        assert_eq!((auto.history_months, auto.held_out), (18, 12));
+        assert!(holdout(&s[..13], None).unwrap_err().contains("13 complete months"));
     }
 
     #[test]

@@ -332,7 +332,7 @@ fn trend_growth(r: &ResourceInput, span_ms: i64, warnings: &mut Vec<String>) -> 
 }
 
 /// Monthly peaks without the month still under way when less than 20 days of it are in.
-fn complete_monthly_peaks(history: &[(i64, f64)]) -> Vec<(seasonal::MonthIndex, f64)> {
+pub fn complete_monthly_peaks(history: &[(i64, f64)]) -> Vec<(seasonal::MonthIndex, f64)> {
     let mut peaks = seasonal::monthly_peaks(history);
     if let (Some(last), Some(&(t, _))) = (peaks.last(), history.last())
         && t - seasonal::month_start_ms(last.0) < 20 * perfstore::DAY_MS

@@ -101,6 +101,13 @@ pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Resul
                 })
                 .collect();
             writeln!(out, "  projected   {}", cells.join("  "))?;
+            // With a season the highest month is rarely the last: say which it is.
+            if res.seasonality.is_some()
+                && let Some(top) = res.projection.iter().max_by(|a, b| a.peak.total_cmp(&b.peak))
+            {
+                let v = top.utilization.map_or_else(|| amount(&res.unit, top.peak), |u| pct(u * 100.0));
+                writeln!(out, "  highest     month {} ({}): {v}", top.month, top.calendar)?;
+            }
         }
         if res.capacity.is_some() && res.growth.rate.is_some() {
             let range = res
@@ -133,4 +140,34 @@ pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Resul
         writeln!(out, "warning: {w}")?;
     }
     Ok(())
+}
+
+/// `capacity --backtest` as a table: per resource, what was projected for the held-out months
+/// and what happened, with the two baselines' errors.
+pub fn render_backtest(rows: &[[String; 8]], out: &mut dyn Write) -> std::io::Result<()> {
+    use super::{Column, Paint, Table};
+    writeln!(
+        out,
+        "Backtest: each resource's last months held out and projected from the months before (--growth auto), \
+         against what happened"
+    )?;
+    let mut t = Table::new(vec![
+        Column::text("RESOURCE"),
+        Column::text("PROJECTED FROM"),
+        Column::number("HELD OUT"),
+        Column::text("PROJECTED PEAK (80% RANGE)"),
+        Column::text("ACTUAL PEAK"),
+        Column::text("ERROR"),
+        Column::number("SEASONAL NAIVE"),
+        Column::number("LINEAR"),
+    ]);
+    for r in rows {
+        t.row(r.to_vec());
+    }
+    t.render(Paint(false), out)?;
+    writeln!(
+        out,
+        "\nSeasonal naive: the last 12 months' peak × its ratio to the 12 before (needs 24 months); linear: a line \
+         through the last 12 monthly peaks."
+    )
 }
