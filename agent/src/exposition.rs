@@ -18,8 +18,10 @@ use std::fmt::Write as _;
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
 
-/// Histogram buckets for durations, seconds (Prometheus' defaults).
-pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
+/// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
+/// their threshold exactly (a threshold between bounds is counted at the bound under it).
+pub const DURATION_BUCKETS: [f64; 13] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0];
 /// Histogram buckets for other distributions (batch sizes, payload counts).
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 

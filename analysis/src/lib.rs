@@ -10,6 +10,7 @@
 //!   open circuits and violated [`targets`].
 //! * [`profile`]: where an operation's time goes, and suggestions with their savings.
 //! * [`capacity`]: projections of each resource's peak, and when it crosses its target.
+//! * [`slo`]: objectives from the targets, error budgets and burn rates.
 //! * [`query`] and [`flame`]: series per step, and merged CPU profiles.
 //! * [`config`]: the one config file reader both binaries use.
 //!
@@ -47,6 +48,7 @@ pub mod flame;
 pub mod human;
 pub mod profile;
 pub mod query;
+pub mod slo;
 pub mod stats;
 pub mod targets;
 pub mod time;

@@ -46,6 +46,9 @@ enum Command {
     /// captures (`|T` keeps times), or folded stacks for an operation. The agent must not be
     /// running on the same store.
     Import(cmd::import::Args),
+    /// Each operation's objectives (availability from the error-rate target, latency from the
+    /// p95 target), error budget left and burn rates over 5m/1h/6h/3d, over a rolling window.
+    Slo(cmd::slo::Args),
     /// Series over a window, one point per step, as OpenMetrics (for Prometheus tooling), CSV
     /// or JSON.
     Export(cmd::export::Args),
@@ -78,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => cmd::import::run(&g, a),
         Command::Export(a) => cmd::export::run(&g, a),
         Command::Query(a) => cmd::query::run(&g, a),
+        Command::Slo(a) => cmd::slo::run(&g, a),
         Command::Ui(a) => cmd::ui::run(&g, a),
     }
 }

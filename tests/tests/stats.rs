@@ -215,3 +215,83 @@ fn an_empty_window_names_the_store_the_window_and_the_newest_data() {
     assert!(err.contains(" matching series; its newest data is from "), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no report, so no \"Targets all met\"");
 }
+
+#[test]
+fn slo_budgets_match_the_capture() {
+    // The day of the capture as the window: availability is ok calls ÷ calls exactly; latency
+    // is calls at or under 200 ms, counted from the sketches within their 1 % value error (calls
+    // between 198 and 202 ms may fall either side).
+    let out = perfctl(&["slo", "--window", "1d", "--now", NOW, "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objectives = r["objectives"].as_array().unwrap();
+    for (op, t) in truth() {
+        let find = |kind: &str| objectives.iter().find(|o| o["op"] == op.as_str() && o["kind"] == kind).unwrap();
+        let a = find("availability");
+        assert!((a["calls"].as_f64().unwrap() - t.calls).abs() < 1e-6, "{op}: {a}");
+        assert!((a["bad"].as_f64().unwrap() - t.errors).abs() < 1e-6, "{op}: {a}");
+        assert!((a["budget_total"].as_f64().unwrap() - 0.01 * t.calls).abs() < 1e-6, "{op}");
+        let spent = t.errors / (0.01 * t.calls);
+        assert!((a["budget_spent"].as_f64().unwrap() - spent).abs() < 1e-9, "{op}");
+        let l = find("latency");
+        let slow = |bound: f64| t.latencies.iter().filter(|(v, _)| *v > bound).map(|(_, w)| w).sum::<f64>();
+        let bad = l["bad"].as_f64().unwrap();
+        assert!(bad <= slow(198.0) + 1e-6 && bad >= slow(202.0) - 1e-6, "{op}: {bad} slow, truth {}", slow(200.0));
+    }
+    // The table names each objective and its state.
+    let text = String::from_utf8(perfctl(&["slo", "--window", "1d", "--now", NOW]).stdout).unwrap();
+    assert!(text.contains("availability 99% ok") && text.contains("latency 95% ≤ 200ms"), "{text}");
+    // No calls in the window: said, with the newest data.
+    let out = perfctl(&["slo", "--window", "1h", "--now", "2026-12-23T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data"), "{out:?}");
+}
+
+#[test]
+fn slo_rules_pass_promtool_and_compute_the_ratios() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        return perf_e2e::skip("stats::slo_rules_pass_promtool", "no promtool (apt-get install prometheus)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("slo.rules.yml");
+    let out = perfctl(&["slo", "rules", "-o", rules.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&rules).unwrap();
+    // The 200 ms target is a bucket bound of /metrics: counted exactly there.
+    assert!(
+        text.contains("alert: OperationErrorBudgetBurn") && text.contains("alert: OperationLatencyBudgetBurn"),
+        "{text}"
+    );
+    assert!(text.contains("le=\"0.2\"") && !text.contains("not a bucket bound"), "{text}");
+    let check = Command::new("promtool").args(["check", "rules"]).arg(&rules).output().unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Evaluated by promtool over known series: 60 ok and 30 failed calls a minute give an
+    // error ratio of 1/3 over the last hour, and the page alert fires (14.4 × 1 % = 0.144).
+    let test = dir.path().join("slo.test.yml");
+    std::fs::write(
+        &test,
+        format!(
+            "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: \
+             'op_duration_seconds_count{{op=\"vm.list\",outcome=\"ok\"}}'\n        values: '0+60x120'\n      - series: \
+             'op_duration_seconds_count{{op=\"vm.list\",outcome=\"error\"}}'\n        values: '0+30x120'\n    \
+             promql_expr_test:\n      - expr: perfagent:op_error_ratio:rate1h\n        eval_time: 70m\n        \
+             exp_samples:\n          - labels: 'perfagent:op_error_ratio:rate1h{{op=\"vm.list\"}}'\n            value: \
+             0.3333333333333333\n      - expr: count(ALERTS{{alertname=\"OperationErrorBudgetBurn\",severity=\"page\",alertstate=\"firing\"}})\n        eval_time: 70m\n        \
+             exp_samples:\n          - labels: '{{}}'\n            value: 1\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let run = Command::new("promtool").args(["test", "rules"]).arg(&test).output().unwrap();
+    assert!(
+        run.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -10,6 +10,7 @@ pub mod import;
 pub mod profile;
 pub mod query;
 pub mod series;
+pub mod slo;
 pub mod stats;
 pub mod ui;
 

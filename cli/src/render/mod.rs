@@ -11,6 +11,7 @@ pub mod flamegraph;
 pub mod openmetrics;
 pub mod profile;
 pub mod query;
+pub mod slo;
 pub mod stats;
 mod table;
 

@@ -1,0 +1,422 @@
+//! Service-level objectives from the targets, with error budgets and burn rates.
+//!
+//! Each operation gets two objectives from its [targets](crate::targets):
+//!
+//! * **availability**: calls that succeed (`outcome="ok"`) ≥ `1 − error_rate` (99 % by default);
+//! * **latency**: calls at or under the p95 target ≥ 95 % (200 ms by default). "Under" is counted
+//!   from the merged sketches at the threshold (`count_at_most`), not read from a percentile, so
+//!   it holds within the sketch's 1 % value error at the threshold.
+//!
+//! Over a rolling window (28 days by default), per objective: the SLI (good ÷ all calls), the
+//! error budget (`(1 − objective) × calls` bad calls allowed), how much of it is spent and left,
+//! the burn rate over 5 m, 1 h, 6 h and 3 d (the bad share in that span ÷ the share the objective
+//! allows: 1 spends the budget exactly over the window, 14.4 spends 2 % of a 30-day budget in an
+//! hour), and the time to exhaustion at the last hour's burn: `left × window ÷ burn`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use perfstore::convention::{self as conv, Outcome, tag};
+use perfstore::{Selector, Snapshot, TimeRange, glob_match};
+use serde::Serialize;
+
+use crate::targets::Targets;
+use crate::time::Window;
+
+/// The spans burn rates are given over, with their names.
+pub const BURN_SPANS: [(&str, i64); 4] =
+    [("5m", 5 * 60_000), ("1h", 3_600_000), ("6h", 6 * 3_600_000), ("3d", 3 * 86_400_000)];
+
+/// The latency objective: this share of calls at or under the p95 target.
+pub const LATENCY_OBJECTIVE: f64 = 0.95;
+
+/// What to compute.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Now, Unix ms (the window and the burn spans end here).
+    pub now_ms: i64,
+    /// The rolling window, ms (28 days by default).
+    pub window_ms: i64,
+    /// Only operations matching this glob.
+    pub op: Option<String>,
+}
+
+/// One operation's calls over one span.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    /// Calls.
+    pub calls: f64,
+    /// Calls that failed.
+    pub errors: f64,
+    /// Calls at or under the operation's latency threshold.
+    pub fast: f64,
+}
+
+/// What the SLOs are computed from: per operation, its thresholds and its counts over the
+/// window and over each burn span (in [`BURN_SPANS`] order).
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// The store, as shown.
+    pub db: String,
+    /// The window.
+    pub range: Option<TimeRange>,
+    /// `op → (error-rate target, latency threshold s, window counts, span counts)`.
+    pub ops: BTreeMap<String, OpInput>,
+}
+
+/// One operation's input.
+#[derive(Debug, Clone, Default)]
+pub struct OpInput {
+    /// Error-rate target (availability objective is 1 − this).
+    pub error_rate: Option<f64>,
+    /// Latency threshold, seconds (the p95 target).
+    pub threshold_s: Option<f64>,
+    /// Counts over the window.
+    pub window: Counts,
+    /// Counts over each burn span.
+    pub spans: [Counts; 4],
+}
+
+/// Read the counts for every operation from a snapshot.
+pub fn gather(snap: &Snapshot<'_>, db: &Path, o: &Options, targets: &Targets) -> crate::Result<Input> {
+    let series: Vec<_> = snap
+        .series(&Selector::name(conv::OP_DURATION.name))?
+        .into_iter()
+        .filter(|s| o.op.as_deref().is_none_or(|g| s.key.get(tag::OP).is_some_and(|op| glob_match(g, op))))
+        .collect();
+    let mut ops: BTreeMap<String, OpInput> = BTreeMap::new();
+    for s in &series {
+        let op = s.key.get(tag::OP).unwrap_or_default().to_owned();
+        ops.entry(op.clone()).or_insert_with(|| {
+            let t = targets.for_op(&op);
+            OpInput { error_rate: t.error_rate, threshold_s: t.p95_ms.map(|ms| ms / 1000.0), ..Default::default() }
+        });
+    }
+    let mut count = |range: TimeRange, slot: &mut dyn FnMut(&mut OpInput) -> &mut Counts| -> crate::Result<()> {
+        let points = snap.aggregate_many(&series, range)?;
+        // Sketches merged per operation before counting at the threshold.
+        let mut merged: BTreeMap<&str, perfstore::sketch::Sketch> = BTreeMap::new();
+        for (s, p) in series.iter().zip(points) {
+            let Some(p) = p else { continue };
+            let op = s.key.get(tag::OP).unwrap_or_default();
+            let Some(input) = ops.get_mut(op) else { continue };
+            let c = slot(input);
+            c.calls += p.count;
+            if s.key.get(tag::OUTCOME) == Some(Outcome::Error.as_str()) {
+                c.errors += p.count;
+            }
+            if let Some(sk) = &p.sketch {
+                merged.entry(op).or_default().merge(sk);
+            }
+        }
+        for (op, sk) in merged {
+            if let Some(input) = ops.get_mut(op)
+                && let Some(t) = input.threshold_s
+            {
+                slot(input).fast = sk.count_at_most(t);
+            }
+        }
+        Ok(())
+    };
+    let window = TimeRange::new(o.now_ms - o.window_ms, o.now_ms);
+    count(window, &mut |i| &mut i.window)?;
+    for (n, (_, span)) in BURN_SPANS.iter().enumerate() {
+        count(TimeRange::new(o.now_ms - span, o.now_ms), &mut |i| &mut i.spans[n])?;
+    }
+    Ok(Input { db: db.display().to_string(), range: Some(window), ops })
+}
+
+/// One objective's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Objective {
+    /// The operation.
+    pub op: String,
+    /// `availability` or `latency`.
+    pub kind: &'static str,
+    /// What counts as good: `ok` (the call's outcome), `≤ 200ms`.
+    pub good_means: String,
+    /// The objective, a ratio (0.99).
+    pub objective: f64,
+    /// Good ÷ all calls over the window (null without calls).
+    pub sli: Option<f64>,
+    /// Calls over the window.
+    pub calls: f64,
+    /// Bad calls over the window.
+    pub bad: f64,
+    /// Bad calls the objective allows over the window.
+    pub budget_total: f64,
+    /// Share of the budget spent (bad ÷ allowed; over 1 once exhausted).
+    pub budget_spent: Option<f64>,
+    /// Share left (1 − spent; negative once exhausted).
+    pub budget_left: Option<f64>,
+    /// Burn rate per span (`5m`, `1h`, `6h`, `3d`): the bad share ÷ the allowed share (null
+    /// without calls in the span).
+    pub burn: BTreeMap<&'static str, Option<f64>>,
+    /// Seconds until the budget is gone at the last hour's burn (null: not burning, or already
+    /// gone).
+    pub exhausted_in_s: Option<f64>,
+    /// `met`, `burning` (the last hour burns faster than 1), or `exhausted`.
+    pub status: &'static str,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The store.
+    pub db: String,
+    /// The rolling window.
+    pub window: Option<Window>,
+    /// Every objective, by operation.
+    pub objectives: Vec<Objective>,
+}
+
+fn objective(
+    op: &str,
+    kind: &'static str,
+    good_means: String,
+    target: f64,
+    window_ms: i64,
+    bad: impl Fn(&Counts) -> f64,
+    i: &OpInput,
+) -> Objective {
+    let allowed = 1.0 - target;
+    let calls = i.window.calls;
+    let bad_w = bad(&i.window);
+    let budget_total = allowed * calls;
+    let spent = (budget_total > 0.0).then(|| bad_w / budget_total);
+    let burn: BTreeMap<&'static str, Option<f64>> = BURN_SPANS
+        .iter()
+        .zip(&i.spans)
+        .map(|((name, _), c)| (*name, (c.calls > 0.0 && allowed > 0.0).then(|| bad(c) / c.calls / allowed)))
+        .collect();
+    let left = spent.map(|s| 1.0 - s);
+    let hour = burn.get("1h").copied().flatten();
+    let exhausted_in_s = match (left, hour) {
+        (Some(l), Some(b)) if l > 0.0 && b > 0.0 => Some(l * window_ms as f64 / 1000.0 / b),
+        _ => None,
+    };
+    let status = match (left, hour) {
+        (Some(l), _) if l <= 0.0 => "exhausted",
+        (_, Some(b)) if b > 1.0 => "burning",
+        _ => "met",
+    };
+    Objective {
+        op: op.to_owned(),
+        kind,
+        good_means,
+        objective: target,
+        sli: (calls > 0.0).then(|| 1.0 - bad_w / calls),
+        calls,
+        bad: bad_w,
+        budget_total,
+        budget_spent: spent,
+        budget_left: left,
+        burn,
+        exhausted_in_s,
+        status,
+    }
+}
+
+/// Every objective of every operation in `input`.
+pub fn compute(input: &Input, o: &Options) -> Report {
+    let mut objectives = Vec::new();
+    for (op, i) in &input.ops {
+        if let Some(e) = i.error_rate {
+            objectives.push(objective(op, "availability", "ok".into(), 1.0 - e, o.window_ms, |c| c.errors, i));
+        }
+        if let Some(t) = i.threshold_s {
+            let means = format!("≤ {}", crate::human::ms(t * 1000.0));
+            objectives.push(objective(op, "latency", means, LATENCY_OBJECTIVE, o.window_ms, |c| c.calls - c.fast, i));
+        }
+    }
+    Report { db: input.db.clone(), window: input.range.map(Into::into), objectives }
+}
+
+/// Multi-window, multi-burn-rate alerts (the SRE workbook's): `(severity, burn, long, short)`.
+pub const ALERT_WINDOWS: [(&str, f64, &str, &str); 2] = [("page", 14.4, "1h", "5m"), ("ticket", 6.0, "6h", "30m")];
+
+/// A glob as a fully anchored Prometheus regex (`vm.*` → `vm\\..*`).
+pub fn glob_regex(glob: &str) -> String {
+    let mut out = String::new();
+    for c in glob.chars() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            c if "\\.+()[]{}|^$".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The largest bucket bound of `/metrics` at or under `threshold_s`, and whether it is exact.
+fn bucket_for(threshold_s: f64, buckets: &[f64]) -> (f64, bool) {
+    let b = buckets.iter().copied().filter(|b| *b <= threshold_s + 1e-12).fold(buckets[0], f64::max);
+    (b, (b - threshold_s).abs() < 1e-12)
+}
+
+/// A PromQL string literal.
+fn promql_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A number without float noise (0.144, not 0.14400000000000002).
+fn num(v: f64) -> String {
+    let r = (v * 1e9).round() / 1e9;
+    format!("{r}")
+}
+
+/// A YAML double-quoted string.
+fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Prometheus recording and alerting rules for the same objectives, over the metric names
+/// `/metrics` exposes (`op_duration_seconds` with `op` and `outcome` labels), so a central
+/// Prometheus can evaluate them over scraped or remote-written data. `ops` are the operations
+/// to give their own thresholds (those of the store); every other operation gets the defaults.
+/// `buckets` are the histogram bounds of `/metrics`: a latency threshold that is not one is
+/// counted at the largest bound under it (stricter), and the rules say so.
+pub fn rules(targets: &Targets, ops: &[String], window: &str, buckets: &[f64]) -> String {
+    let family = perfstore::convention::prometheus::family_name(
+        conv::OP_DURATION.name,
+        conv::OP_DURATION.kind,
+        conv::OP_DURATION.unit,
+    );
+    // Groups of operations sharing thresholds: each named operation, then everything else.
+    let mut groups: Vec<(String, crate::targets::OpTargets)> = ops
+        .iter()
+        .filter(|op| targets.for_op(op) != targets.ops)
+        .map(|op| (format!("op={}", promql_str(op)), targets.for_op(op)))
+        .collect();
+    let named: Vec<String> =
+        ops.iter().filter(|op| targets.for_op(op) != targets.ops).map(|op| glob_regex(op)).collect();
+    let rest = if named.is_empty() { String::new() } else { format!("op!~{}", promql_str(&named.join("|"))) };
+    groups.push((rest, targets.ops));
+    let mut y = String::new();
+    y.push_str("# SLO rules for perfagent's /metrics, written by `perfctl slo rules` from the targets.\n");
+    y.push_str("# Availability: calls with outcome=\"ok\" >= 1 - error_rate. Latency: 95% of calls at or under the p95 target.\n");
+    y.push_str(&format!("# Alerts: multi-window burn rates (page: 14.4x over 1h and 5m; ticket: 6x over 6h and 30m), budget window {window}.\n"));
+    y.push_str("groups:\n  - name: perfagent-slo-ratios\n    rules:\n");
+    let spans = ["5m", "30m", "1h", "6h"];
+    let mut notes = Vec::new();
+    let mut thresholds: Vec<f64> = groups.iter().filter_map(|g| g.1.p95_ms).collect();
+    thresholds.sort_by(f64::total_cmp);
+    thresholds.dedup();
+    for span in spans {
+        y.push_str(&format!(
+            "      - record: perfagent:op_error_ratio:rate{span}\n        expr: |-\n          sum by (op) (rate({family}_count{{outcome=\"error\"}}[{span}])) / sum by (op) (rate({family}_count[{span}]))\n"
+        ));
+        for ms in &thresholds {
+            let (le, exact) = bucket_for(ms / 1000.0, buckets);
+            if !exact && span == "5m" {
+                notes.push(format!("# note: the {ms}ms latency target is not a bucket bound of /metrics; calls are counted at le=\"{le}\" (stricter)\n"));
+            }
+            y.push_str(&format!(
+                "      - record: perfagent:op_slow_ratio_{}ms:rate{span}\n        expr: |-\n          1 - sum by (op) (rate({family}_bucket{{le=\"{le}\"}}[{span}])) / sum by (op) (rate({family}_count[{span}]))\n",
+                *ms as i64
+            ));
+        }
+    }
+    y.push_str("  - name: perfagent-slo-alerts\n    rules:\n");
+    for (sel, t) in &groups {
+        let sel_braces = if sel.is_empty() { String::new() } else { format!("{{{sel}}}") };
+        let mut objectives: Vec<(&str, String, f64, String)> = Vec::new();
+        if let Some(e) = t.error_rate {
+            objectives.push(("availability", "perfagent:op_error_ratio".into(), e, "ErrorBudgetBurn".into()));
+        }
+        if let Some(ms) = t.p95_ms {
+            objectives.push((
+                "latency",
+                format!("perfagent:op_slow_ratio_{}ms", ms as i64),
+                1.0 - LATENCY_OBJECTIVE,
+                "LatencyBudgetBurn".into(),
+            ));
+        }
+        for (kind, record, allowed, alert) in objectives {
+            for (severity, burn, long, short) in ALERT_WINDOWS {
+                let limit = num(burn * allowed);
+                y.push_str(&format!(
+                    "      - alert: Operation{alert}\n        expr: |-\n          {record}:rate{long}{sel_braces} > {limit} and {record}:rate{short}{sel_braces} > {limit}\n        for: 2m\n        labels:\n          severity: {severity}\n          slo: {kind}\n        annotations:\n          summary: {}\n          description: {}\n",
+                    q(&format!("{{{{ $labels.op }}}}: {kind} error budget burning {burn}x over {long} and {short}")),
+                    q(&format!("The {kind} objective allows {:.2}% bad calls; the last {long} ran at {{{{ $value | humanizePercentage }}}}. Look closer: perfctl slo --op '{{{{ $labels.op }}}}'", allowed * 100.0)),
+                ));
+            }
+        }
+    }
+    for n in notes {
+        y.insert_str(0, &n);
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn input(window: Counts, hour: Counts) -> Input {
+        let mut ops = BTreeMap::new();
+        let mut spans = [Counts::default(); 4];
+        spans[1] = hour;
+        ops.insert("vm.list".to_owned(), OpInput { error_rate: Some(0.01), threshold_s: Some(0.2), window, spans });
+        Input { db: "/x.db".into(), range: Some(TimeRange::new(0, 28 * DAY)), ops }
+    }
+
+    #[test]
+    fn budgets_and_burn_rates_by_hand() {
+        // 10 000 calls in 28 days, 40 failed: the 99 % objective allows 100, so 40 % of the
+        // budget is spent and 60 % left. In the last hour 100 calls, 5 failed: 5 % bad against
+        // 1 % allowed burns at 5×; the 60 % left lasts 0.6 × 28 d / 5 = 3.36 days.
+        let o = Options { now_ms: 28 * DAY, window_ms: 28 * DAY, op: None };
+        let r = compute(
+            &input(
+                Counts { calls: 10_000.0, errors: 40.0, fast: 9_600.0 },
+                Counts { calls: 100.0, errors: 5.0, fast: 90.0 },
+            ),
+            &o,
+        );
+        let a = &r.objectives[0];
+        assert_eq!((a.kind, a.objective), ("availability", 0.99));
+        assert!((a.sli.unwrap() - 0.996).abs() < 1e-12);
+        assert!((a.budget_total - 100.0).abs() < 1e-9 && a.bad == 40.0);
+        assert!((a.budget_spent.unwrap() - 0.4).abs() < 1e-12 && (a.budget_left.unwrap() - 0.6).abs() < 1e-12);
+        assert!((a.burn["1h"].unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(a.burn["5m"], None, "no calls in that span");
+        assert!((a.exhausted_in_s.unwrap() - 0.6 * 28.0 * 86_400.0 / 5.0).abs() < 1e-6);
+        assert_eq!(a.status, "burning");
+        // Latency: 9 600 of 10 000 at or under 200 ms, 95 % wanted: 500 slow allowed, 400 slow:
+        // 80 % spent. Last hour: 10 of 100 slow, 10 % against 5 %: burn 2.
+        let l = &r.objectives[1];
+        assert_eq!((l.kind, l.good_means.as_str()), ("latency", "≤ 200ms"));
+        assert!((l.budget_spent.unwrap() - 0.8).abs() < 1e-12);
+        assert!((l.burn["1h"].unwrap() - 2.0).abs() < 1e-9);
+        // Over budget: exhausted, no time left to give.
+        let r = compute(&input(Counts { calls: 1_000.0, errors: 20.0, fast: 1_000.0 }, Counts::default()), &o);
+        assert_eq!(r.objectives[0].status, "exhausted");
+        assert!((r.objectives[0].budget_left.unwrap() + 1.0).abs() < 1e-12, "200 % spent is −100 % left");
+        assert_eq!(r.objectives[0].exhausted_in_s, None);
+        assert_eq!(r.objectives[1].status, "met");
+    }
+
+    #[test]
+    fn rules_name_each_threshold() {
+        assert_eq!(glob_regex("vm.*"), "vm\\..*");
+        let mut t = Targets::default();
+        t.overrides.push((
+            "vm.start".into(),
+            crate::targets::OpTargets { p95_ms: Some(2000.0), p99_ms: None, error_rate: None },
+        ));
+        let y = rules(&t, &["vm.start".into(), "vm.list".into()], "28d", &[0.1, 0.25, 0.5, 1.0, 2.5]);
+        assert!(
+            y.contains("perfagent:op_slow_ratio_200ms:rate5m") && y.contains("perfagent:op_slow_ratio_2000ms:rate1h"),
+            "{y}"
+        );
+        assert!(y.contains("le=\"0.1\"") && y.contains("note: the 200ms latency target is not a bucket bound"), "{y}");
+        assert!(y.contains("{op=\"vm.start\"} > 0.72 and") && y.contains("{op!~\"vm\\\\.start\"} > 0.144 and"), "{y}");
+    }
+}
