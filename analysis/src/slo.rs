@@ -217,6 +217,26 @@ fn objective(
     }
 }
 
+/// Gather and compute; a window without calls is [`crate::Error::NoData`] naming the store, the
+/// window and its newest data (what `perfctl slo` and the dashboard's `/api/v1/slo` say).
+pub fn report(snap: &Snapshot<'_>, db: &Path, o: &Options, targets: &Targets) -> crate::Result<Report> {
+    let input = gather(snap, db, o, targets)?;
+    if input.ops.values().all(|i| i.window.calls <= 0.0) {
+        let subject = match &o.op {
+            Some(op) => format!(" for operations matching '{op}'"),
+            None => format!(" for operation calls ({})", conv::OP_DURATION.name),
+        };
+        return Err(crate::Error::NoData(crate::NoData {
+            subject,
+            range: TimeRange::new(o.now_ms - o.window_ms, o.now_ms),
+            db: db.to_path_buf(),
+            matched: Some(input.ops.len()),
+            newest_ms: snap.newest_ms()?,
+        }));
+    }
+    Ok(compute(&input, o))
+}
+
 /// Every objective of every operation in `input`.
 pub fn compute(input: &Input, o: &Options) -> Report {
     let mut objectives = Vec::new();

@@ -378,4 +378,37 @@ function selectorOf(key) {
   return labels ? `${key.name}{${labels}}` : key.name;
 }
 
-export const PAGES = { overview, op: operation, flame: flamePage, host, capacity, explore };
+// `3d 8h`, `45m`.
+function duration(s) {
+  if (s === null || s === undefined) return '–';
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m}m`;
+  if (m < 1440) return `${Math.floor(m / 60)}h ${m % 60}m`;
+  return `${Math.floor(m / 1440)}d ${Math.floor((m % 1440) / 60)}h`;
+}
+
+async function slo(body) {
+  const window = current().params.get('window') || '28d';
+  body.append(el('h1', {}, 'Objectives'));
+  const r = await api('slo', { window });
+  body.append(el('p', { class: 'muted window' }, `budget window ${window}: ${r.window.since} → ${r.window.until}; `,
+    'availability from the error-rate target, latency from the p95 target (perfctl slo)'));
+  const burn = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
+  body.append(table(['operation', 'objective', 'SLI', 'calls', 'budget left', '', 'burn 5m', '1h', '6h', '3d', 'exhausted in', 'status'],
+    r.objectives.map((o) => el('tr', { 'data-op': o.op, 'data-kind': o.kind },
+      el('th', { scope: 'row' }, el('a', { href: link('op', o.op) }, o.op)),
+      el('td', {}, `${o.kind} ${pct(o.objective * 100)} ${o.good_means}`),
+      num(o.sli, o.sli == null ? '–' : `${(o.sli * 100).toFixed(3)}%`),
+      num(o.calls, count(o.calls)),
+      num(o.budget_left, o.budget_left == null ? '–' : pct(Math.round(o.budget_left * 1000) / 10)),
+      el('td', {}, bar(Math.max(0, Math.min(1, o.budget_left ?? 0)))),
+      num(o.burn['5m'], burn(o.burn['5m'])), num(o.burn['1h'], burn(o.burn['1h'])),
+      num(o.burn['6h'], burn(o.burn['6h'])), num(o.burn['3d'], burn(o.burn['3d'])),
+      num(o.exhausted_in_s, duration(o.exhausted_in_s)),
+      el('td', { class: o.status === 'met' ? '' : 'violated' }, o.status))), { class: 'slo' }));
+  body.append(el('p', { class: 'muted' }, 'Burn rate: the bad share of calls in that span ÷ the share the objective allows ',
+    '(1 spends the budget exactly over the window). Exhausted in: at the last hour\'s burn.'));
+}
+slo.noRefresh = false;
+
+export const PAGES = { overview, op: operation, flame: flamePage, host, capacity, explore, slo };

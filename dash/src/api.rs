@@ -10,6 +10,7 @@
 //! | `/api/v1/capacity.svg` | `perfctl capacity --plot` | the same |
 //! | `/api/v1/query` | `perfctl query SELECTOR --format json` | `selector`, `agg`, `step`, `merge` (`all` or a label), window |
 //! | `/api/v1/series` | `perfctl series --format json` | `top` |
+//! | `/api/v1/slo` | `perfctl slo --format json` | `op`, `window` (28d) |
 //!
 //! Every store read runs on tokio's blocking pool with the store opened read-only for that
 //! request (a SQLite snapshot: a page never sees half a flush), so a slow query never holds
@@ -113,6 +114,7 @@ pub fn routes(d: Arc<Dashboard>) -> axum::Router {
         .route("/api/v1/capacity.svg", get(capacity_svg))
         .route("/api/v1/query", get(query_api))
         .route("/api/v1/series", get(series_api))
+        .route("/api/v1/slo", get(slo_api))
         .with_state(d)
 }
 
@@ -368,6 +370,24 @@ async fn series_api(State(d): State<Arc<Dashboard>>, Query(q): Query<SeriesQuery
             Some(t) => Some(number("top", Some(t), 0usize, "a number of series")?),
         };
         json(&query::series(snap, top)?)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct SloQuery {
+    op: Option<String>,
+    window: Option<String>,
+}
+
+async fn slo_api(State(d): State<Arc<Dashboard>>, Query(q): Query<SloQuery>) -> Response {
+    read(d, move |d, snap| {
+        let window_ms = match q.window.as_deref() {
+            None | Some("") => 28 * perfstore::DAY_MS,
+            Some(w) => duration_ms("window", w).map_err(ApiError::bad)?,
+        };
+        let o = perfanalysis::slo::Options { now_ms: (d.now)(), window_ms, op: nonempty(q.op) };
+        json(&perfanalysis::slo::report(snap, &d.db, &o, &d.targets)?)
     })
     .await
 }

@@ -137,6 +137,18 @@ await page.waitForFunction(() => location.hash.includes('icicle=1'));
 await page.waitForTimeout(300);
 check((await page.$$eval('svg.flame g.frame', (g) => g.length)) > 3, 'flame graph: the icicle view draws');
 
+// Objectives: one row per objective, the same as perfctl slo.
+await open('slo', `#/slo?window=1d&${win}`);
+const sloRows = await page.$$eval('table.slo tbody tr', (r) => r.length);
+check(sloRows === expected.slo.objectives.length, `slo: ${sloRows} objectives shown, perfctl slo has ${expected.slo.objectives.length}`);
+for (const o of expected.slo.objectives.slice(0, 4)) {
+  const shown = await page.evaluate(([op, kind]) => {
+    const r = [...document.querySelectorAll('table.slo tbody tr')].find((tr) => tr.dataset.op === op && tr.dataset.kind === kind);
+    return r ? [...r.querySelectorAll('td[data-value]')].map((td) => td.dataset.value) : null;
+  }, [o.op, o.kind]);
+  check(shown && Number(shown[0]) === o.sli && Number(shown[1]) === o.calls, `slo ${o.op} ${o.kind}: SLI ${shown?.[0]} = ${o.sli}`);
+}
+
 // Host, capacity, explorer.
 await open('host', `#/host?${win}`);
 const hostLines = await page.$$eval('svg.plot path.line', (ps) => ps.filter((p) => (p.getAttribute('d') || '').includes('L')).length);

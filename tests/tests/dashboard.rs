@@ -138,6 +138,10 @@ fn every_api_endpoint_answers_what_perfctl_prints() {
         ),
         (format!("series?{}", query(&[("top", "5")])), vec!["series", "--top", "5", "--format", "json"]),
         (
+            format!("slo?{}", query(&[("window", "1d")])),
+            vec!["slo", "--window", "1d", "--now", NOW, "--format", "json"],
+        ),
+        (
             format!("capacity?{}", query(&[("growth", "0.3"), ("months", "6")])),
             vec!["capacity", "--growth", "0.3", "--months", "6", "--now", NOW, "--format", "json"],
         ),
@@ -305,7 +309,10 @@ fn the_dashboard_in_a_real_browser() {
     let db = store();
     let stats = perfctl(db, &["stats", "--since", SINCE, "--until", NOW, "--format", "json"]);
     assert!(stats.status.success() || stats.status.code() == Some(3));
+    let slo = perfctl(db, &["slo", "--window", "1d", "--now", NOW, "--format", "json"]);
+    assert!(slo.status.success(), "{}", String::from_utf8_lossy(&slo.stderr));
     let expected = serde_json::json!({
+        "slo": serde_json::from_slice::<serde_json::Value>(&slo.stdout).unwrap(),
         "stats": serde_json::from_slice::<serde_json::Value>(&stats.stdout).unwrap(),
         "window": { "since": SINCE, "until": NOW },
         "flame": { "op": "vm.list", "search": "parse_page", "zoom": "fleet_cli::api::get" },

@@ -55,18 +55,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         return rules(g, &targets, &o, a.window, output);
     }
     let mut reader = g.reader()?;
-    let input = slo::gather(&reader.snapshot()?, &g.db, &o, &targets)?;
-    if input.ops.values().all(|i| i.window.calls <= 0.0) {
-        let subject = match &o.op {
-            Some(op) => format!(" for operations matching '{op}'"),
-            None => format!(" for operation calls ({})", perfstore::convention::OP_DURATION.name),
-        };
-        let range = perfstore::TimeRange::new(o.now_ms - o.window_ms, o.now_ms);
-        let newest_ms = reader.snapshot()?.newest_ms()?;
-        let e = perfanalysis::NoData { subject, range, db: g.db.clone(), matched: Some(0), newest_ms };
-        return Err(perfanalysis::Error::NoData(e).into());
-    }
-    let report = slo::compute(&input, &o);
+    let report = slo::report(&reader.snapshot()?, &g.db, &o, &targets)?;
     with_stdout(|out| Ok(render(&report, a.format, Paint(color_stdout()), out)?))
 }
 
