@@ -196,6 +196,8 @@ fn objective(
         _ => None,
     };
     let status = match (left, hour) {
+        // An objective of 100 % has no budget: one bad call exhausts it.
+        _ if allowed <= 0.0 && bad_w > 0.0 => "exhausted",
         (Some(l), _) if l <= 0.0 => "exhausted",
         (_, Some(b)) if b > 1.0 => "burning",
         _ => "met",
@@ -272,6 +274,26 @@ pub fn glob_regex(glob: &str) -> String {
     out
 }
 
+/// A literal text as a fully anchored Prometheus regex (every metacharacter escaped, `*` and
+/// `?` included: an operation may be named `GET /users/*`).
+pub fn literal_regex(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\.+*?()[]{}|^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `le` as a regex matching the bound however it is written (`2`, or `2.0` as Prometheus 3
+/// normalises it).
+fn le_regex(le: f64) -> String {
+    let text = format!("{le}");
+    if text.contains('.') { literal_regex(&text) } else { format!("{text}(\\.0)?") }
+}
+
 /// The largest bucket bound of `/metrics` at or under `threshold_s`, and whether it is exact.
 fn bucket_for(threshold_s: f64, buckets: &[f64]) -> (f64, bool) {
     let b = buckets.iter().copied().filter(|b| *b <= threshold_s + 1e-12).fold(buckets[0], f64::max);
@@ -319,7 +341,9 @@ pub fn rules(targets: &Targets, ops: &[String], window: &str, buckets: &[f64]) -
     let mut y = String::new();
     y.push_str("# SLO rules for perfagent's /metrics, written by `perfctl slo rules` from the targets.\n");
     y.push_str("# Availability: calls with outcome=\"ok\" >= 1 - error_rate. Latency: 95% of calls at or under the p95 target.\n");
-    y.push_str(&format!("# Alerts: multi-window burn rates (page: 14.4x over 1h and 5m; ticket: 6x over 6h and 30m), budget window {window}.\n"));
+    y.push_str(&format!(
+        "# Alerts: the SRE workbook's multi-window burn rates (page: 14.4x over 1h and 5m; ticket: 6x over 6h and 30m),\n# sized for a 30-day budget (14.4x spends 2% of it in an hour); the budget window of perfctl slo was {window}.\n"
+    ));
     y.push_str("groups:\n  - name: perfagent-slo-ratios\n    rules:\n");
     let spans = ["5m", "30m", "1h", "6h"];
     let mut notes = Vec::new();
@@ -336,8 +360,9 @@ pub fn rules(targets: &Targets, ops: &[String], window: &str, buckets: &[f64]) -
                 notes.push(format!("# note: the {ms}ms latency target is not a bucket bound of /metrics; calls are counted at le=\"{le}\" (stricter)\n"));
             }
             y.push_str(&format!(
-                "      - record: perfagent:op_slow_ratio_{}ms:rate{span}\n        expr: |-\n          1 - sum by (op) (rate({family}_bucket{{le=\"{le}\"}}[{span}])) / sum by (op) (rate({family}_count[{span}]))\n",
-                *ms as i64
+                "      - record: perfagent:op_slow_ratio_{}ms:rate{span}\n        expr: |-\n          1 - sum by (op) (rate({family}_bucket{{le=~{}}}[{span}])) / sum by (op) (rate({family}_count[{span}]))\n",
+                *ms as i64,
+                promql_str(&le_regex(le))
             ));
         }
     }
@@ -436,7 +461,12 @@ mod tests {
             y.contains("perfagent:op_slow_ratio_200ms:rate5m") && y.contains("perfagent:op_slow_ratio_2000ms:rate1h"),
             "{y}"
         );
-        assert!(y.contains("le=\"0.1\"") && y.contains("note: the 200ms latency target is not a bucket bound"), "{y}");
+        assert!(
+            y.contains("le=~\"0\\\\.1\"") && y.contains("note: the 200ms latency target is not a bucket bound"),
+            "{y}"
+        );
+        assert!(y.contains("le=~\"1(\\\\.0)?\""), "2000 ms is counted at le 1 or 1.0: {y}");
+        assert_eq!(literal_regex("GET /users/*"), "GET /users/\\*");
         assert!(y.contains("{op=\"vm.start\"} > 0.72 and") && y.contains("{op!~\"vm\\\\.start\"} > 0.144 and"), "{y}");
     }
 }

@@ -12,7 +12,8 @@ const REFRESH = { '1h': 5000, '24h': 30000 };
 export function parseHash() {
   const h = location.hash.replace(/^#/, '') || '/';
   const [path, query] = h.split('?');
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const decode = (x) => { try { return decodeURIComponent(x); } catch { return x; } };
+  const parts = path.split('/').filter(Boolean).map(decode);
   const params = new URLSearchParams(query || '');
   return { page: parts[0] || 'overview', arg: parts.slice(1).join('/'), params };
 }
@@ -144,11 +145,12 @@ export function errorBox(e) {
 async function render(fromTimer) {
   const mine = ++generation;
   clearTimeout(timer);
-  const period = picker();
-  nav();
   const { page, arg } = current();
-  const main = document.getElementById('main');
   const fn = PAGES[page];
+  // A refresh leaves the picker alone (someone may be typing a custom window in it).
+  const period = fromTimer ? refreshPeriod() : picker();
+  nav();
+  const main = document.getElementById('main');
   if (!info) {
     try {
       info = await api('info');
@@ -172,8 +174,19 @@ async function render(fromTimer) {
   document.body.dataset.ready = String(mine);
   if (mine === 1) performance.mark('perfdash-ready'); // the first page's figures are in the DOM
   setStatus(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
-  if (period) timer = setTimeout(() => render(true), period);
+  // Pages with state of their own (flame graph zoom, forms) are not refreshed under the user.
+  if (period && !fn?.noRefresh) timer = setTimeout(() => render(true), period);
 }
 
-window.addEventListener('hashchange', () => render(false));
+// The refresh period of the current window (0: none).
+function refreshPeriod() {
+  const p = current().params;
+  const active = p.get('since') ? null : p.get('last') || '24h';
+  return active && REFRESH[active] && !p.has('norefresh') ? REFRESH[active] : 0;
+}
+
+// Only `#/…` addresses are routes; `#main` (the skip link) just moves the focus.
+window.addEventListener('hashchange', () => {
+  if (location.hash === '' || location.hash.startsWith('#/')) render(false);
+});
 window.addEventListener('DOMContentLoaded', () => render(false));

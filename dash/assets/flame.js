@@ -124,6 +124,16 @@ export function flameGraph(host, doc, opts = {}) {
       }
     };
     walk(focus, 0, W, path.length - 1);
+    // The matched share from the tree itself (frames too narrow to draw count too): the
+    // samples of matching frames, not counting a match inside another.
+    if (re) {
+      matched = 0;
+      const count = (n) => {
+        if (n !== root && n.name.toLowerCase().includes(re)) { matched += n.value; return; }
+        for (const c of n.children.values()) count(c);
+      };
+      count(focus);
+    }
     host.append(s);
     const where = focus === root ? '' : ` · zoomed into ${focus.name}`;
     if (term) {

@@ -1,7 +1,7 @@
 // The pages. Each takes an empty container and fills it from /api/v1 (the same JSON as
 // `perfctl … --format json`); a failed fetch shows the server's message in its place.
 
-import { api, el, link, current, windowParams, windowMs, errorBox } from './app.js';
+import { api, el, link, current, windowParams, windowMs, errorBox, ApiError } from './app.js';
 import { lineChart, sparkline, fmt } from './chart.js';
 import { flameGraph } from './flame.js';
 
@@ -100,7 +100,8 @@ async function overview(body) {
     report.host?.mem_avg_pct != null ? card('host memory', pct(report.host.mem_avg_pct), { key: 'mem', note: `peak ${pct(report.host.mem_peak_pct)}` }) : null));
   if (report.violations.length) {
     body.append(section('Violated targets', el('ul', { class: 'violations' }, report.violations.map((v) =>
-      el('li', {}, el('a', { href: link('op', v.op) }, v.op), `: ${v.target} ${fmtTarget(v.value, v.unit)} (target ${fmtTarget(v.threshold, v.unit)})`)))));
+      el('li', {}, v.op ? el('a', { href: link('op', v.op) }, v.op) : 'host',
+        `: ${v.target} ${fmtTarget(v.value, v.unit)} (target ${fmtTarget(v.threshold, v.unit)})`)))));
   }
   const rows = report.ops.map((op) => {
     const l = op.latency_ms || {};
@@ -142,10 +143,12 @@ function fmtTarget(v, unit) {
 
 async function operation(body, { arg }) {
   const op = arg;
+  if (!op) throw new ApiError(404, 'no operation named in the address: pick one on the overview');
   const win = windowParams();
   body.append(el('h1', {}, 'Operation ', el('code', {}, op)));
   const [stats, byOutcome, lat, retries, prof, flame] = await Promise.all([
-    api('stats', { ...win, op: op.replace(/[*?[\]\\]/g, '\\$&') }).catch((e) => e),
+    // A glob matches its own text (`*` and `?` match themselves too); the row is picked by name.
+    api('stats', { ...win, op }).catch((e) => e),
     series({ selector: opSel(OP, op), agg: 'count', merge: 'outcome' }),
     Promise.all(['p50', 'p95', 'p99'].map((a) => series({ selector: opSel(OP, op), agg: a, merge: 'all' }))),
     series({ selector: opSel('op.retries', op), agg: 'sum', merge: 'all' }),
@@ -153,7 +156,8 @@ async function operation(body, { arg }) {
     api('flamegraph', { ...win, op }).catch((e) => e),
   ]);
   if (stats instanceof Error) throw stats;
-  const row = stats.ops.find((r) => r.op === op) || stats.ops[0];
+  const row = stats.ops.find((r) => r.op === op);
+  if (!row) throw new ApiError(404, `no calls of ${op} in this window`);
   const [t0, t1] = windowMs(stats.window);
   const bad = violated(stats);
   body.append(windowLine(stats.window));
@@ -372,6 +376,8 @@ async function explore(body) {
   body.append(table(['series', 'steps', 'last value'], res.map((s) => el('tr', {}, el('td', {}, s.series),
     el('td', { class: 'num' }, s.points.length), el('td', { class: 'num' }, fmt(s.points.at(-1)?.[1], u))))));
 }
+
+explore.noRefresh = true; // its form would be wiped while typing
 
 function selectorOf(key) {
   const labels = (key.labels || []).map(([k, v]) => `${k}=${q(v)}`).join(',');

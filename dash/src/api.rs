@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +79,12 @@ fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
 
 type Answer = Result<Response, ApiError>;
 
+/// The query string, or a JSON 400 saying what is wrong with it (a repeated parameter, bad
+/// percent-encoding).
+fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))
+}
+
 fn json<T: Serialize + ?Sized>(v: &T) -> Answer {
     Ok(([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], pretty(v)).into_response())
 }
@@ -132,7 +139,11 @@ struct Info {
     window: perfanalysis::time::Window,
 }
 
-async fn info(State(d): State<Arc<Dashboard>>, Query(w): Query<Window>) -> Response {
+async fn info(State(d): State<Arc<Dashboard>>, q: Result<Query<Window>, QueryRejection>) -> Response {
+    let w = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let now_ms = (d.now)();
         let window = w.range(now_ms).map_err(ApiError::bad)?.into();
@@ -169,7 +180,11 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-async fn stats_api(State(d): State<Arc<Dashboard>>, Query(q): Query<StatsQuery>) -> Response {
+async fn stats_api(State(d): State<Arc<Dashboard>>, q: Result<Query<StatsQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let opts = stats::Options {
             range: q.window.range((d.now)()).map_err(ApiError::bad)?,
@@ -202,7 +217,11 @@ impl OpQuery {
     }
 }
 
-async fn profile_api(State(d): State<Arc<Dashboard>>, Query(q): Query<OpQuery>) -> Response {
+async fn profile_api(State(d): State<Arc<Dashboard>>, q: Result<Query<OpQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let range = q.window.range((d.now)()).map_err(ApiError::bad)?;
         let service = nonempty(q.service.clone());
@@ -232,7 +251,11 @@ fn baseline(q: &OpQuery, range: TimeRange, now: i64) -> Result<Option<TimeRange>
     Ok(Some(if until.is_none() { TimeRange::new(r.start_ms, range.start_ms.max(r.start_ms + 1)) } else { r }))
 }
 
-async fn flamegraph_api(State(d): State<Arc<Dashboard>>, Query(q): Query<OpQuery>) -> Response {
+async fn flamegraph_api(State(d): State<Arc<Dashboard>>, q: Result<Query<OpQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let now = (d.now)();
         let range = q.window.range(now).map_err(ApiError::bad)?;
@@ -314,11 +337,19 @@ fn capacity_report(
     Ok(capacity::compute(&capacity::gather(snap, &d.db, &o)?, &o)?)
 }
 
-async fn capacity_api(State(d): State<Arc<Dashboard>>, Query(q): Query<CapacityQuery>) -> Response {
+async fn capacity_api(State(d): State<Arc<Dashboard>>, q: Result<Query<CapacityQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| json(&capacity_report(d, snap, &q)?)).await
 }
 
-async fn capacity_svg(State(d): State<Arc<Dashboard>>, Query(q): Query<CapacityQuery>) -> Response {
+async fn capacity_svg(State(d): State<Arc<Dashboard>>, q: Result<Query<CapacityQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let svg = crate::chart::capacity(&capacity_report(d, snap, &q)?);
         Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
@@ -336,7 +367,11 @@ struct QueryQuery {
     merge: Option<String>,
 }
 
-async fn query_api(State(d): State<Arc<Dashboard>>, Query(q): Query<QueryQuery>) -> Response {
+async fn query_api(State(d): State<Arc<Dashboard>>, q: Result<Query<QueryQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let range = q.window.range((d.now)()).map_err(ApiError::bad)?;
         let text = nonempty(q.selector.clone())
@@ -363,7 +398,11 @@ struct SeriesQuery {
     top: Option<String>,
 }
 
-async fn series_api(State(d): State<Arc<Dashboard>>, Query(q): Query<SeriesQuery>) -> Response {
+async fn series_api(State(d): State<Arc<Dashboard>>, q: Result<Query<SeriesQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |_, snap| {
         let top = match q.top.as_deref() {
             None | Some("") => None,
@@ -380,7 +419,11 @@ struct SloQuery {
     window: Option<String>,
 }
 
-async fn slo_api(State(d): State<Arc<Dashboard>>, Query(q): Query<SloQuery>) -> Response {
+async fn slo_api(State(d): State<Arc<Dashboard>>, q: Result<Query<SloQuery>, QueryRejection>) -> Response {
+    let q = match params(q) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     read(d, move |d, snap| {
         let window_ms = match q.window.as_deref() {
             None | Some("") => 28 * perfstore::DAY_MS,

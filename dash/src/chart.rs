@@ -210,9 +210,10 @@ fn panel(svg: &mut String, r: &Report, res: &Resource, y0: f64) {
         let _ = writeln!(svg, "<polygon fill=\"{PROJECTION}\" fill-opacity=\"0.18\" points=\"{upper} {lower}\"/>");
     }
     if !res.projection.is_empty() {
-        let line =
-            pts(&mut std::iter::once((now as f64, res.peak))
-                .chain(res.projection.iter().map(|m| (at(m.month), m.peak))));
+        // A base grown at a rate starts from the base at now; a seasonal projection from its
+        // first month (its base may be last season's peak, not today's level).
+        let start = res.seasonality.is_none().then_some((now as f64, res.peak));
+        let line = pts(&mut start.into_iter().chain(res.projection.iter().map(|m| (at(m.month), m.peak))));
         let _ = writeln!(
             svg,
             "<polyline fill=\"none\" stroke=\"{PROJECTION}\" stroke-width=\"2\" stroke-dasharray=\"6,3\" points=\"{line}\"/>"

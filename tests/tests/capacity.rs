@@ -202,13 +202,14 @@ fn two_years_of_seasonal_history_cross_the_target_in_the_peak_month() {
     assert!(text.contains("  season      peaks in July, "), "{text}");
     assert!(text.contains("  model       year over year ("), "{text}");
     assert!(text.contains("(a seasonal peak"), "{text}");
-    // The backtest on the store itself: the last 12 months held out hold July's 3 cores, and
-    // the months before (with the July before them) project it.
+    // The backtest on the store itself: 24 complete months (the first, from the 23rd, is not),
+    // so 11 are held out with 13 to project from; they hold July's 3 cores, and the months
+    // before (with the July before them) project it.
     let out = perfctl(&db, &["capacity", "--backtest", "--now", NOW, "--format", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let c = rows.as_array().unwrap().iter().find(|r| r["resource"] == "cpu").unwrap();
-    assert_eq!(c["held_out"], 12, "{c}");
+    assert_eq!(c["held_out"], 11, "{c}");
     close(&c["actual"], 3.0);
     assert!((c["projected"].as_f64().unwrap() - 3.0).abs() < 0.05, "{c}");
     assert_eq!(c["covered"], true, "{c}");

@@ -189,6 +189,7 @@ fn bad_arguments_and_missing_data_are_said_plainly() {
         ("/api/v1/profile?last=30d", 400, "missing 'op'"),
         ("/api/v1/capacity?growth=9", 400, "invalid 'growth'"),
         ("/api/v1/flamegraph?op=vm.list&full_stacks=maybe", 400, "invalid 'full_stacks'"),
+        ("/api/v1/stats?last=1h&last=2h", 400, "bad query string"),
         ("/api/v1/stats?last=1h", 404, "no data"),
         ("/api/v1/profile?op=vm.lst&last=30d", 404, "vm.list"),
     ] {

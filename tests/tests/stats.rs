@@ -262,7 +262,7 @@ fn slo_rules_pass_promtool_and_compute_the_ratios() {
         text.contains("alert: OperationErrorBudgetBurn") && text.contains("alert: OperationLatencyBudgetBurn"),
         "{text}"
     );
-    assert!(text.contains("le=\"0.2\"") && !text.contains("not a bucket bound"), "{text}");
+    assert!(text.contains("le=~\"0\\\\.2\"") && !text.contains("not a bucket bound"), "{text}");
     let check = Command::new("promtool").args(["check", "rules"]).arg(&rules).output().unwrap();
     assert!(
         check.status.success(),

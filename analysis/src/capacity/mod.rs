@@ -9,9 +9,11 @@
 //! `[capacity]` in the config file, else only their projection is shown.
 //!
 //! JSON: `{now, horizon_months, target, redundancy, resources: [{resource, unit, capacity,
-//! peak, peak_at, peak_window, utilization_now, growth {rate, low, high, source},
-//! months_to_target, months_to_full, projected_peak_at_horizon, required_capacity, instances,
-//! projection: [{month, peak, utilization}], note}], assumptions: [..], warnings: [..]}`.
+//! peak, peak_at, peak_window, seasonal_peak, utilization_now, growth {rate, low, high,
+//! source}, model, seasonality {peak_month, amplitude, profile}, months_to_target,
+//! months_to_full, months_to_target_range, projected_peak_at_horizon, required_capacity,
+//! instances, projection: [{month, calendar, peak, utilization, range}], note}], assumptions:
+//! [..], warnings: [..]}`. Month 0, when present, is the month under way.
 //! `months_to_*` are a number of months, `"already crossed"`, or null when not within the
 //! horizon.
 
@@ -331,13 +333,20 @@ fn trend_growth(r: &ResourceInput, span_ms: i64, warnings: &mut Vec<String>) -> 
     }
 }
 
-/// Monthly peaks without the month still under way when less than 20 days of it are in.
+/// Monthly peaks of the months the history covers well: the month still under way is dropped
+/// when less than 20 days of it are in, and the first month when the history starts more than
+/// 3 days into it (a few days' peak compared with a whole month's would read as growth).
 pub fn complete_monthly_peaks(history: &[(i64, f64)]) -> Vec<(seasonal::MonthIndex, f64)> {
     let mut peaks = seasonal::monthly_peaks(history);
     if let (Some(last), Some(&(t, _))) = (peaks.last(), history.last())
         && t - seasonal::month_start_ms(last.0) < 20 * perfstore::DAY_MS
     {
         peaks.pop();
+    }
+    if let (Some(first), Some(&(t, _))) = (peaks.first(), history.first())
+        && t - seasonal::month_start_ms(first.0) > 3 * perfstore::DAY_MS
+    {
+        peaks.remove(0);
     }
     peaks
 }
@@ -455,8 +464,19 @@ fn project(r: &ResourceInput, o: &Options, end: i64, warnings: &mut Vec<String>)
         Growth::Given(g) => Some(g),
         Growth::Auto => None,
     };
-    let now_month = seasonal::month_of(end - 1);
-    let forecast = seasonal::forecast(&complete_monthly_peaks(&r.history), now_month, o.months, given);
+    // The projection starts from the last complete month; the month under way (when it is not
+    // complete yet) is month 0, so a peak due this month is not missed.
+    let current = seasonal::month_of(end - 1);
+    let peaks = complete_monthly_peaks(&r.history);
+    let last_complete = peaks.last().map_or(current, |p| p.0).min(current);
+    let lag = u32::try_from(current - last_complete).unwrap_or(0);
+    let forecast = seasonal::forecast(&peaks, last_complete, o.months + lag, given).map(|mut f| {
+        f.months.retain(|m| m.month >= current);
+        for m in &mut f.months {
+            m.ahead = u32::try_from(m.month - current).unwrap_or(0);
+        }
+        f
+    });
     let mut res = Resource {
         resource: r.name.clone(),
         unit: r.unit.clone(),
@@ -481,7 +501,7 @@ fn project(r: &ResourceInput, o: &Options, end: i64, warnings: &mut Vec<String>)
     };
     let months = match (&forecast, o.peak_window_ms) {
         // Year over year, the profile carrying the base (unless a peak window was asked for).
-        (Some(f), None) => seasonal_months(&mut res, f, given, complete_monthly_peaks(&r.history).len()),
+        (Some(f), None) => seasonal_months(&mut res, f, given, peaks.len()),
         // A base and a rate: given, measured year over year with an explicit peak window, or a
         // trend fit with less than 13 months.
         _ => rate_months(&mut res, r, o, forecast.as_ref(), given, span_ms, warnings),
@@ -627,22 +647,26 @@ mod tests {
         assert_eq!(c.peak, 3.0, "the base is the last 365 days' peak");
         assert!(c.peak_at.starts_with("2025-12-"), "{}", c.peak_at);
         assert!(c.seasonal_peak);
-        assert!(c.model.starts_with("year over year (24 months of history, 11 months a year apart)"), "{}", c.model);
+        // The first month (from the 16th) and the month under way (15 days) are not complete.
+        assert!(c.model.starts_with("year over year (23 months of history, 11 months a year apart)"), "{}", c.model);
         let s = c.seasonality.as_ref().unwrap();
         assert_eq!(s.peak_month, "December");
         assert_eq!(c.growth.rate, Some(0.0));
         assert_eq!(c.months_to_target, Crossing::In(10));
-        assert_eq!(c.projection[9].calendar, "2026-12");
-        assert!((c.projection[9].peak - 3.0).abs() < 1e-9 && (c.projection[8].peak - 2.0).abs() < 1e-9);
+        // Month 0 is February, the month under way; month 10 is December.
+        let month = |m: u32| c.projection.iter().find(|p| p.month == m).unwrap();
+        assert_eq!((month(0).calendar.as_str(), month(10).calendar.as_str()), ("2026-02", "2026-12"));
+        assert!((month(10).peak - 3.0).abs() < 1e-9 && (month(9).peak - 2.0).abs() < 1e-9);
         assert_eq!(c.months_to_full, Crossing::NotWithin);
         assert_eq!(c.projected_peak_at_horizon, Some(3.0));
-        let (lo, hi) = c.projection[9].range.unwrap();
+        let (lo, hi) = month(10).range.unwrap();
         assert!(lo < 3.0 && 3.0 < hi);
-        // The same history with a given rate keeps the profile: +50 % makes October (2.0 ·
-        // 1.5^(8/12) = 2.62) stay under 2.8 and December (3.0 · 1.5^(10/12)) cross.
+        // The same history with a given rate keeps the profile, grown from the last complete
+        // month (January): +40 % leaves November at 2.0 · 1.4^(10/12) = 2.65, under 2.8, and
+        // takes December to 3.0 · 1.4^(11/12).
         let r = compute(
             &cpu(hourly_to(now, 730, |t| if dec(t) && t % perfstore::DAY_MS == 12 * HOUR_MS { 3.0 } else { 2.0 })),
-            &Options { growth: Growth::Given(0.5), ..o },
+            &Options { growth: Growth::Given(0.4), ..o },
         )
         .unwrap();
         assert_eq!(r.resources[0].months_to_target, Crossing::In(10));

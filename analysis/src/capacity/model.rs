@@ -172,7 +172,7 @@ pub fn instances(load: f64, per_instance: f64, target: f64, redundancy: u32) -> 
         return 2;
     }
     let n = (load / (per_instance * target) - 1e-9).ceil().max(0.0) as u32;
-    (n + redundancy).max(2)
+    n.saturating_add(redundancy).max(2)
 }
 
 /// The highest value in `(from, to]` and its time.

@@ -29,6 +29,7 @@ fn when(c: Crossing) -> String {
     match c {
         Crossing::NotWithin => "not within".into(),
         Crossing::Already => "already crossed".into(),
+        Crossing::In(0) => "this month".into(),
         Crossing::In(m) => format!("month {m}"),
     }
 }
@@ -44,9 +45,10 @@ fn when_dated(c: Crossing, res: &perfanalysis::capacity::Resource) -> String {
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|n| s.profile[n - 1].0 == s.peak_month)
     });
+    let when = if m == 0 { "this month".to_string() } else { format!("month {m}") };
     match peak {
-        Some(s) => format!("month {m} ({}, the {} peak)", month.calendar, s.peak_month),
-        None => format!("month {m} ({})", month.calendar),
+        Some(s) => format!("{when} ({}, the {} peak)", month.calendar, s.peak_month),
+        None => format!("{when} ({})", month.calendar),
     }
 }
 
