@@ -94,6 +94,16 @@ struct HttpSection {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct AlertsSection {
+    alertmanager: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    for_: Option<Spanned<String>>,
+    window: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct StoreSection {
     path: Option<Spanned<String>>,
     raw_retention: Option<Spanned<String>>,
@@ -354,6 +364,54 @@ fn listeners(r: &mut Resolver<'_>, flags: &Flags) -> Result<Addresses, ConfigErr
     Ok((udp, unix, tcp, http))
 }
 
+/// `[alerts]`: the receiver and the evaluation's timing.
+fn alerts(r: &mut Resolver<'_>) -> Result<crate::alerts::AlertsConfig, ConfigError> {
+    let a: AlertsSection = r.section("alerts")?;
+    let d = crate::alerts::AlertsConfig::default();
+    let alertmanager = r.get(
+        Key {
+            key: "alerts.alertmanager",
+            default: None,
+            file: a.alertmanager.as_ref(),
+            env: &["PERFAGENT_ALERTS_ALERTMANAGER"],
+            flag: None,
+        },
+        optional(|s| crate::alerts::parse_http_url(s).map(|_| s.trim_end_matches('/').to_owned())),
+        |u: &Option<String>| u.as_ref().map_or_else(|| "\"\" (off)".to_string(), |u| format!("{u:?}")),
+    )?;
+    let duration = |s: &str| humantime::parse_duration(s).map_err(|_| "expected a duration like \"1m\"".to_string());
+    let interval = r.get(
+        Key {
+            key: "alerts.interval",
+            default: d.interval,
+            file: a.interval.as_ref(),
+            env: &["PERFAGENT_ALERTS_INTERVAL"],
+            flag: None,
+        },
+        |s| {
+            duration(s).and_then(|v| if v.is_zero() { Err("expected a duration of at least 1s".into()) } else { Ok(v) })
+        },
+        dur,
+    )?;
+    let for_ = r.get(
+        Key { key: "alerts.for", default: d.for_, file: a.for_.as_ref(), env: &["PERFAGENT_ALERTS_FOR"], flag: None },
+        duration,
+        dur,
+    )?;
+    let window = r.get(
+        Key {
+            key: "alerts.window",
+            default: d.window,
+            file: a.window.as_ref(),
+            env: &["PERFAGENT_ALERTS_WINDOW"],
+            flag: None,
+        },
+        duration,
+        dur,
+    )?;
+    Ok(crate::alerts::AlertsConfig { alertmanager, interval, for_, window })
+}
+
 /// `[store]`: the path, retention per tier and the disk cap.
 fn store(
     r: &mut Resolver<'_>,
@@ -454,6 +512,7 @@ pub fn resolve(
     let (mut aggregator, flush_interval) = aggregation(&mut r, flags)?;
     let (statsd_udp, statsd_unix, statsd_tcp, http) = listeners(&mut r, flags)?;
     let (db, store) = store(&mut r, flags, default_db)?;
+    let alerts = alerts(&mut r)?;
     // `|T` data older than the longest retention would expire at once.
     aggregator.max_backfill_age_ms = store.raw_retention_ms.max(store.minute_retention_ms).max(store.hour_retention_ms);
     Ok(Resolved {
@@ -471,6 +530,7 @@ pub fn resolve(
                 targets: perfanalysis::targets::Targets::load(file, env)?,
                 capacities: perfanalysis::capacity::Capacities::from_config(file)?,
             },
+            alerts,
         },
         settings: r.settings,
         file: file.map(|f| f.path().to_owned()),
@@ -512,6 +572,15 @@ hour_retention = "730d"
 disk_cap = "1GiB"
 # profiles and events, inside disk_cap; the oldest go first (default: a quarter of disk_cap)
 profile_budget = "256MiB"
+
+[alerts]
+# burn-rate alerts over perfctl slo's objectives, POSTed to Alertmanager's v2 API
+# (http:// only); "" = off
+alertmanager = ""
+# between evaluations; how long a condition must hold before it fires; the SLO window
+interval = "1m"
+for = "2m"
+window = "28d"
 "#
 }
 

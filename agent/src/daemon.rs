@@ -65,6 +65,8 @@ pub struct DaemonConfig {
     pub clock: Clock,
     /// Targets and capacities the dashboard's `stats` and `capacity` use (the config file's).
     pub dashboard: DashboardSettings,
+    /// Burn-rate alerts to Alertmanager (`[alerts]`; off without a receiver).
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// What the dashboard at `/` reads from the config file.
@@ -231,6 +233,16 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         clock: cfg.clock.clone(),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
+    if cfg.alerts.alertmanager.is_some() {
+        crate::alerts::spawn(
+            db.clone(),
+            cfg.alerts.clone(),
+            cfg.dashboard.targets.clone(),
+            cfg.aggregator.service.clone(),
+            cfg.clock.clone(),
+        )
+        .context("starting the alerts thread")?;
+    }
     on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
     health.set_ready();
     receive(cfg, sources, shutdown, writer, &uploads)

@@ -38,6 +38,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "daemon")]
+pub mod alerts;
+#[cfg(feature = "daemon")]
 pub mod cli;
 pub mod clock;
 #[cfg(feature = "daemon")]

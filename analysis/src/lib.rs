@@ -10,7 +10,8 @@
 //!   open circuits and violated [`targets`].
 //! * [`profile`]: where an operation's time goes, and suggestions with their savings.
 //! * [`capacity`]: projections of each resource's peak, and when it crosses its target.
-//! * [`slo`]: objectives from the targets, error budgets and burn rates.
+//! * [`slo`]: objectives from the targets, error budgets and burn rates; [`alerts`]: the
+//!   burn-rate alerts the agent evaluates over them.
 //! * [`query`] and [`flame`]: series per step, and merged CPU profiles.
 //! * [`config`]: the one config file reader both binaries use.
 //!
@@ -41,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod capacity;
 pub mod config;
 mod error;

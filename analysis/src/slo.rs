@@ -24,8 +24,8 @@ use crate::targets::Targets;
 use crate::time::Window;
 
 /// The spans burn rates are given over, with their names.
-pub const BURN_SPANS: [(&str, i64); 4] =
-    [("5m", 5 * 60_000), ("1h", 3_600_000), ("6h", 6 * 3_600_000), ("3d", 3 * 86_400_000)];
+pub const BURN_SPANS: [(&str, i64); 5] =
+    [("5m", 5 * 60_000), ("30m", 30 * 60_000), ("1h", 3_600_000), ("6h", 6 * 3_600_000), ("3d", 3 * 86_400_000)];
 
 /// The latency objective: this share of calls at or under the p95 target.
 pub const LATENCY_OBJECTIVE: f64 = 0.95;
@@ -74,7 +74,7 @@ pub struct OpInput {
     /// Counts over the window.
     pub window: Counts,
     /// Counts over each burn span.
-    pub spans: [Counts; 4],
+    pub spans: [Counts; 5],
 }
 
 /// Read the counts for every operation from a snapshot.
@@ -149,8 +149,8 @@ pub struct Objective {
     pub budget_spent: Option<f64>,
     /// Share left (1 − spent; negative once exhausted).
     pub budget_left: Option<f64>,
-    /// Burn rate per span (`5m`, `1h`, `6h`, `3d`): the bad share ÷ the allowed share (null
-    /// without calls in the span).
+    /// Burn rate per span (`5m`, `30m`, `1h`, `6h`, `3d`): the bad share ÷ the allowed share
+    /// (null without calls in the span).
     pub burn: BTreeMap<&'static str, Option<f64>>,
     /// Seconds until the budget is gone at the last hour's burn (null: not burning, or already
     /// gone).
@@ -406,8 +406,8 @@ mod tests {
 
     fn input(window: Counts, hour: Counts) -> Input {
         let mut ops = BTreeMap::new();
-        let mut spans = [Counts::default(); 4];
-        spans[1] = hour;
+        let mut spans = [Counts::default(); 5];
+        spans[2] = hour;
         ops.insert("vm.list".to_owned(), OpInput { error_rate: Some(0.01), threshold_s: Some(0.2), window, spans });
         Input { db: "/x.db".into(), range: Some(TimeRange::new(0, 28 * DAY)), ops }
     }

@@ -178,6 +178,7 @@ pub fn run(db_flag: Option<&Path>, seconds: f64, fresh: bool) -> anyhow::Result<
         store,
         clock: perfagent::clock::Clock::system(),
         dashboard: perfagent::daemon::DashboardSettings::default(),
+        alerts: perfagent::alerts::AlertsConfig::default(),
     };
     let shutdown = Arc::new(perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?);
     let (ready_tx, ready_rx) = mpsc::channel();
