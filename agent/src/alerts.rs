@@ -21,7 +21,10 @@ use perfanalysis::alerts::{Notice, State};
 use perfanalysis::slo;
 use perfanalysis::targets::Targets;
 
+use std::sync::{Arc, Mutex};
+
 use crate::clock::Clock;
+use crate::exposition::Exposition;
 
 /// `[alerts]`.
 #[derive(Debug, Clone)]
@@ -148,7 +151,56 @@ fn save(path: &Path, state: &State) {
     }
 }
 
-/// One evaluation: SLOs from a snapshot of the store, the rules, delivery. Returns the notices.
+/// The SLO and alert families for `/metrics`: alerts firing by severity, and per objective its
+/// SLI, the share of its budget left and its burn rates.
+pub fn exposition(report: &slo::Report, state: &State) -> String {
+    use perfstore::convention::prometheus::escape_label_value as esc;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    out.push_str("# HELP perfagent_alerts_firing Burn-rate alerts firing (perfctl slo's objectives), by severity.\n");
+    out.push_str("# TYPE perfagent_alerts_firing gauge\n");
+    for severity in ["page", "ticket"] {
+        let n = state.firing().filter(|(k, _)| k.severity == severity).count();
+        let _ = writeln!(out, "perfagent_alerts_firing{{severity=\"{severity}\"}} {n}");
+    }
+    let families: [(&str, &str); 3] = [
+        ("perfagent_slo_sli", "Good calls / all calls over the SLO window, per operation and objective."),
+        (
+            "perfagent_slo_budget_remaining_ratio",
+            "Share of the error budget left over the SLO window (negative: overspent).",
+        ),
+        ("perfagent_slo_burn_rate", "Bad share of calls in the span / the share the objective allows."),
+    ];
+    for (name, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for o in &report.objectives {
+            let labels = format!("op=\"{}\",slo=\"{}\"", esc(&o.op), o.kind);
+            match name {
+                "perfagent_slo_sli" => {
+                    if let Some(v) = o.sli {
+                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                    }
+                }
+                "perfagent_slo_budget_remaining_ratio" => {
+                    if let Some(v) = o.budget_left {
+                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                    }
+                }
+                _ => {
+                    for (span, v) in &o.burn {
+                        if let Some(v) = v {
+                            let _ = writeln!(out, "{name}{{{labels},window=\"{span}\"}} {v}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One evaluation: SLOs from a snapshot of the store, the rules, delivery. Returns the notices
+/// and the SLO report.
 pub fn evaluate_once(
     db: &Path,
     state: &mut State,
@@ -156,7 +208,7 @@ pub fn evaluate_once(
     targets: &Targets,
     service: &str,
     now_ms: i64,
-) -> Result<Vec<Notice>, String> {
+) -> Result<(Vec<Notice>, slo::Report), String> {
     let window_ms = i64::try_from(cfg.window.as_millis()).unwrap_or(i64::MAX);
     let o = slo::Options { now_ms, window_ms, op: None };
     let mut reader = perfstore::Reader::open(db).map_err(|e| e.to_string())?;
@@ -173,18 +225,30 @@ pub fn evaluate_once(
             Err(e) => log::warn!("Alertmanager {url}: {e}; will send again at the next evaluation"),
         }
     }
-    Ok(notices)
+    Ok((notices, report))
 }
 
 /// Evaluate every `cfg.interval` on a thread of its own, until the process ends.
-pub fn spawn(db: PathBuf, cfg: AlertsConfig, targets: Targets, service: String, clock: Clock) -> std::io::Result<()> {
+pub fn spawn(
+    db: PathBuf,
+    cfg: AlertsConfig,
+    targets: Targets,
+    service: String,
+    clock: Clock,
+    metrics: Arc<Mutex<Exposition>>,
+) -> std::io::Result<()> {
     std::thread::Builder::new().name("perfagent-alerts".into()).spawn(move || {
         let path = state_path(&db);
         let mut state = load(&path);
         loop {
             std::thread::sleep(cfg.interval);
             match evaluate_once(&db, &mut state, &cfg, &targets, &service, clock.now_ms()) {
-                Ok(_) => save(&path, &state),
+                Ok((_, report)) => {
+                    save(&path, &state);
+                    if let Ok(mut m) = metrics.lock() {
+                        m.set_alerts(exposition(&report, &state));
+                    }
+                }
                 Err(e) => log::warn!("evaluating alerts: {e}"),
             }
         }

@@ -224,6 +224,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         receive_buffer_bytes,
         ..StatusFile::default()
     };
+    let alerts_metrics = exposition.clone();
     let w = WriterConfig {
         db: db.clone(),
         status,
@@ -240,6 +241,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
             cfg.dashboard.targets.clone(),
             cfg.aggregator.service.clone(),
             cfg.clock.clone(),
+            alerts_metrics,
         )
         .context("starting the alerts thread")?;
     }

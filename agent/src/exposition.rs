@@ -61,6 +61,8 @@ pub struct Exposition {
     series: BTreeMap<SeriesKey, Value>,
     /// The agent's own families, rendered by [`crate::telemetry`].
     own: String,
+    /// The SLO and alert families, rendered by `crate::alerts`.
+    alerts: String,
 }
 
 impl Exposition {
@@ -108,11 +110,17 @@ impl Exposition {
         self.own = text;
     }
 
+    /// Replace the SLO and alert families (text rendered by the alerts evaluation).
+    pub fn set_alerts(&mut self, text: String) {
+        self.alerts = text;
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096 + self.series.len() * 160);
         // The agent's own families first.
         out.push_str(&self.own);
+        out.push_str(&self.alerts);
         // Ingested series, grouped by family.
         let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
         let mut collisions = 0u64;

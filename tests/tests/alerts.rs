@@ -101,6 +101,32 @@ fn a_failure_burst_pages_through_alertmanager_once_across_a_restart() {
     let (_, all) = get(&am.addr, "/api/v2/alerts");
     assert_eq!(alerts(&am.addr, "vm.fail", "ticket").len(), 1, "the ticket rule fires too: {all}");
     let started = page[0]["startsAt"].clone();
+    // /metrics shows the alerts and the objective behind them.
+    let (_, metrics) = get(&agent.addr("http"), "/metrics");
+    assert!(metrics.contains("perfagent_alerts_firing{severity=\"page\"} 1"), "{metrics}");
+    assert!(metrics.contains("perfagent_slo_sli{op=\"vm.fail\",slo=\"availability\"} 0.5"), "{metrics}");
+    let burn: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("perfagent_slo_burn_rate{op=\"vm.fail\",slo=\"availability\",window=\"1h\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no 1h burn rate in {metrics}"));
+    assert!((burn - 50.0).abs() < 1e-6, "50 % bad against 1 % allowed: {burn}");
+    if let Ok(mut lint) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        lint.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+        let out = lint.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // The state is kept beside the store; a restart keeps the alert as it was.
     agent.stop();
     assert!(std::fs::read_to_string(dir.path().join("perf.db.alerts")).unwrap().contains("vm.fail"));
