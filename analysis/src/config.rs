@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 /// Every section a tool of the product reads.
-pub const SECTIONS: &[&str] = &["agent", "statsd", "http", "store", "profiler", "targets", "capacity", "alerts"];
+pub const SECTIONS: &[&str] =
+    &["agent", "statsd", "http", "store", "profiler", "targets", "capacity", "alerts", "probes"];
 
 /// A config problem, naming where it is.
 #[derive(Debug, thiserror::Error)]

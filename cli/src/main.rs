@@ -55,6 +55,10 @@ enum Command {
     /// One aggregation per step per matching series, e.g.
     /// `perfctl query 'op.duration{op="vm.list"}' --last 24h --step 1h --agg p95`.
     Query(cmd::query::Args),
+    /// How long reaching an endpoint takes, phase by phase (DNS, connect, TLS, first byte,
+    /// total), with --count N for p50/p95, and why it fails when it does; --record sends the
+    /// results to the agent.
+    TestConnection(cmd::connect::Args),
     /// The dashboard in a browser, for any store, read-only and without an agent: overview,
     /// operations, flame graphs, host, capacity and a series explorer at
     /// http://127.0.0.1:9466/ (the agent serves the same at its own address, 9465).
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(a) => cmd::query::run(&g, a),
         Command::Slo(a) => cmd::slo::run(&g, a),
         Command::Ui(a) => cmd::ui::run(&g, a),
+        Command::TestConnection(a) => cmd::connect::run(&g, a),
     }
 }
 

@@ -2,6 +2,7 @@
 //! computes through `perfanalysis`, and prints through [`crate::render`].
 
 pub mod capacity;
+pub mod connect;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;

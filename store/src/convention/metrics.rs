@@ -259,8 +259,29 @@ pub const PROCESS_CPU_TIME: Metric = Metric {
     formerly: &[],
 };
 
+/// A connectivity probe's phases (`perfctl test-connection --record`, like blackbox_exporter).
+pub const PROBE_DURATION: Metric = Metric {
+    name: "probe.duration",
+    kind: Kind::Distribution,
+    unit: "s",
+    tags: &[tag::TARGET, tag::PHASE],
+    help: "Duration of each phase of a connectivity probe (dns, connect, tls, ttfb, total).",
+    formerly: &[],
+};
+/// Whether a connectivity probe succeeded (1) or not (0).
+pub const PROBE_SUCCESS: Metric = Metric {
+    name: "probe.success",
+    kind: Kind::Gauge,
+    unit: "",
+    tags: &[tag::TARGET],
+    help: "Whether the last connectivity probe of the target succeeded (1) or failed (0).",
+    formerly: &[],
+};
+
 /// Every metric of the convention.
 pub const ALL: &[Metric] = &[
+    PROBE_DURATION,
+    PROBE_SUCCESS,
     OP_DURATION,
     OP_RETRIES,
     OP_BATCH_SIZE,

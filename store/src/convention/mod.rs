@@ -79,6 +79,8 @@ pub mod tag {
     pub const DEVICE: &str = "device";
     /// `read`/`write` (disks), `receive`/`transmit` (networks) ([`super::Direction`]).
     pub const DIRECTION: &str = "direction";
+    /// A probed endpoint (`https://api.example.com`, `db:5432`).
+    pub const TARGET: &str = "target";
 }
 
 /// The `service` of the host sampler's series.
