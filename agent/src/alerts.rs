@@ -29,8 +29,11 @@ use crate::exposition::Exposition;
 /// `[alerts]`.
 #[derive(Debug, Clone)]
 pub struct AlertsConfig {
-    /// Alertmanager's base URL (`http://host:9093`); none: alerts are not evaluated.
+    /// Alertmanager's base URL (`http://host:9093`).
     pub alertmanager: Option<String>,
+    /// A plain JSON webhook (`http://host/path`): the same alerts as one JSON document per
+    /// evaluation with something to say. Without either receiver alerts are not evaluated.
+    pub webhook: Option<String>,
     /// Between evaluations (1 minute).
     pub interval: Duration,
     /// How long a condition must hold before its alert fires (2 minutes).
@@ -43,6 +46,7 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         Self {
             alertmanager: None,
+            webhook: None,
             interval: Duration::from_secs(60),
             for_: Duration::from_secs(120),
             window: Duration::from_secs(28 * 86_400),
@@ -130,7 +134,8 @@ pub fn state_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-fn load(path: &Path) -> State {
+/// The alert state kept beside a store (empty when there is none).
+pub fn load(path: &Path) -> State {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
             log::warn!("{}: {e}; alert state started afresh", path.display());
@@ -223,6 +228,15 @@ pub fn evaluate_once(
             Ok(c) if (200..300).contains(&c) => {}
             Ok(c) => log::warn!("Alertmanager {url} answered {c} to {} alerts", notices.len()),
             Err(e) => log::warn!("Alertmanager {url}: {e}; will send again at the next evaluation"),
+        }
+    }
+    if let (Some(url), false) = (&cfg.webhook, notices.is_empty()) {
+        let body = serde_json::json!({ "status": "perfagent alerts", "at": perfanalysis::time::rfc3339(now_ms), "alerts": payload(&notices, service, now_ms, cfg.interval) })
+            .to_string();
+        match post(url, "", &body) {
+            Ok(c) if (200..300).contains(&c) => {}
+            Ok(c) => log::warn!("webhook {url} answered {c}"),
+            Err(e) => log::warn!("webhook {url}: {e}; will send again at the next evaluation"),
         }
     }
     Ok((notices, report))

@@ -96,6 +96,7 @@ struct HttpSection {
 #[serde(deny_unknown_fields)]
 struct AlertsSection {
     alertmanager: Option<Spanned<String>>,
+    webhook: Option<Spanned<String>>,
     interval: Option<Spanned<String>>,
     #[serde(rename = "for")]
     for_: Option<Spanned<String>>,
@@ -379,6 +380,17 @@ fn alerts(r: &mut Resolver<'_>) -> Result<crate::alerts::AlertsConfig, ConfigErr
         optional(|s| crate::alerts::parse_http_url(s).map(|_| s.trim_end_matches('/').to_owned())),
         |u: &Option<String>| u.as_ref().map_or_else(|| "\"\" (off)".to_string(), |u| format!("{u:?}")),
     )?;
+    let webhook = r.get(
+        Key {
+            key: "alerts.webhook",
+            default: None,
+            file: a.webhook.as_ref(),
+            env: &["PERFAGENT_ALERTS_WEBHOOK"],
+            flag: None,
+        },
+        optional(|s| crate::alerts::parse_http_url(s).map(|_| s.to_owned())),
+        |u: &Option<String>| u.as_ref().map_or_else(|| "\"\" (off)".to_string(), |u| format!("{u:?}")),
+    )?;
     let duration = |s: &str| humantime::parse_duration(s).map_err(|_| "expected a duration like \"1m\"".to_string());
     let interval = r.get(
         Key {
@@ -409,7 +421,7 @@ fn alerts(r: &mut Resolver<'_>) -> Result<crate::alerts::AlertsConfig, ConfigErr
         duration,
         dur,
     )?;
-    Ok(crate::alerts::AlertsConfig { alertmanager, interval, for_, window })
+    Ok(crate::alerts::AlertsConfig { alertmanager, webhook, interval, for_, window })
 }
 
 /// `[store]`: the path, retention per tier and the disk cap.
@@ -577,6 +589,8 @@ profile_budget = "256MiB"
 # burn-rate alerts over perfctl slo's objectives, POSTed to Alertmanager's v2 API
 # (http:// only); "" = off
 alertmanager = ""
+# or/and a plain JSON webhook (http://host/path), one document per evaluation with news
+webhook = ""
 # between evaluations; how long a condition must hold before it fires; the SLO window
 interval = "1m"
 for = "2m"

@@ -234,7 +234,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         clock: cfg.clock.clone(),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
-    if cfg.alerts.alertmanager.is_some() {
+    if cfg.alerts.alertmanager.is_some() || cfg.alerts.webhook.is_some() {
         crate::alerts::spawn(
             db.clone(),
             cfg.alerts.clone(),

@@ -127,6 +127,10 @@ fn a_failure_burst_pages_through_alertmanager_once_across_a_restart() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // `perfagent status` lists what fires.
+    let st = perf_e2e::status(&db);
+    let firing = st["alerts_firing"].as_array().unwrap();
+    assert!(firing.iter().any(|a| a["op"] == "vm.fail" && a["severity"] == "page"), "{st}");
     // The state is kept beside the store; a restart keeps the alert as it was.
     agent.stop();
     assert!(std::fs::read_to_string(dir.path().join("perf.db.alerts")).unwrap().contains("vm.fail"));
@@ -135,5 +139,57 @@ fn a_failure_burst_pages_through_alertmanager_once_across_a_restart() {
     let again = alerts(&am.addr, "vm.fail", "page");
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0]["startsAt"], started, "the same alert, not a new one");
+    agent.stop();
+}
+
+#[test]
+fn the_plain_webhook_gets_the_same_alerts_as_json() {
+    use std::io::BufRead as _;
+    // A receiver printing each POST body on a line of its own.
+    let script = "import http.server, sys\n\
+                  class H(http.server.BaseHTTPRequestHandler):\n\
+                  \x20   def do_POST(self):\n\
+                  \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
+                  \x20       self.send_response(200); self.end_headers()\n\
+                  \x20       print(body.decode(), flush=True)\n\
+                  \x20   def log_message(self, *a): pass\n\
+                  srv = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+                  print(srv.server_address[1], flush=True)\n\
+                  srv.serve_forever()\n";
+    let mut hook = Command::new("python3").arg("-c").arg(script).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(hook.stdout.take().unwrap()).lines();
+    let port = lines.next().unwrap().unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", port.trim());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let envs = [
+        ("PERFAGENT_ALERTS_WEBHOOK", url.as_str()),
+        ("PERFAGENT_ALERTS_INTERVAL", "1s"),
+        ("PERFAGENT_ALERTS_FOR", "0s"),
+    ];
+    let agent = Agent::start(&db, &[], &envs);
+    let mut conn = std::net::TcpStream::connect(agent.addr("statsd_tcp")).unwrap();
+    for i in 0..100 {
+        let outcome = if i % 2 == 0 { "error" } else { "ok" };
+        writeln!(conn, "op.duration:20|ms|#op:hooked,outcome:{outcome},service:cli").unwrap();
+    }
+    drop(conn);
+    // Wait for the first POST, for at most a minute.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+    });
+    let body = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = hook.kill();
+    let _ = hook.wait();
+    let body = body.expect("no POST reached the webhook within a minute");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let alerts = v["alerts"].as_array().unwrap();
+    assert!(
+        alerts.iter().any(|a| a["labels"]["op"] == "hooked" && a["labels"]["alertname"] == "OperationErrorBudgetBurn"),
+        "{v}"
+    );
     agent.stop();
 }

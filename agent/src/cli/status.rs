@@ -77,6 +77,12 @@ fn json(db: &Path, pid: Option<u32>, st: Option<StatusFile>, series: usize) {
     v["db_bytes"] = file_len(db).into();
     v["wal_bytes"] = file_len(&perfstore::wal_path(db)).into();
     v["series"] = series.into();
+    let alerts = crate::alerts::load(&crate::alerts::state_path(db));
+    v["alerts_firing"] = alerts
+        .firing()
+        .map(|(k, e)| serde_json::json!({"op": k.op, "slo": k.slo, "severity": k.severity, "burn": e.burn, "since_ms": e.firing_ms}))
+        .collect::<Vec<_>>()
+        .into();
     println!("{v}");
 }
 
@@ -117,6 +123,26 @@ fn table(db: &Path, pid: Option<u32>, st: Option<&StatusFile>, series: usize) {
         .collect();
     println!("dropped     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
     println!("kernel      {} datagrams dropped (receive buffer full)", t.kernel_drops);
+    let alerts = crate::alerts::load(&crate::alerts::state_path(db));
+    let firing: Vec<String> = alerts
+        .firing()
+        .map(|(k, e)| {
+            format!(
+                "{} {} {} (burn {:.1}x, since {})",
+                k.severity,
+                k.op,
+                k.slo,
+                e.burn,
+                perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms))
+            )
+        })
+        .collect();
+    if !firing.is_empty() {
+        println!("ALERTS      {} firing", firing.len());
+        for f in firing {
+            println!("            {}", perfanalysis::human::clean(&f));
+        }
+    }
 }
 
 /// Run `stop`.
