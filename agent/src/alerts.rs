@@ -127,12 +127,7 @@ pub fn payload(notices: &[Notice], service: &str, now_ms: i64, interval: Duratio
     serde_json::Value::Array(alerts)
 }
 
-/// `<db>.alerts`.
-pub fn state_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".alerts");
-    db.with_file_name(name)
-}
+pub use perfanalysis::alerts::state_path;
 
 /// The alert state kept beside a store (empty when there is none).
 pub fn load(path: &Path) -> State {

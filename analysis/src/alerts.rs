@@ -57,6 +57,18 @@ pub struct Notice {
     pub resolved: bool,
 }
 
+/// Where an agent keeps the alert state of the store at `db`: `<db>.alerts`.
+pub fn state_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".alerts");
+    db.with_file_name(name)
+}
+
+/// The alert state kept beside a store; empty when there is none or it cannot be read.
+pub fn read_state(db: &std::path::Path) -> State {
+    std::fs::read(state_path(db)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
 fn id(k: &Key) -> String {
     format!("{}\u{1f}{}\u{1f}{}", k.op, k.slo, k.severity)
 }

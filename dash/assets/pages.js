@@ -396,11 +396,18 @@ function duration(s) {
 async function slo(body) {
   const window = current().params.get('window') || '28d';
   body.append(el('h1', {}, 'Objectives'));
-  const r = await api('slo', { window });
+  const [r, alerts] = await Promise.all([api('slo', { window }), api('alerts').catch(() => [])]);
+  // Alerts the agent holds (pending or firing), by objective.
+  const held = (o) => alerts.filter((a) => a.op === o.op && a.slo === o.kind);
   body.append(el('p', { class: 'muted window' }, `budget window ${window}: ${r.window.since} → ${r.window.until}; `,
     'availability from the error-rate target, latency from the p95 target (perfctl slo)'));
   const burn = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
-  body.append(table(['operation', 'objective', 'SLI', 'calls', 'budget left', '', 'burn 5m', '1h', '6h', '3d', 'exhausted in', 'status'],
+  const firing = alerts.filter((a) => a.state === 'firing');
+  if (firing.length) {
+    body.append(section(`Alerts firing (${firing.length})`, el('ul', { class: 'violations' }, firing.map((a) =>
+      el('li', {}, `${a.severity}: `, el('a', { href: link('op', a.op) }, a.op), ` ${a.slo} budget burning ${a.burn.toFixed(1)}× since ${a.since}`)))));
+  }
+  body.append(table(['operation', 'objective', 'SLI', 'calls', 'budget left', '', 'burn 5m', '1h', '6h', '3d', 'exhausted in', 'status', 'alert'],
     r.objectives.map((o) => el('tr', { 'data-op': o.op, 'data-kind': o.kind },
       el('th', { scope: 'row' }, el('a', { href: link('op', o.op) }, o.op)),
       el('td', {}, `${o.kind} ${pct(o.objective * 100)} ${o.good_means}`),
@@ -411,7 +418,9 @@ async function slo(body) {
       num(o.burn['5m'], burn(o.burn['5m'])), num(o.burn['1h'], burn(o.burn['1h'])),
       num(o.burn['6h'], burn(o.burn['6h'])), num(o.burn['3d'], burn(o.burn['3d'])),
       num(o.exhausted_in_s, duration(o.exhausted_in_s)),
-      el('td', { class: o.status === 'met' ? '' : 'violated' }, o.status))), { class: 'slo' }));
+      el('td', { class: o.status === 'met' ? '' : 'violated' }, o.status),
+      el('td', { class: held(o).some((a) => a.state === 'firing') ? 'violated' : '' },
+        held(o).map((a) => `${a.severity} ${a.state}`).join(', ') || '–'))), { class: 'slo' }));
   body.append(el('p', { class: 'muted' }, 'Burn rate: the bad share of calls in that span ÷ the share the objective allows ',
     '(1 spends the budget exactly over the window). Exhausted in: at the last hour\'s burn.'));
 }

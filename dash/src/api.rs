@@ -11,6 +11,7 @@
 //! | `/api/v1/query` | `perfctl query SELECTOR --format json` | `selector`, `agg`, `step`, `merge` (`all` or a label), window |
 //! | `/api/v1/series` | `perfctl series --format json` | `top` |
 //! | `/api/v1/slo` | `perfctl slo --format json` | `op`, `window` (28d) |
+//! | `/api/v1/alerts` | `perfagent status --format json`'s `alerts_firing`, with pending ones | |
 //!
 //! Every store read runs on tokio's blocking pool with the store opened read-only for that
 //! request (a SQLite snapshot: a page never sees half a flush), so a slow query never holds
@@ -122,6 +123,7 @@ pub fn routes(d: Arc<Dashboard>) -> axum::Router {
         .route("/api/v1/query", get(query_api))
         .route("/api/v1/series", get(series_api))
         .route("/api/v1/slo", get(slo_api))
+        .route("/api/v1/alerts", get(alerts_api))
         .with_state(d)
 }
 
@@ -433,4 +435,31 @@ async fn slo_api(State(d): State<Arc<Dashboard>>, q: Result<Query<SloQuery>, Que
         json(&perfanalysis::slo::report(snap, &d.db, &o, &d.targets)?)
     })
     .await
+}
+
+/// One alert the agent holds.
+#[derive(Debug, Serialize)]
+struct AlertRow {
+    op: String,
+    slo: String,
+    severity: String,
+    state: &'static str,
+    since: String,
+    burn: f64,
+}
+
+async fn alerts_api(State(d): State<Arc<Dashboard>>) -> Response {
+    let rows: Vec<AlertRow> = perfanalysis::alerts::read_state(&d.db)
+        .alerts
+        .into_values()
+        .map(|(k, e)| AlertRow {
+            op: k.op,
+            slo: k.slo,
+            severity: k.severity,
+            state: if e.firing_ms.is_some() { "firing" } else { "pending" },
+            since: perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms)),
+            burn: e.burn,
+        })
+        .collect();
+    json(&rows).unwrap_or_else(IntoResponse::into_response)
 }

@@ -127,6 +127,10 @@ fn a_failure_burst_pages_through_alertmanager_once_across_a_restart() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The dashboard's API shows them too.
+    let (_, held) = get(&agent.addr("http"), "/api/v1/alerts");
+    let held: serde_json::Value = serde_json::from_str(&held).unwrap();
+    assert!(held.as_array().unwrap().iter().any(|a| a["op"] == "vm.fail" && a["state"] == "firing"), "{held}");
     // `perfagent status` lists what fires.
     let st = perf_e2e::status(&db);
     let firing = st["alerts_firing"].as_array().unwrap();
