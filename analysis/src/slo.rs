@@ -321,8 +321,9 @@ fn q(s: &str) -> String {
 /// Prometheus can evaluate them over scraped or remote-written data. `ops` are the operations
 /// to give their own thresholds (those of the store); every other operation gets the defaults.
 /// `buckets` are the histogram bounds of `/metrics`: a latency threshold that is not one is
-/// counted at the largest bound under it (stricter), and the rules say so.
-pub fn rules(targets: &Targets, ops: &[String], window: &str, buckets: &[f64]) -> String {
+/// counted at the largest bound under it (stricter), and the rules say so. `for_` is how long a
+/// condition must hold before its alert fires (`2m`).
+pub fn rules(targets: &Targets, ops: &[String], window: &str, for_: &str, buckets: &[f64]) -> String {
     let family = perfstore::convention::prometheus::family_name(
         conv::OP_DURATION.name,
         conv::OP_DURATION.kind,
@@ -385,7 +386,7 @@ pub fn rules(targets: &Targets, ops: &[String], window: &str, buckets: &[f64]) -
             for (severity, burn, long, short) in ALERT_WINDOWS {
                 let limit = num(burn * allowed);
                 y.push_str(&format!(
-                    "      - alert: Operation{alert}\n        expr: |-\n          {record}:rate{long}{sel_braces} > {limit} and {record}:rate{short}{sel_braces} > {limit}\n        for: 2m\n        labels:\n          severity: {severity}\n          slo: {kind}\n        annotations:\n          summary: {}\n          description: {}\n",
+                    "      - alert: Operation{alert}\n        expr: |-\n          {record}:rate{long}{sel_braces} > {limit} and {record}:rate{short}{sel_braces} > {limit}\n        for: {for_}\n        labels:\n          severity: {severity}\n          slo: {kind}\n        annotations:\n          summary: {}\n          description: {}\n",
                     q(&format!("{{{{ $labels.op }}}}: {kind} error budget burning {burn}x over {long} and {short}")),
                     q(&format!("The {kind} objective allows {:.2}% bad calls; the last {long} ran at {{{{ $value | humanizePercentage }}}}. Look closer: perfctl slo --op '{{{{ $labels.op }}}}'", allowed * 100.0)),
                 ));
@@ -456,7 +457,8 @@ mod tests {
             "vm.start".into(),
             crate::targets::OpTargets { p95_ms: Some(2000.0), p99_ms: None, error_rate: None },
         ));
-        let y = rules(&t, &["vm.start".into(), "vm.list".into()], "28d", &[0.1, 0.25, 0.5, 1.0, 2.5]);
+        let y = rules(&t, &["vm.start".into(), "vm.list".into()], "28d", "2m", &[0.1, 0.25, 0.5, 1.0, 2.5]);
+        assert!(y.contains("        for: 2m\n"), "{y}");
         assert!(
             y.contains("perfagent:op_slow_ratio_200ms:rate5m") && y.contains("perfagent:op_slow_ratio_2000ms:rate1h"),
             "{y}"

@@ -54,11 +54,16 @@ impl Drop for Kill {
 }
 
 fn prometheus(dir: &Path, target: &str) -> Option<(Kill, String)> {
+    prometheus_with_rules(dir, target, None)
+}
+
+fn prometheus_with_rules(dir: &Path, target: &str, rules: Option<&Path>) -> Option<(Kill, String)> {
     let config = dir.join("prometheus.yml");
+    let rule_files = rules.map_or(String::new(), |r| format!("rule_files: ['{}']\n", r.display()));
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: perfagent\n    static_configs:\n      - targets: ['{target}']\n"
+            "{rule_files}global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: perfagent\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     )
     .unwrap();
@@ -246,4 +251,79 @@ fn a_prometheus_server_sees_the_same_totals_as_perfctl() {
         .output()
         .unwrap();
     assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn prometheus_evaluating_slo_rules_fires_the_same_alert_as_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    // The agent evaluates its own alerts (a receiver that is not there: the state still shows).
+    let closed = format!("http://127.0.0.1:{}/", free_port());
+    let envs = [
+        ("PERFAGENT_ALERTS_WEBHOOK", closed.as_str()),
+        ("PERFAGENT_ALERTS_INTERVAL", "1s"),
+        ("PERFAGENT_ALERTS_FOR", "0s"),
+    ];
+    let agent = Agent::start(&db, &[], &envs);
+    let http = agent.addr("http");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = agent.addr("statsd_udp");
+    let burst = || {
+        for i in 0..100 {
+            let outcome = if i % 2 == 0 { "error" } else { "ok" };
+            udp.send_to(format!("op.duration:20|ms|#op:vm.fail,outcome:{outcome},service:app\n").as_bytes(), &to)
+                .unwrap();
+        }
+    };
+    burst();
+    std::thread::sleep(Duration::from_millis(1500)); // flushed: the operation is in the store
+    let rules = dir.path().join("slo.rules.yml");
+    let out = Command::new(bin("perfctl"))
+        .args(["--db", db.to_str().unwrap(), "slo", "rules", "--for", "0s", "-o", rules.to_str().unwrap()])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some((_prom, prom)) = prometheus_with_rules(dir.path(), &http, Some(&rules)) else { return };
+    // Samples before and after a second burst, so the counters grow between them: wait for
+    // Prometheus's first scrapes (its scrape loop starts a few seconds after it is ready).
+    let scraped = Instant::now() + Duration::from_secs(30);
+    while !get(&prom, "/api/v1/query?query=op_duration_seconds_count").unwrap_or_default().contains("vm.fail") {
+        assert!(Instant::now() < scraped, "Prometheus never scraped the agent");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    burst();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let firing = |text: &str| {
+        text.contains("\"alertname\":\"OperationErrorBudgetBurn\"")
+            && text.contains("\"op\":\"vm.fail\"")
+            && text.contains("\"severity\":\"page\"")
+            && text.contains("\"state\":\"firing\"")
+    };
+    loop {
+        let alerts = get(&prom, "/api/v1/alerts").unwrap_or_default();
+        if firing(&alerts) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let q = |e: &str| get(&prom, &format!("/api/v1/query?query={e}")).unwrap_or_default();
+            panic!(
+                "Prometheus never fired the page alert: {alerts}\ncount: {}\nratio: {}\nrules: {}",
+                q("op_duration_seconds_count%5B2m%5D"),
+                q("perfagent:op_error_ratio:rate5m"),
+                get(&prom, "/api/v1/rules").unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The agent, on the same data, fires the same alert.
+    let ours = get(&http, "/api/v1/alerts").unwrap_or_default();
+    assert!(
+        ours.contains("\"op\": \"vm.fail\"")
+            && ours.contains("\"severity\": \"page\"")
+            && ours.contains("\"state\": \"firing\""),
+        "{ours}"
+    );
+    agent.stop();
 }

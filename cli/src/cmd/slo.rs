@@ -40,6 +40,9 @@ pub enum Action {
         /// Write here instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
+        /// How long a condition must hold before its alert fires.
+        #[arg(long = "for", value_name = "DUR", value_parser = parse_duration, default_value = "2m")]
+        for_: std::time::Duration,
     },
 }
 
@@ -51,8 +54,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         window_ms: i64::try_from(a.window.as_millis()).unwrap_or(i64::MAX),
         op: a.op,
     };
-    if let Some(Action::Rules { output }) = a.action {
-        return rules(g, &targets, &o, a.window, output);
+    if let Some(Action::Rules { output, for_ }) = a.action {
+        return rules(g, &targets, &o, (a.window, for_), output);
     }
     let mut reader = g.reader()?;
     let report = slo::report(&reader.snapshot()?, &g.db, &o, &targets)?;
@@ -65,7 +68,7 @@ fn rules(
     g: &Global,
     targets: &Targets,
     o: &Options,
-    window: std::time::Duration,
+    (window, for_): (std::time::Duration, std::time::Duration),
     output: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let ops: Vec<String> = match perfstore::Reader::open(&g.db) {
@@ -80,6 +83,7 @@ fn rules(
         targets,
         &ops,
         &humantime::format_duration(window).to_string(),
+        &format!("{}s", for_.as_secs()),
         &perfagent::exposition::DURATION_BUCKETS,
     );
     match output {
