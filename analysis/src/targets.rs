@@ -7,13 +7,16 @@
 //! error_rate = 0.01    # errors / calls per operation, a ratio (default 0.01); "1%" also works
 //! cpu = 0.8            # mean host CPU utilization over the window (default 0.8)
 //! memory = 0.9         # peak host memory utilization (default 0.9)
+//! retry_rate = 0.05    # retries per call, per operation (default: not checked)
+//! cache_hit_rate = 0.5 # minimum hit rate over all caches (default: not checked)
+//! circuit_open = "5m"  # longest a circuit breaker may be open in the window (default: not checked)
 //!
 //! [targets.ops."vm.start*"]   # per-operation overrides; a glob, the longest match wins
 //! p95 = "2s"
 //! ```
 //!
 //! Environment variables override the file: `PERFAGENT_TARGETS_P95`, `…_P99`,
-//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`. Unknown keys inside `[targets]` are refused with the
+//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`, `…_RETRY_RATE`, `…_CACHE_HIT_RATE`, `…_CIRCUIT_OPEN`. Unknown keys inside `[targets]` are refused with the
 //! file and line.
 
 use std::collections::BTreeMap;
@@ -46,6 +49,12 @@ pub struct Targets {
     pub cpu_pct: Option<f64>,
     /// Peak memory utilization ceiling, percent.
     pub memory_pct: Option<f64>,
+    /// Retries per call ceiling, per operation (a ratio; off by default).
+    pub retry_rate: Option<f64>,
+    /// Cache hit-rate floor over all caches (a ratio; off by default).
+    pub cache_hit_rate: Option<f64>,
+    /// Longest a circuit breaker may stay open in the window, seconds (off by default).
+    pub circuit_open_s: Option<f64>,
 }
 
 impl Default for Targets {
@@ -55,6 +64,9 @@ impl Default for Targets {
             overrides: Vec::new(),
             cpu_pct: Some(80.0),
             memory_pct: Some(90.0),
+            retry_rate: None,
+            cache_hit_rate: None,
+            circuit_open_s: None,
         }
     }
 }
@@ -102,6 +114,10 @@ impl Targets {
         self.ops.error_rate = rat("error_rate", &s.error_rate, self.ops.error_rate)?;
         self.cpu_pct = rat("cpu", &s.cpu, self.cpu_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
         self.memory_pct = rat("memory", &s.memory, self.memory_pct.map(|p| p / 100.0))?.map(|r| r * 100.0);
+        self.retry_rate = rat("retry_rate", &s.retry_rate, self.retry_rate)?;
+        self.cache_hit_rate = rat("cache_hit_rate", &s.cache_hit_rate, self.cache_hit_rate)?;
+        self.circuit_open_s =
+            lat("circuit_open", &s.circuit_open, self.circuit_open_s.map(|v| v * 1000.0))?.map(|ms| ms / 1000.0);
         for (glob, o) in &s.ops {
             self.overrides.push((
                 glob.clone(),
@@ -136,6 +152,15 @@ impl Targets {
         if let Some(v) = var("MEMORY") {
             self.memory_pct = ratio(&v.1).map_err(|e| bad(v, e))?.map(|r| r * 100.0);
         }
+        if let Some(v) = var("RETRY_RATE") {
+            self.retry_rate = ratio(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("CACHE_HIT_RATE") {
+            self.cache_hit_rate = ratio(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("CIRCUIT_OPEN") {
+            self.circuit_open_s = latency(&v.1).map_err(|e| bad(v, e))?.map(|ms| ms / 1000.0);
+        }
         Ok(())
     }
 }
@@ -148,6 +173,9 @@ struct Section {
     error_rate: Option<Spanned<Value>>,
     cpu: Option<Spanned<Value>>,
     memory: Option<Spanned<Value>>,
+    retry_rate: Option<Spanned<Value>>,
+    cache_hit_rate: Option<Spanned<Value>>,
+    circuit_open: Option<Spanned<Value>>,
     #[serde(default)]
     ops: BTreeMap<String, OpSection>,
 }

@@ -131,7 +131,18 @@ pub fn compute(input: &Input, opts: &Options, targets: &Targets) -> crate::Resul
         }));
     }
     let circuits = circuits(input, &host_points);
-    let violations = violations(&op_rows, host.as_ref(), targets);
+    let mut violations = violations(&op_rows, host.as_ref(), targets);
+    if let (Some(c), Some(floor)) = (&cache, targets.cache_hit_rate)
+        && let Some(rate) = c.hit_rate
+        && rate < floor
+    {
+        violations.push(Violation::new(TargetKind::CacheHitRate, None, rate, floor));
+    }
+    if let Some(limit) = targets.circuit_open_s {
+        for c in circuits.iter().filter(|c| c.open_s > limit) {
+            violations.push(Violation::new(TargetKind::CircuitOpen, Some(c.circuit.clone()), c.open_s, limit));
+        }
+    }
     Ok(Report {
         db: input.db.clone(),
         schema_version: input.schema_version,
@@ -317,7 +328,13 @@ fn violations(ops: &[OpStats], host: Option<&Host>, targets: &Targets) -> Vec<Vi
         if let (Some(rate), Some(limit)) = (o.calls.error_rate, t.error_rate)
             && rate > limit
         {
-            out.push(Violation::new(TargetKind::ErrorRate, op, rate, limit));
+            out.push(Violation::new(TargetKind::ErrorRate, op.clone(), rate, limit));
+        }
+        if let Some(limit) = targets.retry_rate
+            && o.calls.calls > 0.0
+            && o.calls.retries / o.calls.calls > limit
+        {
+            out.push(Violation::new(TargetKind::RetryRate, op, o.calls.retries / o.calls.calls, limit));
         }
     }
     if let Some(h) = host {
@@ -466,6 +483,28 @@ mod tests {
         assert_eq!((r.circuits[0].open_s, r.circuits[0].opened), (30.0, 2.0));
         let v: Vec<TargetKind> = r.violations.iter().map(|v| v.target).collect();
         assert_eq!(v, [TargetKind::Cpu, TargetKind::Memory], "mean CPU 86.7% > 80%, peak memory 95% > 90%");
+        // The other kinds: a cache hit-rate floor of 90 % (the caches hit 80 %), at most 10 s
+        // of a circuit open (db was open 30 s).
+        let t = Targets { cache_hit_rate: Some(0.9), circuit_open_s: Some(10.0), ..Targets::default() };
+        let r = compute(&i, &opts(), &t).unwrap();
+        let v: Vec<(TargetKind, Option<&str>, f64)> =
+            r.violations.iter().map(|v| (v.target, v.op.as_deref(), v.value)).collect();
+        assert_eq!(v[2..], [(TargetKind::CacheHitRate, None, 0.8), (TargetKind::CircuitOpen, Some("db"), 30.0)]);
+        assert_eq!(TargetKind::CircuitOpen.unit(), super::super::Unit::S);
+    }
+
+    #[test]
+    fn retries_per_call_above_the_ceiling() {
+        // 3 calls of vm.start and 2 retries: 0.67 retries per call against 0.5.
+        let i = input(vec![
+            calls("vm.start", "ok", &[], &[100.0, 200.0, 300.0]),
+            counter(conv::OP_RETRIES.key("api").label(tag::OP, "vm.start"), 2.0),
+        ]);
+        let t = Targets { retry_rate: Some(0.5), ..Targets::default() };
+        let r = compute(&i, &opts(), &t).unwrap();
+        let v = r.violations.iter().find(|v| v.target == TargetKind::RetryRate).unwrap();
+        assert_eq!(v.op.as_deref(), Some("vm.start"));
+        assert!((v.value - 2.0 / 3.0).abs() < 1e-6 && v.threshold == 0.5);
     }
 
     #[test]

@@ -284,6 +284,12 @@ pub enum TargetKind {
     Cpu,
     /// The host's peak memory utilization.
     Memory,
+    /// An operation's retries per call (above the ceiling).
+    RetryRate,
+    /// The hit rate over all caches (below the floor).
+    CacheHitRate,
+    /// How long a circuit breaker was open (the `op` field names the circuit).
+    CircuitOpen,
 }
 
 /// The unit of a [`Violation`]'s value and threshold.
@@ -296,6 +302,8 @@ pub enum Unit {
     Ratio,
     /// A percentage, 0–100.
     Pct,
+    /// Seconds.
+    S,
 }
 
 impl TargetKind {
@@ -303,8 +311,9 @@ impl TargetKind {
     pub fn unit(self) -> Unit {
         match self {
             TargetKind::P95 | TargetKind::P99 => Unit::Ms,
-            TargetKind::ErrorRate => Unit::Ratio,
+            TargetKind::ErrorRate | TargetKind::RetryRate | TargetKind::CacheHitRate => Unit::Ratio,
             TargetKind::Cpu | TargetKind::Memory => Unit::Pct,
+            TargetKind::CircuitOpen => Unit::S,
         }
     }
 }
@@ -314,7 +323,7 @@ impl TargetKind {
 pub struct Violation {
     /// Which target.
     pub target: TargetKind,
-    /// The operation (null for host targets).
+    /// The operation (the circuit for `circuit_open`; null for host and cache targets).
     pub op: Option<String>,
     /// Measured.
     #[serde(serialize_with = "num")]

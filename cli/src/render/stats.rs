@@ -281,10 +281,18 @@ fn violation_text(v: &Violation) -> String {
         TargetKind::ErrorRate => ("error rate", pct(v.value * 100.0), pct(v.threshold * 100.0)),
         TargetKind::Cpu => ("mean CPU", pct(v.value), pct(v.threshold)),
         TargetKind::Memory => ("peak memory", pct(v.value), pct(v.threshold)),
+        TargetKind::RetryRate => ("retries per call", format!("{:.3}", v.value), format!("{:.3}", v.threshold)),
+        TargetKind::CacheHitRate => ("cache hit rate", pct(v.value * 100.0), pct(v.threshold * 100.0)),
+        TargetKind::CircuitOpen => ("open for", seconds(v.value), seconds(v.threshold)),
     };
+    // A floor is violated from below.
+    let cmp = if v.target == TargetKind::CacheHitRate { "<" } else { ">" };
     match &v.op {
-        Some(op) => format!("{} {what} {value} > {limit}", cell(op, 60)),
-        None => format!("{what} {value} > {limit}"),
+        Some(op) if v.target == TargetKind::CircuitOpen => {
+            format!("circuit {} {what} {value} {cmp} {limit}", cell(op, 60))
+        }
+        Some(op) => format!("{} {what} {value} {cmp} {limit}", cell(op, 60)),
+        None => format!("{what} {value} {cmp} {limit}"),
     }
 }
 
@@ -306,6 +314,15 @@ fn targets(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()>
     }
     if let Some(v) = r.targets.memory_pct {
         checked.push(format!("peak memory ≤ {}", pct(v)));
+    }
+    if let Some(v) = r.targets.retry_rate {
+        checked.push(format!("retries per call ≤ {v}"));
+    }
+    if let Some(v) = r.targets.cache_hit_rate {
+        checked.push(format!("cache hit rate ≥ {}", pct(v * 100.0)));
+    }
+    if let Some(v) = r.targets.circuit_open_s {
+        checked.push(format!("circuits open ≤ {}", seconds(v)));
     }
     if !r.targets.overrides.is_empty() {
         checked.push(format!("{} per-operation overrides", r.targets.overrides.len()));
