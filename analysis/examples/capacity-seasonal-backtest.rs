@@ -14,21 +14,7 @@ use std::path::Path;
 use perfanalysis::capacity::backtest::{Case, cases, error, parse_monthly_csv};
 use perfanalysis::capacity::seasonal::month_label;
 
-/// The series and their class.
-pub const SERIES: [(&str, &str); 12] = [
-    ("air-passengers", "transport"),
-    ("uk-driver-deaths", "transport"),
-    ("us-accidental-deaths", "transport"),
-    ("wine-sales", "retail"),
-    ("beer-production", "retail"),
-    ("uk-gas", "energy"),
-    ("co2", "energy"),
-    ("electrical-equipment", "industry"),
-    ("wool-yarn", "industry"),
-    ("johnson-johnson", "payments"),
-    ("uk-lung-deaths", "health"),
-    ("nottingham-temperature", "climate"),
-];
+use perfanalysis::capacity::backtest::SEASONAL_SERIES as SERIES;
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64

@@ -12,20 +12,7 @@ use std::path::Path;
 use perfanalysis::capacity::backtest::{cases, error, parse_monthly_csv};
 use perfanalysis::capacity::seasonal::month_label;
 
-const SERIES: [(&str, &str); 12] = [
-    ("air-passengers", "transport"),
-    ("uk-driver-deaths", "transport"),
-    ("us-accidental-deaths", "transport"),
-    ("wine-sales", "retail"),
-    ("beer-production", "retail"),
-    ("uk-gas", "energy"),
-    ("co2", "energy"),
-    ("electrical-equipment", "industry"),
-    ("wool-yarn", "industry"),
-    ("johnson-johnson", "payments"),
-    ("uk-lung-deaths", "health"),
-    ("nottingham-temperature", "climate"),
-];
+use perfanalysis::capacity::backtest::SEASONAL_SERIES as SERIES;
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64

@@ -10,6 +10,23 @@
 
 use super::seasonal::{MonthIndex, forecast};
 
+/// The public monthly series of `fixtures/capacity/seasonal/` (file name without `.csv`) and
+/// their class, as the seasonal backtest example and its test read them.
+pub const SEASONAL_SERIES: [(&str, &str); 12] = [
+    ("air-passengers", "transport"),
+    ("uk-driver-deaths", "transport"),
+    ("us-accidental-deaths", "transport"),
+    ("wine-sales", "retail"),
+    ("beer-production", "retail"),
+    ("uk-gas", "energy"),
+    ("co2", "energy"),
+    ("electrical-equipment", "industry"),
+    ("wool-yarn", "industry"),
+    ("johnson-johnson", "payments"),
+    ("uk-lung-deaths", "health"),
+    ("nottingham-temperature", "climate"),
+];
+
 /// One origin of a backtest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Case {
