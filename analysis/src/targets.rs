@@ -8,7 +8,7 @@
 //! cpu = 0.8            # mean host CPU utilization over the window (default 0.8)
 //! memory = 0.9         # peak host memory utilization (default 0.9)
 //! retry_rate = 0.05    # retries per call, per operation (default: not checked)
-//! cache_hit_rate = 0.5 # minimum hit rate over all caches (default: not checked)
+//! cache_hit_rate = 0.5 # minimum hit rate of each cache (default: not checked)
 //! circuit_open = "5m"  # longest a circuit breaker may be open in the window (default: not checked)
 //!
 //! [targets.ops."vm.start*"]   # per-operation overrides; a glob, the longest match wins
@@ -51,7 +51,7 @@ pub struct Targets {
     pub memory_pct: Option<f64>,
     /// Retries per call ceiling, per operation (a ratio; off by default).
     pub retry_rate: Option<f64>,
-    /// Cache hit-rate floor over all caches (a ratio; off by default).
+    /// Cache hit-rate floor, per cache (a ratio; off by default).
     pub cache_hit_rate: Option<f64>,
     /// Longest a circuit breaker may stay open in the window, seconds (off by default).
     pub circuit_open_s: Option<f64>,

@@ -100,7 +100,7 @@ async function overview(body) {
     report.host?.mem_avg_pct != null ? card('host memory', pct(report.host.mem_avg_pct), { key: 'mem', note: `peak ${pct(report.host.mem_peak_pct)}` }) : null));
   if (report.violations.length) {
     body.append(section('Violated targets', el('ul', { class: 'violations' }, report.violations.map((v) =>
-      el('li', {}, v.target === 'circuit_open' ? `circuit ${v.op}` : v.target === 'cache_hit_rate' ? 'caches'
+      el('li', {}, v.target === 'circuit_open' ? `circuit ${v.op}` : v.target === 'cache_hit_rate' ? `cache ${v.op ?? ''}`
         : v.op ? el('a', { href: link('op', v.op) }, v.op) : 'host',
         `: ${v.target} ${fmtTarget(v.value, v.unit)} (target ${fmtTarget(v.threshold, v.unit)})`)))));
   }

@@ -286,7 +286,7 @@ pub enum TargetKind {
     Memory,
     /// An operation's retries per call (above the ceiling).
     RetryRate,
-    /// The hit rate over all caches (below the floor).
+    /// A cache's hit rate (below the floor; the `op` field names the cache).
     CacheHitRate,
     /// How long a circuit breaker was open (the `op` field names the circuit).
     CircuitOpen,
@@ -323,7 +323,8 @@ impl TargetKind {
 pub struct Violation {
     /// Which target.
     pub target: TargetKind,
-    /// The operation (the circuit for `circuit_open`; null for host and cache targets).
+    /// The operation (the circuit for `circuit_open`, the cache for `cache_hit_rate`; null for
+    /// host targets).
     pub op: Option<String>,
     /// Measured.
     #[serde(serialize_with = "num")]

@@ -319,7 +319,7 @@ fn targets(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()>
         checked.push(format!("retries per call ≤ {v}"));
     }
     if let Some(v) = r.targets.cache_hit_rate {
-        checked.push(format!("cache hit rate ≥ {}", pct(v * 100.0)));
+        checked.push(format!("each cache's hit rate ≥ {}", pct(v * 100.0)));
     }
     if let Some(v) = r.targets.circuit_open_s {
         checked.push(format!("circuits open ≤ {}", seconds(v)));
