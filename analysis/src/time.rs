@@ -46,6 +46,17 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     Ok(ms)
 }
 
+/// The step `--step auto` takes for `range`: the first round length (1 s … 30 d) giving at
+/// most about 100 steps (1m for 1h, 15m for 24h, 14d for two years).
+pub fn auto_step_ms(range: TimeRange) -> i64 {
+    const ROUND_S: [i64; 19] = [
+        1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 1_209_600,
+        2_592_000,
+    ];
+    let want = (range.end_ms - range.start_ms) / 100;
+    ROUND_S.iter().map(|s| s * 1000).find(|s| *s >= want).unwrap_or(2_592_000_000)
+}
+
 /// The window a report covers, as RFC 3339 UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Window {

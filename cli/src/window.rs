@@ -76,20 +76,11 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
 }
 
 impl Step {
-    /// Round lengths `auto` chooses from, seconds.
-    const ROUND_S: [i64; 19] = [
-        1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 1_209_600,
-        2_592_000,
-    ];
-
     /// The step for `range`, ms.
     pub fn ms(self, range: TimeRange) -> i64 {
         match self {
             Step::Fixed(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1),
-            Step::Auto => {
-                let want = (range.end_ms - range.start_ms) / 100;
-                Self::ROUND_S.iter().map(|s| s * 1000).find(|s| *s >= want).unwrap_or(2_592_000_000)
-            }
+            Step::Auto => perfanalysis::time::auto_step_ms(range),
         }
     }
 }

@@ -19,7 +19,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -80,10 +79,19 @@ fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
 
 type Answer = Result<Response, ApiError>;
 
-/// The query string, or a JSON 400 saying what is wrong with it (a repeated parameter, bad
-/// percent-encoding).
-fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))
+/// The query string as `T`, or a JSON 400 saying what is wrong with it (a repeated
+/// parameter, bad percent-encoding).
+struct Params<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Params(v))
+            .map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))
+    }
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> Answer {
@@ -141,11 +149,7 @@ struct Info {
     window: perfanalysis::time::Window,
 }
 
-async fn info(State(d): State<Arc<Dashboard>>, q: Result<Query<Window>, QueryRejection>) -> Response {
-    let w = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn info(State(d): State<Arc<Dashboard>>, Params(w): Params<Window>) -> Response {
     read(d, move |d, snap| {
         let now_ms = (d.now)();
         let window = w.range(now_ms).map_err(ApiError::bad)?.into();
@@ -182,11 +186,7 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-async fn stats_api(State(d): State<Arc<Dashboard>>, q: Result<Query<StatsQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn stats_api(State(d): State<Arc<Dashboard>>, Params(q): Params<StatsQuery>) -> Response {
     read(d, move |d, snap| {
         let opts = stats::Options {
             range: q.window.range((d.now)()).map_err(ApiError::bad)?,
@@ -219,11 +219,7 @@ impl OpQuery {
     }
 }
 
-async fn profile_api(State(d): State<Arc<Dashboard>>, q: Result<Query<OpQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn profile_api(State(d): State<Arc<Dashboard>>, Params(q): Params<OpQuery>) -> Response {
     read(d, move |d, snap| {
         let range = q.window.range((d.now)()).map_err(ApiError::bad)?;
         let service = nonempty(q.service.clone());
@@ -253,11 +249,7 @@ fn baseline(q: &OpQuery, range: TimeRange, now: i64) -> Result<Option<TimeRange>
     Ok(Some(if until.is_none() { TimeRange::new(r.start_ms, range.start_ms.max(r.start_ms + 1)) } else { r }))
 }
 
-async fn flamegraph_api(State(d): State<Arc<Dashboard>>, q: Result<Query<OpQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn flamegraph_api(State(d): State<Arc<Dashboard>>, Params(q): Params<OpQuery>) -> Response {
     read(d, move |d, snap| {
         let now = (d.now)();
         let range = q.window.range(now).map_err(ApiError::bad)?;
@@ -339,19 +331,11 @@ fn capacity_report(
     Ok(capacity::compute(&capacity::gather(snap, &d.db, &o)?, &o)?)
 }
 
-async fn capacity_api(State(d): State<Arc<Dashboard>>, q: Result<Query<CapacityQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn capacity_api(State(d): State<Arc<Dashboard>>, Params(q): Params<CapacityQuery>) -> Response {
     read(d, move |d, snap| json(&capacity_report(d, snap, &q)?)).await
 }
 
-async fn capacity_svg(State(d): State<Arc<Dashboard>>, q: Result<Query<CapacityQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn capacity_svg(State(d): State<Arc<Dashboard>>, Params(q): Params<CapacityQuery>) -> Response {
     read(d, move |d, snap| {
         let svg = crate::chart::capacity(&capacity_report(d, snap, &q)?);
         Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
@@ -369,11 +353,7 @@ struct QueryQuery {
     merge: Option<String>,
 }
 
-async fn query_api(State(d): State<Arc<Dashboard>>, q: Result<Query<QueryQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn query_api(State(d): State<Arc<Dashboard>>, Params(q): Params<QueryQuery>) -> Response {
     read(d, move |d, snap| {
         let range = q.window.range((d.now)()).map_err(ApiError::bad)?;
         let text = nonempty(q.selector.clone())
@@ -400,11 +380,7 @@ struct SeriesQuery {
     top: Option<String>,
 }
 
-async fn series_api(State(d): State<Arc<Dashboard>>, q: Result<Query<SeriesQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn series_api(State(d): State<Arc<Dashboard>>, Params(q): Params<SeriesQuery>) -> Response {
     read(d, move |_, snap| {
         let top = match q.top.as_deref() {
             None | Some("") => None,
@@ -421,11 +397,7 @@ struct SloQuery {
     window: Option<String>,
 }
 
-async fn slo_api(State(d): State<Arc<Dashboard>>, q: Result<Query<SloQuery>, QueryRejection>) -> Response {
-    let q = match params(q) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+async fn slo_api(State(d): State<Arc<Dashboard>>, Params(q): Params<SloQuery>) -> Response {
     read(d, move |d, snap| {
         let window_ms = match q.window.as_deref() {
             None | Some("") => 28 * perfstore::DAY_MS,

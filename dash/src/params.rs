@@ -65,15 +65,8 @@ impl Window {
 
 /// `auto` (about 100 steps over the window, rounded to a round length) or a duration.
 pub fn step_ms(s: Option<&str>, range: TimeRange) -> Result<i64, String> {
-    const ROUND_S: [i64; 19] = [
-        1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 1_209_600,
-        2_592_000,
-    ];
     match s {
-        None | Some("" | "auto") => {
-            let want = (range.end_ms - range.start_ms) / 100;
-            Ok(ROUND_S.iter().map(|s| s * 1000).find(|s| *s >= want).unwrap_or(2_592_000_000))
-        }
+        None | Some("" | "auto") => Ok(perfanalysis::time::auto_step_ms(range)),
         Some(s) => duration_ms("step", s),
     }
 }
