@@ -1,30 +1,37 @@
-//! The agent's burn-rate alerts: every `[alerts] interval` the SLOs are computed from the store
-//! (the same `perfanalysis::slo` code `perfctl slo` runs; no second data path), evaluated by
-//! `perfanalysis::alerts`, and firing and resolved alerts are POSTed to Alertmanager's v2 API
-//! (`/api/v2/alerts`), which routes, groups, silences and notifies. Firing alerts are re-sent
-//! at every evaluation with an end a few intervals ahead, as Alertmanager expects; a resolved
-//! one is sent once with its end now.
+//! The agent's alerts: every `[alerts] interval` the SLOs are computed from the store (the
+//! same `perfanalysis::slo` code `perfctl slo` runs; no second data path) and evaluated
+//! against the burn-rate rules (`page`, `ticket`), and the other targets `stats` checks over
+//! the last `targets_window` (p99, retries, cache hit rates, circuits, host CPU and memory, and
+//! the capacity trend, projected once an hour) become `TargetViolated` tickets; all through
+//! `perfanalysis::alerts` (`for`, hysteresis). Firing and resolved alerts are POSTed to
+//! Alertmanager's v2 API (`/api/v2/alerts`), which routes, groups, silences and notifies.
+//! Firing alerts are re-sent at every evaluation with an end a few intervals ahead, as
+//! Alertmanager expects; a resolved one is sent once with its end now.
 //!
 //! ## Failure modes
-//! The state (what is pending and firing, since when) is saved beside the store in
-//! `<db>.alerts` after every evaluation (temp file + rename), so a restart neither re-fires nor
-//! forgets; an unreadable state file is logged and started afresh. A receiver that is down or
-//! answers an error is logged and tried again at the next evaluation (firing alerts are re-sent
-//! anyway). Plain `http://` only: for TLS, put Alertmanager behind a local proxy.
+//! The state (what is pending and firing, since when) is kept in the store (`meta`,
+//! `state.alerts`), handed to the writer thread after every evaluation, so a restart neither
+//! re-fires nor forgets; an unreadable state is logged and started afresh. (Agents before
+//! kept it in `<db>.alerts`: read once, removed once the store has it.) A receiver that is
+//! down or answers an error is logged and tried again at the next evaluation (firing alerts
+//! are re-sent anyway). Plain `http://` only: for TLS, put Alertmanager behind a local proxy.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use perfanalysis::alerts::{Notice, State};
-use perfanalysis::slo;
+use perfanalysis::alerts::{Notice, STATE_KEY, State, legacy_state_path};
+use perfanalysis::capacity::Capacities;
+use perfanalysis::slo::{self, BurnRule};
+use perfanalysis::stats::{self, TargetKind, Violation};
 use perfanalysis::targets::Targets;
 
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::exposition::Exposition;
+use crate::writer::PendingState;
 
 /// `[alerts]`.
 #[derive(Debug, Clone)]
@@ -40,6 +47,11 @@ pub struct AlertsConfig {
     pub for_: Duration,
     /// The SLO window (28 days).
     pub window: Duration,
+    /// The burn-rate rules (`page`, `ticket`; the SRE workbook's by default).
+    pub rules: Vec<BurnRule>,
+    /// The other targets are checked over this much of the recent past (1 hour); zero: not
+    /// alerted on.
+    pub targets_window: Duration,
 }
 
 impl Default for AlertsConfig {
@@ -50,6 +62,8 @@ impl Default for AlertsConfig {
             interval: Duration::from_secs(60),
             for_: Duration::from_secs(120),
             window: Duration::from_secs(28 * 86_400),
+            rules: slo::default_burn_rules(),
+            targets_window: Duration::from_secs(3600),
         }
     }
 }
@@ -98,11 +112,32 @@ pub fn payload(notices: &[Notice], service: &str, now_ms: i64, interval: Duratio
     let alerts: Vec<serde_json::Value> = notices
         .iter()
         .map(|n| {
-            let name = if n.key.slo == "latency" { "OperationLatencyBudgetBurn" } else { "OperationErrorBudgetBurn" };
             let ends = if n.resolved { now_ms } else { now_ms + hold };
+            if let Some(target) = n.key.target() {
+                let look = match target {
+                    "capacity" => "perfctl capacity --growth auto".to_owned(),
+                    "cpu" | "memory" => "perfctl stats --last 1h".to_owned(),
+                    _ => "perfctl stats --last 1h --check".to_owned(),
+                };
+                return serde_json::json!({
+                    "labels": {
+                        "alertname": n.key.alertname(),
+                        "op": n.key.op,
+                        "service": service,
+                        "severity": n.key.severity,
+                        "target": target,
+                    },
+                    "annotations": {
+                        "summary": n.entry.text,
+                        "description": format!("Target {target} not met: {}. Look closer: {look}", n.entry.text),
+                    },
+                    "startsAt": iso(n.entry.firing_ms.unwrap_or(n.entry.since_ms)),
+                    "endsAt": iso(ends),
+                });
+            }
             serde_json::json!({
                 "labels": {
-                    "alertname": name,
+                    "alertname": n.key.alertname(),
                     "op": n.key.op,
                     "service": service,
                     "severity": n.key.severity,
@@ -127,27 +162,39 @@ pub fn payload(notices: &[Notice], service: &str, now_ms: i64, interval: Duratio
     serde_json::Value::Array(alerts)
 }
 
-pub use perfanalysis::alerts::state_path;
-
-/// The alert state kept beside a store (empty when there is none).
-pub fn load(path: &Path) -> State {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-            log::warn!("{}: {e}; alert state started afresh", path.display());
+/// The alert state kept in the store at `db`, else (an older agent's) beside it, else empty.
+pub fn load(db: &Path) -> State {
+    let from_store = perfstore::Reader::open(db).and_then(|mut r| r.snapshot()?.state(STATE_KEY));
+    match from_store {
+        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            log::warn!("{}: the alert state kept in it is unreadable ({e}); started afresh", db.display());
             State::default()
         }),
-        Err(_) => State::default(),
+        Ok(None) => {
+            let legacy = legacy_state_path(db);
+            std::fs::read(&legacy).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        }
+        Err(e) => {
+            log::warn!("reading the alert state from {}: {e}; started afresh", db.display());
+            State::default()
+        }
     }
 }
 
-fn save(path: &Path, state: &State) {
-    let tmp = path.with_extension("alerts.tmp");
-    let ok = serde_json::to_vec(state)
-        .map_err(|e| e.to_string())
-        .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
-    if let Err(e) = ok {
-        log::warn!("saving alert state to {}: {e}", path.display());
+/// Hand the state to the writer thread, which keeps it in the store; once the store has it, an
+/// older agent's file beside the store goes.
+fn save(db: &Path, pending: &PendingState, state: &State) {
+    match serde_json::to_string(state) {
+        Ok(text) => {
+            pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(STATE_KEY.to_owned(), text);
+        }
+        Err(e) => log::warn!("saving the alert state: {e}"),
+    }
+    let legacy = legacy_state_path(db);
+    if legacy.exists()
+        && perfstore::Reader::open(db).and_then(|mut r| r.snapshot()?.state(STATE_KEY)).is_ok_and(|s| s.is_some())
+    {
+        let _ = std::fs::remove_file(legacy);
     }
 }
 
@@ -157,7 +204,7 @@ pub fn exposition(report: &slo::Report, state: &State) -> String {
     use perfstore::convention::prometheus::escape_label_value as esc;
     use std::fmt::Write as _;
     let mut out = String::new();
-    out.push_str("# HELP perfagent_alerts_firing Burn-rate alerts firing (perfctl slo's objectives), by severity.\n");
+    out.push_str("# HELP perfagent_alerts_firing Alerts firing (burn rates of perfctl slo's objectives, and targets), by severity.\n");
     out.push_str("# TYPE perfagent_alerts_firing gauge\n");
     for severity in ["page", "ticket"] {
         let n = state.firing().filter(|(k, _)| k.severity == severity).count();
@@ -199,24 +246,67 @@ pub fn exposition(report: &slo::Report, state: &State) -> String {
     out
 }
 
-/// One evaluation: SLOs from a snapshot of the store, the rules, delivery. Returns the notices
-/// and the SLO report.
+/// The target kinds alerted on as `TargetViolated`: all but p95 and the error rate, which the
+/// burn-rate alerts over the same objectives cover better.
+fn alerted(kind: TargetKind) -> bool {
+    !matches!(kind, TargetKind::P95 | TargetKind::ErrorRate)
+}
+
+/// What an evaluation reads besides the store: the targets, and the capacity trend's last
+/// projection (an hourly one is enough: it works on complete hours).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The targets (`[targets]`).
+    pub targets: Targets,
+    /// Capacities for the trend target (`[capacity]`).
+    pub capacities: Capacities,
+    /// The service label of the alerts.
+    pub service: String,
+    /// The capacity trend's violations, and the hour they were projected in.
+    capacity: Option<(i64, Vec<Violation>)>,
+}
+
+impl Context {
+    /// For `targets`, `capacities` and `service`.
+    pub fn new(targets: Targets, capacities: Capacities, service: String) -> Self {
+        Self { targets, capacities, service, capacity: None }
+    }
+}
+
+/// One evaluation: SLOs and targets from a snapshot of the store, the rules, delivery. Returns
+/// the notices and the SLO report.
 pub fn evaluate_once(
     db: &Path,
     state: &mut State,
     cfg: &AlertsConfig,
-    targets: &Targets,
-    service: &str,
+    cx: &mut Context,
     now_ms: i64,
 ) -> Result<(Vec<Notice>, slo::Report), String> {
-    let window_ms = i64::try_from(cfg.window.as_millis()).unwrap_or(i64::MAX);
-    let o = slo::Options { now_ms, window_ms, op: None };
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let extra_spans_ms = cfg.rules.iter().flat_map(|r| [r.long_ms, r.short_ms]).collect();
+    let o = slo::Options { now_ms, window_ms: ms(cfg.window), op: None, extra_spans_ms };
     let mut reader = perfstore::Reader::open(db).map_err(|e| e.to_string())?;
     let snap = reader.snapshot().map_err(|e| e.to_string())?;
-    let input = slo::gather(&snap, db, &o, targets).map_err(|e| e.to_string())?;
+    let input = slo::gather(&snap, db, &o, &cx.targets).map_err(|e| e.to_string())?;
     let report = slo::compute(&input, &o);
-    let for_ms = i64::try_from(cfg.for_.as_millis()).unwrap_or(i64::MAX);
-    let notices = state.evaluate(&report, now_ms, for_ms);
+    let mut violations = Vec::new();
+    if !cfg.targets_window.is_zero() {
+        let range = perfstore::TimeRange::new(now_ms - ms(cfg.targets_window), now_ms);
+        let opts = stats::Options { range, op: None, by: None };
+        let input = stats::gather(&snap, db, range).map_err(|e| e.to_string())?;
+        let r = stats::compute(&input, &opts, &cx.targets).map_err(|e| e.to_string())?;
+        violations.extend(r.violations.into_iter().filter(|v| alerted(v.target)));
+        let hour = now_ms.div_euclid(perfstore::HOUR_MS);
+        if cx.capacity.as_ref().is_none_or(|(h, _)| *h != hour) {
+            let v =
+                stats::capacity_violations(&snap, db, now_ms, &cx.targets, cx.capacities).map_err(|e| e.to_string())?;
+            cx.capacity = Some((hour, v));
+        }
+        violations.extend(cx.capacity.as_ref().map(|(_, v)| v.clone()).unwrap_or_default());
+    }
+    let for_ms = ms(cfg.for_);
+    let notices = state.evaluate(&report, &cfg.rules, &violations, &cx.targets, now_ms, for_ms);
+    let service = cx.service.as_str();
     if let (Some(url), false) = (&cfg.alertmanager, notices.is_empty()) {
         let body = payload(&notices, service, now_ms, cfg.interval).to_string();
         match post(url, "/api/v2/alerts", &body) {
@@ -237,23 +327,23 @@ pub fn evaluate_once(
     Ok((notices, report))
 }
 
-/// Evaluate every `cfg.interval` on a thread of its own, until the process ends.
+/// Evaluate every `cfg.interval` on a thread of its own, until the process ends; the state
+/// goes to the store through `pending` (the writer thread's).
 pub fn spawn(
     db: PathBuf,
     cfg: AlertsConfig,
-    targets: Targets,
-    service: String,
+    mut cx: Context,
     clock: Clock,
     metrics: Arc<Mutex<Exposition>>,
+    pending: PendingState,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("perfagent-alerts".into()).spawn(move || {
-        let path = state_path(&db);
-        let mut state = load(&path);
+        let mut state = load(&db);
         loop {
             std::thread::sleep(cfg.interval);
-            match evaluate_once(&db, &mut state, &cfg, &targets, &service, clock.now_ms()) {
+            match evaluate_once(&db, &mut state, &cfg, &mut cx, clock.now_ms()) {
                 Ok((_, report)) => {
-                    save(&path, &state);
+                    save(&db, &pending, &state);
                     if let Ok(mut m) = metrics.lock() {
                         m.set_alerts(exposition(&report, &state));
                     }
@@ -274,6 +364,6 @@ mod tests {
         assert_eq!(parse_http_url("http://127.0.0.1:9093"), Ok(("127.0.0.1:9093".into(), String::new())));
         assert_eq!(parse_http_url("http://am/base/"), Ok(("am:80".into(), "/base".into())));
         assert!(parse_http_url("https://am:9093").unwrap_err().contains("local proxy"));
-        assert_eq!(state_path(Path::new("/x/perf.db")), Path::new("/x/perf.db.alerts"));
+        assert_eq!(legacy_state_path(Path::new("/x/perf.db")), Path::new("/x/perf.db.alerts"));
     }
 }

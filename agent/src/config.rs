@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use perfanalysis::config::{ConfigError, ConfigFile};
+use perfanalysis::slo::{self, BurnRule};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -101,6 +102,9 @@ struct AlertsSection {
     #[serde(rename = "for")]
     for_: Option<Spanned<String>>,
     window: Option<Spanned<String>>,
+    page: Option<Spanned<String>>,
+    ticket: Option<Spanned<String>>,
+    targets_window: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -421,7 +425,33 @@ fn alerts(r: &mut Resolver<'_>) -> Result<crate::alerts::AlertsConfig, ConfigErr
         duration,
         dur,
     )?;
-    Ok(crate::alerts::AlertsConfig { alertmanager, webhook, interval, for_, window })
+    let targets_window = r.get(
+        Key {
+            key: "alerts.targets_window",
+            default: d.targets_window,
+            file: a.targets_window.as_ref(),
+            env: &["PERFAGENT_ALERTS_TARGETS_WINDOW"],
+            flag: None,
+        },
+        |s| if s.trim() == "off" { Ok(Duration::ZERO) } else { duration(s) },
+        |d: &Duration| if d.is_zero() { "\"off\"".to_owned() } else { dur(d) },
+    )?;
+    let mut rules = Vec::new();
+    for (rule, file) in slo::default_burn_rules().into_iter().zip([&a.page, &a.ticket]) {
+        let severity = rule.severity.clone();
+        let key = if severity == "page" { "alerts.page" } else { "alerts.ticket" };
+        let env: &[&str] = if severity == "page" { &["PERFAGENT_ALERTS_PAGE"] } else { &["PERFAGENT_ALERTS_TICKET"] };
+        let got = r.get(
+            Key { key, default: Some(rule), file: file.as_ref(), env, flag: None },
+            |s| slo::parse_burn_rule(&severity, s),
+            |r: &Option<BurnRule>| {
+                r.as_ref()
+                    .map_or_else(|| "\"off\"".to_owned(), |r| format!("\"{}x {} {}\"", r.factor, r.long(), r.short()))
+            },
+        )?;
+        rules.extend(got);
+    }
+    Ok(crate::alerts::AlertsConfig { alertmanager, webhook, interval, for_, window, rules, targets_window })
 }
 
 /// `[store]`: the path, retention per tier and the disk cap.
@@ -595,6 +625,14 @@ webhook = ""
 interval = "1m"
 for = "2m"
 window = "28d"
+# multi-window burn-rate rules: "<burn>x <long span> <short span>", or "off" (the SRE
+# workbook's, sized for a 30-day budget; perfctl slo rules writes the same for Prometheus)
+page = "14.4x 1h 5m"
+ticket = "6x 6h 30m"
+# the other targets (p99, retry_rate, cache_hit_rate, circuit_open, cpu, memory,
+# capacity_within) are checked over this much of the recent past and raise TargetViolated
+# tickets; "off" = burn-rate alerts only
+targets_window = "1h"
 "#
 }
 

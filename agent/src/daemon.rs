@@ -225,6 +225,8 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         ..StatusFile::default()
     };
     let alerts_metrics = exposition.clone();
+    let alerting = cfg.alerts.alertmanager.is_some() || cfg.alerts.webhook.is_some();
+    let pending_state = crate::writer::PendingState::default();
     let w = WriterConfig {
         db: db.clone(),
         status,
@@ -232,18 +234,17 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         health: Some(health.clone()),
         summaries: true,
         clock: cfg.clock.clone(),
+        state: alerting.then(|| pending_state.clone()),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
-    if cfg.alerts.alertmanager.is_some() || cfg.alerts.webhook.is_some() {
-        crate::alerts::spawn(
-            db.clone(),
-            cfg.alerts.clone(),
+    if alerting {
+        let cx = crate::alerts::Context::new(
             cfg.dashboard.targets.clone(),
+            cfg.dashboard.capacities,
             cfg.aggregator.service.clone(),
-            cfg.clock.clone(),
-            alerts_metrics,
-        )
-        .context("starting the alerts thread")?;
+        );
+        crate::alerts::spawn(db.clone(), cfg.alerts.clone(), cx, cfg.clock.clone(), alerts_metrics, pending_state)
+            .context("starting the alerts thread")?;
     }
     on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
     health.set_ready();

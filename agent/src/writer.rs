@@ -66,7 +66,14 @@ pub struct WriterConfig {
     pub summaries: bool,
     /// The clock flushes are stamped with.
     pub clock: Clock,
+    /// Documents other threads want kept in the store (the alert state), written by this
+    /// thread, the store's only writer, at its next turn.
+    pub state: Option<PendingState>,
 }
+
+/// Documents waiting to be kept in the store, by name ([`perfstore::Writer::put_state`]): the
+/// newest of each replaces an older one not yet written.
+pub type PendingState = Arc<Mutex<std::collections::BTreeMap<String, String>>>;
 
 /// What the writer did, at exit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -185,6 +192,7 @@ impl Loop {
     fn drain(&mut self) {
         let now = self.cfg.clock.now_ms();
         self.retry.drain(now, &mut self.cfg.status.telemetry);
+        self.put_state();
         if self.retry.fault().is_none() && self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             self.last_maintenance = Instant::now();
             if let Err(e) = self.retry.writer().maintain(now) {
@@ -217,6 +225,22 @@ impl Loop {
     }
 
     /// The channel closed: a last try at what waits, then count what is left as lost.
+    /// Keep what other threads handed over, unless the store is failing (then it waits, and
+    /// a newer document replaces it).
+    fn put_state(&mut self) {
+        let Some(pending) = &self.cfg.state else { return };
+        if self.retry.fault().is_some() {
+            return;
+        }
+        let docs = std::mem::take(&mut *pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for (name, text) in docs {
+            if let Err(e) = self.retry.writer().put_state(&name, &text) {
+                log::warn!("keeping the {name} state in the store: {e}; will try again");
+                pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(name).or_insert(text);
+            }
+        }
+    }
+
     fn exit(mut self) -> perfstore::Result<Totals> {
         let deadline = Instant::now() + EXIT_RETRIES;
         while self.retry.queued_points() > 0 && Instant::now() < deadline {
@@ -227,6 +251,7 @@ impl Loop {
             }
         }
         self.retry.give_up(&mut self.cfg.status.telemetry);
+        self.put_state();
         self.publish(self.cfg.clock.now_ms());
         if let Some(line) = self.calls.line().filter(|_| self.cfg.summaries) {
             log::info!("since the last summary: {line}");

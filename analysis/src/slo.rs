@@ -39,6 +39,33 @@ pub struct Options {
     pub window_ms: i64,
     /// Only operations matching this glob.
     pub op: Option<String>,
+    /// Spans to give burn rates over besides [`BURN_SPANS`] (ms; the alert rules' own).
+    pub extra_spans_ms: Vec<i64>,
+}
+
+impl Options {
+    /// The spans burn rates are given over: [`BURN_SPANS`], then the extra ones not among
+    /// them, by name.
+    pub fn spans(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = BURN_SPANS.iter().map(|(n, ms)| ((*n).to_owned(), *ms)).collect();
+        for ms in &self.extra_spans_ms {
+            if !out.iter().any(|(_, m)| m == ms) {
+                out.push((span_name(*ms), *ms));
+            }
+        }
+        out
+    }
+}
+
+/// A span's name as Prometheus writes a range: `5m`, `1h`, `3d`, `90s`.
+pub fn span_name(ms: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    for (unit, suffix) in UNITS {
+        if ms >= unit && ms % unit == 0 {
+            return format!("{}{suffix}", ms / unit);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// One operation's calls over one span.
@@ -53,13 +80,15 @@ pub struct Counts {
 }
 
 /// What the SLOs are computed from: per operation, its thresholds and its counts over the
-/// window and over each burn span (in [`BURN_SPANS`] order).
+/// window and over each burn span (in [`Options::spans`] order).
 #[derive(Debug, Clone, Default)]
 pub struct Input {
     /// The store, as shown.
     pub db: String,
     /// The window.
     pub range: Option<TimeRange>,
+    /// The burn spans, named, in the order of each [`OpInput::spans`].
+    pub spans: Vec<(String, i64)>,
     /// `op → (error-rate target, latency threshold s, window counts, span counts)`.
     pub ops: BTreeMap<String, OpInput>,
 }
@@ -73,8 +102,8 @@ pub struct OpInput {
     pub threshold_s: Option<f64>,
     /// Counts over the window.
     pub window: Counts,
-    /// Counts over each burn span.
-    pub spans: [Counts; 5],
+    /// Counts over each burn span ([`Input::spans`]).
+    pub spans: Vec<Counts>,
 }
 
 /// Read the counts for every operation from a snapshot.
@@ -84,12 +113,18 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, o: &Options, targets: &Targets) ->
         .into_iter()
         .filter(|s| o.op.as_deref().is_none_or(|g| s.key.get(tag::OP).is_some_and(|op| glob_match(g, op))))
         .collect();
+    let spans = o.spans();
     let mut ops: BTreeMap<String, OpInput> = BTreeMap::new();
     for s in &series {
         let op = s.key.get(tag::OP).unwrap_or_default().to_owned();
         ops.entry(op.clone()).or_insert_with(|| {
             let t = targets.for_op(&op);
-            OpInput { error_rate: t.error_rate, threshold_s: t.p95_ms.map(|ms| ms / 1000.0), ..Default::default() }
+            OpInput {
+                error_rate: t.error_rate,
+                threshold_s: t.p95_ms.map(|ms| ms / 1000.0),
+                window: Counts::default(),
+                spans: vec![Counts::default(); spans.len()],
+            }
         });
     }
     let mut count = |range: TimeRange, slot: &mut dyn FnMut(&mut OpInput) -> &mut Counts| -> crate::Result<()> {
@@ -120,10 +155,10 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, o: &Options, targets: &Targets) ->
     };
     let window = TimeRange::new(o.now_ms - o.window_ms, o.now_ms);
     count(window, &mut |i| &mut i.window)?;
-    for (n, (_, span)) in BURN_SPANS.iter().enumerate() {
+    for (n, (_, span)) in spans.iter().enumerate() {
         count(TimeRange::new(o.now_ms - span, o.now_ms), &mut |i| &mut i.spans[n])?;
     }
-    Ok(Input { db: db.display().to_string(), range: Some(window), ops })
+    Ok(Input { db: db.display().to_string(), range: Some(window), spans, ops })
 }
 
 /// One objective's state.
@@ -149,9 +184,9 @@ pub struct Objective {
     pub budget_spent: Option<f64>,
     /// Share left (1 − spent; negative once exhausted).
     pub budget_left: Option<f64>,
-    /// Burn rate per span (`5m`, `30m`, `1h`, `6h`, `3d`): the bad share ÷ the allowed share
-    /// (null without calls in the span).
-    pub burn: BTreeMap<&'static str, Option<f64>>,
+    /// Burn rate per span (`5m`, `30m`, `1h`, `6h`, `3d`, and the alert rules' own): the bad
+    /// share ÷ the allowed share (null without calls in the span).
+    pub burn: BTreeMap<String, Option<f64>>,
     /// Seconds until the budget is gone at the last hour's burn (null: not burning, or already
     /// gone).
     pub exhausted_in_s: Option<f64>,
@@ -170,7 +205,9 @@ pub struct Report {
     pub objectives: Vec<Objective>,
 }
 
+#[allow(clippy::too_many_arguments)] // one objective's inputs, named at the two call sites
 fn objective(
+    spans: &[(String, i64)],
     op: &str,
     kind: &'static str,
     good_means: String,
@@ -184,10 +221,10 @@ fn objective(
     let bad_w = bad(&i.window);
     let budget_total = allowed * calls;
     let spent = (budget_total > 0.0).then(|| bad_w / budget_total);
-    let burn: BTreeMap<&'static str, Option<f64>> = BURN_SPANS
+    let burn: BTreeMap<String, Option<f64>> = spans
         .iter()
         .zip(&i.spans)
-        .map(|((name, _), c)| (*name, (c.calls > 0.0 && allowed > 0.0).then(|| bad(c) / c.calls / allowed)))
+        .map(|((name, _), c)| (name.clone(), (c.calls > 0.0 && allowed > 0.0).then(|| bad(c) / c.calls / allowed)))
         .collect();
     let left = spent.map(|s| 1.0 - s);
     let hour = burn.get("1h").copied().flatten();
@@ -244,18 +281,148 @@ pub fn compute(input: &Input, o: &Options) -> Report {
     let mut objectives = Vec::new();
     for (op, i) in &input.ops {
         if let Some(e) = i.error_rate {
-            objectives.push(objective(op, "availability", "ok".into(), 1.0 - e, o.window_ms, |c| c.errors, i));
+            objectives.push(objective(
+                &input.spans,
+                op,
+                "availability",
+                "ok".into(),
+                1.0 - e,
+                o.window_ms,
+                |c| c.errors,
+                i,
+            ));
         }
         if let Some(t) = i.threshold_s {
             let means = format!("≤ {}", crate::human::ms(t * 1000.0));
-            objectives.push(objective(op, "latency", means, LATENCY_OBJECTIVE, o.window_ms, |c| c.calls - c.fast, i));
+            objectives.push(objective(
+                &input.spans,
+                op,
+                "latency",
+                means,
+                LATENCY_OBJECTIVE,
+                o.window_ms,
+                |c| c.calls - c.fast,
+                i,
+            ));
         }
     }
     Report { db: input.db.clone(), window: input.range.map(Into::into), objectives }
 }
 
-/// Multi-window, multi-burn-rate alerts (the SRE workbook's): `(severity, burn, long, short)`.
-pub const ALERT_WINDOWS: [(&str, f64, &str, &str); 2] = [("page", 14.4, "1h", "5m"), ("ticket", 6.0, "6h", "30m")];
+/// One multi-window, multi-burn-rate alert rule: the objective's budget burns over `factor`
+/// both over the long span and over the short one (which makes it resolve soon after the
+/// burn stops).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnRule {
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// The burn rate to exceed (14.4).
+    pub factor: f64,
+    /// The long span, ms (1 hour).
+    pub long_ms: i64,
+    /// The short span, ms (5 minutes).
+    pub short_ms: i64,
+}
+
+impl BurnRule {
+    /// The long span's name (`1h`).
+    pub fn long(&self) -> String {
+        span_name(self.long_ms)
+    }
+
+    /// The short span's name (`5m`).
+    pub fn short(&self) -> String {
+        span_name(self.short_ms)
+    }
+
+    /// `14.4x over 1h and 5m`.
+    pub fn describe(&self) -> String {
+        format!("{}x over {} and {}", num(self.factor), self.long(), self.short())
+    }
+}
+
+/// The SRE workbook's rules, sized for a 30-day budget (14.4× spends 2 % of it in an hour):
+/// page when the last hour and the last 5 minutes both burn over 14.4×, ticket when the last
+/// 6 hours and 30 minutes burn over 6×.
+pub fn default_burn_rules() -> Vec<BurnRule> {
+    vec![
+        BurnRule { severity: "page".into(), factor: 14.4, long_ms: 3_600_000, short_ms: 300_000 },
+        BurnRule { severity: "ticket".into(), factor: 6.0, long_ms: 6 * 3_600_000, short_ms: 1_800_000 },
+    ]
+}
+
+/// The form [`parse_burn_rule`] takes.
+pub const BURN_RULE_FORM: &str = "expected \"<burn>x <long span> <short span>\" like \"14.4x 1h 5m\", or \"off\"";
+
+/// `"14.4x 1h 5m"` → the `severity` rule; `"off"` → None. The short span must be shorter
+/// than the long one.
+pub fn parse_burn_rule(severity: &str, text: &str) -> Result<Option<BurnRule>, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [factor, long, short] = parts[..] else { return Err(BURN_RULE_FORM.into()) };
+    let factor: f64 = factor
+        .strip_suffix(['x', '×'])
+        .unwrap_or(factor)
+        .parse()
+        .ok()
+        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+        .ok_or_else(|| format!("burn '{factor}': {BURN_RULE_FORM}"))?;
+    let span = |s: &str| {
+        humantime::parse_duration(s)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .filter(|ms| *ms >= 1000)
+            .ok_or_else(|| format!("span '{s}': {BURN_RULE_FORM}"))
+    };
+    let (long_ms, short_ms) = (span(long)?, span(short)?);
+    if short_ms >= long_ms {
+        return Err(format!("the short span ({short}) must be shorter than the long one ({long}): {BURN_RULE_FORM}"));
+    }
+    Ok(Some(BurnRule { severity: severity.to_owned(), factor, long_ms, short_ms }))
+}
+
+/// The alert rules of `[alerts]` (`page = "14.4x 1h 5m"`, `ticket = "6x 6h 30m"`, `"off"`),
+/// environment variables (`PERFAGENT_ALERTS_PAGE`, `…_TICKET`) over the file; the defaults
+/// for what neither sets. What the agent alerts on and what `perfctl slo rules` writes.
+pub fn burn_rules(
+    file: Option<&crate::config::ConfigFile>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<BurnRule>, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    /// Only the keys read here: the agent reads (and checks) the rest of the section.
+    #[derive(Debug, Default, serde::Deserialize)]
+    struct Section {
+        page: Option<toml::Spanned<String>>,
+        ticket: Option<toml::Spanned<String>>,
+    }
+    let section = match file {
+        Some(f) => f.section::<Section>("alerts")?.map(|s| (f, s)),
+        None => None,
+    };
+    let (page, ticket) = match &section {
+        Some((f, s)) => (s.page.as_ref().map(|v| (*f, v)), s.ticket.as_ref().map(|v| (*f, v))),
+        None => (None, None),
+    };
+    let mut out = Vec::new();
+    for (rule, from_file) in default_burn_rules().into_iter().zip([page, ticket]) {
+        let var = format!("PERFAGENT_ALERTS_{}", rule.severity.to_uppercase());
+        let parsed = match (env(&var).filter(|v| !v.is_empty()), from_file) {
+            (Some(value), _) => parse_burn_rule(&rule.severity, &value).map_err(|expected| ConfigError::Env {
+                var,
+                value: value.clone(),
+                expected,
+            })?,
+            (None, Some((f, v))) => parse_burn_rule(&rule.severity, v.get_ref())
+                .map_err(|e| f.error_at(v.span().start, format!("alerts.{}: {e}", rule.severity)))?,
+            (None, None) => Some(rule),
+        };
+        out.extend(parsed);
+    }
+    Ok(out)
+}
 
 /// A glob as a fully anchored Prometheus regex (`vm.*` → `vm\\..*`).
 pub fn glob_regex(glob: &str) -> String {
@@ -323,7 +490,14 @@ fn q(s: &str) -> String {
 /// `buckets` are the histogram bounds of `/metrics`: a latency threshold that is not one is
 /// counted at the largest bound under it (stricter), and the rules say so. `for_` is how long a
 /// condition must hold before its alert fires (`2m`).
-pub fn rules(targets: &Targets, ops: &[String], window: &str, for_: &str, buckets: &[f64]) -> String {
+pub fn rules(
+    targets: &Targets,
+    ops: &[String],
+    window: &str,
+    for_: &str,
+    buckets: &[f64],
+    burn_rules: &[BurnRule],
+) -> String {
     let family = perfstore::convention::prometheus::family_name(
         conv::OP_DURATION.name,
         conv::OP_DURATION.kind,
@@ -342,22 +516,27 @@ pub fn rules(targets: &Targets, ops: &[String], window: &str, for_: &str, bucket
     let mut y = String::new();
     y.push_str("# SLO rules for perfagent's /metrics, written by `perfctl slo rules` from the targets.\n");
     y.push_str("# Availability: calls with outcome=\"ok\" >= 1 - error_rate. Latency: 95% of calls at or under the p95 target.\n");
+    let described: Vec<String> = burn_rules.iter().map(|r| format!("{}: {}", r.severity, r.describe())).collect();
     y.push_str(&format!(
-        "# Alerts: the SRE workbook's multi-window burn rates (page: 14.4x over 1h and 5m; ticket: 6x over 6h and 30m),\n# sized for a 30-day budget (14.4x spends 2% of it in an hour); the budget window of perfctl slo was {window}.\n"
+        "# Alerts: multi-window burn rates ({}; the SRE workbook's 14.4x/6x are\n# sized for a 30-day budget: 14.4x spends 2% of it in an hour); the budget window of perfctl slo was {window}.\n",
+        if described.is_empty() { "none".to_owned() } else { described.join("; ") }
     ));
     y.push_str("groups:\n  - name: perfagent-slo-ratios\n    rules:\n");
-    let spans = ["5m", "30m", "1h", "6h"];
+    let mut span_ms: Vec<i64> = burn_rules.iter().flat_map(|r| [r.short_ms, r.long_ms]).collect();
+    span_ms.sort_unstable();
+    span_ms.dedup();
+    let span_names: Vec<String> = span_ms.iter().map(|ms| span_name(*ms)).collect();
     let mut notes = Vec::new();
     let mut thresholds: Vec<f64> = groups.iter().filter_map(|g| g.1.p95_ms).collect();
     thresholds.sort_by(f64::total_cmp);
     thresholds.dedup();
-    for span in spans {
+    for (n, span) in span_names.iter().enumerate() {
         y.push_str(&format!(
             "      - record: perfagent:op_error_ratio:rate{span}\n        expr: |-\n          sum by (op) (rate({family}_count{{outcome=\"error\"}}[{span}])) / sum by (op) (rate({family}_count[{span}]))\n"
         ));
         for ms in &thresholds {
             let (le, exact) = bucket_for(ms / 1000.0, buckets);
-            if !exact && span == "5m" {
+            if !exact && n == 0 {
                 notes.push(format!("# note: the {ms}ms latency target is not a bucket bound of /metrics; calls are counted at le=\"{le}\" (stricter)\n"));
             }
             y.push_str(&format!(
@@ -383,8 +562,9 @@ pub fn rules(targets: &Targets, ops: &[String], window: &str, for_: &str, bucket
             ));
         }
         for (kind, record, allowed, alert) in objectives {
-            for (severity, burn, long, short) in ALERT_WINDOWS {
-                let limit = num(burn * allowed);
+            for rule in burn_rules {
+                let (severity, burn, long, short) = (&rule.severity, num(rule.factor), rule.long(), rule.short());
+                let limit = num(rule.factor * allowed);
                 y.push_str(&format!(
                     "      - alert: Operation{alert}\n        expr: |-\n          {record}:rate{long}{sel_braces} > {limit} and {record}:rate{short}{sel_braces} > {limit}\n        for: {for_}\n        labels:\n          severity: {severity}\n          slo: {kind}\n        annotations:\n          summary: {}\n          description: {}\n",
                     q(&format!("{{{{ $labels.op }}}}: {kind} error budget burning {burn}x over {long} and {short}")),
@@ -407,10 +587,11 @@ mod tests {
 
     fn input(window: Counts, hour: Counts) -> Input {
         let mut ops = BTreeMap::new();
-        let mut spans = [Counts::default(); 5];
+        let mut spans = vec![Counts::default(); 5];
         spans[2] = hour;
         ops.insert("vm.list".to_owned(), OpInput { error_rate: Some(0.01), threshold_s: Some(0.2), window, spans });
-        Input { db: "/x.db".into(), range: Some(TimeRange::new(0, 28 * DAY)), ops }
+        let o = Options { now_ms: 0, window_ms: 0, op: None, extra_spans_ms: Vec::new() };
+        Input { db: "/x.db".into(), range: Some(TimeRange::new(0, 28 * DAY)), spans: o.spans(), ops }
     }
 
     #[test]
@@ -418,7 +599,7 @@ mod tests {
         // 10 000 calls in 28 days, 40 failed: the 99 % objective allows 100, so 40 % of the
         // budget is spent and 60 % left. In the last hour 100 calls, 5 failed: 5 % bad against
         // 1 % allowed burns at 5×; the 60 % left lasts 0.6 × 28 d / 5 = 3.36 days.
-        let o = Options { now_ms: 28 * DAY, window_ms: 28 * DAY, op: None };
+        let o = Options { now_ms: 28 * DAY, window_ms: 28 * DAY, op: None, extra_spans_ms: Vec::new() };
         let r = compute(
             &input(
                 Counts { calls: 10_000.0, errors: 40.0, fast: 9_600.0 },
@@ -457,7 +638,8 @@ mod tests {
             "vm.start".into(),
             crate::targets::OpTargets { p95_ms: Some(2000.0), p99_ms: None, error_rate: None },
         ));
-        let y = rules(&t, &["vm.start".into(), "vm.list".into()], "28d", "2m", &[0.1, 0.25, 0.5, 1.0, 2.5]);
+        let buckets = [0.1, 0.25, 0.5, 1.0, 2.5];
+        let y = rules(&t, &["vm.start".into(), "vm.list".into()], "28d", "2m", &buckets, &default_burn_rules());
         assert!(y.contains("        for: 2m\n"), "{y}");
         assert!(
             y.contains("perfagent:op_slow_ratio_200ms:rate5m") && y.contains("perfagent:op_slow_ratio_2000ms:rate1h"),
@@ -470,5 +652,38 @@ mod tests {
         assert!(y.contains("le=~\"1(\\\\.0)?\""), "2000 ms is counted at le 1 or 1.0: {y}");
         assert_eq!(literal_regex("GET /users/*"), "GET /users/\\*");
         assert!(y.contains("{op=\"vm.start\"} > 0.72 and") && y.contains("{op!~\"vm\\\\.start\"} > 0.144 and"), "{y}");
+        assert!(y.contains("(page: 14.4x over 1h and 5m; ticket: 6x over 6h and 30m;"), "{y}");
+        // Rules of one's own: their spans get recording rules, and the alerts read them.
+        let own = [parse_burn_rule("page", "10x 2h 10m").unwrap().unwrap()];
+        let y = rules(&t, &["vm.list".into()], "7d", "1m", &buckets, &own);
+        assert!(y.contains("record: perfagent:op_error_ratio:rate10m") && y.contains(":rate2h"), "{y}");
+        assert!(!y.contains(":rate5m") && !y.contains("severity: ticket"), "{y}");
+        assert!(y.contains("perfagent:op_error_ratio:rate2h > 0.1 and perfagent:op_error_ratio:rate10m > 0.1"), "{y}");
+    }
+
+    #[test]
+    fn burn_rules_are_read_or_refused_with_the_form() {
+        assert_eq!(
+            parse_burn_rule("page", "14.4x 1h 5m").unwrap(),
+            Some(BurnRule { severity: "page".into(), factor: 14.4, long_ms: 3_600_000, short_ms: 300_000 })
+        );
+        assert_eq!(parse_burn_rule("ticket", "off").unwrap(), None);
+        assert_eq!(parse_burn_rule("page", "3 90s 20s").unwrap().unwrap().describe(), "3x over 90s and 20s");
+        for bad in ["14.4x 1h", "fast 1h 5m", "0x 1h 5m", "2x 5m 1h", "2x 1h soon"] {
+            let e = parse_burn_rule("page", bad).unwrap_err();
+            assert!(e.contains("like \"14.4x 1h 5m\""), "{bad}: {e}");
+        }
+        let f = crate::config::ConfigFile::from_text(
+            "c.toml",
+            "[alerts]\nalertmanager = \"x\"\nticket = \"off\"\npage = \"2x 1h 1h\"\n",
+        );
+        let e = burn_rules(Some(&f), &|_| None).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:4: alerts.page: the short span (1h) must be shorter"), "{e}");
+        let env = |k: &str| (k == "PERFAGENT_ALERTS_PAGE").then(|| "20x 30m 1m".to_owned());
+        let r = burn_rules(Some(&f), &env).unwrap();
+        assert_eq!(r.iter().map(BurnRule::describe).collect::<Vec<_>>(), ["20x over 30m and 1m"]);
+        assert_eq!(burn_rules(None, &|_| None).unwrap(), default_burn_rules());
+        assert_eq!(span_name(90_000), "90s");
+        assert_eq!(span_name(3 * 86_400_000), "3d");
     }
 }

@@ -10,13 +10,17 @@
 //! retry_rate = 0.05    # retries per call, per operation (default: not checked)
 //! cache_hit_rate = 0.5 # minimum hit rate of each cache (default: not checked)
 //! circuit_open = "5m"  # longest a circuit breaker may be open in the window (default: not checked)
+//! capacity_within = "90d" # a resource's projected peak reaches capacity_target within this
+//!                         # (perfctl capacity --growth auto; default: not checked)
+//! capacity_target = 0.7   # the utilization that counts as "reached" (default 0.7)
 //!
 //! [targets.ops."vm.start*"]   # per-operation overrides; a glob, the longest match wins
 //! p95 = "2s"
 //! ```
 //!
 //! Environment variables override the file: `PERFAGENT_TARGETS_P95`, `…_P99`,
-//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`, `…_RETRY_RATE`, `…_CACHE_HIT_RATE`, `…_CIRCUIT_OPEN`. Unknown keys inside `[targets]` are refused with the
+//! `…_ERROR_RATE`, `…_CPU`, `…_MEMORY`, `…_RETRY_RATE`, `…_CACHE_HIT_RATE`, `…_CIRCUIT_OPEN`,
+//! `…_CAPACITY_WITHIN`, `…_CAPACITY_TARGET`. Unknown keys inside `[targets]` are refused with the
 //! file and line.
 
 use std::collections::BTreeMap;
@@ -55,6 +59,11 @@ pub struct Targets {
     pub cache_hit_rate: Option<f64>,
     /// Longest a circuit breaker may stay open in the window, seconds (off by default).
     pub circuit_open_s: Option<f64>,
+    /// The trend target: no resource's projected peak may reach [`Targets::capacity_target`]
+    /// within this many days (off by default).
+    pub capacity_within_days: Option<f64>,
+    /// The utilization the trend target watches (0.7, `perfctl capacity`'s default target).
+    pub capacity_target: f64,
 }
 
 impl Default for Targets {
@@ -67,6 +76,8 @@ impl Default for Targets {
             retry_rate: None,
             cache_hit_rate: None,
             circuit_open_s: None,
+            capacity_within_days: None,
+            capacity_target: 0.7,
         }
     }
 }
@@ -118,6 +129,12 @@ impl Targets {
         self.cache_hit_rate = rat("cache_hit_rate", &s.cache_hit_rate, self.cache_hit_rate)?;
         self.circuit_open_s =
             lat("circuit_open", &s.circuit_open, self.circuit_open_s.map(|v| v * 1000.0))?.map(|ms| ms / 1000.0);
+        if let Some(v) = &s.capacity_within {
+            self.capacity_within_days = days(&v.get_ref().text()).map_err(|e| at("capacity_within", v, e))?;
+        }
+        if let Some(v) = &s.capacity_target {
+            self.capacity_target = utilization(&v.get_ref().text()).map_err(|e| at("capacity_target", v, e))?;
+        }
         for (glob, o) in &s.ops {
             self.overrides.push((
                 glob.clone(),
@@ -161,6 +178,12 @@ impl Targets {
         if let Some(v) = var("CIRCUIT_OPEN") {
             self.circuit_open_s = latency(&v.1).map_err(|e| bad(v, e))?.map(|ms| ms / 1000.0);
         }
+        if let Some(v) = var("CAPACITY_WITHIN") {
+            self.capacity_within_days = days(&v.1).map_err(|e| bad(v, e))?;
+        }
+        if let Some(v) = var("CAPACITY_TARGET") {
+            self.capacity_target = utilization(&v.1).map_err(|e| bad(v, e))?;
+        }
         Ok(())
     }
 }
@@ -176,6 +199,8 @@ struct Section {
     retry_rate: Option<Spanned<Value>>,
     cache_hit_rate: Option<Spanned<Value>>,
     circuit_open: Option<Spanned<Value>>,
+    capacity_within: Option<Spanned<Value>>,
+    capacity_target: Option<Spanned<Value>>,
     #[serde(default)]
     ops: BTreeMap<String, OpSection>,
 }
@@ -220,6 +245,28 @@ fn latency(v: &str) -> Result<Option<f64>, String> {
     humantime::parse_duration(v.trim())
         .map(|d| Some(d.as_secs_f64() * 1000.0))
         .map_err(|_| "expected a duration like \"200ms\" or \"1s\", or \"off\"".into())
+}
+
+/// Milliseconds in a day.
+const DAY_MS: f64 = 86_400_000.0;
+
+/// `"90d"` → 90.0 (days); `"off"` → None.
+fn days(v: &str) -> Result<Option<f64>, String> {
+    match v.trim() {
+        "off" => Ok(None),
+        t => match humantime::parse_duration(t) {
+            Ok(d) if !d.is_zero() => Ok(Some(d.as_secs_f64() * 1000.0 / DAY_MS)),
+            _ => Err("expected a duration like \"90d\" or \"12w\", or \"off\"".into()),
+        },
+    }
+}
+
+/// A utilization above 0 and at most 1 (`0.7`, `"70%"`).
+fn utilization(v: &str) -> Result<f64, String> {
+    match ratio(v) {
+        Ok(Some(r)) if r > 0.0 => Ok(r),
+        _ => Err("expected a utilization above 0 and at most 1 like 0.7, or a percentage like \"70%\"".into()),
+    }
 }
 
 /// `0.01` or `"1%"` → 0.01 (ratio); `"off"` → None.
@@ -278,6 +325,16 @@ mod tests {
         assert!(e.starts_with("config.toml:2: unknown field `p59`"), "{e}");
         let e = load_text("[targets.ops.\"vm.*\"]\n\np95 = 2\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("config.toml:3: targets.p95: expected a duration string"), "{e}");
+        let e = load_text("[targets]\ncapacity_within = 90\n", &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "config.toml:2: targets.capacity_within: expected a duration like \"90d\" or \"12w\", or \"off\""
+        );
+        let e = load_text("[targets]\ncapacity_target = 0\n", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("config.toml:2: targets.capacity_target: expected a utilization above 0"), "{e}");
+        let t = load_text("[targets]\ncapacity_within = \"12w\"\n", &[("PERFAGENT_TARGETS_CAPACITY_TARGET", "80%")])
+            .unwrap();
+        assert_eq!((t.capacity_within_days, t.capacity_target), (Some(84.0), 0.8));
         let e = load_text("", &[("PERFAGENT_TARGETS_CPU", "lots")]).unwrap_err().to_string();
         assert!(e.starts_with("PERFAGENT_TARGETS_CPU: invalid value 'lots': expected a ratio"), "{e}");
     }

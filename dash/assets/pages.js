@@ -101,6 +101,7 @@ async function overview(body) {
   if (report.violations.length) {
     body.append(section('Violated targets', el('ul', { class: 'violations' }, report.violations.map((v) =>
       el('li', {}, v.target === 'circuit_open' ? `circuit ${v.op}` : v.target === 'cache_hit_rate' ? `cache ${v.op ?? ''}`
+        : v.target === 'capacity' ? el('a', { href: link('capacity') }, `resource ${v.op}`)
         : v.op ? el('a', { href: link('op', v.op) }, v.op) : 'host',
         `: ${v.target} ${fmtTarget(v.value, v.unit)} (target ${fmtTarget(v.threshold, v.unit)})`)))));
   }

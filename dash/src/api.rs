@@ -193,7 +193,7 @@ async fn stats_api(State(d): State<Arc<Dashboard>>, Params(q): Params<StatsQuery
             op: nonempty(q.op),
             by: nonempty(q.by),
         };
-        let report = stats::compute(&stats::gather(snap, &d.db, opts.range)?, &opts, &d.targets)?;
+        let report = stats::report(snap, &d.db, &opts, &d.targets, d.capacities)?;
         if report.ops.is_empty() {
             return Err(stats::no_calls(snap, &d.db, &opts)?.into());
         }
@@ -403,7 +403,8 @@ async fn slo_api(State(d): State<Arc<Dashboard>>, Params(q): Params<SloQuery>) -
             None | Some("") => 28 * perfstore::DAY_MS,
             Some(w) => duration_ms("window", w).map_err(ApiError::bad)?,
         };
-        let o = perfanalysis::slo::Options { now_ms: (d.now)(), window_ms, op: nonempty(q.op) };
+        let o =
+            perfanalysis::slo::Options { now_ms: (d.now)(), window_ms, op: nonempty(q.op), extra_spans_ms: Vec::new() };
         json(&perfanalysis::slo::report(snap, &d.db, &o, &d.targets)?)
     })
     .await
@@ -413,25 +414,34 @@ async fn slo_api(State(d): State<Arc<Dashboard>>, Params(q): Params<SloQuery>) -
 #[derive(Debug, Serialize)]
 struct AlertRow {
     op: String,
+    /// `availability`, `latency`, or `target:<name>`.
     slo: String,
     severity: String,
     state: &'static str,
     since: String,
+    /// The long window's burn rate, or the value measured against the target.
     burn: f64,
+    /// The violated target in words (target alerts).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    text: String,
 }
 
 async fn alerts_api(State(d): State<Arc<Dashboard>>) -> Response {
-    let rows: Vec<AlertRow> = perfanalysis::alerts::read_state(&d.db)
-        .alerts
-        .into_values()
-        .map(|(k, e)| AlertRow {
-            op: k.op,
-            slo: k.slo,
-            severity: k.severity,
-            state: if e.firing_ms.is_some() { "firing" } else { "pending" },
-            since: perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms)),
-            burn: e.burn,
-        })
-        .collect();
-    json(&rows).unwrap_or_else(IntoResponse::into_response)
+    read(d, |_, snap| {
+        let rows: Vec<AlertRow> = perfanalysis::alerts::read_state(snap)
+            .alerts
+            .into_values()
+            .map(|(k, e)| AlertRow {
+                op: k.op,
+                slo: k.slo,
+                severity: k.severity,
+                state: if e.firing_ms.is_some() { "firing" } else { "pending" },
+                since: perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms)),
+                burn: e.burn,
+                text: e.text,
+            })
+            .collect();
+        json(&rows)
+    })
+    .await
 }

@@ -223,6 +223,15 @@ impl<'c> Snapshot<'c> {
         meta(&self.tx, Meta::Demo).map_err(|e| self.sql(e))
     }
 
+    /// The document kept under `name` by [`crate::Writer::put_state`], if any.
+    pub fn state(&self, name: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension as _;
+        self.tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("state.{name}")], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
     /// Whether the store holds any series.
     pub fn has_series(&self) -> Result<bool> {
         self.tx.query_row("SELECT EXISTS (SELECT 1 FROM series)", [], |r| r.get(0)).map_err(|e| self.sql(e))

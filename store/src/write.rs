@@ -157,6 +157,20 @@ impl Writer {
         tx.commit().map_err(|e| Error::sql(&path, e))
     }
 
+    /// Keep a small document of the store's owner under `name` (the agent's alert state), in
+    /// the `meta` table as `state.<name>`, replacing what was there, in one transaction: a
+    /// crash leaves the old one or the new one. Read back with [`crate::Snapshot::state`].
+    pub fn put_state(&mut self, name: &str, value: &str) -> Result<()> {
+        let path = self.path.clone();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut st| st.execute(rusqlite::params![format!("state.{name}"), value]))
+            .map(drop)
+            .map_err(|e| Error::sql(&path, e))
+    }
+
     /// The store file (its real path: symbolic links resolved).
     pub fn path(&self) -> &Path {
         &self.path

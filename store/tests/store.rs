@@ -1066,3 +1066,20 @@ fn lock_holder_names_the_running_writer_only() {
     // Probing does not get in a writer's way.
     Writer::open(&path, StoreOptions::default()).unwrap();
 }
+
+#[test]
+fn an_owners_state_survives_a_reopen_and_is_replaced_whole() {
+    let (_dir, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(w.snapshot().unwrap().state("alerts").unwrap(), None);
+    w.put_state("alerts", r#"{"alerts":{"a":1}}"#).unwrap();
+    w.put_state("alerts", r#"{"alerts":{}}"#).unwrap();
+    w.put_state("other", "x").unwrap();
+    w.close().unwrap();
+    let mut r = Reader::open(&path).unwrap();
+    let snap = r.snapshot().unwrap();
+    assert_eq!(snap.state("alerts").unwrap().as_deref(), Some(r#"{"alerts":{}}"#));
+    assert_eq!(snap.state("other").unwrap().as_deref(), Some("x"));
+    // The store's own bookkeeping is not an owner's state.
+    assert_eq!(snap.state("newest_ms").unwrap(), None);
+}

@@ -1,7 +1,9 @@
 //! Burn-rate alerts from the agent to a real Alertmanager (Debian's `prometheus-alertmanager`
 //! on loopback): a failure burst sent over StatsD makes the page alert appear in Alertmanager's
 //! `GET /api/v2/alerts` with the right labels, and a restart of the agent neither loses nor
-//! duplicates it (the same start time: the state was kept beside the store).
+//! duplicates it (the same start time: the state is kept in the store); with rules of short
+//! spans, an alert resolves once the calls recover; other targets (a cold cache) reach a plain
+//! webhook as `TargetViolated` tickets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
@@ -127,22 +129,92 @@ fn a_failure_burst_pages_through_alertmanager_once_across_a_restart() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // The dashboard's API shows them too.
-    let (_, held) = get(&agent.addr("http"), "/api/v1/alerts");
-    let held: serde_json::Value = serde_json::from_str(&held).unwrap();
-    assert!(held.as_array().unwrap().iter().any(|a| a["op"] == "vm.fail" && a["state"] == "firing"), "{held}");
+    // The dashboard's API shows them too, once the writer has kept the state in the store (at
+    // its next turn, within a flush interval).
+    wait_for(10, "the dashboard to list the alert", || {
+        let (_, held) = get(&agent.addr("http"), "/api/v1/alerts");
+        let held: serde_json::Value = serde_json::from_str(&held).ok()?;
+        held.as_array()?.iter().any(|a| a["op"] == "vm.fail" && a["state"] == "firing").then_some(())
+    });
     // `perfagent status` lists what fires.
     let st = perf_e2e::status(&db);
     let firing = st["alerts_firing"].as_array().unwrap();
     assert!(firing.iter().any(|a| a["op"] == "vm.fail" && a["severity"] == "page"), "{st}");
-    // The state is kept beside the store; a restart keeps the alert as it was.
+    // The state is kept in the store (nothing beside it); a restart keeps the alert as it was.
     agent.stop();
-    assert!(std::fs::read_to_string(dir.path().join("perf.db.alerts")).unwrap().contains("vm.fail"));
+    let mut r = perfstore::Reader::open(&db).unwrap();
+    let kept = r.snapshot().unwrap().state("alerts").unwrap().unwrap(); // perfanalysis::alerts::STATE_KEY
+    assert!(kept.contains("vm.fail"), "{kept}");
+    drop(r);
+    assert!(!dir.path().join("perf.db.alerts").exists());
     let agent = Agent::start(&db, &[], &envs);
     std::thread::sleep(std::time::Duration::from_secs(3));
     let again = alerts(&am.addr, "vm.fail", "page");
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0]["startsAt"], started, "the same alert, not a new one");
+    agent.stop();
+}
+
+#[test]
+fn an_alert_resolves_in_alertmanager_once_the_calls_recover() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(am) = alertmanager() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let url = format!("http://{}", am.addr);
+    // A page rule over spans of seconds, so recovery shows within a test: 14.4x over the last
+    // 20 s and the last 4 s.
+    let envs = [
+        ("PERFAGENT_ALERTS_ALERTMANAGER", url.as_str()),
+        ("PERFAGENT_ALERTS_INTERVAL", "1s"),
+        ("PERFAGENT_ALERTS_FOR", "0s"),
+        ("PERFAGENT_ALERTS_PAGE", "14.4x 20s 4s"),
+        ("PERFAGENT_ALERTS_TICKET", "off"),
+        ("PERFAGENT_ALERTS_TARGETS_WINDOW", "off"),
+    ];
+    let agent = Agent::start(&db, &[], &envs);
+    // Calls every 50 ms: half fail until told to stop, then all succeed.
+    let failing = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (failing, stop) = (failing.clone(), stop.clone());
+        let mut conn = std::net::TcpStream::connect(agent.addr("statsd_tcp")).unwrap();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let outcome = if failing.load(Ordering::SeqCst) && i.is_multiple_of(2) { "error" } else { "ok" };
+                writeln!(conn, "op.duration:20|ms|#op:vm.flaky,outcome:{outcome},service:cli").unwrap();
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let page = wait_for(60, "the page alert in Alertmanager", || {
+        let a = alerts(&am.addr, "vm.flaky", "page");
+        (!a.is_empty()).then_some(a)
+    });
+    assert_eq!(page.len(), 1, "{page:?}");
+    let (_, metrics) = get(&agent.addr("http"), "/metrics");
+    assert!(
+        metrics.contains("perfagent_slo_burn_rate{op=\"vm.flaky\",slo=\"availability\",window=\"4s\"}"),
+        "{metrics}"
+    );
+    failing.store(false, Ordering::SeqCst);
+    // Recovered: the short span is clean after 4 s, then two clear evaluations resolve it; the
+    // agent says so and Alertmanager no longer lists it, while the calls go on.
+    wait_for(60, "the agent to resolve the page alert", || {
+        let (_, held) = get(&agent.addr("http"), "/api/v1/alerts");
+        let held: serde_json::Value = serde_json::from_str(&held).ok()?;
+        (!held.as_array()?.iter().any(|a| a["op"] == "vm.flaky")).then_some(())
+    });
+    wait_for(30, "Alertmanager to drop the resolved alert", || {
+        alerts(&am.addr, "vm.flaky", "page").is_empty().then_some(())
+    });
+    let (_, metrics) = get(&agent.addr("http"), "/metrics");
+    assert!(metrics.contains("perfagent_alerts_firing{severity=\"page\"} 0"), "{metrics}");
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
     agent.stop();
 }
 
@@ -170,30 +242,57 @@ fn the_plain_webhook_gets_the_same_alerts_as_json() {
         ("PERFAGENT_ALERTS_WEBHOOK", url.as_str()),
         ("PERFAGENT_ALERTS_INTERVAL", "1s"),
         ("PERFAGENT_ALERTS_FOR", "0s"),
+        ("PERFAGENT_TARGETS_CACHE_HIT_RATE", "50%"),
     ];
     let agent = Agent::start(&db, &[], &envs);
     let mut conn = std::net::TcpStream::connect(agent.addr("statsd_tcp")).unwrap();
     for i in 0..100 {
         let outcome = if i % 2 == 0 { "error" } else { "ok" };
         writeln!(conn, "op.duration:20|ms|#op:hooked,outcome:{outcome},service:cli").unwrap();
+        // One lookup in four hits: a cold cache under the 50 % floor.
+        let result = if i % 4 == 0 { "hit" } else { "miss" };
+        writeln!(conn, "cache.requests:1|c|#cache:vm-cache,result:{result},service:cli").unwrap();
     }
     drop(conn);
-    // Wait for the first POST, for at most a minute.
+    // Read POSTs until both alerts have arrived, for at most a minute.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        if let Some(Ok(l)) = lines.next() {
-            let _ = tx.send(l);
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
         }
     });
-    let body = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut burn, mut cold) = (None, None);
+    while burn.is_none() || cold.is_none() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let body =
+            rx.recv_timeout(left).expect("the burn-rate and target alerts did not both reach the webhook in a minute");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for a in v["alerts"].as_array().unwrap() {
+            let l = &a["labels"];
+            if l["op"] == "hooked" && l["alertname"] == "OperationErrorBudgetBurn" {
+                burn = Some(a.clone());
+            }
+            if l["alertname"] == "TargetViolated" && l["target"] == "cache_hit_rate" {
+                cold = Some(a.clone());
+            }
+        }
+    }
     let _ = hook.kill();
     let _ = hook.wait();
-    let body = body.expect("no POST reached the webhook within a minute");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let alerts = v["alerts"].as_array().unwrap();
-    assert!(
-        alerts.iter().any(|a| a["labels"]["op"] == "hooked" && a["labels"]["alertname"] == "OperationErrorBudgetBurn"),
-        "{v}"
-    );
+    let cold = cold.unwrap();
+    assert_eq!((&cold["labels"]["op"], &cold["labels"]["severity"]), (&"vm-cache".into(), &"ticket".into()), "{cold}");
+    assert_eq!(cold["annotations"]["summary"], "vm-cache cache hit rate 25% < 50%", "{cold}");
+    // `perfagent status` names it in words too (once the state is in the store).
+    wait_for(10, "perfagent status to list the cache alert", || {
+        let st = perf_e2e::status(&db);
+        let firing = st["alerts_firing"].as_array()?.clone();
+        firing
+            .iter()
+            .any(|a| a["slo"] == "target:cache_hit_rate" && a["text"] == "vm-cache cache hit rate 25% < 50%")
+            .then_some(())
+    });
     agent.stop();
 }

@@ -219,6 +219,32 @@ fn two_years_of_seasonal_history_cross_the_target_in_the_peak_month() {
         text.contains("Backtest: ") && text.lines().any(|l| l.starts_with("cpu") && l.contains("in range")),
         "{text}"
     );
+    // The trend target: with calls to report on, `stats --check` flags a resource whose
+    // projected peak reaches 70 % within the window it is given (month 8: ≤ 244 days), and
+    // not with a shorter one.
+    let calls = dir.path().join("calls.statsd");
+    std::fs::write(&calls, "op.duration:20|ms|#op:vm.list\nop.duration:30|ms|#op:vm.list\n").unwrap();
+    let at = "2026-11-22T23:30:00Z";
+    let out = perfctl(&db, &["import", calls.to_str().unwrap(), "--at", at]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = |within: &str, format: &str| {
+        let config = dir.path().join(format!("trend-{within}.toml"));
+        std::fs::write(&config, format!("[targets]\ncapacity_within = \"{within}\"\ncpu = \"off\"\n")).unwrap();
+        let args = ["stats", "--last", "24h", "--now", NOW, "--check", "--format", format, "--config"];
+        perfctl(&db, &[&args[..], &[config.to_str().unwrap()]].concat())
+    };
+    let out = stats("300d", "json");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = r["violations"].as_array().unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!((&v[0]["target"], &v[0]["op"], &v[0]["unit"]), (&"capacity".into(), &"cpu".into(), &"days".into()));
+    close(&v[0]["value"], 244.0);
+    close(&v[0]["threshold"], 300.0);
+    let text = String::from_utf8_lossy(&stats("300d", "table").stdout).into_owned();
+    assert!(text.contains("cpu reaches 70% of capacity in ≤ 244 days (target: not within 300 days)"), "{text}");
+    let out = stats("180d", "json");
+    assert_eq!(out.status.code(), Some(0), "month 8 is past 180 days: {}", String::from_utf8_lossy(&out.stdout));
     // Too little history for a backtest is said, not invented.
     let out = perfctl(&store(dir.path(), "flat"), &["capacity", "--backtest", "--now", NOW]);
     assert_eq!(out.status.code(), Some(1));

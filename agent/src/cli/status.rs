@@ -77,10 +77,10 @@ fn json(db: &Path, pid: Option<u32>, st: Option<StatusFile>, series: usize) {
     v["db_bytes"] = file_len(db).into();
     v["wal_bytes"] = file_len(&perfstore::wal_path(db)).into();
     v["series"] = series.into();
-    let alerts = crate::alerts::load(&crate::alerts::state_path(db));
+    let alerts = crate::alerts::load(db);
     v["alerts_firing"] = alerts
         .firing()
-        .map(|(k, e)| serde_json::json!({"op": k.op, "slo": k.slo, "severity": k.severity, "burn": e.burn, "since_ms": e.firing_ms}))
+        .map(|(k, e)| serde_json::json!({"op": k.op, "slo": k.slo, "severity": k.severity, "burn": e.burn, "since_ms": e.firing_ms, "text": e.text}))
         .collect::<Vec<_>>()
         .into();
     println!("{v}");
@@ -123,18 +123,15 @@ fn table(db: &Path, pid: Option<u32>, st: Option<&StatusFile>, series: usize) {
         .collect();
     println!("dropped     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
     println!("kernel      {} datagrams dropped (receive buffer full)", t.kernel_drops);
-    let alerts = crate::alerts::load(&crate::alerts::state_path(db));
+    let alerts = crate::alerts::load(db);
     let firing: Vec<String> = alerts
         .firing()
         .map(|(k, e)| {
-            format!(
-                "{} {} {} (burn {:.1}x, since {})",
-                k.severity,
-                k.op,
-                k.slo,
-                e.burn,
-                perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms))
-            )
+            let since = perfanalysis::time::rfc3339(e.firing_ms.unwrap_or(e.since_ms));
+            match k.target() {
+                Some(target) => format!("{} {target}: {} (since {since})", k.severity, e.text),
+                None => format!("{} {} {} (burn {:.1}x, since {since})", k.severity, k.op, k.slo, e.burn),
+            }
         })
         .collect();
     if !firing.is_empty() {

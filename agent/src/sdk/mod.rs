@@ -204,8 +204,15 @@ fn embedded(b: &Builder, db: PathBuf, writer: Writer, control: &Control, interva
         flush_interval_ms: interval_ms,
         ..StatusFile::default()
     };
-    let cfg =
-        WriterConfig { db: db.clone(), status, exposition: None, health: None, summaries: false, clock: clock.clone() };
+    let cfg = WriterConfig {
+        db: db.clone(),
+        status,
+        exposition: None,
+        health: None,
+        summaries: false,
+        clock: clock.clone(),
+        state: None,
+    };
     let w = crate::writer::spawn(writer, cfg).map_err(SdkError::io("starting the SDK's store writer"))?;
     *control.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(w.thread);
     let agg_cfg = AggregatorConfig { service: b.service.clone(), ..AggregatorConfig::default() };

@@ -17,6 +17,8 @@ use std::path::Path;
 use perfstore::convention::{self as conv, Metric};
 use perfstore::{Event, EventKind, Point, Selector, SeriesKey, Snapshot, Tier, TimeRange};
 
+use crate::targets::Targets;
+
 pub use compute::compute;
 pub use report::{
     Cache, Calls, CircuitOpen, Disk, Host, Latency, OpStats, Overall, Pool, Report, TargetKind, Unit, Violation, round6,
@@ -88,6 +90,69 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, range: TimeRange) -> crate::Result
         circuit_open_s: circuit_open_seconds(snap, range)?,
     })
 }
+
+/// `stats` as `perfctl stats` and the dashboard show it: [`gather`], [`compute`], and when the
+/// trend target is set ([`Targets::capacity_within_days`]), [`capacity_violations`] at the
+/// window's end.
+pub fn report(
+    snap: &Snapshot<'_>,
+    db: &Path,
+    opts: &Options,
+    targets: &Targets,
+    capacities: crate::capacity::Capacities,
+) -> crate::Result<Report> {
+    let mut r = compute(&gather(snap, db, opts.range)?, opts, targets)?;
+    r.violations.extend(capacity_violations(snap, db, opts.range.end_ms, targets, capacities)?);
+    Ok(r)
+}
+
+/// The trend target: every resource with a capacity whose projected peak (`perfctl capacity
+/// --growth auto` at `now_ms`, with [`Targets::capacity_target`]) reaches the target within
+/// [`Targets::capacity_within_days`], at the projection's one-month step (90 days reads as
+/// 3 months, so it warns up to a month early, never late). The value is the days until it
+/// does: month `m` as `m × 30.44` days (an upper bound), 0 when already there.
+/// Nothing when the target is off or there is no hourly history to project from.
+pub fn capacity_violations(
+    snap: &Snapshot<'_>,
+    db: &Path,
+    now_ms: i64,
+    targets: &Targets,
+    capacities: crate::capacity::Capacities,
+) -> crate::Result<Vec<Violation>> {
+    use crate::capacity::{self, Crossing, Growth};
+    let Some(within) = targets.capacity_within_days else { return Ok(Vec::new()) };
+    let o = capacity::Options {
+        now_ms,
+        growth: Growth::Auto,
+        months: (within / DAYS_PER_MONTH).ceil().clamp(1.0, 120.0) as u32,
+        target: targets.capacity_target,
+        redundancy: 1,
+        peak_window_ms: None,
+        history_ms: capacity::HISTORY_MS,
+        capacities,
+    };
+    let report = match capacity::compute(&capacity::gather(snap, db, &o)?, &o) {
+        Ok(r) => r,
+        Err(crate::Error::NoData(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(report
+        .resources
+        .into_iter()
+        .filter(|r| r.capacity.is_some())
+        .filter_map(|r| {
+            let days = match r.months_to_target {
+                Crossing::Already => 0.0,
+                Crossing::In(m) => (f64::from(m) * DAYS_PER_MONTH).round(),
+                Crossing::NotWithin => return None,
+            };
+            Some(Violation::new(TargetKind::Capacity, Some(r.resource), days, within))
+        })
+        .collect())
+}
+
+/// Days in an average month (the capacity projection's step).
+const DAYS_PER_MONTH: f64 = 30.44;
 
 /// The error for a window without operation calls (`opts.op` narrowing them or not): the
 /// window, the store, how many operation series exist, and the newest operation data (else

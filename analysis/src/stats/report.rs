@@ -290,6 +290,9 @@ pub enum TargetKind {
     CacheHitRate,
     /// How long a circuit breaker was open (the `op` field names the circuit).
     CircuitOpen,
+    /// The trend target: days until a resource's projected peak reaches the capacity target
+    /// (the `op` field names the resource: `cpu`, `memory`, `disk:/`, …; 0 when already there).
+    Capacity,
 }
 
 /// The unit of a [`Violation`]'s value and threshold.
@@ -304,6 +307,8 @@ pub enum Unit {
     Pct,
     /// Seconds.
     S,
+    /// Days.
+    Days,
 }
 
 impl TargetKind {
@@ -314,6 +319,7 @@ impl TargetKind {
             TargetKind::ErrorRate | TargetKind::RetryRate | TargetKind::CacheHitRate => Unit::Ratio,
             TargetKind::Cpu | TargetKind::Memory => Unit::Pct,
             TargetKind::CircuitOpen => Unit::S,
+            TargetKind::Capacity => Unit::Days,
         }
     }
 }
@@ -323,8 +329,8 @@ impl TargetKind {
 pub struct Violation {
     /// Which target.
     pub target: TargetKind,
-    /// The operation (the circuit for `circuit_open`, the cache for `cache_hit_rate`; null for
-    /// host targets).
+    /// The operation (the circuit for `circuit_open`, the cache for `cache_hit_rate`, the
+    /// resource for `capacity`; null for host targets).
     pub op: Option<String>,
     /// Measured.
     #[serde(serialize_with = "num")]
@@ -340,5 +346,64 @@ impl Violation {
     /// `target` measured `value` against `threshold`.
     pub fn new(target: TargetKind, op: Option<String>, value: f64, threshold: f64) -> Self {
         Self { target, op, value, threshold, unit: target.unit() }
+    }
+
+    /// In words, as `stats` and alerts say it: `vm.list p95 1.2s > 200ms`, `vm-cache cache
+    /// hit rate 32% < 50%`, `cpu reaches 70% of capacity in ≤ 244 days (target: not
+    /// within 300 days)`. Names are cleaned for a terminal and cut at 60 characters.
+    pub fn describe(&self, targets: &Targets) -> String {
+        use crate::human::{ms, pct, seconds};
+        let name = self.op.as_deref().map(|n| {
+            let n = crate::human::clean(n);
+            if n.chars().count() <= 60 { n } else { n.chars().take(59).chain(['…']).collect() }
+        });
+        let (v, t) = (self.value, self.threshold);
+        let (what, value, limit) = match self.target {
+            TargetKind::P95 => ("p95", ms(v), ms(t)),
+            TargetKind::P99 => ("p99", ms(v), ms(t)),
+            TargetKind::ErrorRate => ("error rate", pct(v * 100.0), pct(t * 100.0)),
+            TargetKind::Cpu => ("mean CPU", pct(v), pct(t)),
+            TargetKind::Memory => ("peak memory", pct(v), pct(t)),
+            TargetKind::RetryRate => ("retries per call", format!("{v:.3}"), format!("{t:.3}")),
+            TargetKind::CacheHitRate => ("cache hit rate", pct(v * 100.0), pct(t * 100.0)),
+            TargetKind::CircuitOpen => ("open for", seconds(v), seconds(t)),
+            TargetKind::Capacity => {
+                let when = if v <= 0.0 { "already".to_owned() } else { format!("in ≤ {v:.0} days") };
+                let what = format!("reaches {} of capacity {when}", pct(targets.capacity_target * 100.0));
+                return match name {
+                    Some(res) => format!("{res} {what} (target: not within {t:.0} days)"),
+                    None => what,
+                };
+            }
+        };
+        // A floor is violated from below.
+        let cmp = if self.target == TargetKind::CacheHitRate { "<" } else { ">" };
+        match name {
+            Some(op) if self.target == TargetKind::CircuitOpen => format!("circuit {op} {what} {value} {cmp} {limit}"),
+            Some(op) => format!("{op} {what} {value} {cmp} {limit}"),
+            None => format!("{what} {value} {cmp} {limit}"),
+        }
+    }
+
+    /// The target's name as `[targets]` spells it (`p95`, `cache_hit_rate`, `capacity`).
+    pub fn name(&self) -> &'static str {
+        self.target.name()
+    }
+}
+
+impl TargetKind {
+    /// As `[targets]` and the JSON spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::P95 => "p95",
+            TargetKind::P99 => "p99",
+            TargetKind::ErrorRate => "error_rate",
+            TargetKind::Cpu => "cpu",
+            TargetKind::Memory => "memory",
+            TargetKind::RetryRate => "retry_rate",
+            TargetKind::CacheHitRate => "cache_hit_rate",
+            TargetKind::CircuitOpen => "circuit_open",
+            TargetKind::Capacity => "capacity",
+        }
     }
 }

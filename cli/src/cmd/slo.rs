@@ -34,8 +34,8 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Action {
     /// Write the same objectives as Prometheus recording and alerting rules over the metric
-    /// names of /metrics (multi-window burn-rate alerts), for a central Prometheus; check them
-    /// with `promtool check rules FILE`.
+    /// names of /metrics (the burn-rate alerts of `[alerts] page` and `ticket`), for a central
+    /// Prometheus; check them with `promtool check rules FILE`.
     Rules {
         /// Write here instead of standard output.
         #[arg(short, long, value_name = "FILE")]
@@ -53,6 +53,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         now_ms: WindowArgs { now: a.now, ..WindowArgs::default() }.now_ms()?,
         window_ms: i64::try_from(a.window.as_millis()).unwrap_or(i64::MAX),
         op: a.op,
+        extra_spans_ms: Vec::new(),
     };
     if let Some(Action::Rules { output, for_ }) = a.action {
         return rules(g, &targets, &o, (a.window, for_), output);
@@ -79,12 +80,17 @@ fn rules(
         Err(perfstore::Error::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
+    let burn_rules = slo::burn_rules(g.config_file()?.as_ref(), &env)?;
+    if burn_rules.is_empty() {
+        anyhow::bail!("both alert rules are off ([alerts] page and ticket): there is nothing to write rules for");
+    }
     let text = slo::rules(
         targets,
         &ops,
         &humantime::format_duration(window).to_string(),
         &format!("{}s", for_.as_secs()),
         &perfagent::exposition::DURATION_BUCKETS,
+        &burn_rules,
     );
     match output {
         Some(path) => {

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use perfanalysis::Error;
+use perfanalysis::capacity::Capacities;
 use perfanalysis::stats::{self, Options};
 use perfanalysis::targets::Targets;
 
@@ -34,11 +35,15 @@ pub struct Args {
     format: Format,
 }
 
-/// Gather and compute the report for `opts`.
+/// Gather and compute the report for `opts` (with the capacity trend target when it is set,
+/// against the capacities of `[capacity]`).
 pub fn report(g: &Global, opts: &Options, targets: &Targets) -> anyhow::Result<stats::Report> {
+    let capacities = match targets.capacity_within_days {
+        Some(_) => Capacities::from_config(g.config_file()?.as_ref())?,
+        None => Capacities::default(),
+    };
     let mut reader = g.reader()?;
-    let input = stats::gather(&reader.snapshot()?, &g.db, opts.range)?;
-    Ok(stats::compute(&input, opts, targets)?)
+    Ok(stats::report(&reader.snapshot()?, &g.db, opts, targets, capacities)?)
 }
 
 /// Run `stats`.

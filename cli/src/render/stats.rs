@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use perfanalysis::human::{bytes, count, ms, pct, seconds};
-use perfanalysis::stats::{Calls, Report, TargetKind, Violation};
+use perfanalysis::stats::{Calls, Report};
 
 use super::{Column, Paint, Table, cell, opt};
 
@@ -274,28 +274,6 @@ fn host(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn violation_text(v: &Violation) -> String {
-    let (what, value, limit) = match v.target {
-        TargetKind::P95 => ("p95", ms(v.value), ms(v.threshold)),
-        TargetKind::P99 => ("p99", ms(v.value), ms(v.threshold)),
-        TargetKind::ErrorRate => ("error rate", pct(v.value * 100.0), pct(v.threshold * 100.0)),
-        TargetKind::Cpu => ("mean CPU", pct(v.value), pct(v.threshold)),
-        TargetKind::Memory => ("peak memory", pct(v.value), pct(v.threshold)),
-        TargetKind::RetryRate => ("retries per call", format!("{:.3}", v.value), format!("{:.3}", v.threshold)),
-        TargetKind::CacheHitRate => ("cache hit rate", pct(v.value * 100.0), pct(v.threshold * 100.0)),
-        TargetKind::CircuitOpen => ("open for", seconds(v.value), seconds(v.threshold)),
-    };
-    // A floor is violated from below.
-    let cmp = if v.target == TargetKind::CacheHitRate { "<" } else { ">" };
-    match &v.op {
-        Some(op) if v.target == TargetKind::CircuitOpen => {
-            format!("circuit {} {what} {value} {cmp} {limit}", cell(op, 60))
-        }
-        Some(op) => format!("{} {what} {value} {cmp} {limit}", cell(op, 60)),
-        None => format!("{what} {value} {cmp} {limit}"),
-    }
-}
-
 fn targets(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()> {
     let l = |s: &str| label(paint, s);
     let t = &r.targets.ops;
@@ -324,6 +302,10 @@ fn targets(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()>
     if let Some(v) = r.targets.circuit_open_s {
         checked.push(format!("circuits open ≤ {}", seconds(v)));
     }
+    if let Some(d) = r.targets.capacity_within_days {
+        checked
+            .push(format!("no resource at {} of capacity within {d:.0} days", pct(r.targets.capacity_target * 100.0)));
+    }
     if !r.targets.overrides.is_empty() {
         checked.push(format!("{} per-operation overrides", r.targets.overrides.len()));
     }
@@ -332,7 +314,7 @@ fn targets(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()>
     } else {
         writeln!(out, "{} {}", l("Targets"), paint.red(&format!("{} violated", r.violations.len())))?;
         for v in &r.violations {
-            writeln!(out, "{} {}", l(""), paint.red(&violation_text(v)))?;
+            writeln!(out, "{} {}", l(""), paint.red(&v.describe(&r.targets)))?;
         }
         Ok(())
     }
