@@ -109,6 +109,15 @@ struct AlertsSection {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct ProbesSection {
+    targets: Option<Spanned<Vec<String>>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    cacert: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct StoreSection {
     path: Option<Spanned<String>>,
     raw_retention: Option<Spanned<String>>,
@@ -454,6 +463,77 @@ fn alerts(r: &mut Resolver<'_>) -> Result<crate::alerts::AlertsConfig, ConfigErr
     Ok(crate::alerts::AlertsConfig { alertmanager, webhook, interval, for_, window, rules, targets_window })
 }
 
+/// `[probes]`: the endpoints, and how often the agent probes them (off by default).
+fn probes(r: &mut Resolver<'_>) -> Result<crate::probes::ProbesConfig, ConfigError> {
+    let p: ProbesSection = r.section("probes")?;
+    let d = crate::probes::ProbesConfig::default();
+    let parse_all = |texts: &[String]| -> Result<Vec<perfprobe::Target>, String> {
+        texts.iter().map(|t| perfprobe::parse_target(t.trim())).collect()
+    };
+    let mut targets = Vec::new();
+    let mut source = Source::Default;
+    if let (Some(v), Some(f)) = (&p.targets, r.file) {
+        targets = parse_all(v.get_ref()).map_err(|e| {
+            f.error_at(v.span().start, format!("invalid value for 'targets' in [probes]: endpoint {e}"))
+        })?;
+        source = Source::File(f.path().to_owned(), f.line_of(v.span().start));
+    }
+    let var = "PERFAGENT_PROBES_TARGETS";
+    if let Some(raw) = (r.env)(var).filter(|v| !v.is_empty()) {
+        let texts: Vec<String> = raw.split(',').map(str::to_owned).collect();
+        targets = parse_all(&texts).map_err(|e| ConfigError::Env {
+            var: var.into(),
+            value: raw.clone(),
+            expected: format!("endpoints separated by commas (https://host/path, http://…, host:port): {e}"),
+        })?;
+        source = Source::Env(var.into());
+    }
+    let shown: Vec<String> = targets.iter().map(|t| format!("{:?}", t.text)).collect();
+    r.settings.push(Setting { key: "probes.targets", value: format!("[{}]", shown.join(", ")), source });
+    let duration = |s: &str| {
+        humantime::parse_duration(s.trim())
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| "expected a duration like \"30s\"".to_string())
+    };
+    let interval = r.get(
+        Key {
+            key: "probes.interval",
+            default: d.interval,
+            file: p.interval.as_ref(),
+            env: &["PERFAGENT_PROBES_INTERVAL"],
+            flag: None,
+        },
+        |s| if matches!(s.trim(), "" | "off") { Ok(None) } else { duration(s).map(Some) },
+        |v: &Option<Duration>| v.as_ref().map_or_else(|| "\"off\"".to_owned(), dur),
+    )?;
+    let timeout = r.get(
+        Key {
+            key: "probes.timeout",
+            default: d.timeout,
+            file: p.timeout.as_ref(),
+            env: &["PERFAGENT_PROBES_TIMEOUT"],
+            flag: None,
+        },
+        duration,
+        dur,
+    )?;
+    let cacert = r.get(
+        Key {
+            key: "probes.cacert",
+            default: None,
+            file: p.cacert.as_ref(),
+            env: &["PERFAGENT_PROBES_CACERT"],
+            flag: None,
+        },
+        optional(|s| Ok(PathBuf::from(s))),
+        |v: &Option<PathBuf>| {
+            v.as_ref().map_or_else(|| "\"\" (none)".to_owned(), |p| format!("{:?}", p.display().to_string()))
+        },
+    )?;
+    Ok(crate::probes::ProbesConfig { targets, interval, timeout, cacert })
+}
+
 /// `[store]`: the path, retention per tier and the disk cap.
 fn store(
     r: &mut Resolver<'_>,
@@ -555,6 +635,7 @@ pub fn resolve(
     let (statsd_udp, statsd_unix, statsd_tcp, http) = listeners(&mut r, flags)?;
     let (db, store) = store(&mut r, flags, default_db)?;
     let alerts = alerts(&mut r)?;
+    let probes = probes(&mut r)?;
     // `|T` data older than the longest retention would expire at once.
     aggregator.max_backfill_age_ms = store.raw_retention_ms.max(store.minute_retention_ms).max(store.hour_retention_ms);
     Ok(Resolved {
@@ -573,6 +654,7 @@ pub fn resolve(
                 capacities: perfanalysis::capacity::Capacities::from_config(file)?,
             },
             alerts,
+            probes,
         },
         settings: r.settings,
         file: file.map(|f| f.path().to_owned()),
@@ -633,6 +715,18 @@ ticket = "6x 6h 30m"
 # capacity_within) are checked over this much of the recent past and raise TargetViolated
 # tickets; "off" = burn-rate alerts only
 targets_window = "1h"
+
+[probes]
+# endpoints this host depends on: https://host/path, http://…, or host:port (TCP connect);
+# perfctl test-connection probes them when given none
+targets = []
+# the agent probes each this often, like blackbox_exporter; each attempt is recorded as
+# probe.duration{target,phase}, probe.success{target} and a call of the operation
+# "probe <target>" (so stats, SLOs and alerts cover connectivity); "off" = only on demand
+interval = "off"
+# each phase gives up after this long; a PEM file of extra CA certificates ("" = none)
+timeout = "5s"
+cacert = ""
 "#
 }
 
@@ -732,5 +826,36 @@ mod tests {
             parse_flush_interval("50ms").unwrap_err(),
             "expected a duration like 10s or 500ms, between 100ms and 1h"
         );
+    }
+
+    #[test]
+    fn probes_and_alert_rules_are_read_or_refused_with_their_line() {
+        let e = env(&[]);
+        let text = "[probes]\ntargets = [\"https://api.example.com/health\", \"db:5432\"]\ninterval = \"30s\"\n\n[alerts]\npage = \"10x 2h 10m\"\nticket = \"off\"\n";
+        let r = resolve(Some(&file(text)), &e, &Flags::default(), "x".into()).unwrap();
+        let p = &r.daemon.probes;
+        assert_eq!(
+            p.targets.iter().map(|t| (t.host.as_str(), t.port)).collect::<Vec<_>>(),
+            [("api.example.com", 443), ("db", 5432)]
+        );
+        assert_eq!((p.interval, p.timeout, &p.cacert), (Some(Duration::from_secs(30)), Duration::from_secs(5), &None));
+        let rules = &r.daemon.alerts.rules;
+        assert_eq!(rules.iter().map(BurnRule::describe).collect::<Vec<_>>(), ["10x over 2h and 10m"]);
+        assert_eq!(find(&r, "probes.interval").value, "\"30s\"");
+        let err = resolve(Some(&file("[probes]\n\ntargets = [\"ftp://x\"]\n")), &e, &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:3: invalid value for 'targets' in [probes]: endpoint 'ftp://x': unknown scheme"),
+            "{err}"
+        );
+        let err = resolve(Some(&file("[alerts]\npage = \"fast\"\n")), &e, &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2: invalid value 'fast' for 'page' in [alerts]: expected \"<burn>x"), "{err}");
+        let err = resolve(None, &env(&[("PERFAGENT_PROBES_INTERVAL", "often")]), &Flags::default(), "x".into())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "PERFAGENT_PROBES_INTERVAL: invalid value 'often': expected a duration like \"30s\"");
     }
 }

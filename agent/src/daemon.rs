@@ -67,6 +67,8 @@ pub struct DaemonConfig {
     pub dashboard: DashboardSettings,
     /// Burn-rate alerts to Alertmanager (`[alerts]`; off without a receiver).
     pub alerts: crate::alerts::AlertsConfig,
+    /// Connectivity probes the agent runs (`[probes]`; off without an interval).
+    pub probes: crate::probes::ProbesConfig,
 }
 
 /// What the dashboard at `/` reads from the config file.
@@ -237,18 +239,38 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         state: alerting.then(|| pending_state.clone()),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
-    if alerting {
+    let local = watchers(&cfg, &db, alerting.then_some((alerts_metrics, pending_state)))?;
+    on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
+    health.set_ready();
+    receive(cfg, sources, shutdown, writer, &uploads, &local)
+}
+
+/// The threads that watch rather than receive: the alerts (with where their `/metrics`
+/// families and state go, when a receiver is configured) and the probes. Returns where the
+/// probes leave their lines.
+fn watchers(
+    cfg: &DaemonConfig,
+    db: &Path,
+    alerts: Option<(Arc<Mutex<Exposition>>, crate::writer::PendingState)>,
+) -> anyhow::Result<crate::probes::LocalLines> {
+    if let Some((metrics, pending)) = alerts {
         let cx = crate::alerts::Context::new(
             cfg.dashboard.targets.clone(),
             cfg.dashboard.capacities,
             cfg.aggregator.service.clone(),
         );
-        crate::alerts::spawn(db.clone(), cfg.alerts.clone(), cx, cfg.clock.clone(), alerts_metrics, pending_state)
+        crate::alerts::spawn(db.to_owned(), cfg.alerts.clone(), cx, cfg.clock.clone(), metrics, pending)
             .context("starting the alerts thread")?;
     }
-    on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
-    health.set_ready();
-    receive(cfg, sources, shutdown, writer, &uploads)
+    let local = crate::probes::LocalLines::default();
+    if crate::probes::spawn(cfg.probes.clone(), local.clone()).context("starting the probes")? {
+        log::info!(
+            "probing {} targets every {}",
+            cfg.probes.targets.len(),
+            humantime::format_duration(cfg.probes.interval.unwrap_or_default())
+        );
+    }
+    Ok(local)
 }
 
 /// The receive loop: read, aggregate, and hand each interval to the writer.
@@ -258,6 +280,7 @@ fn receive(
     shutdown: &Shutdown,
     writer: WriterThread,
     uploads: &crate::http::Uploads,
+    local: &crate::probes::LocalLines,
 ) -> anyhow::Result<Summary> {
     let interval_ms = i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(i64::MAX).max(1);
     let start = cfg.clock.now_ms().div_euclid(interval_ms) * interval_ms;
@@ -278,6 +301,7 @@ fn receive(
             let seen = agg.stats().received();
             let drops = (seen != last_seen).then(|| kernel_drops(&sources.udp.socket)).flatten();
             last_seen = seen;
+            ingest_local(&mut agg, local);
             if !hand_over(&mut agg, &mut backlog, uploads, &tx, drops, false) {
                 break;
             }
@@ -301,11 +325,20 @@ fn receive(
     }
     // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
     while sources.read_burst(&mut agg, &mut buf, BURST, true) > 0 {}
+    ingest_local(&mut agg, local);
     let drops = kernel_drops(&sources.udp.socket);
     hand_over(&mut agg, &mut backlog, uploads, &tx, drops, true);
     drop(tx);
     let totals = thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     Ok(Summary { stats: agg.stats().clone(), totals })
+}
+
+/// Lines from inside the agent (probe results), into the interval closing now.
+fn ingest_local(agg: &mut Aggregator, local: &crate::probes::LocalLines) {
+    let lines = crate::probes::take(local);
+    if !lines.is_empty() {
+        agg.ingest_datagram(&lines);
+    }
 }
 
 /// Close the interval and give it (with anything the backlog holds) to the writer; with

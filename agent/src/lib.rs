@@ -53,6 +53,8 @@ pub mod http;
 pub mod listeners;
 #[cfg(feature = "daemon")]
 pub mod logging;
+#[cfg(feature = "daemon")]
+pub mod probes;
 #[cfg(feature = "host-metrics")]
 pub mod sampler;
 pub mod sdk;

@@ -1,7 +1,7 @@
 //! `perfctl test-connection` against real servers on loopback: plain HTTP, HTTPS with a
 //! self-signed certificate the test makes (trusted with --cacert, refused without it, and
-//! refused for another name), a closed port and a name that does not resolve; and --record
-//! sending the results as StatsD.
+//! refused for another name), a closed port and a name that does not resolve; --record
+//! sending the results as StatsD; and the agent running `[probes]` on an interval.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
@@ -152,5 +152,41 @@ fn each_phase_and_each_failure_is_named() {
         }
     }
     assert!(got.contains("probe.duration:") && got.contains(",phase:ttfb"), "{got}");
-    assert!(got.contains(&format!("probe.success:1|g|#target:http_//127.0.0.1_{http_port}/")), "{got}");
+    assert!(got.contains(&format!("probe.success:1|g|#target:http://127.0.0.1:{http_port}/")), "{got}");
+    assert!(got.contains(&format!("|ms|#op:probe http://127.0.0.1:{http_port}/,outcome:ok")), "{got}");
+}
+
+#[test]
+fn the_agent_probes_its_targets_on_an_interval_into_stats_and_metrics() {
+    let (_http, port) = server(None);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.db");
+    let up = format!("http://127.0.0.1:{port}/");
+    let targets = format!("{up},127.0.0.1:1");
+    let envs = [("PERFAGENT_PROBES_TARGETS", targets.as_str()), ("PERFAGENT_PROBES_INTERVAL", "1s")];
+    let agent = perf_e2e::Agent::start(&db, &[], &envs);
+    // Each round is a call of `probe <target>`: the server answers, the closed port refuses.
+    let (ok_op, down_op) = (format!("probe {up}"), "probe 127.0.0.1:1".to_owned());
+    let report = perf_e2e::wait_for(30, "three rounds of probes in stats", || {
+        let out = perf_e2e::perfctl(&db, &["stats", "--last", "5m", "--op", "probe *", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let calls = |op: &str| v["ops"].as_array()?.iter().find(|o| o["op"] == op)?["calls"].as_f64();
+        (calls(&ok_op)? >= 3.0 && calls(&down_op)? >= 3.0).then_some(v)
+    });
+    let op = |name: &str| report["ops"].as_array().unwrap().iter().find(|o| o["op"] == name).unwrap().clone();
+    assert_eq!(op(&ok_op)["success_rate"], 1.0, "{report}");
+    assert_eq!(op(&down_op)["success_rate"], 0.0, "{report}");
+    assert!(op(&ok_op)["latency_ms"]["p95"].as_f64().unwrap() > 0.0, "{report}");
+    // /metrics has the convention's probe families.
+    let (_, _, metrics) = perf_e2e::http(&agent.addr("http"), "GET /metrics HTTP/1.1", b"Host: localhost\r\n\r\n");
+    let success = |target: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("probe_success{") && l.contains(&format!("target=\"{target}\"")))
+            .map(str::to_owned)
+    };
+    assert!(success(&up).is_some_and(|l| l.ends_with(" 1")), "{metrics}");
+    assert!(success("127.0.0.1:1").is_some_and(|l| l.ends_with(" 0")), "{metrics}");
+    assert!(metrics.contains("probe_duration_seconds_bucket{") && metrics.contains("phase=\"connect\""), "{metrics}");
+    agent.stop();
 }
