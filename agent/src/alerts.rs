@@ -294,8 +294,12 @@ pub fn evaluate_once(
         let range = perfstore::TimeRange::new(now_ms - ms(cfg.targets_window), now_ms);
         let opts = stats::Options { range, op: None, by: None };
         let input = stats::gather(&snap, db, range).map_err(|e| e.to_string())?;
-        let r = stats::compute(&input, &opts, &cx.targets).map_err(|e| e.to_string())?;
-        violations.extend(r.violations.into_iter().filter(|v| alerted(v.target)));
+        match stats::compute(&input, &opts, &cx.targets) {
+            Ok(r) => violations.extend(r.violations.into_iter().filter(|v| alerted(v.target))),
+            // A quiet hour violates nothing (and the alerts it held resolve).
+            Err(perfanalysis::Error::NoData(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
         let hour = now_ms.div_euclid(perfstore::HOUR_MS);
         if cx.capacity.as_ref().is_none_or(|(h, _)| *h != hour) {
             let v =

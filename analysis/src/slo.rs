@@ -127,36 +127,39 @@ pub fn gather(snap: &Snapshot<'_>, db: &Path, o: &Options, targets: &Targets) ->
             }
         });
     }
-    let mut count = |range: TimeRange, slot: &mut dyn FnMut(&mut OpInput) -> &mut Counts| -> crate::Result<()> {
-        let points = snap.aggregate_many(&series, range)?;
-        // Sketches merged per operation before counting at the threshold.
-        let mut merged: BTreeMap<&str, perfstore::sketch::Sketch> = BTreeMap::new();
+    // The window and every span end now, so they nest: read the store once, split at their
+    // starts (`aggregate_split`), and add the segments up for each (each point is decoded
+    // once, not once per span). Counts add; calls under the threshold are counted per series
+    // (a sketch's count at a value is linear in its bins, so this equals counting the merged
+    // sketch).
+    let window = TimeRange::new(o.now_ms - o.window_ms, o.now_ms);
+    let mut starts: Vec<i64> = spans.iter().map(|(_, ms)| o.now_ms - ms).chain([window.start_ms]).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let segments = snap.aggregate_split(&series, TimeRange::new(starts[0], o.now_ms), &starts[1..])?;
+    for (&start, points) in starts.iter().zip(segments) {
         for (s, p) in series.iter().zip(points) {
             let Some(p) = p else { continue };
-            let op = s.key.get(tag::OP).unwrap_or_default();
-            let Some(input) = ops.get_mut(op) else { continue };
-            let c = slot(input);
-            c.calls += p.count;
-            if s.key.get(tag::OUTCOME) == Some(Outcome::Error.as_str()) {
-                c.errors += p.count;
+            let Some(input) = ops.get_mut(s.key.get(tag::OP).unwrap_or_default()) else { continue };
+            let error = s.key.get(tag::OUTCOME) == Some(Outcome::Error.as_str());
+            let fast = match (&p.sketch, input.threshold_s) {
+                (Some(sk), Some(t)) => sk.count_at_most(t),
+                _ => 0.0,
+            };
+            let add = |c: &mut Counts| {
+                c.calls += p.count;
+                c.errors += if error { p.count } else { 0.0 };
+                c.fast += fast;
+            };
+            if start >= window.start_ms {
+                add(&mut input.window);
             }
-            if let Some(sk) = &p.sketch {
-                merged.entry(op).or_default().merge(sk);
+            for (n, (_, span)) in spans.iter().enumerate() {
+                if start >= o.now_ms - span {
+                    add(&mut input.spans[n]);
+                }
             }
         }
-        for (op, sk) in merged {
-            if let Some(input) = ops.get_mut(op)
-                && let Some(t) = input.threshold_s
-            {
-                slot(input).fast = sk.count_at_most(t);
-            }
-        }
-        Ok(())
-    };
-    let window = TimeRange::new(o.now_ms - o.window_ms, o.now_ms);
-    count(window, &mut |i| &mut i.window)?;
-    for (n, (_, span)) in spans.iter().enumerate() {
-        count(TimeRange::new(o.now_ms - span, o.now_ms), &mut |i| &mut i.spans[n])?;
     }
     Ok(Input { db: db.display().to_string(), range: Some(window), spans, ops })
 }

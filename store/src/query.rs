@@ -335,13 +335,31 @@ impl<'c> Snapshot<'c> {
     /// [`Snapshot::aggregate_many`]'s batched path, whatever the number of series: one pass
     /// per tier over the chunks of the range.
     pub fn aggregate_scan(&self, series: &[SeriesInfo], range: TimeRange) -> Result<Vec<Option<Point>>> {
+        Ok(self.aggregate_split(series, range, &[])?.pop().unwrap_or_default())
+    }
+
+    /// Aggregates of many series over consecutive segments of `range` cut at `cuts` (ascending,
+    /// inside the range): `out[k][i]` is series `i` over segment `k`, the segments being
+    /// `[range.start, cuts[0])`, `[cuts[0], cuts[1])`, …, `[cuts[last], range.end)`, each equal
+    /// to [`Snapshot::aggregate_scan`] over that segment alone. Raw data is read in one pass:
+    /// a chunk (or an hour's summary) inside one segment is taken whole, one across a cut is
+    /// decoded once and its points go to their segments; rolled-up data is planned per segment. What nested windows ending at the same time need (an SLO's window and its
+    /// burn-rate spans) without reading the newest data once per window.
+    pub fn aggregate_split(
+        &self,
+        series: &[SeriesInfo],
+        range: TimeRange,
+        cuts: &[i64],
+    ) -> Result<Vec<Vec<Option<Point>>>> {
         let index: std::collections::HashMap<SeriesId, usize> =
             series.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-        let mut out: Vec<Option<Point>> = vec![None; series.len()];
-        let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms;
+        let cuts: Vec<i64> = cuts.iter().copied().filter(|c| *c > range.start_ms && *c < range.end_ms).collect();
+        let seg = |ts: i64| cuts.partition_point(|c| *c <= ts);
+        let mut out: Vec<Vec<Option<Point>>> = vec![vec![None; series.len()]; cuts.len() + 1];
+        let inside = |s: i64, e: i64| s >= range.start_ms && e < range.end_ms && seg(s) == seg(e);
         let covered = self.hour_summaries(None, range, &inside, &mut |id, p| {
             if let Some(&i) = index.get(&id) {
-                merge_into(&mut out[i], &p);
+                merge_into(&mut out[seg(p.ts_ms)][i], &p);
             }
         })?;
         let mut feed = |source: Source, part: TimeRange| -> Result<()> {
@@ -360,16 +378,23 @@ impl<'c> Snapshot<'c> {
                         continue;
                     }
                 }
-                let slot = &mut out[i];
-                let whole = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms;
-                self.read_chunk_row(r, 1, id, source, part, &whole, &mut |p| merge_into(slot, &p))?;
+                let whole = |s: i64, e: i64| s >= part.start_ms && e < part.end_ms && seg(s) == seg(e);
+                self.read_chunk_row(r, 1, id, source, part, &whole, &mut |p| {
+                    merge_into(&mut out[seg(p.ts_ms)][i], &p)
+                })?;
             }
             Ok(())
         };
         feed(Source::Chunk(Tier::Raw), range)?;
         feed(Source::Head, range)?;
-        for (tier, part) in self.rolled_plan(range, None) {
-            feed(Source::Chunk(tier), part)?;
+        // Rolled-up points cannot be cut finer than their tier: plan each segment on its own,
+        // as an aggregate over that segment alone would.
+        let bounds: Vec<i64> =
+            std::iter::once(range.start_ms).chain(cuts.iter().copied()).chain([range.end_ms]).collect();
+        for w in bounds.windows(2) {
+            for (tier, part) in self.rolled_plan(TimeRange::new(w[0], w[1]), None) {
+                feed(Source::Chunk(tier), part)?;
+            }
         }
         Ok(out)
     }

@@ -187,6 +187,23 @@ fn rollups_agree_with_raw_and_expire_by_tier() {
                     (p.count, p.sum, p.min, p.max, p.last, p.quantile(0.99)),
                     "batched scan agrees with the per-series query"
                 );
+                // Split at cuts inside the range (one on an hour, two not): each segment
+                // equals the aggregate over that segment alone.
+                let len = r.end_ms - r.start_ms;
+                let mut cuts = vec![r.start_ms + len / 3, floor_hour(r.start_ms + len / 2), r.end_ms - len / 7];
+                cuts.retain(|c| *c > r.start_ms && *c < r.end_ms);
+                cuts.sort_unstable();
+                let split = snap.aggregate_split(std::slice::from_ref(&s), r, &cuts).unwrap();
+                let bounds: Vec<i64> =
+                    std::iter::once(r.start_ms).chain(cuts.iter().copied()).chain([r.end_ms]).collect();
+                for (k, w) in bounds.windows(2).enumerate() {
+                    let alone = snap.aggregate(&s, TimeRange::new(w[0], w[1])).unwrap();
+                    let part = split[k][0].as_ref();
+                    let f = |p: Option<&perfstore::Point>| {
+                        p.map(|p| (p.count, (p.sum * 1e6).round(), p.min, p.max, p.last, p.quantile(0.99)))
+                    };
+                    assert_eq!(f(part), f(alone.as_ref()), "{} segment {k} of {r:?}", s.key.name);
+                }
                 let q = [0.5, 0.99].map(|q| p.quantile(q));
                 out.push((s.key.name.clone(), p.count, p.sum, p.min, p.max, p.last, q));
             }
@@ -229,6 +246,10 @@ fn rollups_agree_with_raw_and_expire_by_tier() {
     w.maintain(T0 + 800 * DAY).unwrap();
     let snap = w.snapshot().unwrap();
     assert!(snap.aggregate(&s, ranges[0]).unwrap().is_none(), "past two years everything is gone");
+}
+
+fn floor_hour(ms: i64) -> i64 {
+    ms.div_euclid(HOUR) * HOUR
 }
 
 /// Count, sum, min and max of every series over `range`.
