@@ -370,4 +370,17 @@ mod tests {
         assert!(parse_http_url("https://am:9093").unwrap_err().contains("local proxy"));
         assert_eq!(legacy_state_path(Path::new("/x/perf.db")), Path::new("/x/perf.db.alerts"));
     }
+
+    #[test]
+    fn a_quiet_store_is_evaluated_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("perf.db");
+        perfstore::Writer::open(&db, perfstore::StoreOptions::default()).unwrap().close().unwrap();
+        let mut cx = Context::new(Targets::default(), Capacities::default(), "svc".into());
+        let mut state = State::default();
+        let (notices, report) =
+            evaluate_once(&db, &mut state, &AlertsConfig::default(), &mut cx, 1_800_000_000_000).unwrap();
+        assert!(notices.is_empty() && report.objectives.is_empty());
+        assert!(exposition(&report, &state).contains("perfagent_alerts_firing{severity=\"page\"} 0"));
+    }
 }
