@@ -407,7 +407,9 @@ async function slo(body) {
   const firing = alerts.filter((a) => a.state === 'firing');
   if (firing.length) {
     body.append(section(`Alerts firing (${firing.length})`, el('ul', { class: 'violations' }, firing.map((a) =>
-      el('li', {}, `${a.severity}: `, el('a', { href: link('op', a.op) }, a.op), ` ${a.slo} budget burning ${a.burn.toFixed(1)}× since ${a.since}`)))));
+      a.slo.startsWith('target:')
+        ? el('li', {}, `${a.severity}: ${a.slo.slice(7)} target: ${a.text} since ${a.since}`)
+        : el('li', {}, `${a.severity}: `, el('a', { href: link('op', a.op) }, a.op), ` ${a.slo} budget burning ${a.burn.toFixed(1)}× since ${a.since}`)))));
   }
   body.append(table(['operation', 'objective', 'SLI', 'calls', 'budget left', '', 'burn 5m', '1h', '6h', '3d', 'exhausted in', 'status', 'alert'],
     r.objectives.map((o) => el('tr', { 'data-op': o.op, 'data-kind': o.kind },
