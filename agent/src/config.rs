@@ -9,6 +9,7 @@
 //! (`PERFAGENT_AGENT_FLUSH_INTERVAL`), plus `PERFAGENT_DB` for the store path and
 //! `PERFAGENT_SERVICE` for the default service.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,6 +106,32 @@ struct AlertsSection {
     page: Option<Spanned<String>>,
     ticket: Option<Spanned<String>>,
     targets_window: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteWriteSection {
+    url: Spanned<String>,
+    name: Option<String>,
+    bearer_token_file: Option<Spanned<String>>,
+    basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    cacert: Option<Spanned<String>>,
+    external_labels: Option<BTreeMap<String, String>>,
+    select: Option<Spanned<String>>,
+    step: Option<Spanned<String>>,
+    max_lag: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    buckets: Option<Spanned<Vec<f64>>>,
+    value_buckets: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicAuth {
+    username: String,
+    password_file: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -534,6 +561,114 @@ fn probes(r: &mut Resolver<'_>) -> Result<crate::probes::ProbesConfig, ConfigErr
     Ok(crate::probes::ProbesConfig { targets, interval, timeout, cacert })
 }
 
+/// `[[remote_write]]`: each endpoint, its credentials read from files (never the command
+/// line), what to send and how often. The config file only: there is one of them per
+/// endpoint.
+fn remote_write(
+    r: &mut Resolver<'_>,
+    flush_interval: Duration,
+) -> Result<Vec<crate::remote_write::RemoteWriteConfig>, ConfigError> {
+    use crate::remote_write::{RemoteWriteConfig, http::Endpoint};
+    let Some(f) = r.file else { return Ok(Vec::new()) };
+    let sections: Vec<RemoteWriteSection> = f.section("remote_write")?.unwrap_or_default();
+    let mut out = Vec::new();
+    for s in sections {
+        let at = |span: std::ops::Range<usize>, key: &str, e: String| {
+            f.error_at(span.start, format!("invalid value for '{key}' in [[remote_write]]: {e}"))
+        };
+        let url = s.url.get_ref().trim_end_matches('/').to_owned();
+        let target = perfprobe::parse_target(&url)
+            .ok()
+            .filter(|t| t.scheme != "tcp")
+            .ok_or_else(|| at(s.url.span(), "url", format!("expected http(s)://host[:port]/path like \"http://127.0.0.1:9090/api/v1/write\", got '{url}'")))?;
+        let read_secret = |v: &Spanned<String>, key: &str| {
+            std::fs::read_to_string(v.get_ref())
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| at(v.span(), key, format!("reading {}: {e}", v.get_ref())))
+        };
+        let mut headers: Vec<(String, String)> = s.headers.into_iter().collect();
+        if let Some(t) = &s.bearer_token_file {
+            headers.push(("Authorization".into(), format!("Bearer {}", read_secret(t, "bearer_token_file")?)));
+        }
+        if let Some(b) = &s.basic_auth {
+            let password = read_secret(&b.password_file, "basic_auth.password_file")?;
+            headers.push(("Authorization".into(), format!("Basic {}", base64(&format!("{}:{password}", b.username)))));
+        }
+        let tls = if target.scheme == "https" {
+            let ca = s.cacert.as_ref();
+            Some(perfprobe::tls_config(ca.map(|c| std::path::Path::new(c.get_ref()))).map_err(|e| {
+                ca.map_or_else(|| f.error_at(s.url.span().start, e.clone()), |c| at(c.span(), "cacert", e.clone()))
+            })?)
+        } else {
+            None
+        };
+        let duration = |v: &Option<Spanned<String>>, key: &str, d: Duration| -> Result<Duration, ConfigError> {
+            v.as_ref().map_or(Ok(d), |v| {
+                humantime::parse_duration(v.get_ref())
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| at(v.span(), key, format!("expected a duration like \"10s\", got '{}'", v.get_ref())))
+            })
+        };
+        let step = duration(&s.step, "step", flush_interval.max(Duration::from_secs(1)))?;
+        if step < Duration::from_secs(1) || step.as_millis() % 1000 != 0 {
+            let v = s.step.as_ref().map_or(0..0, Spanned::span);
+            return Err(at(v, "step", "expected whole seconds, at least 1s".into()));
+        }
+        let select = match &s.select {
+            Some(v) => perfstore::Selector::parse(v.get_ref()).map_err(|e| at(v.span(), "select", e))?,
+            None => perfstore::Selector::default(),
+        };
+        let (mut secs, mut values) = RemoteWriteConfig::default_buckets();
+        for (v, into, key) in [(&s.buckets, &mut secs, "buckets"), (&s.value_buckets, &mut values, "value_buckets")] {
+            if let Some(v) = v {
+                let b = v.get_ref();
+                if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|x| !x.is_finite()) {
+                    return Err(at(v.span(), key, "expected increasing finite bounds like [0.1, 0.5, 1]".into()));
+                }
+                *into = b.clone();
+            }
+        }
+        let host = sysinfo::System::host_name().ok().unwrap_or_else(|| "unknown".into());
+        let external_labels: Vec<(String, String)> =
+            s.external_labels.unwrap_or_else(|| BTreeMap::from([("host".to_owned(), host)])).into_iter().collect();
+        let name = s.name.unwrap_or_else(|| url.clone());
+        r.settings.push(Setting {
+            key: "remote_write",
+            value: format!("{name:?} every {}", humantime::format_duration(step)),
+            source: Source::File(f.path().to_owned(), f.line_of(s.url.span().start)),
+        });
+        out.push(RemoteWriteConfig {
+            name,
+            endpoint: Endpoint { target, tls, headers, timeout: duration(&s.timeout, "timeout", Duration::from_secs(30))? },
+            select,
+            step,
+            max_lag: duration(&s.max_lag, "max_lag", Duration::from_secs(86_400))?,
+            external_labels,
+            buckets: (secs, values),
+        });
+    }
+    Ok(out)
+}
+
+/// Standard base64 (RFC 4648, padded), for a basic-auth header.
+fn base64(text: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = text.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// `[store]`: the path, retention per tier and the disk cap.
 fn store(
     r: &mut Resolver<'_>,
@@ -636,6 +771,7 @@ pub fn resolve(
     let (db, store) = store(&mut r, flags, default_db)?;
     let alerts = alerts(&mut r)?;
     let probes = probes(&mut r)?;
+    let remote_write = remote_write(&mut r, flush_interval)?;
     // `|T` data older than the longest retention would expire at once.
     aggregator.max_backfill_age_ms = store.raw_retention_ms.max(store.minute_retention_ms).max(store.hour_retention_ms);
     Ok(Resolved {
@@ -655,6 +791,7 @@ pub fn resolve(
             },
             alerts,
             probes,
+            remote_write,
         },
         settings: r.settings,
         file: file.map(|f| f.path().to_owned()),

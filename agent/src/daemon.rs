@@ -69,6 +69,8 @@ pub struct DaemonConfig {
     pub alerts: crate::alerts::AlertsConfig,
     /// Connectivity probes the agent runs (`[probes]`; off without an interval).
     pub probes: crate::probes::ProbesConfig,
+    /// Endpoints to remote-write the store to (`[[remote_write]]`).
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 /// What the dashboard at `/` reads from the config file.
@@ -236,9 +238,20 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         health: Some(health.clone()),
         summaries: true,
         clock: cfg.clock.clone(),
-        state: alerting.then(|| pending_state.clone()),
+        state: (alerting || !cfg.remote_write.is_empty()).then(|| pending_state.clone()),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
+    if !cfg.remote_write.is_empty() {
+        let env = crate::remote_write::Env {
+            db: db.clone(),
+            clock: cfg.clock.clone(),
+            flush_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(10_000),
+            pending: pending_state.clone(),
+            shared: crate::remote_write::Shared::default(),
+            metrics: Some(alerts_metrics.clone()),
+        };
+        crate::remote_write::spawn(cfg.remote_write.clone(), &env).context("starting remote write")?;
+    }
     let local = watchers(&cfg, &db, alerting.then_some((alerts_metrics, pending_state)))?;
     on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
     health.set_ready();

@@ -63,6 +63,8 @@ pub struct Exposition {
     own: String,
     /// The SLO and alert families, rendered by `crate::alerts`.
     alerts: String,
+    /// The remote-write families, rendered by `crate::remote_write`.
+    remote_write: String,
 }
 
 impl Exposition {
@@ -115,12 +117,18 @@ impl Exposition {
         self.alerts = text;
     }
 
+    /// Replace the remote-write families.
+    pub fn set_remote_write(&mut self, text: String) {
+        self.remote_write = text;
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096 + self.series.len() * 160);
         // The agent's own families first.
         out.push_str(&self.own);
         out.push_str(&self.alerts);
+        out.push_str(&self.remote_write);
         // Ingested series, grouped by family.
         let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
         let mut collisions = 0u64;

@@ -55,6 +55,8 @@ pub mod listeners;
 pub mod logging;
 #[cfg(feature = "daemon")]
 pub mod probes;
+#[cfg(feature = "daemon")]
+pub mod remote_write;
 #[cfg(feature = "host-metrics")]
 pub mod sampler;
 pub mod sdk;

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 /// Every section a tool of the product reads.
 pub const SECTIONS: &[&str] =
-    &["agent", "statsd", "http", "store", "profiler", "targets", "capacity", "alerts", "probes"];
+    &["agent", "statsd", "http", "store", "profiler", "targets", "capacity", "alerts", "probes", "remote_write"];
 
 /// A config problem, naming where it is.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+/// The TLS library the probes use, for callers that make their own connections with
+/// [`tls_config`].
+pub use rustls;
+
 /// An endpoint to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

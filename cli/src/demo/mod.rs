@@ -180,6 +180,7 @@ pub fn run(db_flag: Option<&Path>, seconds: f64, fresh: bool) -> anyhow::Result<
         dashboard: perfagent::daemon::DashboardSettings::default(),
         alerts: perfagent::alerts::AlertsConfig::default(),
         probes: perfagent::probes::ProbesConfig::default(),
+        remote_write: Vec::new(),
     };
     let shutdown = Arc::new(perfagent::shutdown::Shutdown::new().context("creating the shutdown pipe")?);
     let (ready_tx, ready_rx) = mpsc::channel();
