@@ -1,5 +1,6 @@
-//! Remote write from the store to a real Prometheus (Debian's `prometheus` 2.42 with
-//! `--web.enable-remote-write-receiver`): three agents with three `host` labels fed known
+//! Remote write from the store to real receivers, each test run against both: Debian's
+//! `prometheus` 2.42 with `--web.enable-remote-write-receiver`, and `victoria-metrics`
+//! (with deduplication, as it is run behind agents that may send a sample twice): three agents with three `host` labels fed known
 //! events write to one receiver, and PromQL over the fleet equals the sum of the three local
 //! `perfctl stats`; the receiver stopped for a while and started again, and one agent killed
 //! with SIGKILL five times while sending, leave no gap in what the receiver holds.
@@ -14,12 +15,74 @@ use std::time::Duration;
 
 use perf_e2e::{Agent, perfctl, skip, wait_for};
 
+
+/// A receiver process, stopped with SIGTERM (so it keeps what it took) when dropped.
 struct Kill(Child);
 
 impl Drop for Kill {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
+    }
+}
+
+/// The receivers every test runs against.
+#[derive(Debug, Clone, Copy)]
+enum Receiver {
+    Prometheus,
+    VictoriaMetrics,
+}
+
+const RECEIVERS: [Receiver; 2] = [Receiver::Prometheus, Receiver::VictoriaMetrics];
+
+impl Receiver {
+    fn binary(self) -> &'static str {
+        match self {
+            Receiver::Prometheus => "prometheus",
+            Receiver::VictoriaMetrics => "victoria-metrics",
+        }
+    }
+
+    /// Installed, or skipped (and said) outside CI.
+    fn available(self, test: &str) -> bool {
+        let ok = Command::new(self.binary()).arg("--version").output().is_ok_and(|o| o.status.success())
+            || Command::new(self.binary()).arg("-version").output().is_ok_and(|o| o.status.success());
+        if !ok {
+            skip(&format!("remote_write::{test}::{}", self.binary()), &format!("no {} (apt-get install {})", self.binary(), self.binary()));
+        }
+        ok
+    }
+
+    /// Start on `addr`, keeping data in `dir` (so it can be stopped and started again).
+    fn start(self, dir: &Path, addr: &str) -> Kill {
+        let mut cmd = Command::new(self.binary());
+        match self {
+            Receiver::Prometheus => {
+                let config = dir.join("prometheus.yml");
+                std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+                cmd.arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--web.enable-remote-write-receiver");
+            }
+            Receiver::VictoriaMetrics => {
+                cmd.arg(format!("-storageDataPath={}", dir.join("vm").display()))
+                    .arg(format!("-httpListenAddr={addr}"))
+                    .arg("-retentionPeriod=1d")
+                    .arg("-dedup.minScrapeInterval=1ms")
+                    .arg("-search.latencyOffset=0s")
+                    .arg("-search.disableCache");
+            }
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let r = Kill(child);
+        let ready = match self {
+            Receiver::Prometheus => "/-/ready",
+            Receiver::VictoriaMetrics => "/health",
+        };
+        wait_for(60, "the receiver to be ready", || get(addr, ready).map(|_| ()));
+        r
     }
 }
 
@@ -52,25 +115,6 @@ fn get(addr: &str, path: &str) -> Option<String> {
         return Some(text);
     }
     Some(body.to_owned())
-}
-
-/// A Prometheus taking remote writes, on `addr`, keeping its data in `dir` (so it can be
-/// stopped and started again on the same data).
-fn prometheus(dir: &Path, addr: &str) -> Option<Kill> {
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let p = Kill(child);
-    wait_for(60, "Prometheus to be ready", || get(addr, "/-/ready").map(|_| ()));
-    Some(p)
 }
 
 /// A PromQL instant query's vector: `(labels, value)`.
@@ -136,13 +180,18 @@ fn local_stats(db: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn three_agents_write_to_one_prometheus_and_the_fleet_adds_up() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
-        return skip("remote_write::three_agents", "no prometheus (apt-get install prometheus)");
+fn three_agents_write_to_one_receiver_and_the_fleet_adds_up() {
+    for r in RECEIVERS {
+        if r.available("three_agents") {
+            fleet_adds_up(r);
+        }
     }
+}
+
+fn fleet_adds_up(receiver: Receiver) {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let _prom = prometheus(dir.path(), &addr).unwrap();
+    let _rx = receiver.start(dir.path(), &addr);
     let hosts = [("h1", 300, 10, 7), ("h2", 200, 4, 0), ("h3", 150, 50, 30)];
     let mut agents = Vec::new();
     for (host, calls, fail_every, retries) in hosts {
@@ -157,6 +206,7 @@ fn three_agents_write_to_one_prometheus_and_the_fleet_adds_up() {
         let total: f64 = by_host.iter().map(|(_, v)| v).sum();
         (by_host.len() == 3 && total == 650.0).then_some(by_host)
     });
+    eprintln!("{receiver:?}: {} calls from 3 hosts", 650);
     for (labels, v) in &calls {
         let host = labels["host"].as_str().unwrap();
         let (_, db, _) = agents.iter().find(|(h, _, _)| *h == host).unwrap();
@@ -197,12 +247,17 @@ fn unix_now() -> f64 {
 
 #[test]
 fn an_outage_and_five_kills_leave_no_gap() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
-        return skip("remote_write::no_gap", "no prometheus (apt-get install prometheus)");
+    for r in RECEIVERS {
+        if r.available("no_gap") {
+            no_gap(r);
+        }
     }
+}
+
+fn no_gap(receiver: Receiver) {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let prom = prometheus(dir.path(), &addr).unwrap();
+    let prom = receiver.start(dir.path(), &addr);
     let db = dir.path().join("gap.db");
     let cfg = config(dir.path(), "gap", &addr);
     let mut agent = start(&db, &cfg);
@@ -226,7 +281,7 @@ fn an_outage_and_five_kills_leave_no_gap() {
     // The receiver goes away for 20 s: the agent keeps recording and retries.
     drop(prom);
     std::thread::sleep(Duration::from_secs(20));
-    let prom = prometheus(dir.path(), &addr).unwrap();
+    let prom = receiver.start(dir.path(), &addr);
     // Five kills while sending, each followed by a restart on the same store.
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(2500));
@@ -250,7 +305,7 @@ fn an_outage_and_five_kills_leave_no_gap() {
     let secs = (until - first - 1.0).floor();
     let held = query_at(&addr, &format!("count_over_time({selector}[{secs}s])"), Some(until));
     assert_eq!(held.len(), 1, "{held:?}");
-    assert_eq!(held[0].1, secs, "one sample per second over the {secs} s from the first one");
+    assert_eq!(held[0].1, secs, "{receiver:?}: one sample per second over the {secs} s from the first one");
     // The outage shows as retries in what the agent kept with its cursor.
     let m = get(&agent.addr("http"), "/metrics").unwrap();
     let counter = |name: &str| {
