@@ -577,10 +577,13 @@ fn remote_write(
             f.error_at(span.start, format!("invalid value for '{key}' in [[remote_write]]: {e}"))
         };
         let url = s.url.get_ref().trim_end_matches('/').to_owned();
-        let target = perfprobe::parse_target(&url)
-            .ok()
-            .filter(|t| t.scheme != "tcp")
-            .ok_or_else(|| at(s.url.span(), "url", format!("expected http(s)://host[:port]/path like \"http://127.0.0.1:9090/api/v1/write\", got '{url}'")))?;
+        let target = perfprobe::parse_target(&url).ok().filter(|t| t.scheme != "tcp").ok_or_else(|| {
+            at(
+                s.url.span(),
+                "url",
+                format!("expected http(s)://host[:port]/path like \"http://127.0.0.1:9090/api/v1/write\", got '{url}'"),
+            )
+        })?;
         let read_secret = |v: &Spanned<String>, key: &str| {
             std::fs::read_to_string(v.get_ref())
                 .map(|t| t.trim().to_owned())
@@ -604,10 +607,9 @@ fn remote_write(
         };
         let duration = |v: &Option<Spanned<String>>, key: &str, d: Duration| -> Result<Duration, ConfigError> {
             v.as_ref().map_or(Ok(d), |v| {
-                humantime::parse_duration(v.get_ref())
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| at(v.span(), key, format!("expected a duration like \"10s\", got '{}'", v.get_ref())))
+                humantime::parse_duration(v.get_ref()).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                    at(v.span(), key, format!("expected a duration like \"10s\", got '{}'", v.get_ref()))
+                })
             })
         };
         let step = duration(&s.step, "step", flush_interval.max(Duration::from_secs(1)))?;
@@ -640,7 +642,12 @@ fn remote_write(
         });
         out.push(RemoteWriteConfig {
             name,
-            endpoint: Endpoint { target, tls, headers, timeout: duration(&s.timeout, "timeout", Duration::from_secs(30))? },
+            endpoint: Endpoint {
+                target,
+                tls,
+                headers,
+                timeout: duration(&s.timeout, "timeout", Duration::from_secs(30))?,
+            },
             select,
             step,
             max_lag: duration(&s.max_lag, "max_lag", Duration::from_secs(86_400))?,
@@ -657,7 +664,8 @@ fn base64(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);

@@ -241,39 +241,49 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         state: (alerting || !cfg.remote_write.is_empty()).then(|| pending_state.clone()),
     };
     let writer = crate::writer::spawn(writer, w).context("starting the writer thread")?;
-    if !cfg.remote_write.is_empty() {
-        let env = crate::remote_write::Env {
-            db: db.clone(),
-            clock: cfg.clock.clone(),
-            flush_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(10_000),
-            pending: pending_state.clone(),
-            shared: crate::remote_write::Shared::default(),
-            metrics: Some(alerts_metrics.clone()),
-        };
-        crate::remote_write::spawn(cfg.remote_write.clone(), &env).context("starting remote write")?;
-    }
-    let local = watchers(&cfg, &db, alerting.then_some((alerts_metrics, pending_state)))?;
+    let local = watchers(&cfg, &db, &alerts_metrics, &pending_state, alerting)?;
     on_ready(&Ready { event: "ready", pid: std::process::id(), listeners, db, receive_buffer_bytes });
     health.set_ready();
     receive(cfg, sources, shutdown, writer, &uploads, &local)
 }
 
-/// The threads that watch rather than receive: the alerts (with where their `/metrics`
-/// families and state go, when a receiver is configured) and the probes. Returns where the
-/// probes leave their lines.
+/// The threads that watch and send rather than receive: the alerts (when a receiver is
+/// configured), remote write, and the probes. `metrics` is where their `/metrics` families
+/// go, `pending` where their state goes to be kept in the store. Returns where the probes
+/// leave their lines.
 fn watchers(
     cfg: &DaemonConfig,
     db: &Path,
-    alerts: Option<(Arc<Mutex<Exposition>>, crate::writer::PendingState)>,
+    metrics: &Arc<Mutex<Exposition>>,
+    pending: &crate::writer::PendingState,
+    alerting: bool,
 ) -> anyhow::Result<crate::probes::LocalLines> {
-    if let Some((metrics, pending)) = alerts {
+    if alerting {
         let cx = crate::alerts::Context::new(
             cfg.dashboard.targets.clone(),
             cfg.dashboard.capacities,
             cfg.aggregator.service.clone(),
         );
-        crate::alerts::spawn(db.to_owned(), cfg.alerts.clone(), cx, cfg.clock.clone(), metrics, pending)
-            .context("starting the alerts thread")?;
+        crate::alerts::spawn(
+            db.to_owned(),
+            cfg.alerts.clone(),
+            cx,
+            cfg.clock.clone(),
+            metrics.clone(),
+            pending.clone(),
+        )
+        .context("starting the alerts thread")?;
+    }
+    if !cfg.remote_write.is_empty() {
+        let env = crate::remote_write::Env {
+            db: db.to_owned(),
+            clock: cfg.clock.clone(),
+            flush_ms: i64::try_from(cfg.flush_interval.as_millis()).unwrap_or(10_000),
+            pending: pending.clone(),
+            shared: crate::remote_write::Shared::default(),
+            metrics: Some(metrics.clone()),
+        };
+        crate::remote_write::spawn(cfg.remote_write.clone(), &env).context("starting remote write")?;
     }
     let local = crate::probes::LocalLines::default();
     if crate::probes::spawn(cfg.probes.clone(), local.clone()).context("starting the probes")? {

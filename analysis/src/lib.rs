@@ -47,6 +47,7 @@ pub mod capacity;
 pub mod config;
 mod error;
 pub mod flame;
+pub mod fleet;
 pub mod human;
 pub mod profile;
 pub mod query;

@@ -28,6 +28,7 @@ pub mod cmd;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod import;
+pub mod promql;
 pub mod render;
 pub mod window;
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use perf_e2e::{Agent, perfctl, skip, wait_for};
 
-
 /// A receiver process, stopped with SIGTERM (so it keeps what it took) when dropped.
 struct Kill(Child);
 
@@ -49,7 +48,10 @@ impl Receiver {
         let ok = Command::new(self.binary()).arg("--version").output().is_ok_and(|o| o.status.success())
             || Command::new(self.binary()).arg("-version").output().is_ok_and(|o| o.status.success());
         if !ok {
-            skip(&format!("remote_write::{test}::{}", self.binary()), &format!("no {} (apt-get install {})", self.binary(), self.binary()));
+            skip(
+                &format!("remote_write::{test}::{}", self.binary()),
+                &format!("no {} (apt-get install {})", self.binary(), self.binary()),
+            );
         }
         ok
     }
@@ -134,9 +136,7 @@ fn query_at(addr: &str, promql: &str, at: Option<f64>) -> Vec<(serde_json::Value
     v["data"]["result"]
         .as_array()
         .map(|r| {
-            r.iter()
-                .map(|x| (x["metric"].clone(), x["value"][1].as_str().unwrap().parse::<f64>().unwrap()))
-                .collect()
+            r.iter().map(|x| (x["metric"].clone(), x["value"][1].as_str().unwrap().parse::<f64>().unwrap())).collect()
         })
         .unwrap_or_default()
 }
@@ -225,6 +225,34 @@ fn fleet_adds_up(receiver: Receiver) {
     // lies in the (0.05, 0.1] bucket.
     let p95 = sum(&addr, "histogram_quantile(0.95, sum by (le) (op_duration_seconds_bucket{op=\"vm.list\"}))");
     assert!(p95 > 0.05 && p95 <= 0.1, "{p95}");
+    // `perfctl stats --prometheus` over the fleet: the sum of the three local reports (calls,
+    // errors and retries exact), p95 in the bucket the local sketches put it in.
+    let fleet = |extra: &[&str]| {
+        let url = format!("http://{addr}");
+        let args = [&["stats", "--prometheus", url.as_str(), "--last", "10m", "--format", "json"][..], extra].concat();
+        let out = perfctl(Path::new("/nonexistent/no.db"), &args);
+        assert!(out.status.success(), "{receiver:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let f = fleet(&[]);
+    let op = f["ops"].as_array().unwrap().iter().find(|o| o["op"] == "vm.list").unwrap().clone();
+    let sum_local = |key: &str| local.iter().map(|s| s["ops"][0][key].as_f64().unwrap_or(0.0)).sum::<f64>();
+    assert_eq!(op["calls"].as_f64(), Some(650.0), "{op}");
+    assert_eq!(op["errors"].as_f64(), Some(sum_local("errors")), "{op}");
+    assert_eq!(op["retries"].as_f64(), Some(37.0), "{op}");
+    assert_eq!(op["retries"].as_f64(), Some(sum_local("retries")), "{op}");
+    let p95 = op["latency_ms"]["p95"].as_f64().unwrap();
+    assert!(p95 > 50.0 && p95 <= 100.0, "{receiver:?}: fleet p95 {p95} ms is in the (50, 100] ms bucket: {op}");
+    let by_host = fleet(&["--by", "host"]);
+    let rows = by_host["ops"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{by_host}");
+    for (host, db, _) in &agents {
+        let row = rows.iter().find(|r| r["group"]["host"] == *host).unwrap_or_else(|| panic!("{host}: {by_host}"));
+        let local = local_stats(db);
+        for key in ["calls", "errors", "retries"] {
+            assert_eq!(row[key], local["ops"][0][key], "{host} {key}");
+        }
+    }
     // Each agent says what it sent.
     for (_, _, agent) in &agents {
         let m = get(&agent.addr("http"), "/metrics").unwrap();

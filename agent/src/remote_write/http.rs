@@ -72,7 +72,10 @@ pub fn post(e: &Endpoint, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply
 }
 
 fn exchange(s: &mut dyn ReadWrite, head: &[u8], body: &[u8], reply: &mut Vec<u8>) -> Result<(), String> {
-    s.write_all(head).and_then(|()| s.write_all(body)).and_then(|()| s.flush()).map_err(|err| format!("send: {err}"))?;
+    s.write_all(head)
+        .and_then(|()| s.write_all(body))
+        .and_then(|()| s.flush())
+        .map_err(|err| format!("send: {err}"))?;
     // Bounded: the status, headers and the start of an error message are all that matter.
     match s.take(64 << 10).read_to_end(reply) {
         Ok(_) => Ok(()),

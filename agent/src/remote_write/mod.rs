@@ -127,7 +127,12 @@ fn label_set(s: &SeriesInfo, name: &str, extra: &[(String, String)], le: Option<
         .into_iter()
         .zip(s.key.labels())
         .map(|(n, (_, v))| Label { name: n, value: v.clone() })
-        .chain(extra.iter().filter(|(k, _)| s.key.get(k).is_none()).map(|(k, v)| Label { name: k.clone(), value: v.clone() }))
+        .chain(
+            extra
+                .iter()
+                .filter(|(k, _)| s.key.get(k).is_none())
+                .map(|(k, v)| Label { name: k.clone(), value: v.clone() }),
+        )
         .collect();
     if let Some(le) = le {
         labels.push(Label { name: "le".into(), value: le.into() });
@@ -247,7 +252,11 @@ pub fn exposition(shared: &Shared, now_ms: i64) -> String {
         ("perfagent_remote_write_samples_sent_total", "counter", "Samples the receiver acknowledged."),
         ("perfagent_remote_write_retries_total", "counter", "Requests retried (5xx, 429, connection failures)."),
         ("perfagent_remote_write_samples_dropped_total", "counter", "Samples dropped on a 4xx answer."),
-        ("perfagent_remote_write_samples_duplicate_total", "counter", "Samples sent again that the receiver already held."),
+        (
+            "perfagent_remote_write_samples_duplicate_total",
+            "counter",
+            "Samples sent again that the receiver already held.",
+        ),
         ("perfagent_remote_write_skipped_seconds_total", "counter", "Seconds of data skipped past max_lag."),
         ("perfagent_remote_write_lag_seconds", "gauge", "How far behind now the data acknowledged reaches."),
         ("perfagent_remote_write_last_success_timestamp_seconds", "gauge", "When a request was last acknowledged."),
@@ -385,7 +394,8 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
     let series = snap.series(&cfg.select).map_err(|e| fail(cfg, p, &e.to_string()))?;
     // Bounded batches: as many steps as keep the samples under MAX_SAMPLES (histograms count
     // as their rows).
-    let rows: usize = series.iter().map(|s| if s.key.kind == Kind::Distribution { 16 } else { 1 }).sum::<usize>().max(1);
+    let rows: usize =
+        series.iter().map(|s| if s.key.kind == Kind::Distribution { 16 } else { 1 }).sum::<usize>().max(1);
     let steps = (MAX_SAMPLES / rows).clamp(1, 60) as i64;
     let end = ready.min(next + steps * step_ms);
     let range = TimeRange::new(next, end);

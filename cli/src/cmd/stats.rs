@@ -30,6 +30,11 @@ pub struct Args {
     /// Exit with status 3 when a target is violated (for scripts and CI).
     #[arg(long)]
     check: bool,
+    /// Compute the same report for a fleet from what its agents remote-wrote to this
+    /// Prometheus-compatible server (PromQL over its HTTP API), instead of the local store;
+    /// --by host splits operations per agent.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -50,7 +55,19 @@ pub fn report(g: &Global, opts: &Options, targets: &Targets) -> anyhow::Result<s
 pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let targets = Targets::load(g.config_file()?.as_ref(), &env)?;
     let opts = Options { range: a.window.range()?, op: a.op, by: a.by };
-    let report = report(g, &opts, &targets)?;
+    let report = match &a.prometheus {
+        Some(url) => fleet(url, &opts, &targets)?,
+        None => report(g, &opts, &targets)?,
+    };
+    if report.ops.is_empty() && a.prometheus.is_some() {
+        anyhow::bail!(
+            "{}: no operation calls between {} and {} (is remote write configured in the agents' [[remote_write]], and \
+             does --last reach their data?)",
+            report.db,
+            perfanalysis::time::rfc3339(opts.range.start_ms),
+            perfanalysis::time::rfc3339(opts.range.end_ms)
+        );
+    }
     if report.ops.is_empty() {
         // Nothing to report on (and no target can be said to be met): say what the store
         // does hold instead.
@@ -58,6 +75,19 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     }
     with_stdout(|out| Ok(render(&report, a.format, Paint(color_stdout()), out)?))?;
     Ok(if a.check && !report.violations.is_empty() { ExitCode::from(VIOLATED) } else { ExitCode::SUCCESS })
+}
+
+/// The report for a fleet: each series' change over the window, read with PromQL at the
+/// window's end and start (`perfanalysis::fleet`).
+fn fleet(url: &str, opts: &Options, targets: &Targets) -> anyhow::Result<stats::Report> {
+    let server =
+        crate::promql::Server::parse(url).map_err(|e| crate::usage_err!("invalid value for '--prometheus': {e}"))?;
+    let len_s = ((opts.range.end_ms - opts.range.start_ms) / 1000).max(1);
+    let end = server.query(&perfanalysis::fleet::query(&format!("{len_s}s")), opts.range.end_ms)?;
+    // Before the window: the last value however old (counters hold their total).
+    let start = server.query(&perfanalysis::fleet::query("400d"), opts.range.start_ms)?;
+    let input = perfanalysis::fleet::input(&end, &start, opts.range, url.trim_end_matches('/'));
+    Ok(stats::compute(&input, opts, targets)?)
 }
 
 /// The error for a window without operation calls.

@@ -109,11 +109,13 @@ fn table(r: &Report, paint: Paint, out: &mut dyn Write) -> std::io::Result<()> {
     let l = |s: &str| label(paint, s);
     writeln!(
         out,
-        "{} {} → {}{}   store {}",
+        "{} {} → {}{}   {} {}",
         l("Window"),
         r.window.since,
         r.window.until,
         window_len(r),
+        // A fleet's report names its server (stats --prometheus).
+        if r.db.starts_with("http://") || r.db.starts_with("https://") { "fleet" } else { "store" },
         cell(&r.db, 200)
     )?;
     writeln!(out)?;
