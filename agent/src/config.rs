@@ -1003,4 +1003,48 @@ mod tests {
             .to_string();
         assert_eq!(err, "PERFAGENT_PROBES_INTERVAL: invalid value 'often': expected a duration like \"30s\"");
     }
+
+    #[test]
+    fn remote_write_endpoints_are_read_or_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let text = format!(
+            "[[remote_write]]\nurl = \"http://vm:8428/api/v1/write\"\nbearer_token_file = \"{}\"\nexternal_labels = {{ host = \"a\", dc = \"eu\" }}\nselect = \"op.*\"\nmax_lag = \"6h\"\n\n[[remote_write]]\nname = \"grafana\"\nurl = \"https://example.com/push\"\nbasic_auth = {{ username = \"u\", password_file = \"{}\" }}\nstep = \"30s\"\n",
+            token.display(),
+            token.display()
+        );
+        let e = env(&[]);
+        let r = resolve(Some(&file(&text)), &e, &Flags::default(), "x".into()).unwrap();
+        let rw = &r.daemon.remote_write;
+        assert_eq!(rw.len(), 2);
+        assert_eq!(
+            (rw[0].name.as_str(), rw[0].step, rw[0].max_lag),
+            ("http://vm:8428/api/v1/write", Duration::from_secs(10), Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(rw[0].external_labels, [("dc".to_owned(), "eu".to_owned()), ("host".to_owned(), "a".to_owned())]);
+        assert_eq!(rw[0].endpoint.headers, [("Authorization".to_owned(), "Bearer s3cret".to_owned())]);
+        assert_eq!(rw[1].endpoint.headers, [("Authorization".to_owned(), format!("Basic {}", base64("u:s3cret")))]);
+        assert!(rw[1].endpoint.tls.is_some() && rw[1].step == Duration::from_secs(30));
+        assert_eq!(base64("u:s3cret"), "dTpzM2NyZXQ=");
+        let bad = |text: &str| resolve(Some(&file(text)), &e, &Flags::default(), "x".into()).unwrap_err().to_string();
+        let err = bad("[[remote_write]]\nurl = \"vm:8428\"\n");
+        assert!(err.starts_with("c.toml:2: invalid value for 'url' in [[remote_write]]: expected http(s)://"), "{err}");
+        let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\n\nbearer_token_file = \"/nonexistent/t\"\n");
+        assert!(
+            err.starts_with(
+                "c.toml:4: invalid value for 'bearer_token_file' in [[remote_write]]: reading /nonexistent/t"
+            ),
+            "{err}"
+        );
+        let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\nstep = \"1500ms\"\n");
+        assert!(
+            err.starts_with("c.toml:3: invalid value for 'step' in [[remote_write]]: expected whole seconds"),
+            "{err}"
+        );
+        let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\nbuckets = [1, 0.5]\n");
+        assert!(err.contains("'buckets' in [[remote_write]]: expected increasing"), "{err}");
+        let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\npassword = \"x\"\n");
+        assert!(err.contains("unknown field `password`"), "{err}");
+    }
 }

@@ -232,6 +232,24 @@ impl<'c> Snapshot<'c> {
             .map_err(|e| self.sql(e))
     }
 
+    /// Every document kept under a name starting with `prefix`, by name.
+    pub fn states(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut like = String::from("state.");
+        for c in prefix.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                like.push('\\');
+            }
+            like.push(c);
+        }
+        like.push('%');
+        let mut stmt = self
+            .tx
+            .prepare("SELECT substr(key, 7), value FROM meta WHERE key LIKE ?1 ESCAPE '\\' ORDER BY key")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map([like], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.sql(e))
+    }
+
     /// Whether the store holds any series.
     pub fn has_series(&self) -> Result<bool> {
         self.tx.query_row("SELECT EXISTS (SELECT 1 FROM series)", [], |r| r.get(0)).map_err(|e| self.sql(e))

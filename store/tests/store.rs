@@ -1103,4 +1103,7 @@ fn an_owners_state_survives_a_reopen_and_is_replaced_whole() {
     assert_eq!(snap.state("other").unwrap().as_deref(), Some("x"));
     // The store's own bookkeeping is not an owner's state.
     assert_eq!(snap.state("newest_ms").unwrap(), None);
+    assert_eq!(snap.states("al").unwrap(), vec![("alerts".to_owned(), r#"{"alerts":{}}"#.to_owned())]);
+    assert_eq!(snap.states("").unwrap().len(), 2);
+    assert!(snap.states("a_").unwrap().is_empty(), "_ is a character, not a wildcard");
 }

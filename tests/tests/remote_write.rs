@@ -253,7 +253,16 @@ fn fleet_adds_up(receiver: Receiver) {
             assert_eq!(row[key], local["ops"][0][key], "{host} {key}");
         }
     }
-    // Each agent says what it sent.
+    // Each agent says what it sent: on /metrics, and in `perfagent status` (from the progress
+    // kept in its store).
+    for (_, db, _) in &agents {
+        let st = wait_for(10, "status to show the remote write", || {
+            let st = perf_e2e::status(db);
+            (st["remote_write"][0]["samples_sent"].as_f64()? > 0.0).then_some(st)
+        });
+        assert_eq!(st["remote_write"][0]["endpoint"], format!("http://{addr}/api/v1/write"), "{st}");
+        assert_eq!(st["remote_write"][0]["dropped"], 0, "{st}");
+    }
     for (_, _, agent) in &agents {
         let m = get(&agent.addr("http"), "/metrics").unwrap();
         let sent = m

@@ -83,6 +83,24 @@ fn json(db: &Path, pid: Option<u32>, st: Option<StatusFile>, series: usize) {
         .map(|(k, e)| serde_json::json!({"op": k.op, "slo": k.slo, "severity": k.severity, "burn": e.burn, "since_ms": e.firing_ms, "text": e.text}))
         .collect::<Vec<_>>()
         .into();
+    let now = crate::clock::now_ms();
+    v["remote_write"] = crate::remote_write::kept(db)
+        .into_iter()
+        .map(|(name, p)| {
+            serde_json::json!({
+                "endpoint": name,
+                "lag_s": p.next_ms.map(|n| (now - n).max(0) as f64 / 1000.0),
+                "last_success_ms": p.last_success_ms,
+                "samples_sent": p.samples_sent,
+                "retried": p.retried,
+                "dropped": p.dropped,
+                "duplicates": p.duplicates,
+                "skipped_s": p.skipped_ms as f64 / 1000.0,
+                "last_error": p.last_error,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
     println!("{v}");
 }
 
@@ -134,6 +152,21 @@ fn table(db: &Path, pid: Option<u32>, st: Option<&StatusFile>, series: usize) {
             }
         })
         .collect();
+    for (name, p) in crate::remote_write::kept(db) {
+        let lag = p.next_ms.map_or_else(|| "not started".to_owned(), |n| format!("{} behind", ago(n)));
+        let ok = p.last_success_ms.map_or_else(|| "never".to_owned(), |t| format!("{} ago", ago(t)));
+        println!(
+            "remote write {}: {lag}; last success {ok}; {} samples sent, {} retries, {} dropped, {} already held{}",
+            perfanalysis::human::clean(&name),
+            p.samples_sent,
+            p.retried,
+            p.dropped,
+            p.duplicates,
+            p.last_error
+                .as_deref()
+                .map_or(String::new(), |e| format!("; last error: {}", perfanalysis::human::clean(e)))
+        );
+    }
     if !firing.is_empty() {
         println!("ALERTS      {} firing", firing.len());
         for f in firing {

@@ -302,6 +302,17 @@ pub struct Env {
     pub metrics: Option<Arc<Mutex<crate::exposition::Exposition>>>,
 }
 
+/// Every endpoint's progress kept in the store at `db` (for `perfagent status`).
+pub fn kept(db: &std::path::Path) -> Vec<(String, Progress)> {
+    let prefix = state_name("");
+    perfstore::Reader::open(db)
+        .and_then(|mut r| r.snapshot()?.states(&prefix))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, text)| Some((name.strip_prefix(&prefix)?.to_owned(), serde_json::from_str(&text).ok()?)))
+        .collect()
+}
+
 /// The progress of `name` kept in the store, or a fresh one.
 fn load(db: &std::path::Path, name: &str) -> Progress {
     perfstore::Reader::open(db)
@@ -507,5 +518,110 @@ fn send(cfg: &RemoteWriteConfig, series: &[TimeSeries]) -> Sent {
                 Sent::Drop(why)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    /// A receiver that refuses batches of more than one step as out of order, holds the first
+    /// `held` single steps already (refuses them the same way) and takes the rest; it returns
+    /// the timestamps it took.
+    fn receiver(held: usize) -> (String, std::thread::JoinHandle<Vec<i64>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            let mut took = Vec::new();
+            let mut singles = 0;
+            for conn in l.incoming() {
+                let mut conn = conn.unwrap();
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                let req: WriteRequest = prost::Message::decode(raw.as_slice()).unwrap();
+                let mut ts: Vec<i64> =
+                    req.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp)).collect();
+                ts.sort_unstable();
+                ts.dedup();
+                if ts.len() > 1 || singles < held {
+                    singles += usize::from(ts.len() == 1);
+                    let msg = "out of order sample";
+                    let _ = write!(conn, "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n{msg}", msg.len());
+                } else {
+                    took.extend(ts);
+                    let _ = write!(conn, "HTTP/1.1 204 No Content\r\n\r\n");
+                }
+                if took.len() + held >= 10 {
+                    break;
+                }
+            }
+            took
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn a_batch_refused_as_out_of_order_goes_again_step_by_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("perf.db");
+        let t0 = 1_800_000_000_000;
+        let mut w = perfstore::Writer::open(&db, perfstore::StoreOptions::default()).unwrap();
+        let key = perfstore::SeriesKey::new("svc", "op.retries", Kind::Counter).label("op", "vm.list");
+        let perfstore::Registration::Registered(id) = w.register(&key, t0).unwrap() else { panic!("refused") };
+        let writes: Vec<perfstore::Write> = (0..10)
+            .map(|i| perfstore::Write { series: id, ts_ms: t0 + i * 1000, sample: perfstore::Sample::Counter(1.0) })
+            .collect();
+        w.write(&writes).unwrap();
+        w.close().unwrap();
+        let (addr, rx) = receiver(3);
+        let cfg = RemoteWriteConfig {
+            name: "test".into(),
+            endpoint: http::Endpoint {
+                target: perfprobe::parse_target(&format!("http://{addr}/api/v1/write")).unwrap(),
+                tls: None,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(5),
+            },
+            select: Selector::default(),
+            step: Duration::from_secs(1),
+            max_lag: Duration::from_secs(3600),
+            external_labels: vec![("host".into(), "h".into())],
+            buckets: RemoteWriteConfig::default_buckets(),
+        };
+        // Ten steps are complete.
+        let env = Env {
+            db,
+            clock: Clock::manual(t0 + 10_000 + 3000),
+            flush_ms: 1000,
+            pending: PendingState::default(),
+            shared: Shared::default(),
+            metrics: None,
+        };
+        let mut p = Progress { next_ms: Some(t0), ..Progress::default() };
+        assert_eq!(once(&cfg, &env, &mut p, 1000), Ok(true));
+        let took = rx.join().unwrap();
+        // The first three steps were already held; the other seven arrive, in order, with
+        // their cumulative values.
+        assert_eq!(took, (4..=10).map(|i| t0 + i * 1000).collect::<Vec<_>>());
+        assert_eq!((p.duplicates, p.samples_sent, p.dropped), (3, 7, 0));
+        assert_eq!(p.next_ms, Some(t0 + 10_000));
+        assert_eq!(p.totals[&id.0].count, 10.0);
+        assert!(env.pending.lock().unwrap().contains_key("remote_write.test"), "the progress goes to the store");
+        // Caught up.
+        assert_eq!(once(&cfg, &env, &mut p, 1000), Ok(false));
     }
 }
