@@ -125,6 +125,7 @@ struct RemoteWriteSection {
     timeout: Option<Spanned<String>>,
     buckets: Option<Spanned<Vec<f64>>>,
     value_buckets: Option<Spanned<Vec<f64>>>,
+    batch_wait: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -653,6 +654,7 @@ fn remote_write(
             max_lag: duration(&s.max_lag, "max_lag", Duration::from_secs(86_400))?,
             external_labels,
             buckets: (secs, values),
+            batch_wait: duration(&s.batch_wait, "batch_wait", Duration::from_secs(5))?,
         });
     }
     Ok(out)

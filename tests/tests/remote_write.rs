@@ -333,12 +333,12 @@ fn no_gap(receiver: Receiver) {
     // Caught up: the newest sample is at most a few seconds old.
     wait_for(60, "the agent to catch up", || {
         let v = query(&addr, &format!("time() - timestamp({selector})"));
-        v.first().is_some_and(|(_, age)| *age < 8.0).then_some(())
+        v.first().is_some_and(|(_, age)| *age < 15.0).then_some(())
     });
     // Every second from the first sample on holds exactly one sample: nothing missing, nothing
     // twice (the step is 1 s, stamped on whole seconds). The kills lose at most the calls of
     // the flush interval before each (never written to the store): a smaller count, not a gap.
-    let until = unix_now() - 8.0;
+    let until = unix_now() - 15.0;
     let secs = (until - first - 1.0).floor();
     let held = query_at(&addr, &format!("count_over_time({selector}[{secs}s])"), Some(until));
     assert_eq!(held.len(), 1, "{held:?}");

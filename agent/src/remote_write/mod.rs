@@ -39,8 +39,8 @@ use crate::exposition::{DURATION_BUCKETS, VALUE_BUCKETS};
 use crate::writer::PendingState;
 use proto::{Label, Sample, TimeSeries, WriteRequest};
 
-/// At most this many samples in one request.
-pub const MAX_SAMPLES: usize = 20_000;
+/// At most this many samples in one request (a few MB in memory while it is built).
+pub const MAX_SAMPLES: usize = 200_000;
 /// Counters and histograms are repeated this long after their last change.
 const REPEAT_MS: i64 = 5 * 60_000;
 
@@ -61,6 +61,9 @@ pub struct RemoteWriteConfig {
     pub external_labels: Vec<(String, String)>,
     /// Histogram bounds for distributions in seconds, and for the others.
     pub buckets: (Vec<f64>, Vec<f64>),
+    /// Wait until this much data is ready before sending, so one request carries several
+    /// steps (5 s, as Prometheus's `batch_send_deadline`); a backlog goes at once.
+    pub batch_wait: Duration,
 }
 
 impl RemoteWriteConfig {
@@ -397,7 +400,8 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
         keep(env, &cfg.name, p);
         return Ok(true);
     }
-    if next >= ready {
+    let wait_ms = i64::try_from(cfg.batch_wait.as_millis()).unwrap_or(0).max(step_ms);
+    if next >= ready || ready - next < wait_ms {
         return Ok(false);
     }
     let mut reader = perfstore::Reader::open(&env.db).map_err(|e| fail(cfg, p, &e.to_string()))?;
@@ -410,12 +414,19 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
     let steps = (MAX_SAMPLES / rows).clamp(1, 60) as i64;
     let end = ready.min(next + steps * step_ms);
     let range = TimeRange::new(next, end);
-    let mut data = Vec::with_capacity(series.len());
-    for s in series {
-        let r = snap.range(&s, range, step_ms).map_err(|e| fail(cfg, p, &e.to_string()))?;
-        data.push((s, r.steps));
-    }
+    // One pass over the store for every series and step of the batch.
+    let cuts: Vec<i64> = (1..(end - next) / step_ms).map(|k| next + k * step_ms).collect();
+    let per_step = snap.aggregate_split(&series, range, &cuts).map_err(|e| fail(cfg, p, &e.to_string()))?;
     drop(snap);
+    let mut data: Vec<(SeriesInfo, Vec<(i64, Point)>)> = series.into_iter().map(|s| (s, Vec::new())).collect();
+    for (k, points) in per_step.into_iter().enumerate() {
+        let at = next + k as i64 * step_ms;
+        for (slot, point) in data.iter_mut().zip(points) {
+            if let Some(pt) = point {
+                slot.1.push((at, pt));
+            }
+        }
+    }
     let batch = build(cfg, &data, range, step_ms, &p.totals);
     // Series gone from the store (expired) leave the totals.
     let live: std::collections::HashSet<i64> = data.iter().map(|(s, _)| s.id.0).collect();
@@ -439,37 +450,8 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
             return Err(after);
         }
         Sent::OutOfOrder(why) => {
-            // The receiver holds part of it: step by step, the steps it holds are counted
-            // as such.
             log::info!("remote write {}: {why}; sending the batch step by step", cfg.name);
-            let mut at = next;
-            while at < end {
-                let ts = at + step_ms;
-                let one: Vec<TimeSeries> = batch
-                    .series
-                    .iter()
-                    .filter_map(|t| {
-                        let samples: Vec<Sample> = t.samples.iter().filter(|s| s.timestamp == ts).cloned().collect();
-                        (!samples.is_empty()).then(|| TimeSeries { labels: t.labels.clone(), samples })
-                    })
-                    .collect();
-                let n: usize = one.iter().map(|t| t.samples.len()).sum();
-                if n > 0 {
-                    match send(cfg, &one) {
-                        Sent::Ok => p.samples_sent += n as u64,
-                        Sent::OutOfOrder(_) => p.duplicates += n as u64,
-                        Sent::Retry(after, why) => {
-                            p.last_error = Some(why);
-                            return Err(after);
-                        }
-                        Sent::Drop(why) => {
-                            log::error!("remote write {}: {why}; {n} samples dropped", cfg.name);
-                            p.dropped += n as u64;
-                        }
-                    }
-                }
-                at += step_ms;
-            }
+            by_step(cfg, &batch.series, TimeRange::new(next, end), step_ms, p)?;
             p.last_success_ms = Some(now);
         }
         Sent::Drop(why) => {
@@ -481,6 +463,45 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
     advance(p, batch.totals);
     keep(env, &cfg.name, p);
     Ok(true)
+}
+
+/// Send a batch the receiver refused as out of order again, one step at a time: it holds
+/// some steps already (counted as such) and takes the others.
+fn by_step(
+    cfg: &RemoteWriteConfig,
+    series: &[TimeSeries],
+    range: TimeRange,
+    step_ms: i64,
+    p: &mut Progress,
+) -> Result<(), Option<Duration>> {
+    let mut at = range.start_ms;
+    while at < range.end_ms {
+        let ts = at + step_ms;
+        let one: Vec<TimeSeries> = series
+            .iter()
+            .filter_map(|t| {
+                let samples: Vec<Sample> = t.samples.iter().filter(|s| s.timestamp == ts).cloned().collect();
+                (!samples.is_empty()).then(|| TimeSeries { labels: t.labels.clone(), samples })
+            })
+            .collect();
+        let n: usize = one.iter().map(|t| t.samples.len()).sum();
+        if n > 0 {
+            match send(cfg, &one) {
+                Sent::Ok => p.samples_sent += n as u64,
+                Sent::OutOfOrder(_) => p.duplicates += n as u64,
+                Sent::Retry(after, why) => {
+                    p.last_error = Some(why);
+                    return Err(after);
+                }
+                Sent::Drop(why) => {
+                    log::error!("remote write {}: {why}; {n} samples dropped", cfg.name);
+                    p.dropped += n as u64;
+                }
+            }
+        }
+        at += step_ms;
+    }
+    Ok(())
 }
 
 fn fail(cfg: &RemoteWriteConfig, p: &mut Progress, why: &str) -> Option<Duration> {
@@ -601,6 +622,7 @@ mod tests {
             max_lag: Duration::from_secs(3600),
             external_labels: vec![("host".into(), "h".into())],
             buckets: RemoteWriteConfig::default_buckets(),
+            batch_wait: Duration::from_secs(5),
         };
         // Ten steps are complete.
         let env = Env {
