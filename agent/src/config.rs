@@ -874,6 +874,14 @@ interval = "off"
 # each phase gives up after this long; a PEM file of extra CA certificates ("" = none)
 timeout = "5s"
 cacert = ""
+
+# Remote write of the store to Prometheus-compatible receivers, one section per endpoint
+# (see the README's "Fleets"); secrets come from files.
+# [[remote_write]]
+# url = "http://prometheus:9090/api/v1/write"
+# bearer_token_file = "/etc/perfagent/token"
+# external_labels = { host = "web-1" }
+# step = "10s"
 "#
 }
 

@@ -315,9 +315,9 @@ fn no_gap(receiver: Receiver) {
     let selector = "op_duration_seconds_count{op=\"tick\",host=\"gap\"}";
     wait_for(60, "the first samples", || (!query(&addr, selector).is_empty()).then_some(()));
     let first = unix_now();
-    // The receiver goes away for 20 s: the agent keeps recording and retries.
+    // The receiver goes away for 60 s: the agent keeps recording and retries.
     drop(prom);
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(60));
     let prom = receiver.start(dir.path(), &addr);
     // Five kills while sending, each followed by a restart on the same store.
     for _ in 0..5 {
