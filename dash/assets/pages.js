@@ -289,6 +289,19 @@ async function host(body) {
     grid.append(lineChart(ser, { title, unit: unit === 'ratio' ? 'ratio' : unit, t0: ta, t1: tb, stepMs: stepOf(results[i]), yMin: 0 }));
   });
   body.append(grid);
+  // Where this host's store goes (remote write), when it does.
+  const rw = await api('remote_write').catch(() => []);
+  if (rw.length) {
+    body.append(section('Remote write', table(['endpoint', 'lag', 'last success', 'samples sent', 'retries', 'dropped', 'already held', 'last error'],
+      rw.map((r) => el('tr', { 'data-endpoint': r.endpoint },
+        el('th', { scope: 'row' }, r.endpoint),
+        num(r.lag_s, r.lag_s == null ? '–' : r.lag_s < 120 ? `${r.lag_s.toFixed(0)} s` : duration(r.lag_s)),
+        el('td', {}, r.last_success ?? 'never'),
+        num(r.samples_sent, count(r.samples_sent)), num(r.retried, count(r.retried)),
+        el('td', { class: r.dropped > 0 ? 'num violated' : 'num' }, count(r.dropped)),
+        num(r.duplicates, count(r.duplicates)),
+        el('td', { class: r.last_error ? 'violated' : '' }, r.last_error ?? ''))))));
+  }
 }
 
 // Capacity units as chart.js formats them.

@@ -132,6 +132,7 @@ pub fn routes(d: Arc<Dashboard>) -> axum::Router {
         .route("/api/v1/series", get(series_api))
         .route("/api/v1/slo", get(slo_api))
         .route("/api/v1/alerts", get(alerts_api))
+        .route("/api/v1/remote_write", get(remote_write_api))
         .with_state(d)
 }
 
@@ -424,6 +425,36 @@ struct AlertRow {
     /// The violated target in words (target alerts).
     #[serde(skip_serializing_if = "String::is_empty")]
     text: String,
+}
+
+/// Each remote-write endpoint's progress, as the agent keeps it in the store (what
+/// `perfagent status` shows): `[{endpoint, lag_s, last_success, samples_sent, retried,
+/// dropped, duplicates, skipped_s, last_error}]`.
+async fn remote_write_api(State(d): State<Arc<Dashboard>>) -> Response {
+    read(d, |d, snap| {
+        let now = (d.now)();
+        let rows: Vec<serde_json::Value> = snap
+            .states("remote_write.")?
+            .into_iter()
+            .filter_map(|(name, text)| {
+                let p: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let ms = |k: &str| p[k].as_i64();
+                Some(serde_json::json!({
+                    "endpoint": name.strip_prefix("remote_write.")?,
+                    "lag_s": ms("next_ms").map(|n| (now - n).max(0) as f64 / 1000.0),
+                    "last_success": ms("last_success_ms").map(perfanalysis::time::rfc3339),
+                    "samples_sent": p["samples_sent"],
+                    "retried": p["retried"],
+                    "dropped": p["dropped"],
+                    "duplicates": p["duplicates"],
+                    "skipped_s": ms("skipped_ms").map(|v| v as f64 / 1000.0),
+                    "last_error": p["last_error"],
+                }))
+            })
+            .collect();
+        json(&rows)
+    })
+    .await
 }
 
 async fn alerts_api(State(d): State<Arc<Dashboard>>) -> Response {

@@ -263,6 +263,12 @@ fn fleet_adds_up(receiver: Receiver) {
         assert_eq!(st["remote_write"][0]["endpoint"], format!("http://{addr}/api/v1/write"), "{st}");
         assert_eq!(st["remote_write"][0]["dropped"], 0, "{st}");
     }
+    // The dashboard's API too (the Host page shows it).
+    let (_, _, agent) = &agents[0];
+    let rw: serde_json::Value =
+        serde_json::from_str(&get(&agent.addr("http"), "/api/v1/remote_write").unwrap()).unwrap();
+    assert_eq!(rw[0]["endpoint"], format!("http://{addr}/api/v1/write"), "{rw}");
+    assert!(rw[0]["samples_sent"].as_f64().unwrap() > 0.0 && rw[0]["lag_s"].as_f64().unwrap() < 60.0, "{rw}");
     for (_, _, agent) in &agents {
         let m = get(&agent.addr("http"), "/metrics").unwrap();
         let sent = m
