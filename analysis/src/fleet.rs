@@ -183,6 +183,127 @@ fn distribution(range: TimeRange, a: &Acc) -> Point {
     }
 }
 
+/// `perfctl query SELECTOR --prometheus URL`: the PromQL range query giving, per step, what
+/// `query` gives from a store, for a metric of the convention (the agents send its Prometheus
+/// names). Each value is evaluated at the step's end over the step (the change of a
+/// cumulative series, exact; `avg_over_time(…[step])` of a gauge); [`matrix`] labels it with
+/// the step's start. Returns the query
+/// and the unit of its values.
+pub fn range_query(
+    sel: &perfstore::Selector,
+    agg: perfstore::Agg,
+    step_ms: i64,
+    merge: &crate::query::Merge,
+) -> Result<(String, String), String> {
+    use crate::query::Merge;
+    use perfstore::{Agg, MatchOp};
+    let m = conv::find(&sel.name).filter(|_| !sel.name.contains(['*', '?'])).ok_or_else(|| {
+        format!(
+            "'{}': with --prometheus the selector names one metric of the convention (op.duration, op.retries, \
+             cache.requests, …), as the agents send them",
+            sel.name
+        )
+    })?;
+    let family = metric_name(m.name, m.kind, m.unit);
+    let matchers: Vec<String> = sel
+        .matchers
+        .iter()
+        .map(|x| {
+            let k = perfstore::convention::prometheus::label_name(&x.key);
+            let lit = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            match x.op {
+                MatchOp::Eq => format!("{k}={}", lit(&x.value)),
+                MatchOp::Ne => format!("{k}!={}", lit(&x.value)),
+                MatchOp::Glob => format!("{k}=~{}", lit(&crate::slo::glob_regex(&x.value))),
+                MatchOp::NotGlob => format!("{k}!~{}", lit(&crate::slo::glob_regex(&x.value))),
+            }
+        })
+        .collect();
+    let sel_text = |suffix: &str| format!("{family}{suffix}{{{}}}", matchers.join(","));
+    let w = format!("{}s", step_ms / 1000);
+    let (by, wrap) = match merge {
+        Merge::None => (None, false),
+        Merge::All => (None, true),
+        Merge::By(l) => (Some(perfstore::convention::prometheus::label_name(l)), true),
+    };
+    let grouped = |inner: String, op: &str| match (&by, wrap) {
+        (_, false) => inner,
+        (None, true) => format!("{op}({inner})"),
+        (Some(l), true) => format!("{op} by ({l}) ({inner})"),
+    };
+    let unsupported =
+        || format!("--agg {agg:?} of {} ({:?}) is not available with --prometheus", m.name, m.kind).to_lowercase();
+    // The change of a cumulative series over each step: its last value in the step minus its
+    // last value before it (0 when it had none: a new series). Exact, where PromQL's
+    // increase() extrapolates to the step's edges.
+    let delta = |suffix: &str| {
+        let x = sel_text(suffix);
+        format!("(last_over_time({x}[{w}]) - (last_over_time({x}[1d] offset {w}) or last_over_time({x}[{w}]) * 0))")
+    };
+    let secs = step_ms as f64 / 1000.0;
+    let q = match (m.kind, agg) {
+        (Kind::Distribution, Agg::Count) => grouped(delta("_count"), "sum"),
+        (Kind::Distribution, Agg::Sum) => grouped(delta("_sum"), "sum"),
+        (Kind::Distribution, Agg::Rate) => format!("{} / {secs}", grouped(delta("_count"), "sum")),
+        (Kind::Distribution, Agg::Avg) => {
+            format!("{} / {}", grouped(delta("_sum"), "sum"), grouped(delta("_count"), "sum"))
+        }
+        (Kind::Distribution, Agg::Quantile(q)) => {
+            let buckets = delta("_bucket");
+            let inner = match (&by, wrap) {
+                (_, false) => buckets,
+                (None, true) => format!("sum by (le) ({buckets})"),
+                (Some(l), true) => format!("sum by (le, {l}) ({buckets})"),
+            };
+            format!("histogram_quantile({q}, {inner})")
+        }
+        (Kind::Counter, Agg::Sum) => grouped(delta(""), "sum"),
+        (Kind::Counter, Agg::Rate) => format!("{} / {secs}", grouped(delta(""), "sum")),
+        (Kind::Gauge | Kind::Set, Agg::Avg) => grouped(format!("avg_over_time({}[{w}])", sel_text("")), "avg"),
+        (Kind::Gauge | Kind::Set, Agg::Min) => grouped(format!("min_over_time({}[{w}])", sel_text("")), "min"),
+        (Kind::Gauge | Kind::Set, Agg::Max) => grouped(format!("max_over_time({}[{w}])", sel_text("")), "max"),
+        (Kind::Gauge | Kind::Set, Agg::Last) => grouped(format!("last_over_time({}[{w}])", sel_text("")), "sum"),
+        _ => return Err(unsupported()),
+    };
+    let unit = match agg {
+        Agg::Count => String::new(),
+        Agg::Rate => "1/s".into(),
+        _ => m.unit.to_owned(),
+    };
+    Ok((q, unit))
+}
+
+/// One series of a range query's answer: its labels and `(Unix ms, value)` points.
+pub type Matrix = (BTreeMap<String, String>, Vec<(i64, f64)>);
+
+/// A range query's matrix as `query` shows it: each series named by the metric and its labels
+/// (`op.duration{host="h1",op="vm.list"}`), each value at the start of its step.
+pub fn matrix(name: &str, unit: &str, step_ms: i64, series: Vec<Matrix>) -> crate::query::QueryResult {
+    let mut out: Vec<crate::query::SeriesValues> = series
+        .into_iter()
+        .map(|(labels, points)| {
+            let l: Vec<String> = labels
+                .iter()
+                .filter(|(k, _)| *k != "__name__" && *k != "le")
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            crate::query::SeriesValues {
+                series: if l.is_empty() { name.to_owned() } else { format!("{name}{{{}}}", l.join(",")) },
+                unit: unit.to_owned(),
+                points: points
+                    .into_iter()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(t, v)| (crate::time::rfc3339(t - step_ms), v))
+                    .collect(),
+            }
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.series.cmp(&b.series));
+    let matched = out.len();
+    crate::query::QueryResult { series: out, matched, newest_ms: None }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +354,41 @@ mod tests {
         let f = families();
         assert!(f.starts_with("op_duration_seconds_(count|sum|bucket)|op_retries_total|"), "{f}");
         assert!(f.contains("cache_requests_total") && !f.contains("system_"), "{f}");
+    }
+
+    #[test]
+    fn selectors_become_promql() {
+        use crate::query::Merge;
+        use perfstore::{Agg, Selector};
+        let sel = Selector::parse("op.duration{op=~\"vm.*\",outcome=\"ok\"}").unwrap();
+        let (q, unit) = range_query(&sel, Agg::Quantile(0.95), 60_000, &Merge::By("host".into())).unwrap();
+        let b = "op_duration_seconds_bucket{op=~\"vm\\\\..*\",outcome=\"ok\"}";
+        assert_eq!(
+            q,
+            format!(
+                "histogram_quantile(0.95, sum by (le, host) ((last_over_time({b}[60s]) - (last_over_time({b}[1d] offset 60s) or last_over_time({b}[60s]) * 0))))"
+            )
+        );
+        assert_eq!(unit, "s");
+        let (q, _) = range_query(&Selector::parse("op.retries").unwrap(), Agg::Sum, 10_000, &Merge::All).unwrap();
+        assert_eq!(
+            q,
+            "sum((last_over_time(op_retries_total{}[10s]) - (last_over_time(op_retries_total{}[1d] offset 10s) or last_over_time(op_retries_total{}[10s]) * 0)))"
+        );
+        let e = range_query(&Selector::parse("op.*").unwrap(), Agg::Sum, 10_000, &Merge::None).unwrap_err();
+        assert!(e.contains("names one metric of the convention"), "{e}");
+        let e = range_query(&Selector::parse("op.retries").unwrap(), Agg::Max, 10_000, &Merge::None).unwrap_err();
+        assert!(e.contains("not available with --prometheus"), "{e}");
+        let r = matrix(
+            "op.duration",
+            "s",
+            60_000,
+            vec![(
+                BTreeMap::from([("host".into(), "h1".into()), ("le".into(), "1".into())]),
+                vec![(120_000, 2.0), (180_000, f64::NAN)],
+            )],
+        );
+        assert_eq!(r.series[0].series, "op.duration{host=\"h1\"}");
+        assert_eq!(r.series[0].points, vec![("1970-01-01T00:01:00Z".to_owned(), 2.0)]);
     }
 }

@@ -32,8 +32,68 @@ impl Server {
     pub fn query(&self, promql: &str, time_ms: i64) -> anyhow::Result<Vec<PromSample>> {
         let base = self.target.path.trim_end_matches('/');
         let path = format!("{base}/api/v1/query?query={}&time={:.3}", encode(promql), time_ms as f64 / 1000.0);
+        let data = self.api(&path, promql)?;
         let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
-        let (status, body) = self.get(&path).map_err(fail)?;
+        data["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let value = r["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| fail(format!("no value in {r}")))?;
+                Ok(PromSample { labels: labels(&r["metric"]), value })
+            })
+            .collect()
+    }
+
+    /// The matrix `promql` gives from `start_ms` to `end_ms` every `step_ms`: each series'
+    /// labels and `(Unix ms, value)` points.
+    pub fn query_range(
+        &self,
+        promql: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Vec<perfanalysis::fleet::Matrix>> {
+        let base = self.target.path.trim_end_matches('/');
+        let path = format!(
+            "{base}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
+            encode(promql),
+            start_ms as f64 / 1000.0,
+            end_ms as f64 / 1000.0,
+            step_ms as f64 / 1000.0
+        );
+        let data = self.api(&path, promql)?;
+        let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
+        data["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let labels = labels(&r["metric"]);
+                let points = r["values"]
+                    .as_array()
+                    .ok_or_else(|| fail(format!("no values in {r}")))?
+                    .iter()
+                    .filter_map(|v| {
+                        let t = v[0].as_f64()?;
+                        let x = v[1].as_str()?.parse::<f64>().ok()?;
+                        Some(((t * 1000.0).round() as i64, x))
+                    })
+                    .collect();
+                Ok((labels, points))
+            })
+            .collect()
+    }
+
+    /// GET an API path: its `data`, or an error naming the URL and the query.
+    fn api(&self, path: &str, promql: &str) -> anyhow::Result<serde_json::Value> {
+        let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
+        let (status, body) = self.get(path).map_err(fail)?;
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
             fail(format!(
                 "HTTP {status}, not a Prometheus API answer ({e}): {}",
@@ -47,21 +107,7 @@ impl Server {
                 v["error"].as_str().unwrap_or("")
             )));
         }
-        let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
-        result
-            .iter()
-            .map(|r| {
-                let labels: BTreeMap<String, String> = r["metric"]
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect())
-                    .unwrap_or_default();
-                let value = r["value"][1]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| fail(format!("no value in {r}")))?;
-                Ok(PromSample { labels, value })
-            })
-            .collect()
+        Ok(v["data"].clone())
     }
 
     /// GET `path`: the status and the body. HTTP/1.0, so the answer is never chunked.
@@ -100,6 +146,13 @@ impl Server {
         let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("no HTTP status")?;
         Ok((status, body.to_owned()))
     }
+}
+
+fn labels(metric: &serde_json::Value) -> BTreeMap<String, String> {
+    metric
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect())
+        .unwrap_or_default()
 }
 
 /// Percent-encode a query-string value.

@@ -253,6 +253,43 @@ fn fleet_adds_up(receiver: Receiver) {
             assert_eq!(row[key], local["ops"][0][key], "{host} {key}");
         }
     }
+    // `perfctl query --prometheus`: calls per minute over the fleet add up to the calls,
+    // exactly, and per host.
+    let q = |extra: &[&str]| {
+        let url = format!("http://{addr}");
+        let args =
+            [
+                &[
+                    "query",
+                    "op.duration{op=\"vm.list\"}",
+                    "--prometheus",
+                    url.as_str(),
+                    "--agg",
+                    "count",
+                    "--step",
+                    "1m",
+                ][..],
+                &["--last", "10m", "--format", "json"][..],
+                extra,
+            ]
+            .concat();
+        let out = perfctl(Path::new("/nonexistent/no.db"), &args);
+        assert!(out.status.success(), "{receiver:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let total = |v: &serde_json::Value| -> f64 {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["points"].as_array().unwrap().iter())
+            .map(|p| p[1].as_f64().unwrap())
+            .sum()
+    };
+    let all = q(&["--merge", "all"]);
+    assert_eq!(total(&all), 650.0, "{receiver:?}: {all}");
+    let hosts = q(&["--merge", "host"]);
+    assert_eq!(hosts.as_array().unwrap().len(), 3, "{hosts}");
+    assert!(hosts[0]["series"].as_str().unwrap().starts_with("op.duration{host="), "{hosts}");
     // Each agent says what it sent: on /metrics, and in `perfagent status` (from the progress
     // kept in its store).
     for (_, db, _) in &agents {

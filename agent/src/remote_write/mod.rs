@@ -9,8 +9,10 @@
 //! the start is stable across restarts), gauges as their last value, distributions as
 //! classic histograms (`_bucket{le}` cumulative, `_sum`, `_count`; the bucket layout of
 //! `/metrics` unless configured), names and labels by the convention's Prometheus mapping,
-//! plus the external labels (`host` by default). Counters and histograms are repeated at each
-//! step for 5 minutes after their last change, so a quiet series does not look absent.
+//! plus the external labels (`host` by default). A new counter or histogram starts with an
+//! explicit 0 at the end of the step before its first, so `rate()` and `increase()` see its
+//! first increments. Counters and histograms are repeated at each step for 5 minutes after
+//! their last change, so a quiet series does not look absent.
 //!
 //! ## Failure modes
 //! A 5xx, a 429 or a connection failure is retried with capped exponential backoff and
@@ -182,6 +184,15 @@ fn build(
                 let mut at = range.start_ms;
                 while at < range.end_ms {
                     if let Some(p) = by_step.get(&at) {
+                        if t.is_none() {
+                            // A new series starts from an explicit 0 at the end of the step
+                            // before its first one, so rate() and increase() count its first
+                            // increments too.
+                            let zero = Sample { value: 0.0, timestamp: at };
+                            for row in &mut out {
+                                row.push(zero.clone());
+                            }
+                        }
                         let tt = t.get_or_insert_with(|| Totals {
                             buckets: vec![0.0; if hist { bounds.len() } else { 0 }],
                             ..Totals::default()

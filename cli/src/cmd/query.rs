@@ -29,6 +29,11 @@ pub struct Args {
     /// of all the calls together, not an average of percentiles.
     #[arg(long, value_name = "all|LABEL")]
     merge: Option<String>,
+    /// Ask this Prometheus-compatible server instead of the local store: the same steps over
+    /// what a fleet's agents remote-wrote, for a metric of the convention (PromQL over its
+    /// HTTP API; labels include each agent's `host`).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
     #[command(flatten)]
     window: WindowArgs,
     /// Output format.
@@ -40,13 +45,25 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let range = a.window.range()?;
     let sel = Selector::parse(&a.selector).map_err(Error::Invalid)?;
-    let mut reader = g.reader()?;
     let step_ms = a.step.ms(range);
     let merge = match a.merge.as_deref() {
         None => Merge::None,
         Some("all") => Merge::All,
         Some(label) => Merge::By(label.to_owned()),
     };
+    if let Some(url) = &a.prometheus {
+        let server = crate::promql::Server::parse(url)
+            .map_err(|e| crate::usage_err!("invalid value for '--prometheus': {e}"))?;
+        let step_ms = step_ms.max(1000).div_euclid(1000) * 1000;
+        let (promql, unit) = perfanalysis::fleet::range_query(&sel, a.agg, step_ms, &merge).map_err(Error::Invalid)?;
+        let matrix = server.query_range(&promql, range.start_ms + step_ms, range.end_ms, step_ms)?;
+        let result = perfanalysis::fleet::matrix(&sel.name, &unit, step_ms, matrix);
+        if result.series.is_empty() {
+            anyhow::bail!("{}: no data for {} in the window (query: {promql})", url.trim_end_matches('/'), a.selector);
+        }
+        return with_stdout(|out| Ok(render(&result, a.format, Paint(color_stdout()), out)?));
+    }
+    let mut reader = g.reader()?;
     let result = perfanalysis::query::query_merged(&reader.snapshot()?, &sel, range, step_ms, a.agg, &merge)?;
     if result.series.is_empty() {
         let subject = format!(" for {}", a.selector);
