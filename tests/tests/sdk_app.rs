@@ -58,11 +58,21 @@ fn check(db: &Path) {
     };
     let short = folded(&[]);
     assert!(short.lines().any(|l| l.contains("parse_vm_page")), "{short}");
-    for noise in
-        ["[operation]", "start_thread", "clone3", "tokio::runtime", "std::thread::", "{closure#", "{{closure}}"]
-    {
+    for noise in [
+        "[operation];",
+        ";[operation]",
+        "start_thread",
+        "clone3",
+        "tokio::runtime",
+        "std::thread::",
+        "{closure#",
+        "{{closure}}",
+    ] {
         assert!(!short.contains(noise), "{noise} in the default flame graph:\n{short}");
     }
+    // A sample taken in the marker itself (the scope just begun, no frame below it yet) is the
+    // one stack that stays `[operation]`, on its own.
+    assert!(short.lines().all(|l| !l.starts_with("[operation]") || l.starts_with("[operation] ")), "{short}");
     let full = folded(&["--full-stacks"]);
     assert!(full.lines().all(|l| l.contains(";[operation]")), "{full}");
     assert!(
