@@ -30,20 +30,14 @@ impl Server {
 
     /// The vector `promql` gives at `time_ms`.
     pub fn query(&self, promql: &str, time_ms: i64) -> anyhow::Result<Vec<PromSample>> {
-        let base = self.target.path.trim_end_matches('/');
-        let path = format!("{base}/api/v1/query?query={}&time={:.3}", encode(promql), time_ms as f64 / 1000.0);
-        let data = self.api(&path, promql)?;
-        let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
-        data["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let params = format!("&time={:.3}", time_ms as f64 / 1000.0);
+        self.results("query", promql, &params)?
             .iter()
             .map(|r| {
                 let value = r["value"][1]
                     .as_str()
                     .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| fail(format!("no value in {r}")))?;
+                    .ok_or_else(|| self.fail(promql, format!("no value in {r}")))?;
                 Ok(PromSample { labels: labels(&r["metric"]), value })
             })
             .collect()
@@ -58,26 +52,14 @@ impl Server {
         end_ms: i64,
         step_ms: i64,
     ) -> anyhow::Result<Vec<perfanalysis::fleet::Matrix>> {
-        let base = self.target.path.trim_end_matches('/');
-        let path = format!(
-            "{base}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
-            encode(promql),
-            start_ms as f64 / 1000.0,
-            end_ms as f64 / 1000.0,
-            step_ms as f64 / 1000.0
-        );
-        let data = self.api(&path, promql)?;
-        let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
-        data["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let s = |ms: i64| ms as f64 / 1000.0;
+        let params = format!("&start={:.3}&end={:.3}&step={:.3}", s(start_ms), s(end_ms), s(step_ms));
+        self.results("query_range", promql, &params)?
             .iter()
             .map(|r| {
-                let labels = labels(&r["metric"]);
                 let points = r["values"]
                     .as_array()
-                    .ok_or_else(|| fail(format!("no values in {r}")))?
+                    .ok_or_else(|| self.fail(promql, format!("no values in {r}")))?
                     .iter()
                     .filter_map(|v| {
                         let t = v[0].as_f64()?;
@@ -85,14 +67,26 @@ impl Server {
                         Some(((t * 1000.0).round() as i64, x))
                     })
                     .collect();
-                Ok((labels, points))
+                Ok((labels(&r["metric"]), points))
             })
             .collect()
     }
 
+    /// The `result` array of `/api/v1/{endpoint}?query=…{params}`.
+    fn results(&self, endpoint: &str, promql: &str, params: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let base = self.target.path.trim_end_matches('/');
+        let path = format!("{base}/api/v1/{endpoint}?query={}{params}", encode(promql));
+        Ok(self.api(&path, promql)?["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// An error naming the server and the query.
+    fn fail(&self, promql: &str, why: String) -> anyhow::Error {
+        anyhow::anyhow!("{}: query {promql}: {why}", self.url)
+    }
+
     /// GET an API path: its `data`, or an error naming the URL and the query.
     fn api(&self, path: &str, promql: &str) -> anyhow::Result<serde_json::Value> {
-        let fail = |why: String| anyhow::anyhow!("{}: query {promql}: {why}", self.url);
+        let fail = |why: String| self.fail(promql, why);
         let (status, body) = self.get(path).map_err(fail)?;
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
             fail(format!(

@@ -275,6 +275,35 @@ pub fn http(addr: &str, request_line: &str, raw: &[u8]) -> (u16, Vec<(String, St
     (code, headers, body.to_owned())
 }
 
+/// A GET's body when the answer is 200, chunked transfer decoded (Prometheus and
+/// VictoriaMetrics answer queries chunked); None on any failure, for polling.
+pub fn get_ok(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut text = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            text.push_str(after.get(..n)?);
+            rest = after.get(n + 2..)?;
+        }
+        return Some(text);
+    }
+    Some(body.to_owned())
+}
+
 /// The agent's write token for the store at `db` (`<db>.token`).
 pub fn token(db: &Path) -> String {
     let db = db.canonicalize().expect("store path");

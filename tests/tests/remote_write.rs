@@ -7,13 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests fail loudly
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use perf_e2e::{Agent, perfctl, skip, wait_for};
+use perf_e2e::{Agent, get_ok as get, perfctl, skip, wait_for};
 
 /// A receiver process, stopped with SIGTERM (so it keeps what it took) when dropped.
 struct Kill(Child);
@@ -90,33 +90,6 @@ impl Receiver {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A GET's body (chunked or not), when the answer is 200.
-fn get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut text = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 {
-                break;
-            }
-            text.push_str(after.get(..n)?);
-            rest = after.get(n + 2..)?;
-        }
-        return Some(text);
-    }
-    Some(body.to_owned())
 }
 
 /// A PromQL instant query's vector: `(labels, value)`.
