@@ -178,6 +178,12 @@ fn build(
             Kind::Counter | Kind::Distribution => {
                 let hist = s.key.kind == Kind::Distribution;
                 let mut t = b.totals.get(&s.id.0).cloned();
+                // A bucket layout changed since the totals were kept (the config was edited):
+                // the buckets start again from 0 (a counter reset to a receiver), never indexed
+                // out of range.
+                if let Some(tt) = t.as_mut().filter(|tt| hist && tt.buckets.len() != bounds.len()) {
+                    tt.buckets = vec![0.0; bounds.len()];
+                }
                 // Rows: the counter (or count), sum, then each bucket and +Inf.
                 let rows = if hist { 2 + bounds.len() + 1 } else { 1 };
                 let mut out: Vec<Vec<Sample>> = vec![Vec::new(); rows];
@@ -656,5 +662,38 @@ mod tests {
         assert!(env.pending.lock().unwrap().contains_key("remote_write.test"), "the progress goes to the store");
         // Caught up.
         assert_eq!(once(&cfg, &env, &mut p, 1000), Ok(false));
+    }
+
+    #[test]
+    fn totals_kept_under_another_bucket_layout_start_again_without_a_panic() {
+        let key = perfstore::SeriesKey::new("svc", "op.duration", Kind::Distribution).unit("s");
+        let s = SeriesInfo { id: perfstore::SeriesId(7), key };
+        let cfg = RemoteWriteConfig {
+            name: "t".into(),
+            endpoint: http::Endpoint {
+                target: perfprobe::parse_target("http://127.0.0.1:9/w").unwrap(),
+                tls: None,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(1),
+            },
+            select: Selector::default(),
+            step: Duration::from_secs(1),
+            max_lag: Duration::from_secs(60),
+            external_labels: Vec::new(),
+            buckets: (vec![0.1, 1.0], vec![1.0]),
+            batch_wait: Duration::from_secs(1),
+        };
+        // Kept with three buckets, now two; one step with a point, one repeated.
+        let old = Totals { count: 5.0, sum: 1.0, buckets: vec![1.0, 2.0, 3.0], last_ms: 1_000 };
+        let totals = BTreeMap::from([(7, old)]);
+        let p = Point::from_sample(
+            1_000,
+            &perfstore::Sample::Distribution(Box::new(perfstore::Distribution::from_values(&[0.05, 0.5]))),
+        );
+        let b = build(&cfg, &[(s, vec![(1_000, p)])], TimeRange::new(1_000, 3_000), 1000, &totals);
+        let t = &b.totals[&7];
+        assert_eq!((t.count, t.buckets.clone()), (7.0, vec![1.0, 2.0]));
+        // count, sum, two buckets and +Inf, two steps each.
+        assert_eq!((b.series.len(), b.samples), (5, 10));
     }
 }
