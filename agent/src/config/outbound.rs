@@ -282,17 +282,26 @@ pub(super) fn remote_write(
         let (mut secs, mut values) = RemoteWriteConfig::default_buckets();
         for (v, into, key) in [(&s.buckets, &mut secs, "buckets"), (&s.value_buckets, &mut values, "value_buckets")] {
             if let Some(v) = v {
-                let b = v.get_ref();
-                if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|x| !x.is_finite()) {
-                    return Err(at(v.span(), key, "expected increasing finite bounds like [0.1, 0.5, 1]".into()));
-                }
-                *into = b.clone();
+                *into = bounds(v.get_ref()).map_err(|e| at(v.span(), key, e))?;
             }
         }
         let host = sysinfo::System::host_name().ok().unwrap_or_else(|| "unknown".into());
         let external_labels: Vec<(String, String)> =
             s.external_labels.unwrap_or_else(|| BTreeMap::from([("host".to_owned(), host)])).into_iter().collect();
+        if let Some((k, _)) = external_labels.iter().find(|(k, _)| !label_name_ok(k)) {
+            let why = format!("'{k}' is not a label name a receiver takes ([a-zA-Z_][a-zA-Z0-9_]*, not __… or le)");
+            return Err(at(s.url.span(), "external_labels", why));
+        }
         let name = s.name.unwrap_or_else(|| url.clone());
+        if out.iter().any(|o: &RemoteWriteConfig| o.name == name) {
+            return Err(at(
+                s.url.span(),
+                "name",
+                format!(
+                    "'{name}' names another [[remote_write]] too: each keeps its own cursor, give them different names"
+                ),
+            ));
+        }
         r.settings.push(Setting {
             key: "remote_write",
             value: format!("{name:?} every {}", humantime::format_duration(step)),
@@ -315,6 +324,22 @@ pub(super) fn remote_write(
         });
     }
     Ok(out)
+}
+
+/// Histogram bounds as configured: increasing and finite.
+fn bounds(b: &[f64]) -> Result<Vec<f64>, String> {
+    if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|x| !x.is_finite()) {
+        return Err("expected increasing finite bounds like [0.1, 0.5, 1]".into());
+    }
+    Ok(b.to_vec())
+}
+
+/// A label name receivers take: `[a-zA-Z_][a-zA-Z0-9_]*`, not reserved (`__…`, `le`).
+fn label_name_ok(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !k.starts_with("__")
+        && k != "le"
 }
 
 /// Standard base64 (RFC 4648, padded), for a basic-auth header.

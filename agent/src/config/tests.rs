@@ -159,6 +159,14 @@ fn remote_write_endpoints_are_read_or_refused_with_their_line() {
     assert!(err.starts_with("c.toml:3: invalid value for 'step' in [[remote_write]]: expected whole seconds"), "{err}");
     let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\nbuckets = [1, 0.5]\n");
     assert!(err.contains("'buckets' in [[remote_write]]: expected increasing"), "{err}");
+    let err =
+        bad("[[remote_write]]\nurl = \"http://vm/w\"\n[[remote_write]]\nurl = \"http://vm/w\"\nselect = \"op.*\"\n");
+    assert!(
+        err.starts_with("c.toml:4: invalid value for 'name' in [[remote_write]]: 'http://vm/w' names another"),
+        "{err}"
+    );
+    let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\nexternal_labels = { \"k8s.pod\" = \"x\" }\n");
+    assert!(err.contains("'k8s.pod' is not a label name a receiver takes"), "{err}");
     let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\npassword = \"x\"\n");
     assert!(err.contains("unknown field `password`"), "{err}");
 }

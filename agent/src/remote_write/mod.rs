@@ -12,7 +12,7 @@
 //! plus the external labels (`host` by default). A new counter or histogram starts with an
 //! explicit 0 at the end of the step before its first, so `rate()` and `increase()` see its
 //! first increments. Counters and histograms are repeated at each step for 5 minutes after
-//! their last change, so a quiet series does not look absent.
+//! their last change and every 5 minutes after that, so a quiet series does not look absent.
 //!
 //! ## Failure modes
 //! A 5xx, a 429 or a connection failure is retried with capped exponential backoff and
@@ -43,7 +43,8 @@ use proto::{Label, Sample, TimeSeries, WriteRequest};
 
 /// At most this many samples in one request (a few MB in memory while it is built).
 pub const MAX_SAMPLES: usize = 200_000;
-/// Counters and histograms are repeated this long after their last change.
+/// Counters and histograms are repeated every step this long after their last change, and on
+/// each whole multiple of it after that.
 const REPEAT_MS: i64 = 5 * 60_000;
 
 /// One `[[remote_write]]` endpoint.
@@ -128,16 +129,17 @@ struct Batch {
 
 fn label_set(s: &SeriesInfo, name: &str, extra: &[(String, String)], le: Option<&str>) -> Vec<Label> {
     let names = label_names(s.key.labels().iter().map(|(k, _)| k.as_str()));
+    // An external label the series already has (by its Prometheus name) is the series' own.
+    let extra: Vec<Label> = extra
+        .iter()
+        .filter(|(k, _)| !names.contains(k))
+        .map(|(k, v)| Label { name: k.clone(), value: v.clone() })
+        .collect();
     let mut labels: Vec<Label> = names
         .into_iter()
         .zip(s.key.labels())
         .map(|(n, (_, v))| Label { name: n, value: v.clone() })
-        .chain(
-            extra
-                .iter()
-                .filter(|(k, _)| s.key.get(k).is_none())
-                .map(|(k, v)| Label { name: k.clone(), value: v.clone() }),
-        )
+        .chain(extra)
         .collect();
     if let Some(le) = le {
         labels.push(Label { name: "le".into(), value: le.into() });
@@ -216,8 +218,11 @@ fn build(
                         }
                         tt.last_ms = at + step_ms;
                     }
+                    // Repeated every step for 5 minutes after a change, then on each whole
+                    // 5 minutes while the series is in the store: a quiet series never reads
+                    // as absent, and its last value is always within a day's lookback.
                     if let Some(tt) = &t
-                        && at + step_ms - tt.last_ms < REPEAT_MS
+                        && (at + step_ms - tt.last_ms < REPEAT_MS || (at + step_ms) % REPEAT_MS == 0)
                     {
                         let ts = at + step_ms;
                         out[0].push(Sample { value: tt.count, timestamp: ts });
@@ -389,7 +394,8 @@ fn run(cfg: &RemoteWriteConfig, env: &Env) {
                 p.retried += 1;
                 keep(env, &cfg.name, &p);
                 let backoff = (0.5 * 2f64.powi(failures.min(6) as i32)).min(30.0) * (0.5 + jitter());
-                retry_after.unwrap_or(Duration::from_secs_f64(backoff))
+                // A receiver's Retry-After is honoured up to 5 minutes.
+                retry_after.map_or(Duration::from_secs_f64(backoff), |d| d.min(Duration::from_secs(300)))
             }
         };
         std::thread::sleep(wait);
@@ -426,8 +432,15 @@ fn once(cfg: &RemoteWriteConfig, env: &Env, p: &mut Progress, step_ms: i64) -> R
     let series = snap.series(&cfg.select).map_err(|e| fail(cfg, p, &e.to_string()))?;
     // Bounded batches: as many steps as keep the samples under MAX_SAMPLES (histograms count
     // as their rows).
-    let rows: usize =
-        series.iter().map(|s| if s.key.kind == Kind::Distribution { 16 } else { 1 }).sum::<usize>().max(1);
+    let rows: usize = series
+        .iter()
+        .map(|s| match s.key.kind {
+            Kind::Distribution if s.key.unit == "s" => cfg.buckets.0.len() + 3,
+            Kind::Distribution => cfg.buckets.1.len() + 3,
+            _ => 1,
+        })
+        .sum::<usize>()
+        .max(1);
     let steps = (MAX_SAMPLES / rows).clamp(1, 60) as i64;
     let end = ready.min(next + steps * step_ms);
     let range = TimeRange::new(next, end);
@@ -494,10 +507,17 @@ fn by_step(
     let mut at = range.start_ms;
     while at < range.end_ms {
         let ts = at + step_ms;
+        // The first step also carries a new series' explicit 0, stamped at the batch's start.
+        let first = at == range.start_ms;
         let one: Vec<TimeSeries> = series
             .iter()
             .filter_map(|t| {
-                let samples: Vec<Sample> = t.samples.iter().filter(|s| s.timestamp == ts).cloned().collect();
+                let samples: Vec<Sample> = t
+                    .samples
+                    .iter()
+                    .filter(|s| s.timestamp == ts || (first && s.timestamp == range.start_ms))
+                    .cloned()
+                    .collect();
                 (!samples.is_empty()).then(|| TimeSeries { labels: t.labels.clone(), samples })
             })
             .collect();
@@ -566,8 +586,8 @@ mod tests {
 
     /// A receiver that refuses batches of more than one step as out of order, holds the first
     /// `held` single steps already (refuses them the same way) and takes the rest; it returns
-    /// the timestamps it took.
-    fn receiver(held: usize) -> (String, std::thread::JoinHandle<Vec<i64>>) {
+    /// the timestamps it took. A new series' explicit 0 at `start` rides with the first step.
+    fn receiver(held: usize, start: i64) -> (String, std::thread::JoinHandle<Vec<i64>>) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let h = std::thread::spawn(move || {
@@ -595,6 +615,7 @@ mod tests {
                     req.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp)).collect();
                 ts.sort_unstable();
                 ts.dedup();
+                ts.retain(|t| *t != start);
                 if ts.len() > 1 || singles < held {
                     singles += usize::from(ts.len() == 1);
                     let msg = "out of order sample";
@@ -625,7 +646,7 @@ mod tests {
             .collect();
         w.write(&writes).unwrap();
         w.close().unwrap();
-        let (addr, rx) = receiver(3);
+        let (addr, rx) = receiver(3, t0);
         let cfg = RemoteWriteConfig {
             name: "test".into(),
             endpoint: http::Endpoint {
@@ -656,7 +677,8 @@ mod tests {
         // The first three steps were already held; the other seven arrive, in order, with
         // their cumulative values.
         assert_eq!(took, (4..=10).map(|i| t0 + i * 1000).collect::<Vec<_>>());
-        assert_eq!((p.duplicates, p.samples_sent, p.dropped), (3, 7, 0));
+        // Held: the three steps' samples and the series' explicit 0 sent with the first.
+        assert_eq!((p.duplicates, p.samples_sent, p.dropped), (4, 7, 0));
         assert_eq!(p.next_ms, Some(t0 + 10_000));
         assert_eq!(p.totals[&id.0].count, 10.0);
         assert!(env.pending.lock().unwrap().contains_key("remote_write.test"), "the progress goes to the store");
