@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use perfstore::convention::{self, tag};
-use perfstore::{Distribution, Event, Kind, Sample, SeriesKey};
+use perfstore::{Event, Kind, Sample, SeriesKey};
 /// Maps keyed by bytes from the network hash with a per-process random seed, so nobody can
 /// precompute colliding keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -33,8 +33,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 pub use super::backlog::Backlog;
 use super::bounds::check_identity;
 pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
+use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
+use super::series::{Dist, Ident, Live};
 use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
@@ -106,28 +108,34 @@ impl Stats {
 enum State {
     Counter { sum: f64, touched: bool },
     Gauge { last: f64, min: f64, max: f64 },
-    Dist(Box<Distribution>),
+    Dist(Box<Dist>),
     Set(Option<Members>),
 }
 
 #[derive(Debug, Clone)]
-struct Slot {
+pub(super) struct Slot {
     key: SeriesKey,
     state: State,
     last_seen: u64,
+    /// Seconds per unit of an `h` or `d` value: 0.001 when the name says milliseconds.
+    named_scale: f64,
 }
 
 /// Aggregates lines into per-interval samples. See the module docs.
 #[derive(Debug)]
 pub struct Aggregator {
     cfg: AggregatorConfig,
-    slots: HashMap<Box<[u8]>, Slot>,
+    /// Live series, densely packed; `index` holds their positions by hash.
+    live: Vec<Live>,
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     backfill: HashMap<(Box<[u8]>, i64), Slot>,
     per_name: HashMap<String, usize>,
     events: Vec<Event>,
     interval_start_ms: i64,
     interval_ms: i64,
     flushes: u64,
+    /// The slow path's `name[,influx tags]`.
     scratch: Vec<u8>,
     stats: Stats,
     over_limit: Option<(u64, String)>,
@@ -151,6 +159,15 @@ fn scale_of(t: MetricType, name: &str) -> f64 {
     }
 }
 
+/// [`scale_of`] for a line of a held series (whose `h`/`d` scale was found from its name).
+fn line_scale(t: MetricType, named_scale: f64) -> f64 {
+    match t {
+        MetricType::Timer => 0.001,
+        MetricType::Histogram | MetricType::Distribution => named_scale,
+        _ => 1.0,
+    }
+}
+
 /// The unit of a new series: seconds for durations, else the convention's unit for its name
 /// and kind (so `system.cpu.utilization` sent over StatsD is a ratio, as the sampler's is).
 fn unit_of(kind: Kind, name: &str, scale: f64) -> &'static str {
@@ -165,7 +182,9 @@ impl Aggregator {
     pub fn new(cfg: AggregatorConfig, start_ms: i64, interval_ms: i64) -> Self {
         Self {
             cfg,
-            slots: HashMap::default(),
+            live: Vec::new(),
+            index: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             backfill: HashMap::default(),
             per_name: HashMap::default(),
             events: Vec::new(),
@@ -197,19 +216,64 @@ impl Aggregator {
 
     /// Series held in memory.
     pub fn series(&self) -> usize {
-        self.slots.len()
+        self.live.len()
     }
 
     /// Parse and aggregate every line of a datagram (or TCP buffer).
+    ///
+    /// A line of a series already held, in a common shape, takes the fast path (split on
+    /// bytes, one hash lookup, no allocation); every other line goes through
+    /// [`parse_line`], the reference, which also validates a new series once.
     pub fn ingest_datagram(&mut self, buf: &[u8]) {
         for line in lines(buf) {
-            match parse_line(line) {
-                Ok(Line::Metric(m)) => self.ingest_metric(&m),
-                Ok(Line::Event(e)) => self.ingest_event(&e),
-                Ok(Line::ServiceCheck(_)) => self.stats.service_checks += 1,
-                Err(e) => self.stats.drop(parse_reason(e)),
+            if let Some(f) = fast::split(line)
+                && self.ingest_fast(&f)
+            {
+                continue;
             }
+            self.ingest_line(line);
         }
+    }
+
+    /// [`Aggregator::ingest_datagram`] through the reference parser only (the fast path's
+    /// yardstick in tests and benchmarks).
+    #[doc(hidden)]
+    pub fn ingest_datagram_reference(&mut self, buf: &[u8]) {
+        for line in lines(buf) {
+            self.ingest_line(line);
+        }
+    }
+
+    fn ingest_line(&mut self, line: &[u8]) {
+        match parse_line(line) {
+            Ok(Line::Metric(m)) => self.ingest_metric(&m),
+            Ok(Line::Event(e)) => self.ingest_event(&e),
+            Ok(Line::ServiceCheck(_)) => self.stats.service_checks += 1,
+            Err(e) => self.stats.drop(parse_reason(e)),
+        }
+    }
+
+    fn find(&self, ident: &Ident<'_>, hash: u64) -> Option<usize> {
+        let live = &self.live;
+        self.index.find(hash, |&i| ident.is(&live[i as usize].ident)).map(|&i| i as usize)
+    }
+
+    /// The fast path: true when the line was taken (its series is held), false to send it
+    /// to the reference.
+    fn ingest_fast(&mut self, f: &fast::FastLine<'_>) -> bool {
+        let kind = kind_of(f.kind);
+        let ident = Ident { name_part: f.name_part, kind: kind_byte(kind), tags: f.tags };
+        let hash = ident.hash(&self.hasher);
+        let Some(i) = self.find(&ident, hash) else { return false };
+        let slot = &mut self.live[i].slot;
+        slot.last_seen = self.flushes;
+        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, slot.named_scale));
+        if apply(&mut slot.state, f.values(), weight, scale, self.cfg.set_exact_limit) {
+            self.stats.lines += 1;
+        } else {
+            self.stats.drop("value_overflow");
+        }
+        true
     }
 
     /// Aggregate one parsed metric line.
@@ -225,14 +289,27 @@ impl Aggregator {
 
     fn ingest_with<'v>(&mut self, m: &MetricLine<'_>, values: impl Iterator<Item = Value<'v>>) {
         let kind = kind_of(m.kind);
-        self.scratch.clear();
-        self.scratch.extend_from_slice(m.name.as_bytes());
-        self.scratch.push(0);
-        self.scratch.push(kind_byte(kind));
-        self.scratch.push(0);
-        self.scratch.extend_from_slice(m.influx_tags.as_bytes());
-        self.scratch.push(0);
-        self.scratch.extend_from_slice(m.tags.as_bytes());
+        // The name as received with its Influx tags, as the fast path sees it (a `,` with no
+        // tags after it is left out: such a line always comes here).
+        let mut name_part = std::mem::take(&mut self.scratch);
+        name_part.clear();
+        name_part.extend_from_slice(m.name.as_bytes());
+        if !m.influx_tags.is_empty() {
+            name_part.push(b',');
+            name_part.extend_from_slice(m.influx_tags.as_bytes());
+        }
+        self.ingest_named(m, kind, &name_part, values);
+        self.scratch = name_part;
+    }
+
+    fn ingest_named<'v>(
+        &mut self,
+        m: &MetricLine<'_>,
+        kind: Kind,
+        name_part: &[u8],
+        values: impl Iterator<Item = Value<'v>>,
+    ) {
+        let ident = Ident { name_part, kind: kind_byte(kind), tags: m.tags.as_bytes() };
         let backfill_ts = match m.timestamp {
             None => None,
             Some(secs) => match self.backfill_interval(secs) {
@@ -244,18 +321,24 @@ impl Aggregator {
         let exact_limit = self.cfg.set_exact_limit;
         let slot = match backfill_ts {
             None => {
-                if !self.slots.contains_key(&self.scratch[..]) {
-                    match self.new_slot(m, kind) {
+                let hash = ident.hash(&self.hasher);
+                let i = match self.find(&ident, hash) {
+                    Some(i) => i,
+                    None => match self.new_slot(m, kind) {
                         Ok(slot) => {
-                            self.slots.insert(self.scratch.clone().into_boxed_slice(), slot);
+                            let i = self.live.len();
+                            self.live.push(Live { ident: ident.to_bytes(), hash, slot });
+                            let live = &self.live;
+                            self.index.insert_unique(hash, i as u32, |&j| live[j as usize].hash);
+                            i
                         }
                         Err(reason) => return self.refuse(reason, m),
-                    }
-                }
-                self.slots.get_mut(&self.scratch[..])
+                    },
+                };
+                &mut self.live[i].slot
             }
             Some(ts) => {
-                let k = (self.scratch.clone().into_boxed_slice(), ts);
+                let k = (ident.to_bytes(), ts);
                 if !self.backfill.contains_key(&k) {
                     if self.backfill.len() >= self.cfg.max_backfill {
                         return self.stats.drop("backfill_limit");
@@ -267,14 +350,13 @@ impl Aggregator {
                         Err(reason) => return self.refuse(reason, m),
                     }
                 }
-                self.backfill.get_mut(&k)
+                let Some(slot) = self.backfill.get_mut(&k) else { return };
+                slot
             }
         };
-        let Some(slot) = slot else { return };
         slot.last_seen = flushes;
         let weight = 1.0 / m.sample_rate;
-        let scale = scale_of(m.kind, m.name);
-        if apply(&mut slot.state, values, weight, scale, exact_limit) {
+        if apply(&mut slot.state, values, weight, line_scale(m.kind, slot.named_scale), exact_limit) {
             self.stats.lines += 1;
         } else {
             self.stats.drop("value_overflow");
@@ -315,7 +397,7 @@ impl Aggregator {
         if in_name >= self.cfg.max_series_per_name {
             return Err("cardinality_per_name");
         }
-        if self.slots.len() + self.backfill.len() >= self.cfg.max_series {
+        if self.live.len() + self.backfill.len() >= self.cfg.max_series {
             return Err("cardinality_total");
         }
         let scale = scale_of(m.kind, m.name);
@@ -327,10 +409,11 @@ impl Aggregator {
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
             Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },
-            Kind::Distribution => State::Dist(Box::new(Distribution::from_values(&[]))),
+            Kind::Distribution => State::Dist(Box::new(Dist::new())),
             Kind::Set => State::Set(None),
         };
-        Ok(Slot { key, state, last_seen: self.flushes })
+        let named_scale = scale_of(MetricType::Distribution, m.name);
+        Ok(Slot { key, state, last_seen: self.flushes, named_scale })
     }
 
     /// Take a DogStatsD event: an error event tagged with an operation becomes its last error.
@@ -363,8 +446,8 @@ impl Aggregator {
     /// per-interval state, expire idle series, and start the next interval.
     pub fn flush(&mut self) -> Flush {
         let ts = self.interval_start_ms;
-        let mut points = Vec::with_capacity(self.slots.len());
-        for slot in self.slots.values_mut() {
+        let mut points = Vec::with_capacity(self.live.len());
+        for Live { slot, .. } in &mut self.live {
             if let Some(sample) = take_sample(&mut slot.state) {
                 points.push((slot.key.clone(), ts, sample));
             }
@@ -377,17 +460,24 @@ impl Aggregator {
         // Expire idle series.
         let (now, idle) = (self.flushes, self.cfg.idle_flushes);
         let per_name = &mut self.per_name;
-        let mut expired = 0;
-        self.slots.retain(|_, slot| {
+        let before = self.live.len();
+        self.live.retain(|Live { slot, .. }| {
             let keep = now.saturating_sub(slot.last_seen) < idle;
-            if !keep {
-                expired += 1;
-                if let Some(n) = per_name.get_mut(&slot.key.name) {
-                    *n = n.saturating_sub(1);
-                }
+            if !keep && let Some(n) = per_name.get_mut(&slot.key.name) {
+                *n = n.saturating_sub(1);
             }
             keep
         });
+        let expired = (before - self.live.len()) as u64;
+        if expired > 0 {
+            // Positions moved: index them again (rare: a series expires after idling for
+            // `idle_flushes` intervals).
+            self.index.clear();
+            let live = &self.live;
+            for (i, l) in live.iter().enumerate() {
+                self.index.insert_unique(l.hash, i as u32, |&j| live[j as usize].hash);
+            }
+        }
         per_name.retain(|_, n| *n > 0);
         self.stats.expired += expired;
         self.flushes += 1;
@@ -443,13 +533,14 @@ fn apply<'v>(
                 *min = min.min(x);
                 *max = max.max(x);
             }
-            (State::Dist(d), Value::Number(x)) => {
+            (State::Dist(dist), Value::Number(x)) => {
                 let v = x * scale;
+                let d = &dist.d;
                 if !(weight.is_finite() && (d.sum + v * weight).is_finite() && (d.count + weight).is_finite()) {
                     all = false;
                     continue;
                 }
-                d.record(v, weight);
+                dist.record(v, weight);
             }
             (State::Set(members), Value::Member(s)) => {
                 members.get_or_insert_with(|| Members::Exact(HashSet::new())).insert(s, exact_limit)
@@ -477,10 +568,10 @@ fn take_sample(state: &mut State) -> Option<Sample> {
             Some(out)
         }
         State::Dist(d) => {
-            if d.count <= 0.0 {
+            if d.d.count <= 0.0 {
                 return None;
             }
-            Some(Sample::Distribution(std::mem::replace(d, Box::new(Distribution::from_values(&[])))))
+            Some(Sample::Distribution(Box::new(d.take())))
         }
         State::Set(members) => members.take().map(|m| Sample::Set(m.count().round())),
     }
@@ -500,151 +591,5 @@ fn parse_reason(e: ParseError) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: i64 = 1_767_225_600_000;
-
-    fn agg() -> Aggregator {
-        Aggregator::new(AggregatorConfig { service: "api".into(), ..AggregatorConfig::default() }, T0, 10_000)
-    }
-
-    fn by_name(f: &Flush, name: &str) -> Vec<(SeriesKey, i64, Sample)> {
-        f.points.iter().filter(|p| p.0.name == name).cloned().collect()
-    }
-
-    fn one(f: &Flush, name: &str) -> Sample {
-        let mut v = by_name(f, name);
-        assert_eq!(v.len(), 1, "{name}: {:?}", f.points);
-        v.remove(0).2
-    }
-
-    #[test]
-    fn counters_sum_weighted_by_one_over_rate() {
-        let mut a = agg();
-        a.ingest_datagram(b"op.retries:1|c\nop.retries:2|c|@0.5\nop.retries:-0.5|c\nop.retries:1:1|c");
-        let f = a.flush();
-        assert_eq!(one(&f, "op.retries"), Sample::Counter(1.0 + 4.0 - 0.5 + 2.0));
-        assert!(by_name(&a.flush(), "op.retries").is_empty(), "an idle counter writes nothing");
-    }
-
-    #[test]
-    fn gauges_keep_their_value_and_take_deltas() {
-        let mut a = agg();
-        a.ingest_datagram(b"pool.size:10|g\npool.size:+5|g\npool.size:-12|g");
-        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 15.0 });
-        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 3.0 }, "persists");
-        a.ingest_datagram(b"pool.size:-1|g");
-        assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 2.0, min: 2.0, max: 3.0 });
-    }
-
-    #[test]
-    fn durations_are_seconds_and_rates_weight_counts_not_values() {
-        let mut a = agg();
-        a.ingest_datagram(
-            b"op.duration:250|ms|@0.1|#op:vm.list\nop.duration:750|d|#op:vm.list\nop.batch.size:12|h|#op:vm.list",
-        );
-        let f = a.flush();
-        let Sample::Distribution(d) = one(&f, "op.duration") else { panic!() };
-        assert_eq!((d.count, d.min, d.max), (11.0, 0.25, 0.75));
-        assert!((d.sum - (2.5 + 0.75)).abs() < 1e-12);
-        let keys = by_name(&f, "op.duration");
-        assert_eq!(keys[0].0.unit, "s");
-        let Sample::Distribution(b) = one(&f, "op.batch.size") else { panic!() };
-        assert_eq!((b.count, b.max), (1.0, 12.0), "non-duration histograms keep their values");
-    }
-
-    #[test]
-    fn tags_from_both_dialects_last_duplicate_wins_service_from_tag() {
-        let mut a = agg();
-        a.ingest_datagram(b"cache.requests,cache=vms,result=miss:1|c|#result:hit,canary,service:batch");
-        a.ingest_datagram(b"cache.requests:1|c");
-        let f = a.flush();
-        let keys: Vec<String> = by_name(&f, "cache.requests").iter().map(|p| p.0.to_string()).collect();
-        assert_eq!(
-            keys,
-            [
-                r#"cache.requests{cache="vms",canary="",result="hit",service="batch"}"#,
-                r#"cache.requests{service="api"}"#
-            ]
-        );
-    }
-
-    #[test]
-    fn sets_count_exactly_then_estimate() {
-        let mut a =
-            Aggregator::new(AggregatorConfig { set_exact_limit: 100, ..AggregatorConfig::default() }, T0, 10_000);
-        a.ingest_datagram(b"users:alice|s\nusers:bob|s\nusers:alice|s");
-        assert_eq!(one(&a.flush(), "users"), Sample::Set(2.0));
-        for i in 0..20_000 {
-            a.ingest_datagram(format!("users:user{i}|s").as_bytes());
-        }
-        let Sample::Set(n) = one(&a.flush(), "users") else { panic!() };
-        assert!((n - 20_000.0).abs() / 20_000.0 < 0.05, "HLL estimate {n} for 20000 (4 sigma)");
-    }
-
-    #[test]
-    fn timestamped_lines_land_in_their_own_interval() {
-        let mut a = agg();
-        let past_s = (T0 - 3_600_000) / 1000 + 3;
-        a.ingest_datagram(
-            format!("op.retries:5|c|T{past_s}\nop.retries:1|c\nop.retries:2|c|T{}", T0 / 1000).as_bytes(),
-        );
-        let f = a.flush();
-        let pts = by_name(&f, "op.retries");
-        assert_eq!(pts.len(), 2);
-        assert_eq!((pts[0].1, &pts[0].2), (T0 - 3_600_000, &Sample::Counter(5.0)));
-        assert_eq!((pts[1].1, &pts[1].2), (T0, &Sample::Counter(3.0)), "a |T in the current interval is just current");
-    }
-
-    #[test]
-    fn cardinality_limits_and_parse_errors_are_counted_not_fatal() {
-        let mut a = Aggregator::new(
-            AggregatorConfig { max_series: 3, max_series_per_name: 2, ..AggregatorConfig::default() },
-            T0,
-            10_000,
-        );
-        a.ingest_datagram(b"a:1|c|#i:1\na:1|c|#i:2\na:1|c|#i:3\nb:1|c\nc:1|c\nbroken\nx:nan|c\n\xff:1|c");
-        let s = a.stats();
-        assert_eq!(s.lines, 3);
-        assert_eq!(s.dropped.get("cardinality_per_name"), Some(&1));
-        assert_eq!(s.dropped.get("cardinality_total"), Some(&1));
-        assert_eq!(s.dropped.get("missing_value"), Some(&1));
-        assert_eq!(s.dropped.get("bad_value"), Some(&1));
-        assert_eq!(s.dropped.get("not_utf8"), Some(&1));
-        let f = a.flush();
-        assert_eq!(f.points.len(), 3);
-        assert_eq!(f.over_limit, Some((2, "a{i:3}".to_string())), "the first refused series is named");
-        assert_eq!(a.flush().over_limit, None, "once per interval");
-    }
-
-    #[test]
-    fn idle_series_expire_and_free_their_slot() {
-        let mut a = Aggregator::new(
-            AggregatorConfig { idle_flushes: 2, max_series: 1, ..AggregatorConfig::default() },
-            T0,
-            10_000,
-        );
-        a.ingest_datagram(b"g:1|g");
-        assert_eq!(a.flush().points.len(), 1, "the interval it was set in");
-        assert_eq!(a.flush().points.len(), 1, "idle for one interval: still flushed");
-        assert_eq!(a.series(), 1);
-        assert_eq!(a.flush().points.len(), 1, "idle for two: flushed a last time, then expired");
-        assert_eq!(a.series(), 0);
-        assert_eq!(a.stats().expired, 1);
-        a.ingest_datagram(b"other:1|c");
-        assert_eq!(a.stats().dropped_total(), 0, "the slot was freed");
-    }
-
-    #[test]
-    fn error_events_become_last_errors() {
-        let mut a = agg();
-        a.ingest_datagram(
-            b"_e{8,22}:vm.start|QuotaExceeded: cores=8|t:error|#op:vm.start\n_e{2,2}:hi|yo|t:info|#op:x\n_sc|db|0",
-        );
-        let f = a.flush();
-        assert_eq!(f.events.len(), 1);
-        assert_eq!((f.events[0].op.as_str(), f.events[0].message.as_str()), ("vm.start", "QuotaExceeded: cores=8"));
-        assert_eq!((a.stats().events, a.stats().service_checks), (2, 1));
-    }
-}
+#[path = "aggregate_tests.rs"]
+mod tests;

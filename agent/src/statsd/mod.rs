@@ -4,10 +4,12 @@
 pub mod aggregate;
 mod backlog;
 mod bounds;
+pub mod fast;
 mod flush;
 #[cfg(feature = "daemon")]
 pub mod listener;
 pub mod parser;
+mod series;
 mod sets;
 #[cfg(feature = "daemon")]
 pub mod sources;

@@ -226,7 +226,19 @@ pub enum Line<'a> {
 /// The non-empty lines of a datagram or TCP buffer (`\n`-separated, a trailing `\r`
 /// dropped).
 pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    buf.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty())
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        while !rest.is_empty() {
+            let end = super::fast::find(rest, b'\n').unwrap_or(rest.len());
+            let line = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    })
 }
 
 fn split_nonempty(s: &str, sep: char) -> impl Iterator<Item = &str> {

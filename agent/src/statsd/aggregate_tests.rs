@@ -1,0 +1,139 @@
+//! The aggregator's unit tests.
+
+use super::*;
+
+const T0: i64 = 1_767_225_600_000;
+
+fn agg() -> Aggregator {
+    Aggregator::new(AggregatorConfig { service: "api".into(), ..AggregatorConfig::default() }, T0, 10_000)
+}
+
+fn by_name(f: &Flush, name: &str) -> Vec<(SeriesKey, i64, Sample)> {
+    f.points.iter().filter(|p| p.0.name == name).cloned().collect()
+}
+
+fn one(f: &Flush, name: &str) -> Sample {
+    let mut v = by_name(f, name);
+    assert_eq!(v.len(), 1, "{name}: {:?}", f.points);
+    v.remove(0).2
+}
+
+#[test]
+fn counters_sum_weighted_by_one_over_rate() {
+    let mut a = agg();
+    a.ingest_datagram(b"op.retries:1|c\nop.retries:2|c|@0.5\nop.retries:-0.5|c\nop.retries:1:1|c");
+    let f = a.flush();
+    assert_eq!(one(&f, "op.retries"), Sample::Counter(1.0 + 4.0 - 0.5 + 2.0));
+    assert!(by_name(&a.flush(), "op.retries").is_empty(), "an idle counter writes nothing");
+}
+
+#[test]
+fn gauges_keep_their_value_and_take_deltas() {
+    let mut a = agg();
+    a.ingest_datagram(b"pool.size:10|g\npool.size:+5|g\npool.size:-12|g");
+    assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 15.0 });
+    assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 3.0, min: 3.0, max: 3.0 }, "persists");
+    a.ingest_datagram(b"pool.size:-1|g");
+    assert_eq!(one(&a.flush(), "pool.size"), Sample::Gauge { last: 2.0, min: 2.0, max: 3.0 });
+}
+
+#[test]
+fn durations_are_seconds_and_rates_weight_counts_not_values() {
+    let mut a = agg();
+    a.ingest_datagram(
+        b"op.duration:250|ms|@0.1|#op:vm.list\nop.duration:750|d|#op:vm.list\nop.batch.size:12|h|#op:vm.list",
+    );
+    let f = a.flush();
+    let Sample::Distribution(d) = one(&f, "op.duration") else { panic!() };
+    assert_eq!((d.count, d.min, d.max), (11.0, 0.25, 0.75));
+    assert!((d.sum - (2.5 + 0.75)).abs() < 1e-12);
+    let keys = by_name(&f, "op.duration");
+    assert_eq!(keys[0].0.unit, "s");
+    let Sample::Distribution(b) = one(&f, "op.batch.size") else { panic!() };
+    assert_eq!((b.count, b.max), (1.0, 12.0), "non-duration histograms keep their values");
+}
+
+#[test]
+fn tags_from_both_dialects_last_duplicate_wins_service_from_tag() {
+    let mut a = agg();
+    a.ingest_datagram(b"cache.requests,cache=vms,result=miss:1|c|#result:hit,canary,service:batch");
+    a.ingest_datagram(b"cache.requests:1|c");
+    let f = a.flush();
+    let keys: Vec<String> = by_name(&f, "cache.requests").iter().map(|p| p.0.to_string()).collect();
+    assert_eq!(
+        keys,
+        [r#"cache.requests{cache="vms",canary="",result="hit",service="batch"}"#, r#"cache.requests{service="api"}"#]
+    );
+}
+
+#[test]
+fn sets_count_exactly_then_estimate() {
+    let mut a = Aggregator::new(AggregatorConfig { set_exact_limit: 100, ..AggregatorConfig::default() }, T0, 10_000);
+    a.ingest_datagram(b"users:alice|s\nusers:bob|s\nusers:alice|s");
+    assert_eq!(one(&a.flush(), "users"), Sample::Set(2.0));
+    for i in 0..20_000 {
+        a.ingest_datagram(format!("users:user{i}|s").as_bytes());
+    }
+    let Sample::Set(n) = one(&a.flush(), "users") else { panic!() };
+    assert!((n - 20_000.0).abs() / 20_000.0 < 0.05, "HLL estimate {n} for 20000 (4 sigma)");
+}
+
+#[test]
+fn timestamped_lines_land_in_their_own_interval() {
+    let mut a = agg();
+    let past_s = (T0 - 3_600_000) / 1000 + 3;
+    a.ingest_datagram(format!("op.retries:5|c|T{past_s}\nop.retries:1|c\nop.retries:2|c|T{}", T0 / 1000).as_bytes());
+    let f = a.flush();
+    let pts = by_name(&f, "op.retries");
+    assert_eq!(pts.len(), 2);
+    assert_eq!((pts[0].1, &pts[0].2), (T0 - 3_600_000, &Sample::Counter(5.0)));
+    assert_eq!((pts[1].1, &pts[1].2), (T0, &Sample::Counter(3.0)), "a |T in the current interval is just current");
+}
+
+#[test]
+fn cardinality_limits_and_parse_errors_are_counted_not_fatal() {
+    let mut a = Aggregator::new(
+        AggregatorConfig { max_series: 3, max_series_per_name: 2, ..AggregatorConfig::default() },
+        T0,
+        10_000,
+    );
+    a.ingest_datagram(b"a:1|c|#i:1\na:1|c|#i:2\na:1|c|#i:3\nb:1|c\nc:1|c\nbroken\nx:nan|c\n\xff:1|c");
+    let s = a.stats();
+    assert_eq!(s.lines, 3);
+    assert_eq!(s.dropped.get("cardinality_per_name"), Some(&1));
+    assert_eq!(s.dropped.get("cardinality_total"), Some(&1));
+    assert_eq!(s.dropped.get("missing_value"), Some(&1));
+    assert_eq!(s.dropped.get("bad_value"), Some(&1));
+    assert_eq!(s.dropped.get("not_utf8"), Some(&1));
+    let f = a.flush();
+    assert_eq!(f.points.len(), 3);
+    assert_eq!(f.over_limit, Some((2, "a{i:3}".to_string())), "the first refused series is named");
+    assert_eq!(a.flush().over_limit, None, "once per interval");
+}
+
+#[test]
+fn idle_series_expire_and_free_their_slot() {
+    let mut a =
+        Aggregator::new(AggregatorConfig { idle_flushes: 2, max_series: 1, ..AggregatorConfig::default() }, T0, 10_000);
+    a.ingest_datagram(b"g:1|g");
+    assert_eq!(a.flush().points.len(), 1, "the interval it was set in");
+    assert_eq!(a.flush().points.len(), 1, "idle for one interval: still flushed");
+    assert_eq!(a.series(), 1);
+    assert_eq!(a.flush().points.len(), 1, "idle for two: flushed a last time, then expired");
+    assert_eq!(a.series(), 0);
+    assert_eq!(a.stats().expired, 1);
+    a.ingest_datagram(b"other:1|c");
+    assert_eq!(a.stats().dropped_total(), 0, "the slot was freed");
+}
+
+#[test]
+fn error_events_become_last_errors() {
+    let mut a = agg();
+    a.ingest_datagram(
+        b"_e{8,22}:vm.start|QuotaExceeded: cores=8|t:error|#op:vm.start\n_e{2,2}:hi|yo|t:info|#op:x\n_sc|db|0",
+    );
+    let f = a.flush();
+    assert_eq!(f.events.len(), 1);
+    assert_eq!((f.events[0].op.as_str(), f.events[0].message.as_str()), ("vm.start", "QuotaExceeded: cores=8"));
+    assert_eq!((a.stats().events, a.stats().service_checks), (2, 1));
+}

@@ -1,0 +1,152 @@
+//! A live StatsD series as the aggregator holds it: the raw bytes it is looked up by, and a
+//! distribution's values on their way to its sketch.
+
+use perfstore::Distribution;
+
+use super::aggregate::Slot;
+
+/// A live series: the raw bytes it is looked up by, their hash, and its state.
+#[derive(Debug, Clone)]
+pub(super) struct Live {
+    /// `name[,influx tags] \0 kind \0 tags`, as received.
+    pub ident: Box<[u8]>,
+    /// Its hash (the index's key).
+    pub hash: u64,
+    /// Its state.
+    pub slot: Slot,
+}
+
+/// The parts a series is looked up by, as received.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ident<'a> {
+    /// `name[,influx tags]`.
+    pub name_part: &'a [u8],
+    /// The kind's byte.
+    pub kind: u8,
+    /// DogStatsD tags.
+    pub tags: &'a [u8],
+}
+
+impl Ident<'_> {
+    /// Whether `stored` (a [`Live::ident`]) is these parts.
+    #[inline]
+    pub fn is(&self, stored: &[u8]) -> bool {
+        let n = self.name_part.len();
+        stored.len() == n + 3 + self.tags.len()
+            && same(&stored[..n], self.name_part)
+            && stored[n..n + 3] == [0, self.kind, 0]
+            && same(&stored[n + 3..], self.tags)
+    }
+
+    /// The bytes [`Ident::is`] recognises.
+    pub fn to_bytes(self) -> Box<[u8]> {
+        let mut out = Vec::with_capacity(self.name_part.len() + 3 + self.tags.len());
+        out.extend_from_slice(self.name_part);
+        out.extend_from_slice(&[0, self.kind, 0]);
+        out.extend_from_slice(self.tags);
+        out.into_boxed_slice()
+    }
+
+    /// The hash both paths look a series up by.
+    #[inline]
+    pub fn hash(&self, hasher: &foldhash::fast::RandomState) -> u64 {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = hasher.build_hasher();
+        h.write(self.name_part);
+        h.write_u8(self.kind);
+        h.write(self.tags);
+        h.finish()
+    }
+}
+
+/// Equal slices of equal length, compared eight bytes at a time (names and tags are short:
+/// a `memcmp` call costs more than the comparison).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
+    let n = a.len();
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut at = 0;
+    while at + 8 <= n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last eight bytes, overlapping what was compared.
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// Values held before they reach the sketch, at most this many per series: sorting a batch
+/// and binning each distinct value once costs far less than a bin search per value.
+pub(super) const PENDING_VALUES: usize = 1024;
+
+/// A distribution being aggregated: count, sum, min and max as values arrive; the sketch in
+/// batches.
+#[derive(Debug, Clone)]
+pub(super) struct Dist {
+    /// Count, sum, min and max so far; the sketch of the values settled so far.
+    pub d: Distribution,
+    pending: Vec<(f64, f64)>,
+}
+
+impl Dist {
+    /// Empty.
+    pub fn new() -> Self {
+        Self { d: Distribution::from_values(&[]), pending: Vec::new() }
+    }
+
+    /// What `Distribution::record` does, with the sketch's part deferred.
+    pub fn record(&mut self, v: f64, weight: f64) {
+        let d = &mut self.d;
+        d.count += weight;
+        d.sum += v * weight;
+        d.min = d.min.min(v);
+        d.max = d.max.max(v);
+        self.pending.push((v, weight));
+        if self.pending.len() >= PENDING_VALUES {
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        if !self.pending.is_empty() {
+            self.d.sketch.add_batch(&mut self.pending);
+            self.pending.clear();
+        }
+    }
+
+    /// The interval's distribution, leaving an empty one (and the pending buffer's memory
+    /// when it is small).
+    pub fn take(&mut self) -> Distribution {
+        self.settle();
+        if self.pending.capacity() > PENDING_VALUES / 4 {
+            self.pending = Vec::new();
+        }
+        std::mem::replace(&mut self.d, Distribution::from_values(&[]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_compares_every_byte() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 1;
+                assert!(!same(&a, &b), "{n} {i}");
+            }
+            assert!(!same(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+}
