@@ -225,8 +225,17 @@ impl Aggregator {
     /// bytes, one hash lookup, no allocation); every other line goes through
     /// [`parse_line`], the reference, which also validates a new series once.
     pub fn ingest_datagram(&mut self, buf: &[u8]) {
-        for line in lines(buf) {
-            if let Some(f) = fast::split(line)
+        let mut rest = buf;
+        while !rest.is_empty() {
+            // One pass finds the line's end and where its name and type start.
+            let (end, colon_bar) = fast::scan(rest);
+            let line = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(f) = colon_bar.and_then(|cb| fast::split_at(line, cb))
                 && self.ingest_fast(&f)
             {
                 continue;

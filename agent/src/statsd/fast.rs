@@ -49,7 +49,15 @@ pub fn split(line: &[u8]) -> Option<FastLine<'_>> {
     }
     // The name ends at the first ':' before the first '|'; a line without both is
     // malformed and the reference names why.
-    let (colon, bar) = colon_and_bar(line)?;
+    split_at(line, colon_and_bar(line)?)
+}
+
+/// [`split`] with the first `:` and `|` already found (by [`scan`]).
+#[inline]
+pub fn split_at(line: &[u8], (colon, bar): (usize, usize)) -> Option<FastLine<'_>> {
+    if line.first() == Some(&b'_') {
+        return None;
+    }
     let name_part = &line[..colon];
     let values = &line[colon + 1..bar];
     let after = &line[bar + 1..];
@@ -101,6 +109,49 @@ const HI: u64 = 0x8080_8080_8080_8080;
 fn matches(word: u64, b: u8) -> u64 {
     let x = word ^ (LO * u64::from(b));
     x.wrapping_sub(LO) & !x & HI
+}
+
+/// The end of the first line of `buf` (its `\n`, or the end) and, within it, the first `|`
+/// and the first `:` before that (see [`split_at`]): one pass, eight bytes at a time.
+#[inline]
+pub fn scan(buf: &[u8]) -> (usize, Option<(usize, usize)>) {
+    let (mut colon, mut bar) = (None, None);
+    let pair = |c: Option<usize>, b: Option<usize>| c.zip(b);
+    let mut at = 0;
+    while let Some(w) = buf.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*w);
+        let nls = matches(w, b'\n');
+        let nl = if nls == 0 { usize::MAX } else { at + (nls.trailing_zeros() / 8) as usize };
+        if bar.is_none() {
+            let bars = matches(w, b'|');
+            if bars != 0 {
+                let p = at + (bars.trailing_zeros() / 8) as usize;
+                if p < nl {
+                    bar = Some(p);
+                }
+            }
+            let colons = matches(w, b':');
+            if colon.is_none() && colons != 0 {
+                let p = at + (colons.trailing_zeros() / 8) as usize;
+                if p < nl && bar.is_none_or(|b| p < b) {
+                    colon = Some(p);
+                }
+            }
+        }
+        if nls != 0 {
+            return (nl, pair(colon, bar));
+        }
+        at += 8;
+    }
+    for (i, &c) in buf[at..].iter().enumerate() {
+        match c {
+            b'\n' => return (at + i, pair(colon, bar)),
+            b'|' if bar.is_none() => bar = Some(at + i),
+            b':' if bar.is_none() && colon.is_none() => colon = Some(at + i),
+            _ => {}
+        }
+    }
+    (buf.len(), pair(colon, bar))
 }
 
 /// The first `|` and the first `:` before it, in one pass eight bytes at a time.
@@ -288,6 +339,26 @@ mod tests {
             ),
         }
         Ok(())
+    }
+
+    proptest! {
+        /// `scan` cuts a datagram where `lines` does, and finds what `colon_and_bar` finds.
+        #[test]
+        fn scan_cuts_lines_as_the_reference_does(s in "[a-z:|\n]{0,50}") {
+            let mut rest = s.as_bytes();
+            let mut got = Vec::new();
+            while !rest.is_empty() {
+                let (end, cb) = scan(rest);
+                let line = &rest[..end];
+                prop_assert_eq!(cb, colon_and_bar(line));
+                if !line.is_empty() {
+                    got.push(line);
+                }
+                rest = rest.get(end + 1..).unwrap_or_default();
+            }
+            let want: Vec<&[u8]> = super::super::parser::lines(s.as_bytes()).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
