@@ -36,7 +36,7 @@ pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
 use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
-use super::series::{Dist, Ident, Live};
+use super::series::{Dist, Ident, LiveTable};
 use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
@@ -105,16 +105,19 @@ impl Stats {
 }
 
 #[derive(Debug, Clone)]
-enum State {
+pub(super) enum State {
     Counter { sum: f64, touched: bool },
     Gauge { last: f64, min: f64, max: f64 },
     Dist(Box<Dist>),
-    Set(Option<Members>),
+    Set(Option<Box<Members>>),
 }
 
+/// A series' identity bytes and the interval of a backfilled point.
+type BackfillKey = (Box<[u8]>, i64);
+
+/// What a line changes in its series.
 #[derive(Debug, Clone)]
-pub(super) struct Slot {
-    key: SeriesKey,
+pub(super) struct Hot {
     state: State,
     last_seen: u64,
     /// Seconds per unit of an `h` or `d` value: 0.001 when the name says milliseconds.
@@ -125,11 +128,10 @@ pub(super) struct Slot {
 #[derive(Debug)]
 pub struct Aggregator {
     cfg: AggregatorConfig,
-    /// Live series, densely packed; `index` holds their positions by hash.
-    live: Vec<Live>,
-    index: hashbrown::HashTable<u32>,
+    live: LiveTable,
     hasher: foldhash::fast::RandomState,
-    backfill: HashMap<(Box<[u8]>, i64), Slot>,
+    /// Timestamped (`|T`) points of other intervals, by identity and interval.
+    backfill: HashMap<BackfillKey, (SeriesKey, Hot)>,
     per_name: HashMap<String, usize>,
     events: Vec<Event>,
     interval_start_ms: i64,
@@ -182,8 +184,7 @@ impl Aggregator {
     pub fn new(cfg: AggregatorConfig, start_ms: i64, interval_ms: i64) -> Self {
         Self {
             cfg,
-            live: Vec::new(),
-            index: hashbrown::HashTable::new(),
+            live: LiveTable::default(),
             hasher: foldhash::fast::RandomState::default(),
             backfill: HashMap::default(),
             per_name: HashMap::default(),
@@ -262,19 +263,14 @@ impl Aggregator {
         }
     }
 
-    fn find(&self, ident: &Ident<'_>, hash: u64) -> Option<usize> {
-        let live = &self.live;
-        self.index.find(hash, |&i| ident.is(&live[i as usize].ident)).map(|&i| i as usize)
-    }
-
     /// The fast path: true when the line was taken (its series is held), false to send it
     /// to the reference.
     fn ingest_fast(&mut self, f: &fast::FastLine<'_>) -> bool {
         let kind = kind_of(f.kind);
         let ident = Ident { name_part: f.name_part, kind: kind_byte(kind), tags: f.tags };
         let hash = ident.hash(&self.hasher);
-        let Some(i) = self.find(&ident, hash) else { return false };
-        let slot = &mut self.live[i].slot;
+        let Some(i) = self.live.find(&ident, hash) else { return false };
+        let slot = &mut self.live.hot[i];
         slot.last_seen = self.flushes;
         let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, slot.named_scale));
         if apply(&mut slot.state, f.values(), weight, scale, self.cfg.set_exact_limit) {
@@ -331,23 +327,18 @@ impl Aggregator {
         let slot = match backfill_ts {
             None => {
                 let hash = ident.hash(&self.hasher);
-                let i = match self.find(&ident, hash) {
+                let i = match self.live.find(&ident, hash) {
                     Some(i) => i,
                     None => match self.new_slot(m, kind) {
-                        Ok(slot) => {
-                            let i = self.live.len();
-                            self.live.push(Live { ident: ident.to_bytes(), hash, slot });
-                            let live = &self.live;
-                            self.index.insert_unique(hash, i as u32, |&j| live[j as usize].hash);
-                            i
-                        }
+                        Ok((key, hot)) => self.live.push(&ident, hash, key, hot),
                         Err(reason) => return self.refuse(reason, m),
                     },
                 };
-                &mut self.live[i].slot
+                &mut self.live.hot[i]
             }
             Some(ts) => {
                 let k = (ident.to_bytes(), ts);
+
                 if !self.backfill.contains_key(&k) {
                     if self.backfill.len() >= self.cfg.max_backfill {
                         return self.stats.drop("backfill_limit");
@@ -359,8 +350,8 @@ impl Aggregator {
                         Err(reason) => return self.refuse(reason, m),
                     }
                 }
-                let Some(slot) = self.backfill.get_mut(&k) else { return };
-                slot
+                let Some((_, hot)) = self.backfill.get_mut(&k) else { return };
+                hot
             }
         };
         slot.last_seen = flushes;
@@ -398,7 +389,7 @@ impl Aggregator {
         }
     }
 
-    fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<Slot, &'static str> {
+    fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<(SeriesKey, Hot), &'static str> {
         // Checked once per series, when it is first seen: lines of a known series have the
         // same bytes, so the hot path pays nothing for it.
         check_identity(m)?;
@@ -422,7 +413,7 @@ impl Aggregator {
             Kind::Set => State::Set(None),
         };
         let named_scale = scale_of(MetricType::Distribution, m.name);
-        Ok(Slot { key, state, last_seen: self.flushes, named_scale })
+        Ok((key, Hot { state, last_seen: self.flushes, named_scale }))
     }
 
     /// Take a DogStatsD event: an error event tagged with an operation becomes its last error.
@@ -456,37 +447,26 @@ impl Aggregator {
     pub fn flush(&mut self) -> Flush {
         let ts = self.interval_start_ms;
         let mut points = Vec::with_capacity(self.live.len());
-        for Live { slot, .. } in &mut self.live {
-            if let Some(sample) = take_sample(&mut slot.state) {
-                points.push((slot.key.clone(), ts, sample));
+        for (key, hot) in self.live.keys.iter().zip(&mut self.live.hot) {
+            if let Some(sample) = take_sample(&mut hot.state) {
+                points.push((key.clone(), ts, sample));
             }
         }
-        for ((_, bts), mut slot) in self.backfill.drain() {
-            if let Some(sample) = take_sample(&mut slot.state) {
-                points.push((slot.key, bts, sample));
+        for ((_, bts), (key, mut hot)) in self.backfill.drain() {
+            if let Some(sample) = take_sample(&mut hot.state) {
+                points.push((key, bts, sample));
             }
         }
         // Expire idle series.
         let (now, idle) = (self.flushes, self.cfg.idle_flushes);
         let per_name = &mut self.per_name;
-        let before = self.live.len();
-        self.live.retain(|Live { slot, .. }| {
-            let keep = now.saturating_sub(slot.last_seen) < idle;
-            if !keep && let Some(n) = per_name.get_mut(&slot.key.name) {
+        let expired = self.live.retain(|key, hot| {
+            let keep = now.saturating_sub(hot.last_seen) < idle;
+            if !keep && let Some(n) = per_name.get_mut(&key.name) {
                 *n = n.saturating_sub(1);
             }
             keep
-        });
-        let expired = (before - self.live.len()) as u64;
-        if expired > 0 {
-            // Positions moved: index them again (rare: a series expires after idling for
-            // `idle_flushes` intervals).
-            self.index.clear();
-            let live = &self.live;
-            for (i, l) in live.iter().enumerate() {
-                self.index.insert_unique(l.hash, i as u32, |&j| live[j as usize].hash);
-            }
-        }
+        }) as u64;
         per_name.retain(|_, n| *n > 0);
         self.stats.expired += expired;
         self.flushes += 1;
@@ -552,7 +532,7 @@ fn apply<'v>(
                 dist.record(v, weight);
             }
             (State::Set(members), Value::Member(s)) => {
-                members.get_or_insert_with(|| Members::Exact(HashSet::new())).insert(s, exact_limit)
+                members.get_or_insert_with(|| Box::new(Members::Exact(HashSet::new()))).insert(s, exact_limit)
             }
             _ => {}
         }

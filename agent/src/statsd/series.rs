@@ -1,19 +1,86 @@
 //! A live StatsD series as the aggregator holds it: the raw bytes it is looked up by, and a
 //! distribution's values on their way to its sketch.
 
-use perfstore::Distribution;
+use perfstore::{Distribution, SeriesKey};
 
-use super::aggregate::Slot;
+use super::aggregate::Hot;
 
-/// A live series: the raw bytes it is looked up by, their hash, and its state.
-#[derive(Debug, Clone)]
-pub(super) struct Live {
-    /// `name[,influx tags] \0 kind \0 tags`, as received.
-    pub ident: Box<[u8]>,
-    /// Its hash (the index's key).
-    pub hash: u64,
-    /// Its state.
-    pub slot: Slot,
+/// The live series as a struct of arrays. What every line touches (the hash index, the
+/// identities, the hot state) is packed densely, so that 100,000 series stay within a few
+/// cache-friendly megabytes; the canonical keys, read once per flush, are kept apart.
+#[derive(Debug, Default)]
+pub(super) struct LiveTable {
+    /// Positions by hash.
+    index: hashbrown::HashTable<u32>,
+    hashes: Vec<u64>,
+    /// Every identity's bytes (see [`Ident::to_bytes`]), back to back…
+    arena: Vec<u8>,
+    /// …and where each one is.
+    spans: Vec<(u32, u32)>,
+    /// What a line changes.
+    pub hot: Vec<Hot>,
+    /// What a flush names.
+    pub keys: Vec<SeriesKey>,
+}
+
+impl LiveTable {
+    /// Series held.
+    pub fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// The position of the series `ident` (whose hash is `hash`).
+    #[inline]
+    pub fn find(&self, ident: &Ident<'_>, hash: u64) -> Option<usize> {
+        let (arena, spans) = (&self.arena, &self.spans);
+        self.index
+            .find(hash, |&i| {
+                let (at, len) = spans[i as usize];
+                ident.is(&arena[at as usize..(at + len) as usize])
+            })
+            .map(|&i| i as usize)
+    }
+
+    /// Add a series not held; its position.
+    pub fn push(&mut self, ident: &Ident<'_>, hash: u64, key: SeriesKey, hot: Hot) -> usize {
+        let i = self.hot.len();
+        let bytes = ident.to_bytes();
+        self.spans.push((self.arena.len() as u32, bytes.len() as u32));
+        self.arena.extend_from_slice(&bytes);
+        self.hashes.push(hash);
+        self.hot.push(hot);
+        self.keys.push(key);
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+        i
+    }
+
+    /// Keep the series `keep` says to, packing the arrays again; how many left.
+    pub fn retain(&mut self, mut keep: impl FnMut(&SeriesKey, &Hot) -> bool) -> usize {
+        let flags: Vec<bool> = self.keys.iter().zip(&self.hot).map(|(k, h)| keep(k, h)).collect();
+        let removed = flags.iter().filter(|&&k| !k).count();
+        if removed == 0 {
+            return 0;
+        }
+        let mut old = std::mem::take(self);
+        let spans = std::mem::take(&mut old.spans);
+        let hashes = std::mem::take(&mut old.hashes);
+        for ((((keep, (at, len)), hash), key), hot) in
+            flags.into_iter().zip(spans).zip(hashes).zip(old.keys).zip(old.hot)
+        {
+            if keep {
+                let i = self.hot.len();
+                self.spans.push((self.arena.len() as u32, len));
+                self.arena.extend_from_slice(&old.arena[at as usize..(at + len) as usize]);
+                self.hashes.push(hash);
+                self.hot.push(hot);
+                self.keys.push(key);
+                let hashes = &self.hashes;
+                self.index.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+            }
+        }
+        removed
+    }
 }
 
 /// The parts a series is looked up by, as received.
