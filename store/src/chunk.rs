@@ -18,12 +18,21 @@
 //! Decoding is defensive: lengths are checked against the blob, every read is bounds-checked,
 //! and any inconsistency is a [`Truncated`] error that the store reports as corruption.
 
-use crate::codec::{BitReader, BitWriter, Truncated, bit_width, plan_codes, read_codes, unzigzag, write_codes, zigzag};
+use crate::codec::{
+    BitReader, BitWriter, Truncated, bit_width, get_varint, plan_codes, read_codes, unzigzag, write_codes, zigzag,
+};
 use crate::model::Point;
 use crate::sketch::Sketch;
 
 const FORMAT_SCALAR: u8 = 1;
 const FORMAT_AGG: u8 = 2;
+/// Segments: `3`, then `varint length, chunk` repeated. An open head is kept this way so a
+/// flush encodes only its newest segment (see [`append_segment`]); a sealed chunk is one
+/// plain chunk again.
+const FORMAT_SEGMENTS: u8 = 3;
+/// Points a head segment takes before the next flush starts a new one: a flush re-encodes
+/// at most this many points whatever the head's length.
+pub const SEGMENT_POINTS: usize = 64;
 /// Refuse to decode chunks claiming more points than this (a damaged length field).
 const MAX_POINTS: u64 = 1 << 20;
 
@@ -94,8 +103,67 @@ pub fn encode_agg(points: &[Point]) -> Vec<u8> {
     w.finish()
 }
 
-/// Decode either format.
+/// The plain chunks of a blob: itself, or its segments.
+pub fn segments(blob: &[u8]) -> Result<Vec<&[u8]>, Truncated> {
+    if blob.first() != Some(&FORMAT_SEGMENTS) {
+        return Ok(vec![blob]);
+    }
+    let mut out = Vec::new();
+    let mut at = 1;
+    while at < blob.len() {
+        let len = usize::try_from(get_varint(blob, &mut at)?).map_err(|_| Truncated)?;
+        let seg = blob.get(at..at.checked_add(len).ok_or(Truncated)?).ok_or(Truncated)?;
+        if seg.first().is_none_or(|&f| f == FORMAT_SEGMENTS) {
+            return Err(Truncated);
+        }
+        out.push(seg);
+        at += len;
+    }
+    Ok(out)
+}
+
+/// Points in a plain chunk, from its header.
+pub fn point_count(chunk: &[u8]) -> Result<usize, Truncated> {
+    let mut r = BitReader::new(chunk);
+    r.read_bytes(1)?;
+    Ok(r.read_varint()? as usize)
+}
+
+/// `head` (plain or segmented) with `open`, the encoding of its newest points, as its
+/// last segment, replacing the segment `open` was built from when `replace_last`.
+pub fn append_segment(head: &[u8], replace_last: bool, open: &[u8]) -> Result<Vec<u8>, Truncated> {
+    let mut keep = segments(head)?;
+    if replace_last {
+        keep.pop();
+    }
+    if keep.is_empty() {
+        return Ok(open.to_vec());
+    }
+    let mut w = BitWriter::with_capacity(head.len() + open.len() + 8);
+    w.write_bytes(&[FORMAT_SEGMENTS]);
+    for seg in keep.into_iter().chain([open]) {
+        w.write_varint(seg.len() as u64);
+        w.write_bytes(seg);
+    }
+    Ok(w.finish())
+}
+
+/// Decode any format.
 pub fn decode(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
+    if blob.first() == Some(&FORMAT_SEGMENTS) {
+        let mut out = Vec::new();
+        for seg in segments(blob)? {
+            out.extend(decode_plain(seg)?);
+        }
+        if out.windows(2).any(|w| w[0].ts_ms >= w[1].ts_ms) {
+            return Err(Truncated);
+        }
+        return Ok(out);
+    }
+    decode_plain(blob)
+}
+
+fn decode_plain(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
     let mut r = BitReader::new(blob);
     let format = r.read_bytes(1)?[0];
     let n = r.read_varint()?;
@@ -436,6 +504,30 @@ fn read_xor_against(r: &mut BitReader<'_>, reference: &[f64]) -> Result<Vec<f64>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn counters(ts: std::ops::Range<i64>) -> Vec<Point> {
+        ts.map(|t| Point::from_sample(t * 1000, &crate::model::Sample::Counter((t % 7) as f64))).collect()
+    }
+
+    #[test]
+    fn segments_decode_as_one_run_and_damage_is_refused() {
+        let (a, b, c) = (counters(0..70), counters(70..75), counters(75..80));
+        let head = append_segment(&encode_scalar(&a), false, &encode_scalar(&b)).unwrap();
+        assert_eq!(head[0], FORMAT_SEGMENTS);
+        assert_eq!(decode(&head).unwrap(), [a.clone(), b.clone()].concat());
+        // The open segment is replaced, the others copied.
+        let bc = [b.clone(), c.clone()].concat();
+        let head = append_segment(&head, true, &encode_scalar(&bc)).unwrap();
+        assert_eq!(decode(&head).unwrap(), [a.clone(), bc].concat());
+        assert_eq!(segments(&head).unwrap().len(), 2);
+        // A length past the end, an empty or nested segment, or time going back: refused.
+        for bad in [vec![FORMAT_SEGMENTS, 200, 1], vec![FORMAT_SEGMENTS, 0], vec![FORMAT_SEGMENTS, 1, FORMAT_SEGMENTS]]
+        {
+            assert_eq!(decode(&bad), Err(Truncated), "{bad:?}");
+        }
+        let backwards = append_segment(&encode_scalar(&c), false, &encode_scalar(&a)).unwrap();
+        assert_eq!(decode(&backwards), Err(Truncated));
+    }
 
     fn scalar(ts_ms: i64, v: f64, min: f64, max: f64) -> Point {
         Point { ts_ms, count: 1.0, sum: v, min, max, last: v, last_ts_ms: ts_ms, sketch: None }

@@ -469,6 +469,65 @@ fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[
     Ok(())
 }
 
+/// The common case of a flush, in O(new points): every point is newer than the head's last
+/// and in its hour, and the head still has room. Only the head's newest segment (at most
+/// [`chunk::SEGMENT_POINTS`] points) is decoded and encoded again; older segments are
+/// copied as bytes, and the stored summary takes the new points. False (nothing written)
+/// for every other case, which [`write_series`] handles whole.
+fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) -> rusqlite::Result<bool> {
+    let (Some(first), Some(newest)) = (points.first(), points.last()) else { return Ok(true) };
+    let mut stmt = tx.prepare_cached(
+        "SELECT data, count, sum, min, max, last, last_ts_ms, sketch, start_ms, end_ms, points FROM head WHERE series_id = ?1",
+    )?;
+    let mut rows = stmt.query([series])?;
+    let Some(r) = rows.next()? else { return Ok(false) };
+    let (start_ms, end_ms, stored): (i64, i64, i64) = (r.get(8)?, r.get(9)?, r.get(10)?);
+    let window = Tier::Raw.chunk_window_ms();
+    if first.ts_ms <= end_ms || floor(newest.ts_ms, window) != floor(start_ms, window) {
+        return Ok(false);
+    }
+    let blob = r.get_ref(0)?.as_blob()?;
+    let corrupt = |_| corrupt_blob(Source::Head, series);
+    let last = *chunk::segments(blob).map_err(corrupt)?.last().ok_or_else(|| corrupt(crate::codec::Truncated))?;
+    let open_points = chunk::point_count(last).map_err(corrupt)?;
+    let (replace_last, open) = if open_points < chunk::SEGMENT_POINTS {
+        let mut open = chunk::decode(last).map_err(corrupt)?;
+        open.extend_from_slice(points);
+        (true, encode(kind, &open))
+    } else {
+        (false, encode(kind, points))
+    };
+    let data = chunk::append_segment(blob, replace_last, &open).map_err(corrupt)?;
+    if data.len() > CHUNK_MAX_BYTES {
+        return Ok(false);
+    }
+    let mut summary = read_summary(r, 1, start_ms, series)?;
+    drop(rows);
+    drop(stmt);
+    for p in points {
+        summary.merge(p);
+    }
+    let sketch = summary.sketch.as_ref().map(crate::sketch::Sketch::encode);
+    tx.prepare_cached(
+        "UPDATE head SET end_ms = ?2, points = ?3, count = ?4, sum = ?5, min = ?6, max = ?7, last = ?8, \
+         last_ts_ms = ?9, sketch = ?10, data = ?11 WHERE series_id = ?1",
+    )?
+    .execute(params![
+        series,
+        newest.ts_ms,
+        stored + points.len() as i64,
+        summary.count,
+        summary.sum,
+        summary.min,
+        summary.max,
+        summary.last,
+        summary.last_ts_ms,
+        sketch,
+        data
+    ])?;
+    Ok(true)
+}
+
 /// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
 pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
     if kind != Kind::Distribution {
@@ -529,6 +588,9 @@ fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) ->
 /// merge whatever they find, so overlap never double counts an interval twice written only
 /// once.
 fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
+    if append_to_head(tx, series, kind, &points)? {
+        return Ok(0);
+    }
     let mut sealed = 0;
     let (mut head, old_summary) = match load_head(tx, series)? {
         Some((points, summary)) => (Some(points), Some(summary)),
