@@ -32,7 +32,7 @@ const FORMAT_AGG: u8 = 2;
 const FORMAT_SEGMENTS: u8 = 3;
 /// Points a head segment takes before the next flush starts a new one: a flush re-encodes
 /// at most this many points whatever the head's length.
-pub const SEGMENT_POINTS: usize = 64;
+pub const SEGMENT_POINTS: usize = 8;
 /// Refuse to decode chunks claiming more points than this (a damaged length field).
 const MAX_POINTS: u64 = 1 << 20;
 

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
 use crate::rows::{Meta, Source, corrupt_blob, encode, encode_rollup, insert_chunk, set_meta_max, split_encode};
 use crate::tier::{HOUR_MS, Tier, floor};
-use crate::write::{Writer, summarize_hour};
+use crate::write::{Writer, compact_hour, summarize_hour};
 
 const BATCH: i64 = 256;
 
@@ -98,6 +98,7 @@ impl Writer {
                 }
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
                 let hour = floor(points[0].ts_ms, Tier::Raw.chunk_window_ms());
+                compact_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }

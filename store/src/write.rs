@@ -24,14 +24,18 @@ use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey,
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
 use crate::rows::{
-    CHUNK_MAX_BYTES, Meta, Source, corrupt_blob, encode, insert_chunk, read_summary, set_meta_max, split_encode,
-    summarize,
+    Meta, Source, corrupt_blob, encode, insert_chunk, read_summary, set_meta_max, split_encode, summarize,
 };
 use crate::tier::{HOUR_MS, Tier, floor};
 
 /// Database page size. Chunk rows of 1–3 KB pack 5–16 to a 16 KiB page; on 4 KiB pages a
 /// 2.7 KB row (an hour of full-precision floats) took a page of its own, wasting a third.
 pub const PAGE_SIZE: usize = 16_384;
+/// An open head is sealed once its row would pass this many bytes. Every flush rewrites the
+/// page holding each touched head, so small heads keep the WAL a flush writes small (16 KiB
+/// pages of 3 KB heads made a flush of 10,000 series write 30 MB); the hour's pieces are
+/// packed into full chunks of up to [`crate::CHUNK_MAX_BYTES`] when it closes.
+pub const HEAD_MAX_BYTES: usize = 512;
 /// The writer checkpoints the WAL into the database once it holds this many bytes (4 MiB)…
 pub const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// …or once the last checkpoint is this old (60 s).
@@ -498,7 +502,7 @@ fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[
         (false, encode(kind, points))
     };
     let data = chunk::append_segment(blob, replace_last, &open).map_err(corrupt)?;
-    if data.len() > CHUNK_MAX_BYTES {
+    if data.len() > HEAD_MAX_BYTES {
         return Ok(false);
     }
     let mut summary = read_summary(r, 1, start_ms, series)?;
@@ -526,6 +530,38 @@ fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[
         data
     ])?;
     Ok(true)
+}
+
+/// Pack the raw chunks of a closed hour (sealed in pieces as its head filled) into as few
+/// full chunks as fit, once per series and hour, so the pieces' row overhead does not stay
+/// in the file. Hours whose chunks overlap in time (late or backfilled data) are left as
+/// they are: queries merge overlapping chunks, and so must not see them merged twice.
+pub(crate) fn compact_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, i64, i64, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT id, start_ms, end_ms, data FROM chunk WHERE series_id = ?1 AND tier = 0 \
+             AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms",
+        )?
+        .query_map(params![series, hour_ms, hour_ms + HOUR_MS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.len() < 2 || rows.windows(2).any(|w| w[0].2 >= w[1].1) {
+        return Ok(());
+    }
+    let mut points = Vec::new();
+    for (_, _, _, blob) in &rows {
+        points.extend(chunk::decode(blob).map_err(|_| corrupt_blob(Source::Chunk(Tier::Raw), series))?);
+    }
+    let parts = split_encode(kind, &points, encode);
+    if parts.len() >= rows.len() {
+        return Ok(());
+    }
+    for (id, ..) in &rows {
+        tx.prepare_cached("DELETE FROM chunk WHERE id = ?1")?.execute([id])?;
+    }
+    for (a, b, blob) in &parts {
+        insert_chunk(tx, series, Tier::Raw, &points[*a..*b], blob)?;
+    }
+    Ok(())
 }
 
 /// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
@@ -620,6 +656,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
                     }
                 } else if b > hb {
                     sealed += seal(tx, series, kind, h)?;
+                    compact_hour(tx, series, kind, hb)?;
                     summarize_hour(tx, series, kind, hb)?;
                     *h = vec![p];
                     fitting_prefix = 0;
@@ -635,7 +672,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     }
     let Some(mut h) = head else { return Ok(sealed) };
     let blob = encode(kind, &h);
-    if blob.len() <= CHUNK_MAX_BYTES {
+    if blob.len() <= HEAD_MAX_BYTES || h.len() == 1 {
         let summary = match old_summary {
             Some(mut s) if fitting_prefix > 0 => {
                 for p in &h[fitting_prefix..] {
@@ -648,16 +685,10 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
         store_head(tx, series, &h, &blob, summary)?;
         return Ok(sealed);
     }
-    // Too big: seal the part that fitted before, then keep the newest run that fits.
-    if fitting_prefix > 0 && fitting_prefix < h.len() {
-        sealed += seal(tx, series, kind, &h[..fitting_prefix])?;
-        h.drain(..fitting_prefix);
-    }
-    let mut parts = split_encode(kind, &h, encode);
-    let (a, _, tail_blob) = parts.pop().unwrap_or_else(|| (0, h.len(), encode(kind, &h)));
-    if a > 0 {
-        sealed += seal(tx, series, kind, &h[..a])?;
-    }
-    store_head(tx, series, &h[a..], &tail_blob, summarize(&h[a..]))?;
+    // Full: seal all but the newest point, which starts the next head. The pieces are
+    // packed into full chunks when the hour closes ([`compact_hour`]).
+    let newest = h.split_off(h.len() - 1);
+    sealed += seal(tx, series, kind, &h)?;
+    store_head(tx, series, &newest, &encode(kind, &newest), summarize(&newest))?;
     Ok(sealed)
 }

@@ -70,6 +70,18 @@ fn a_flush_appends_to_the_head_and_every_point_reads_back_exactly() {
     w.write(&[Write { series: c, ts_ms: T0 + 4100 * SEC, sample: Sample::Counter(1000.0) }]).unwrap();
     counts[4100] += 1000.0;
     drop(w);
+    // The closed hour's pieces (heads are sealed at 512 bytes) were packed into full chunks.
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let first_hour = |s: SeriesId| -> (i64, i64) {
+        conn.query_row(
+            "SELECT count(*), max(length(data)) FROM chunk WHERE series_id = ?1 AND tier = 0 AND start_ms < ?2",
+            [s.0, T0 + 3_600_000],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (pieces, largest) = first_hour(c);
+    assert!(pieces <= 3 && largest > 1000, "counter hour in {pieces} chunks of up to {largest} bytes");
     for s in [c, g, d] {
         let formats = chunk_formats(&path, s);
         assert!(!formats.is_empty(), "the first hour was sealed");
