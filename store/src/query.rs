@@ -188,10 +188,15 @@ fn range_sql(source: Source, one_series: bool) -> String {
             "SELECT series_id, {CHUNK_COLS} FROM chunk WHERE series_id = ?4 AND tier = ?3 \
              AND start_ms > ?1 - ?5 AND start_ms < ?2 AND end_ms >= ?1"
         ),
-        (_, false) => format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2"),
-        (_, true) => {
-            format!("SELECT series_id, {CHUNK_COLS} FROM head WHERE series_id = ?3 AND start_ms < ?2 AND end_ms >= ?1")
-        }
+        // The open head and the pieces of its hour sealed so far.
+        (_, false) => format!(
+            "SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2 \
+             UNION ALL SELECT series_id, {CHUNK_COLS} FROM head_piece WHERE end_ms >= ?1 AND start_ms < ?2"
+        ),
+        (_, true) => format!(
+            "SELECT series_id, {CHUNK_COLS} FROM head WHERE series_id = ?3 AND start_ms < ?2 AND end_ms >= ?1 \
+             UNION ALL SELECT series_id, {CHUNK_COLS} FROM head_piece WHERE series_id = ?3 AND start_ms < ?2 AND end_ms >= ?1"
+        ),
     }
 }
 
@@ -307,7 +312,8 @@ impl<'c> Snapshot<'c> {
             .tx
             .prepare(
                 "SELECT series_id, SUM(points), MAX(end_ms) FROM \
-                 (SELECT series_id, points, end_ms FROM chunk UNION ALL SELECT series_id, points, end_ms FROM head) \
+                 (SELECT series_id, points, end_ms FROM chunk UNION ALL SELECT series_id, points, end_ms FROM head \
+                 UNION ALL SELECT series_id, points, end_ms FROM head_piece) \
                  GROUP BY series_id",
             )
             .map_err(|e| self.sql(e))?;

@@ -13,9 +13,9 @@ use rusqlite::{Transaction, TransactionBehavior, params};
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
-use crate::rows::{Meta, Source, corrupt_blob, encode, encode_rollup, insert_chunk, set_meta_max, split_encode};
+use crate::rows::{Meta, Source, corrupt_blob, encode_rollup, insert_chunk, set_meta_max, split_encode};
 use crate::tier::{HOUR_MS, Tier, floor};
-use crate::write::{Writer, compact_hour, summarize_hour};
+use crate::write::{Writer, close_hour, summarize_hour};
 
 const BATCH: i64 = 256;
 
@@ -93,12 +93,9 @@ impl Writer {
                     .query_row("SELECT data FROM head WHERE series_id = ?1", [series], |r| r.get(0))
                     .map_err(|e| Error::sql(&path, e))?;
                 let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob(Source::Head, series)))?;
-                for (a, b, blob) in split_encode(kind, &points, encode) {
-                    insert_chunk(&tx, series, Tier::Raw, &points[a..b], &blob).map_err(|e| Error::sql(&path, e))?;
-                }
+                close_hour(&tx, series, kind, &points).map_err(|e| Error::sql(&path, e))?;
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
                 let hour = floor(points[0].ts_ms, Tier::Raw.chunk_window_ms());
-                compact_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }

@@ -98,13 +98,47 @@ pub(crate) fn insert_chunk(
     points: &[Point],
     blob: &[u8],
 ) -> rusqlite::Result<()> {
-    let s = summarize(points);
-    let sketch = s.sketch.as_ref().map(Sketch::encode);
-    tx.prepare_cached(
+    insert_row(
+        tx,
         "INSERT INTO chunk (series_id, tier, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
+        series,
+        tier,
+        points,
+        blob,
+    )
+}
+
+/// Insert a sealed piece of a series' open hour (`head_piece`): part of its head until the
+/// hour closes.
+pub(crate) fn insert_piece(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    points: &[Point],
+    blob: &[u8],
+) -> rusqlite::Result<()> {
+    insert_row(
+        tx,
+        "INSERT INTO head_piece (series_id, start_ms, end_ms, points, count, sum, min, max, last, last_ts_ms, sketch, data) \
+         VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        series,
+        Tier::Raw,
+        points,
+        blob,
+    )
+}
+
+fn insert_row(
+    tx: &Transaction<'_>,
+    sql: &str,
+    series: SeriesId,
+    tier: Tier,
+    points: &[Point],
+    blob: &[u8],
+) -> rusqlite::Result<()> {
+    let s = summarize(points);
+    let sketch = s.sketch.as_ref().map(Sketch::encode);
+    tx.prepare_cached(sql)?.execute(params![
         series,
         tier.code(),
         points[0].ts_ms,

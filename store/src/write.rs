@@ -24,7 +24,7 @@ use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey,
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
 use crate::rows::{
-    Meta, Source, corrupt_blob, encode, insert_chunk, read_summary, set_meta_max, split_encode, summarize,
+    Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode, summarize,
 };
 use crate::tier::{HOUR_MS, Tier, floor};
 
@@ -532,36 +532,33 @@ fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[
     Ok(true)
 }
 
-/// Pack the raw chunks of a closed hour (sealed in pieces as its head filled) into as few
-/// full chunks as fit, once per series and hour, so the pieces' row overhead does not stay
-/// in the file. Hours whose chunks overlap in time (late or backfilled data) are left as
-/// they are: queries merge overlapping chunks, and so must not see them merged twice.
-pub(crate) fn compact_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, i64, i64, Vec<u8>)> = tx
-        .prepare_cached(
-            "SELECT id, start_ms, end_ms, data FROM chunk WHERE series_id = ?1 AND tier = 0 \
-             AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms",
-        )?
-        .query_map(params![series, hour_ms, hour_ms + HOUR_MS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+/// Close the head's hour: its pieces (sealed as the head filled) and `head` become full
+/// chunks of up to [`crate::CHUNK_MAX_BYTES`], in time order, and the pieces go. Once per
+/// series and hour, so packing them costs O(1) per point. A late point may have landed in
+/// the head before a piece's end: points of one timestamp merge in the order written.
+pub(crate) fn close_hour(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    kind: Kind,
+    head: &[Point],
+) -> rusqlite::Result<usize> {
+    let pieces: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT data FROM head_piece WHERE series_id = ?1 ORDER BY id")?
+        .query_map([series], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    if rows.len() < 2 || rows.windows(2).any(|w| w[0].2 >= w[1].1) {
-        return Ok(());
-    }
     let mut points = Vec::new();
-    for (_, _, _, blob) in &rows {
-        points.extend(chunk::decode(blob).map_err(|_| corrupt_blob(Source::Chunk(Tier::Raw), series))?);
+    for blob in &pieces {
+        points.extend(chunk::decode(blob).map_err(|_| corrupt_blob(Source::Head, series))?);
     }
-    let parts = split_encode(kind, &points, encode);
-    if parts.len() >= rows.len() {
-        return Ok(());
+    points.extend_from_slice(head);
+    if !pieces.is_empty() {
+        tx.prepare_cached("DELETE FROM head_piece WHERE series_id = ?1")?.execute([series])?;
+        if points.windows(2).any(|w| w[0].ts_ms >= w[1].ts_ms) {
+            points.sort_by_key(|p| p.ts_ms);
+            points = merge_duplicates(points, kind);
+        }
     }
-    for (id, ..) in &rows {
-        tx.prepare_cached("DELETE FROM chunk WHERE id = ?1")?.execute([id])?;
-    }
-    for (a, b, blob) in &parts {
-        insert_chunk(tx, series, Tier::Raw, &points[*a..*b], blob)?;
-    }
-    Ok(())
+    seal(tx, series, kind, &points)
 }
 
 /// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
@@ -655,8 +652,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
                         }
                     }
                 } else if b > hb {
-                    sealed += seal(tx, series, kind, h)?;
-                    compact_hour(tx, series, kind, hb)?;
+                    sealed += close_hour(tx, series, kind, h)?;
                     summarize_hour(tx, series, kind, hb)?;
                     *h = vec![p];
                     fitting_prefix = 0;
@@ -685,10 +681,10 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
         store_head(tx, series, &h, &blob, summary)?;
         return Ok(sealed);
     }
-    // Full: seal all but the newest point, which starts the next head. The pieces are
-    // packed into full chunks when the hour closes ([`compact_hour`]).
+    // Full: all but the newest point become a piece of the hour, and the newest starts the
+    // next head. The pieces become full chunks when the hour closes ([`close_hour`]).
     let newest = h.split_off(h.len() - 1);
-    sealed += seal(tx, series, kind, &h)?;
+    insert_piece(tx, series, &h, &encode(kind, &h))?;
     store_head(tx, series, &newest, &encode(kind, &newest), summarize(&newest))?;
     Ok(sealed)
 }
