@@ -18,7 +18,7 @@ fn reg(w: &mut Writer, key: &SeriesKey) -> SeriesId {
     }
 }
 
-/// The first byte (the chunk format) of the series' head row, and its segment count.
+/// The first byte (the chunk format) of the series' head row.
 fn head_format(path: &std::path::Path, series: SeriesId) -> Option<u8> {
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.query_row("SELECT data FROM head WHERE series_id = ?1", [series.0], |r| r.get::<_, Vec<u8>>(0))
