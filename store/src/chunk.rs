@@ -510,23 +510,24 @@ mod tests {
     }
 
     #[test]
-    fn segments_decode_as_one_run_and_damage_is_refused() {
+    fn segments_decode_as_one_run_and_damage_is_refused() -> Result<(), Truncated> {
         let (a, b, c) = (counters(0..70), counters(70..75), counters(75..80));
-        let head = append_segment(&encode_scalar(&a), false, &encode_scalar(&b)).unwrap();
+        let head = append_segment(&encode_scalar(&a), false, &encode_scalar(&b))?;
         assert_eq!(head[0], FORMAT_SEGMENTS);
-        assert_eq!(decode(&head).unwrap(), [a.clone(), b.clone()].concat());
+        assert_eq!(decode(&head)?, [a.clone(), b.clone()].concat());
         // The open segment is replaced, the others copied.
         let bc = [b.clone(), c.clone()].concat();
-        let head = append_segment(&head, true, &encode_scalar(&bc)).unwrap();
-        assert_eq!(decode(&head).unwrap(), [a.clone(), bc].concat());
-        assert_eq!(segments(&head).unwrap().len(), 2);
+        let head = append_segment(&head, true, &encode_scalar(&bc))?;
+        assert_eq!(decode(&head)?, [a.clone(), bc].concat());
+        assert_eq!(segments(&head)?.len(), 2);
         // A length past the end, an empty or nested segment, or time going back: refused.
         for bad in [vec![FORMAT_SEGMENTS, 200, 1], vec![FORMAT_SEGMENTS, 0], vec![FORMAT_SEGMENTS, 1, FORMAT_SEGMENTS]]
         {
             assert_eq!(decode(&bad), Err(Truncated), "{bad:?}");
         }
-        let backwards = append_segment(&encode_scalar(&c), false, &encode_scalar(&a)).unwrap();
+        let backwards = append_segment(&encode_scalar(&c), false, &encode_scalar(&a))?;
         assert_eq!(decode(&backwards), Err(Truncated));
+        Ok(())
     }
 
     fn scalar(ts_ms: i64, v: f64, min: f64, max: f64) -> Point {

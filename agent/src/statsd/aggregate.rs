@@ -35,7 +35,7 @@ use super::bounds::check_identity;
 pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
 use super::fast;
 pub use super::flush::{Flush, HeldBytes};
-use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, lines, parse_line};
+use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, parse_line};
 use super::series::{Dist, Ident, LiveTable};
 use super::sets::Members;
 
@@ -245,11 +245,11 @@ impl Aggregator {
         }
     }
 
-    /// [`Aggregator::ingest_datagram`] through the reference parser only (the fast path's
-    /// yardstick in tests and benchmarks).
-    #[doc(hidden)]
-    pub fn ingest_datagram_reference(&mut self, buf: &[u8]) {
-        for line in lines(buf) {
+    /// [`Aggregator::ingest_datagram`] through the reference parser only: the fast path's
+    /// yardstick in its tests.
+    #[cfg(test)]
+    pub(super) fn ingest_datagram_reference(&mut self, buf: &[u8]) {
+        for line in super::parser::lines(buf) {
             self.ingest_line(line);
         }
     }
