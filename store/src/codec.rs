@@ -55,6 +55,14 @@ impl BitWriter {
         put_varint(&mut self.buf, v);
     }
 
+    /// Bits written so far (padding included where bytes were appended). Tests check size
+    /// models against it.
+    #[cfg(test)]
+    pub fn bits(&self) -> u64 {
+        let pad = if self.used == 0 { 0 } else { 8 - self.used };
+        self.buf.len() as u64 * 8 - u64::from(pad)
+    }
+
     /// The bytes written (the last byte zero-padded).
     pub fn finish(self) -> Vec<u8> {
         self.buf

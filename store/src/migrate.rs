@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_otel_host_names.sql"),
     include_str!("migrations/0003_profile_by_stack.sql"),
     include_str!("migrations/0004_segmented_heads.sql"),
+    include_str!("migrations/0005_float_delta_chunks.sql"),
 ];
 
 /// The schema version this binary writes and reads.

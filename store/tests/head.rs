@@ -85,7 +85,7 @@ fn a_flush_appends_to_the_head_and_every_point_reads_back_exactly() {
     for s in [c, g, d] {
         let formats = chunk_formats(&path, s);
         assert!(!formats.is_empty(), "the first hour was sealed");
-        assert!(formats.iter().all(|&f| f == 1 || f == 2), "sealed chunks are plain: {formats:?}");
+        assert!(formats.iter().all(|&f| f == 4 || f == 5), "sealed chunks are plain (formats 4, 5): {formats:?}");
     }
 
     let mut r = Reader::open(&path).unwrap();

@@ -1,0 +1,5 @@
+-- perfstore schema, version 5: chunks may be written in formats 4 and 5, whose value columns
+-- have a third mode, float deltas (doubles' bit patterns as order-preserving integers, coded
+-- as deltas). No table changes: the version is raised so that a binary of schema 4, which
+-- cannot read those chunks, refuses the file as too new instead of reporting it as corrupt.
+-- Chunks of formats 1 and 2 are still read.
