@@ -2,7 +2,9 @@
 //! counters, 30 % full-precision float random walks, 30 % integer gauges), each class alone,
 //! and timers (bytes per stored interval sketch). Total file bytes after a normal
 //! checkpoint, all tiers included. Prints a table; run with
-//! `cargo bench -p perfstore --bench footprint`.
+//! `cargo bench -p perfstore --bench footprint [filter]`. With `FOOTPRINT_KEEP=<dir>` the
+//! stores are copied there (raw-<label>.db, then <label>.db after raw expiry) for a look with
+//! `sqlite3 <file> "SELECT name, sum(pgsize), sum(payload), sum(unused) FROM dbstat GROUP BY name"`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
 
@@ -16,6 +18,14 @@ use perfstore::{StoreOptions, Writer, wal_path};
 
 fn file_bytes(path: &Path) -> u64 {
     path.metadata().map(|m| m.len()).unwrap_or(0) + wal_path(path).metadata().map(|m| m.len()).unwrap_or(0)
+}
+
+/// Copy the (closed, checkpointed) store to `$FOOTPRINT_KEEP` when set.
+fn keep(path: &Path, label: &str) {
+    if let Some(dir) = std::env::var_os("FOOTPRINT_KEEP") {
+        let name: String = label.trim().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        std::fs::copy(path, Path::new(&dir).join(format!("{name}.db"))).expect("copy the store");
+    }
 }
 
 fn measure(label: &str, classes: &[(Class, usize)], steps: i64) {
@@ -34,6 +44,7 @@ fn measure(label: &str, classes: &[(Class, usize)], steps: i64) {
     w.maintain(T0 + steps * common::STEP).expect("maintain");
     w.close().expect("close");
     let bytes = file_bytes(&path);
+    keep(&path, &format!("raw-{label}"));
     println!(
         "{label:<44} {samples:>10.0} samples {bytes:>11} bytes {:>7.3} bytes/sample   (written at {:.0} samples/s)",
         bytes as f64 / samples,
@@ -44,6 +55,7 @@ fn measure(label: &str, classes: &[(Class, usize)], steps: i64) {
     w.maintain(T0 + steps * common::STEP + 8 * 86_400_000).expect("roll up");
     w.close().expect("close");
     let rolled = file_bytes(&path);
+    keep(&path, label);
     println!(
         "{:<44} {:>10} {:>17} bytes {:>7.3} bytes/raw sample",
         "  after raw expiry (1 m + 1 h tiers)",

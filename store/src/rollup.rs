@@ -14,8 +14,8 @@ use crate::chunk;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
 use crate::rows::{Meta, Source, corrupt_blob, encode_rollup, insert_chunk, set_meta_max, split_encode};
-use crate::tier::{HOUR_MS, Tier, floor};
-use crate::write::{Writer, close_hour, summarize_hour};
+use crate::tier::{HOUR_MS, Tier, floor, raw_window_ms};
+use crate::write::{Writer, close_window, summarize_hour};
 
 const BATCH: i64 = 256;
 
@@ -75,12 +75,21 @@ impl Writer {
     }
 
     fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
-        let hour_start = floor(now_ms, Tier::Raw.chunk_window_ms());
-        let idle: Vec<SeriesId> = self
+        // Heads whose window ([`raw_window_ms`]) is over: none can be if it is not an hour.
+        let started: Vec<(SeriesId, i64)> = self
             .conn
-            .prepare("SELECT series_id FROM head WHERE start_ms < ?1")
-            .and_then(|mut s| s.query_map([hour_start], |r| r.get(0)).and_then(|r| r.collect()))
+            .prepare("SELECT series_id, start_ms FROM head WHERE start_ms < ?1")
+            .and_then(|mut s| {
+                s.query_map([floor(now_ms, HOUR_MS)], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect())
+            })
             .map_err(|e| self.sql(e))?;
+        let mut idle = Vec::with_capacity(started.len());
+        for (series, start_ms) in started {
+            let window = raw_window_ms(self.kind_of(series)?);
+            if floor(start_ms, window) < floor(now_ms, window) {
+                idle.push(series);
+            }
+        }
         for batch in idle.chunks(BATCH as usize) {
             let kinds: Vec<Kind> = batch.iter().map(|&s| self.kind_of(s)).collect::<Result<_>>()?;
             let path = self.path.clone();
@@ -93,9 +102,9 @@ impl Writer {
                     .query_row("SELECT data FROM head WHERE series_id = ?1", [series], |r| r.get(0))
                     .map_err(|e| Error::sql(&path, e))?;
                 let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob(Source::Head, series)))?;
-                close_hour(&tx, series, kind, &points).map_err(|e| Error::sql(&path, e))?;
+                close_window(&tx, series, kind, &points).map_err(|e| Error::sql(&path, e))?;
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
-                let hour = floor(points[0].ts_ms, Tier::Raw.chunk_window_ms());
+                let hour = floor(points[0].ts_ms, raw_window_ms(kind));
                 summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }

@@ -47,11 +47,12 @@ impl Tier {
         }
     }
 
-    /// A chunk of this tier never spans more than this: an hour of raw points, a day of
-    /// minutes, thirty days of hours.
+    /// A chunk of this tier never spans more than this: a day of raw points (an hour for
+    /// distributions, see [`raw_window_ms`]), a day of minutes, thirty days of hours. Readers
+    /// look this far back for chunks that overlap a range.
     pub(crate) fn chunk_window_ms(self) -> i64 {
         match self {
-            Tier::Raw => HOUR_MS,
+            Tier::Raw => DAY_MS,
             Tier::Minute => DAY_MS,
             Tier::Hour => 30 * DAY_MS,
         }
@@ -85,4 +86,18 @@ pub(crate) fn floor(ts_ms: i64, window_ms: i64) -> i64 {
 pub(crate) fn ceil(ts_ms: i64, window_ms: i64) -> i64 {
     let f = floor(ts_ms, window_ms);
     if f == ts_ms { f } else { f + window_ms }
+}
+
+/// The window a raw chunk of `kind` is sealed within: its head closes when a point of the next
+/// window arrives (or maintenance finds it idle), and its pieces are packed into chunks of up
+/// to [`crate::CHUNK_MAX_BYTES`] as soon as they fill one.
+///
+/// Distributions close by the hour, where their hour summaries are made. Other series take up
+/// to a day: an hour of a counter at 10 s is about 400 bytes, and hour-sized chunks spent more
+/// on their row, index entries and header than on their points.
+pub(crate) fn raw_window_ms(kind: crate::Kind) -> i64 {
+    match kind {
+        crate::Kind::Distribution => HOUR_MS,
+        _ => DAY_MS,
+    }
 }

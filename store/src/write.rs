@@ -26,15 +26,15 @@ use crate::query::Snapshot;
 use crate::rows::{
     Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode, summarize,
 };
-use crate::tier::{HOUR_MS, Tier, floor};
+use crate::tier::{HOUR_MS, Tier, floor, raw_window_ms};
 
 /// Database page size. Chunk rows of 1–3 KB pack 5–16 to a 16 KiB page; on 4 KiB pages a
 /// 2.7 KB row (an hour of full-precision floats) took a page of its own, wasting a third.
 pub const PAGE_SIZE: usize = 16_384;
 /// An open head is sealed once its row would pass this many bytes. Every flush rewrites the
 /// page holding each touched head, so small heads keep the WAL a flush writes small (16 KiB
-/// pages of 3 KB heads made a flush of 10,000 series write 30 MB); the hour's pieces are
-/// packed into full chunks of up to [`crate::CHUNK_MAX_BYTES`] when it closes.
+/// pages of 3 KB heads made a flush of 10,000 series write 30 MB); the pieces are packed into
+/// full chunks of up to [`crate::CHUNK_MAX_BYTES`] once they fill one.
 pub const HEAD_MAX_BYTES: usize = 512;
 /// The writer checkpoints the WAL into the database once it holds this many bytes (4 MiB)…
 pub const CHECKPOINT_BYTES: u64 = 4 << 20;
@@ -474,7 +474,7 @@ fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[
 }
 
 /// The common case of a flush, in O(new points): every point is newer than the head's last
-/// and in its hour, and the head still has room. Only the head's newest segment (at most
+/// and in its window ([`raw_window_ms`]), and the head still has room. Only the head's newest segment (at most
 /// [`chunk::SEGMENT_POINTS`] points) is decoded and encoded again; older segments are
 /// copied as bytes, and the stored summary takes the new points. False (nothing written)
 /// for every other case, which [`write_series`] handles whole.
@@ -486,7 +486,7 @@ fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[
     let mut rows = stmt.query([series])?;
     let Some(r) = rows.next()? else { return Ok(false) };
     let (start_ms, end_ms, stored): (i64, i64, i64) = (r.get(8)?, r.get(9)?, r.get(10)?);
-    let window = Tier::Raw.chunk_window_ms();
+    let window = raw_window_ms(kind);
     if first.ts_ms <= end_ms || floor(newest.ts_ms, window) != floor(start_ms, window) {
         return Ok(false);
     }
@@ -532,11 +532,12 @@ fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[
     Ok(true)
 }
 
-/// Close the head's hour: its pieces (sealed as the head filled) and `head` become full
-/// chunks of up to [`crate::CHUNK_MAX_BYTES`], in time order, and the pieces go. Once per
-/// series and hour, so packing them costs O(1) per point. A late point may have landed in
-/// the head before a piece's end: points of one timestamp merge in the order written.
-pub(crate) fn close_hour(
+/// Close the head's window ([`raw_window_ms`]), or pack pieces that fill a chunk (`head`
+/// empty): the pieces (sealed as the head filled) and `head` become full chunks of up to
+/// [`crate::CHUNK_MAX_BYTES`], in time order, and the pieces go. Each point is packed once,
+/// so this costs O(1) per point. A late point may have landed in the head before a piece's
+/// end: points of one timestamp merge in the order written.
+pub(crate) fn close_window(
     tx: &Transaction<'_>,
     series: SeriesId,
     kind: Kind,
@@ -615,7 +616,8 @@ fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) ->
 
 /// Merge sorted, de-duplicated points into one series' raw tier. Returns chunks sealed.
 ///
-/// The head holds the newest hour bucket written. Points of that bucket merge into it;
+/// The head holds the newest window ([`raw_window_ms`]) written. Points of that window merge
+/// into it;
 /// points of a newer bucket seal it and start a new one; points of an older bucket (late or
 /// backfilled data) become sealed chunks of their own. Chunks may overlap in time: queries
 /// merge whatever they find, so overlap never double counts an interval twice written only
@@ -635,11 +637,11 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     let mut fitting_prefix = head.as_ref().map_or(0, Vec::len);
     let mut older: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for p in points {
-        let b = floor(p.ts_ms, Tier::Raw.chunk_window_ms());
+        let b = floor(p.ts_ms, raw_window_ms(kind));
         match &mut head {
             None => head = Some(vec![p]),
             Some(h) => {
-                let hb = floor(h[0].ts_ms, Tier::Raw.chunk_window_ms());
+                let hb = floor(h[0].ts_ms, raw_window_ms(kind));
                 if b == hb {
                     let last = h.last().map_or(i64::MIN, |l| l.ts_ms);
                     if p.ts_ms > last {
@@ -652,7 +654,7 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
                         }
                     }
                 } else if b > hb {
-                    sealed += close_hour(tx, series, kind, h)?;
+                    sealed += close_window(tx, series, kind, h)?;
                     summarize_hour(tx, series, kind, hb)?;
                     *h = vec![p];
                     fitting_prefix = 0;
@@ -681,10 +683,17 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
         store_head(tx, series, &h, &blob, summary)?;
         return Ok(sealed);
     }
-    // Full: all but the newest point become a piece of the hour, and the newest starts the
-    // next head. The pieces become full chunks when the hour closes ([`close_hour`]).
+    // Full: all but the newest point become a piece of the window, and the newest starts the
+    // next head. Pieces become full chunks once they fill one, or when the window closes
+    // ([`close_window`]).
     let newest = h.split_off(h.len() - 1);
     insert_piece(tx, series, &h, &encode(kind, &h))?;
+    let pieces: i64 = tx
+        .prepare_cached("SELECT coalesce(sum(length(data)), 0) FROM head_piece WHERE series_id = ?1")?
+        .query_row([series], |r| r.get(0))?;
+    if pieces as usize >= crate::CHUNK_MAX_BYTES - HEAD_MAX_BYTES {
+        sealed += close_window(tx, series, kind, &[])?;
+    }
     store_head(tx, series, &newest, &encode(kind, &newest), summarize(&newest))?;
     Ok(sealed)
 }

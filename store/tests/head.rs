@@ -108,3 +108,62 @@ fn a_flush_appends_to_the_head_and_every_point_reads_back_exactly() {
         assert_eq!(p.sketch.as_ref(), Some(&want.sketch), "sketch of step {i}");
     }
 }
+
+/// Counters and gauges fill chunks across hours (a window is a day); distributions still
+/// close by the hour, where their hour summaries are made. Every point reads back, and
+/// maintenance seals a head once its window is over, not before.
+#[test]
+fn small_series_fill_chunks_across_hours_and_heads_close_with_their_window() {
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.db");
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    let c = reg(&mut w, &SeriesKey::new("api", "calls", Kind::Counter));
+    let d = reg(&mut w, &SeriesKey::new("api", "op.duration", Kind::Distribution).unit("s"));
+    let steps = 25 * 360; // 25 hours at 10 s
+    let mut total = 0.0;
+    for i in 0..steps {
+        let ts = T0 + i * 10 * SEC;
+        let n = (i % 5) as f64;
+        total += n;
+        let lat = [0.001 * (1 + i % 7) as f64];
+        w.write(&[
+            Write { series: c, ts_ms: ts, sample: Sample::Counter(n) },
+            Write { series: d, ts_ms: ts, sample: Sample::Distribution(Box::new(Distribution::from_values(&lat))) },
+        ])
+        .unwrap();
+    }
+    let spans = |s: SeriesId| -> Vec<(i64, i64)> {
+        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut st = conn.prepare("SELECT start_ms, end_ms FROM chunk WHERE series_id = ?1 AND tier = 0").unwrap();
+        st.query_map([s.0], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let counter = spans(c);
+    assert!(!counter.is_empty() && counter.len() < 12, "25 hours of a counter in {} chunks", counter.len());
+    assert!(counter.iter().any(|(a, b)| b - a > 2 * HOUR), "counter chunks span hours: {counter:?}");
+    let dist = spans(d);
+    assert!(dist.len() >= 24, "distributions close every hour: {} chunks", dist.len());
+    assert!(dist.iter().all(|(a, b)| a / HOUR == b / HOUR), "no distribution chunk crosses an hour");
+
+    let read_total = |w: &mut Writer| {
+        w.maintain(T0 + steps * 10 * SEC).unwrap();
+        let mut r = Reader::open(&path).unwrap();
+        let snap = r.snapshot().unwrap();
+        let s = snap.series(&perfstore::Selector::name("calls")).unwrap().remove(0);
+        let got = snap.range(&s, TimeRange::new(T0, T0 + steps * 10 * SEC), 10 * SEC).unwrap();
+        assert_eq!(got.steps.len() as i64, steps, "every step");
+        got.steps.iter().map(|(_, p)| p.sum).sum::<f64>()
+    };
+    assert_eq!(read_total(&mut w), total);
+    // The counter's head holds day two: maintenance an hour into it leaves it open ...
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let head_of = |s: SeriesId| -> Option<i64> {
+        conn.query_row("SELECT start_ms FROM head WHERE series_id = ?1", [s.0], |r| r.get(0)).ok()
+    };
+    assert_eq!(head_of(c), Some(T0 + 24 * HOUR), "the counter's open head starts day two");
+    assert_eq!(head_of(d), None, "the distribution's last hour is over: sealed");
+    // ... and a day later it is sealed, with nothing lost.
+    w.maintain(T0 + 49 * HOUR).unwrap();
+    assert_eq!(head_of(c), None, "sealed once its day is over");
+    assert_eq!(read_total(&mut w), total);
+}
