@@ -89,8 +89,9 @@ pub(crate) fn ceil(ts_ms: i64, window_ms: i64) -> i64 {
 }
 
 /// The window a raw chunk of `kind` is sealed within: its head closes when a point of the next
-/// window arrives (or maintenance finds it idle), and its pieces are packed into chunks of up
-/// to [`crate::CHUNK_MAX_BYTES`] as soon as they fill one.
+/// window arrives (or maintenance finds it idle). Its pieces are packed into chunks of up to
+/// [`crate::CHUNK_MAX_BYTES`] when it closes, and before that as soon as they fill one
+/// (except a distribution's: see `write_series`).
 ///
 /// Distributions close by the hour, where their hour summaries are made. Other series take up
 /// to a day: an hour of a counter at 10 s is about 400 bytes, and hour-sized chunks spent more

@@ -688,11 +688,16 @@ fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<
     // ([`close_window`]).
     let newest = h.split_off(h.len() - 1);
     insert_piece(tx, series, &h, &encode(kind, &h))?;
-    let pieces: i64 = tx
-        .prepare_cached("SELECT coalesce(sum(length(data)), 0) FROM head_piece WHERE series_id = ?1")?
-        .query_row([series], |r| r.get(0))?;
-    if pieces as usize >= crate::CHUNK_MAX_BYTES - HEAD_MAX_BYTES {
-        sealed += close_window(tx, series, kind, &[])?;
+    // Not distributions: their window is an hour, whose close splits all its points evenly
+    // into chunks that fill 16 KiB pages six rows to a page. Packed piecemeal, their uneven
+    // rows fitted five to a page (timers footprint 64.5 -> 71.7 bytes per sample).
+    if kind != Kind::Distribution {
+        let pieces: i64 = tx
+            .prepare_cached("SELECT coalesce(sum(length(data)), 0) FROM head_piece WHERE series_id = ?1")?
+            .query_row([series], |r| r.get(0))?;
+        if pieces as usize >= crate::CHUNK_MAX_BYTES - HEAD_MAX_BYTES {
+            sealed += close_window(tx, series, kind, &[])?;
+        }
     }
     store_head(tx, series, &newest, &encode(kind, &newest), summarize(&newest))?;
     Ok(sealed)
