@@ -24,8 +24,8 @@
 //! and any inconsistency is a [`Truncated`] error that the store reports as corruption.
 
 use crate::codec::{
-    BitReader, BitWriter, CodePlan, Truncated, bit_width, get_varint, plan_codes, read_codes, unzigzag, write_codes,
-    zigzag,
+    BitReader, BitWriter, CodePlan, Layout, Truncated, bit_width, get_varint, plan_codes, read_codes, unzigzag,
+    write_codes, zigzag,
 };
 use crate::model::Point;
 use crate::sketch::Sketch;
@@ -76,8 +76,8 @@ pub fn encode_scalar(points: &[Point]) -> Vec<u8> {
                 w.write_bits(u64::from(k), 3);
                 let below: Vec<u64> = ints.chunks(3).map(|t| zigzag(t[0].wrapping_sub(t[1]))).collect();
                 let above: Vec<u64> = ints.chunks(3).map(|t| zigzag(t[2].wrapping_sub(t[0]))).collect();
-                write_codes(&mut w, &below, plan_codes(&below));
-                write_codes(&mut w, &above, plan_codes(&above));
+                write_codes(&mut w, &below, plan_codes(&below, Layout::Framed));
+                write_codes(&mut w, &above, plan_codes(&above, Layout::Framed));
             }
             None => {
                 w.write_bit(false);
@@ -187,13 +187,14 @@ fn decode_plain(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
     }
     let n = n as usize;
     let ts = read_timestamps(&mut r, n)?;
-    let mode_bits = match format {
-        FORMAT_SCALAR_V1 | FORMAT_AGG_V1 => 1,
-        _ => MODE_BITS,
+    // Formats 1 and 2: 1-bit value modes and flagged codes only.
+    let layout = match format {
+        FORMAT_SCALAR_V1 | FORMAT_AGG_V1 => Layout::Flagged,
+        _ => Layout::Framed,
     };
     let points = match format {
         FORMAT_SCALAR | FORMAT_SCALAR_V1 => {
-            let values = read_values(&mut r, n, mode_bits)?;
+            let values = read_values(&mut r, n, layout)?;
             let (mins, maxs) = if !r.read_bit()? {
                 (values.clone(), values.clone())
             } else if r.read_bit()? {
@@ -202,8 +203,8 @@ fn decode_plain(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
                     return Err(Truncated);
                 }
                 let f = 10f64.powi(k as i32);
-                let below = read_codes(&mut r, n)?;
-                let above = read_codes(&mut r, n)?;
+                let below = read_codes(&mut r, n, layout)?;
+                let above = read_codes(&mut r, n, layout)?;
                 let mut mins = Vec::with_capacity(n);
                 let mut maxs = Vec::with_capacity(n);
                 for (i, v) in values.iter().enumerate() {
@@ -231,12 +232,12 @@ fn decode_plain(blob: &[u8]) -> Result<Vec<Point>, Truncated> {
                 .collect()
         }
         FORMAT_AGG | FORMAT_AGG_V1 => {
-            let count = read_values(&mut r, n, mode_bits)?;
-            let sum = read_values(&mut r, n, mode_bits)?;
-            let min = read_values(&mut r, n, mode_bits)?;
-            let max = read_values(&mut r, n, mode_bits)?;
-            let last = read_values(&mut r, n, mode_bits)?;
-            let last_off = read_values(&mut r, n, mode_bits)?;
+            let count = read_values(&mut r, n, layout)?;
+            let sum = read_values(&mut r, n, layout)?;
+            let min = read_values(&mut r, n, layout)?;
+            let max = read_values(&mut r, n, layout)?;
+            let last = read_values(&mut r, n, layout)?;
+            let last_off = read_values(&mut r, n, layout)?;
             let mut sketches = vec![None; n];
             if r.read_bit()? {
                 for s in &mut sketches {
@@ -372,7 +373,8 @@ fn write_values(w: &mut BitWriter, vals: &[f64]) {
     }
 }
 
-fn read_values(r: &mut BitReader<'_>, n: usize, mode_bits: u32) -> Result<Vec<f64>, Truncated> {
+fn read_values(r: &mut BitReader<'_>, n: usize, layout: Layout) -> Result<Vec<f64>, Truncated> {
+    let mode_bits = if layout == Layout::Flagged { 1 } else { MODE_BITS };
     match r.read_bits(mode_bits)? {
         MODE_INT => {
             let k = r.read_bits(3)? as u32;
@@ -380,14 +382,14 @@ fn read_values(r: &mut BitReader<'_>, n: usize, mode_bits: u32) -> Result<Vec<f6
                 return Err(Truncated);
             }
             let f = 10f64.powi(k as i32);
-            Ok(read_int_column(r, n)?.into_iter().map(|v| v as f64 / f).collect())
+            Ok(read_int_column(r, n, layout)?.into_iter().map(|v| v as f64 / f).collect())
         }
         MODE_XOR => {
             let mut xr = XorReader::default();
             (0..n).map(|_| xr.read(r).map(f64::from_bits)).collect()
         }
         MODE_FLOAT_DELTA => {
-            Ok(read_int_column(r, n)?.into_iter().map(|o| f64::from_bits(ordered(o as u64) as u64)).collect())
+            Ok(read_int_column(r, n, layout)?.into_iter().map(|o| f64::from_bits(ordered(o as u64) as u64)).collect())
         }
         _ => Err(Truncated),
     }
@@ -402,62 +404,65 @@ fn ordered(bits: u64) -> i64 {
 
 /// Integers as deltas from the previous one (random walks, slowly moving levels) or as
 /// offsets from the chunk's minimum (stationary noise such as per-interval counts),
-/// whichever is smaller.
+/// whichever is smaller. The first integer of a delta column is written whole (formats 4
+/// and 5), so it does not widen the deltas' codes.
 struct IntColumn {
     /// The minimum, when coded as offsets from it.
     base: Option<i64>,
+    /// The first integer, when coded as deltas (and there is one).
+    first: Option<i64>,
     codes: Vec<u64>,
     plan: CodePlan,
 }
 
 impl IntColumn {
     fn plan(ints: &[i64]) -> Self {
-        let deltas: Vec<u64> = ints
-            .iter()
-            .scan(0i64, |prev, &v| {
-                let d = zigzag(v.wrapping_sub(*prev));
-                *prev = v;
-                Some(d)
-            })
-            .collect();
+        let deltas: Vec<u64> = ints.windows(2).map(|p| zigzag(p[1].wrapping_sub(p[0]))).collect();
         let base = ints.iter().copied().min().unwrap_or(0);
         let offsets: Vec<u64> = ints.iter().map(|&v| v.wrapping_sub(base) as u64).collect();
-        let (d_plan, o_plan) = (plan_codes(&deltas), plan_codes(&offsets));
-        if o_plan.cost + 64 < d_plan.cost {
-            Self { base: Some(base), codes: offsets, plan: o_plan }
+        let (d_plan, o_plan) = (plan_codes(&deltas, Layout::Framed), plan_codes(&offsets, Layout::Framed));
+        if o_plan.cost < d_plan.cost {
+            Self { base: Some(base), first: None, codes: offsets, plan: o_plan }
         } else {
-            Self { base: None, codes: deltas, plan: d_plan }
+            Self { base: None, first: ints.first().copied(), codes: deltas, plan: d_plan }
         }
     }
 
     /// Bits [`IntColumn::write`] takes.
     fn cost(&self) -> u64 {
-        1 + self.base.map_or(0, |_| 64) + 7 + self.plan.cost
+        1 + 64 * u64::from(self.base.is_some() || self.first.is_some()) + self.plan.cost
     }
 
     fn write(&self, w: &mut BitWriter) {
         w.write_bit(self.base.is_some());
-        if let Some(base) = self.base {
-            w.write_bits(zigzag(base), 64);
+        if let Some(v) = self.base.or(self.first) {
+            w.write_bits(zigzag(v), 64);
         }
         write_codes(w, &self.codes, self.plan);
     }
 }
 
-fn read_int_column(r: &mut BitReader<'_>, n: usize) -> Result<Vec<i64>, Truncated> {
+fn read_int_column(r: &mut BitReader<'_>, n: usize, layout: Layout) -> Result<Vec<i64>, Truncated> {
     if r.read_bit()? {
         let base = unzigzag(r.read_bits(64)?);
-        Ok(read_codes(r, n)?.into_iter().map(|c| base.wrapping_add(c as i64)).collect())
-    } else {
-        let mut prev = 0i64;
-        Ok(read_codes(r, n)?
-            .into_iter()
-            .map(|c| {
-                prev = prev.wrapping_add(unzigzag(c));
-                prev
-            })
-            .collect())
+        return Ok(read_codes(r, n, layout)?.into_iter().map(|c| base.wrapping_add(c as i64)).collect());
     }
+    // Deltas: from zero in formats 1 and 2; from a first integer written whole after.
+    let (mut prev, mut out, deltas) = match layout {
+        Layout::Flagged => (0i64, Vec::with_capacity(n), n),
+        Layout::Framed if n == 0 => (0, Vec::new(), 0),
+        Layout::Framed => {
+            let first = unzigzag(r.read_bits(64)?);
+            let mut out = Vec::with_capacity(n);
+            out.push(first);
+            (first, out, n - 1)
+        }
+    };
+    for c in read_codes(r, deltas, layout)? {
+        prev = prev.wrapping_add(unzigzag(c));
+        out.push(prev);
+    }
+    Ok(out)
 }
 
 /// Bits [`XorWriter`] takes for `words`.
@@ -801,7 +806,7 @@ mod tests {
     }
 
     #[test]
-    fn regular_integer_counter_costs_about_a_byte_per_point() {
+    fn regular_integer_counter_costs_its_range_in_bits() {
         let mut x: u64 = 7;
         let points: Vec<Point> = (0..360)
             .map(|i| {
@@ -811,7 +816,9 @@ mod tests {
             })
             .collect();
         let blob = encode_scalar(&points);
-        assert!(blob.len() < 360, "{} bytes for 360 points", blob.len());
+        // Offsets from 40 in exactly 5 bits with no per-value flag, and 1 bit per regular
+        // timestamp: 270 bytes and the headers (with a flag per value it was 315).
+        assert!(blob.len() < 300, "{} bytes for 360 points", blob.len());
         assert!(same(&decode(&blob).unwrap(), &points));
     }
 

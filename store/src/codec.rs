@@ -191,25 +191,42 @@ pub fn bit_width(v: u64) -> u32 {
     64 - v.leading_zeros()
 }
 
-/// How a run of unsigned codes is written: a payload width, and whether zero gets its own
-/// 1-bit code ('0' zero, '10'+width, '11'+64) or not ('0'+width, '1'+64).
+/// How a run of unsigned codes is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A zero-flag bit and a 6-bit width, then per code a flag and the payload: '0' zero,
+    /// '10'+width, '11'+64 with the zero flag; '0'+width, '1'+64 without. Sketches, and
+    /// chunks of formats 1 and 2.
+    Flagged,
+    /// One bit first: set, a 6-bit width and every code in exactly that width, no flags (the
+    /// cheapest when no code is an outlier, as in most integer columns); clear, as
+    /// [`Layout::Flagged`]. Chunks of formats 4 and 5.
+    Framed,
+}
+
+/// How a run of unsigned codes is written: its layout, a payload width, whether zero gets
+/// its own 1-bit code, or whether every code takes exactly `width` bits.
 #[derive(Debug, Clone, Copy)]
 pub struct CodePlan {
+    layout: Layout,
+    fixed: bool,
     zero_flag: bool,
     width: u32,
-    /// Bits the codes will take.
+    /// Bits the header and the codes will take.
     pub cost: u64,
 }
 
-pub fn plan_codes(codes: &[u64]) -> CodePlan {
+pub fn plan_codes(codes: &[u64], layout: Layout) -> CodePlan {
     let mut hist = [0u64; 65];
     for &c in codes {
         hist[bit_width(c) as usize] += 1;
     }
     let zeros = hist[0];
     let nonzero = codes.len() as u64 - zeros;
-    let widest = (1..=64).rev().find(|&b| hist[b] > 0).unwrap_or(1).min(63) as u32;
-    let mut best = CodePlan { zero_flag: true, width: 1, cost: u64::MAX };
+    let max_width = (0..=64).rev().find(|&b| hist[b] > 0).unwrap_or(0) as u32;
+    let widest = max_width.clamp(1, 63);
+    let header = 7 + u64::from(layout == Layout::Framed);
+    let mut best = CodePlan { layout, fixed: false, zero_flag: true, width: 1, cost: u64::MAX };
     let mut fitting = 0u64; // non-zero codes no wider than `width`
     for width in 1..=widest {
         fitting += hist[width as usize];
@@ -217,15 +234,31 @@ pub fn plan_codes(codes: &[u64]) -> CodePlan {
         let with_zero = zeros + fitting * (2 + w) + escaped * 66;
         let plain = (zeros + fitting) * (1 + w) + escaped * 65;
         for (zero_flag, cost) in [(true, with_zero), (false, plain)] {
-            if cost < best.cost {
-                best = CodePlan { zero_flag, width, cost };
+            if header + cost < best.cost {
+                best = CodePlan { layout, fixed: false, zero_flag, width, cost: header + cost };
             }
+        }
+    }
+    if layout == Layout::Framed && max_width < 64 {
+        let cost = 7 + codes.len() as u64 * u64::from(max_width);
+        if cost <= best.cost {
+            best = CodePlan { layout, fixed: true, zero_flag: false, width: max_width, cost };
         }
     }
     best
 }
 
 pub fn write_codes(w: &mut BitWriter, codes: &[u64], plan: CodePlan) {
+    if plan.layout == Layout::Framed {
+        w.write_bit(plan.fixed);
+        if plan.fixed {
+            w.write_bits(u64::from(plan.width), 6);
+            for &c in codes {
+                w.write_bits(c, plan.width);
+            }
+            return;
+        }
+    }
     w.write_bit(plan.zero_flag);
     w.write_bits(u64::from(plan.width), 6);
     for &c in codes {
@@ -252,7 +285,11 @@ pub fn write_codes(w: &mut BitWriter, codes: &[u64], plan: CodePlan) {
     }
 }
 
-pub fn read_codes(r: &mut BitReader<'_>, n: usize) -> Result<Vec<u64>, Truncated> {
+pub fn read_codes(r: &mut BitReader<'_>, n: usize, layout: Layout) -> Result<Vec<u64>, Truncated> {
+    if layout == Layout::Framed && r.read_bit()? {
+        let width = r.read_bits(6)? as u32;
+        return (0..n).map(|_| r.read_bits(width)).collect();
+    }
     let zero_flag = r.read_bit()?;
     let width = r.read_bits(6)? as u32;
     if width == 0 {
@@ -293,6 +330,20 @@ mod tests {
             for &(v, n) in &items {
                 let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
                 prop_assert_eq!(r.read_bits(n).unwrap(), v & mask);
+            }
+        }
+
+        #[test]
+        fn codes_round_trip_in_the_bits_their_plan_counts(
+            codes in proptest::collection::vec(prop_oneof![4 => 0u64..40, 1 => Just(0u64), 1 => any::<u64>()], 0..200),
+        ) {
+            for layout in [Layout::Flagged, Layout::Framed] {
+                let plan = plan_codes(&codes, layout);
+                let mut w = BitWriter::default();
+                write_codes(&mut w, &codes, plan);
+                prop_assert_eq!(w.bits(), plan.cost);
+                let buf = w.finish();
+                prop_assert_eq!(read_codes(&mut BitReader::new(&buf), codes.len(), layout).unwrap(), codes.clone());
             }
         }
 

@@ -15,7 +15,7 @@
 //! into one: high quantiles (p95, p99) stay within α, the lowest ones lose accuracy. Decoding
 //! rejects anything malformed (unsorted keys, non-finite or negative weights, trailing bytes).
 
-use crate::codec::{BitReader, BitWriter, Truncated, plan_codes, read_codes, unzigzag, write_codes, zigzag};
+use crate::codec::{BitReader, BitWriter, Layout, Truncated, plan_codes, read_codes, unzigzag, write_codes, zigzag};
 
 /// Relative accuracy of every quantile the sketch returns.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
@@ -137,11 +137,11 @@ impl Bins {
         w.write_varint(zigzag(i64::from(first)));
         let gaps: Vec<u64> = self.0.windows(2).map(|p| (i64::from(p[1].0) - i64::from(p[0].0) - 1) as u64).collect();
         if !gaps.is_empty() {
-            write_codes(w, &gaps, plan_codes(&gaps));
+            write_codes(w, &gaps, plan_codes(&gaps, Layout::Flagged));
         }
         if int_weights {
             let weights: Vec<u64> = self.0.iter().map(|&(_, x)| x as u64 - 1).collect();
-            write_codes(w, &weights, plan_codes(&weights));
+            write_codes(w, &weights, plan_codes(&weights, Layout::Flagged));
         } else {
             for &(_, x) in &self.0 {
                 w.write_bits(x.to_bits(), 64);
@@ -163,13 +163,13 @@ impl Bins {
         let mut keys = Vec::with_capacity(n);
         keys.push(key);
         if n > 1 {
-            for gap in read_codes(r, n - 1)? {
+            for gap in read_codes(r, n - 1, Layout::Flagged)? {
                 key = key.checked_add(gap as i64).and_then(|k| k.checked_add(1)).ok_or(Truncated)?;
                 keys.push(key);
             }
         }
         let weights: Vec<f64> = if int_weights {
-            read_codes(r, n)?.into_iter().map(|c| c as f64 + 1.0).collect()
+            read_codes(r, n, Layout::Flagged)?.into_iter().map(|c| c as f64 + 1.0).collect()
         } else {
             (0..n).map(|_| r.read_bits(64).map(f64::from_bits)).collect::<Result<_, _>>()?
         };
