@@ -37,6 +37,7 @@
 mod cap;
 pub mod chunk;
 mod codec;
+mod column;
 pub mod convention;
 mod error;
 mod event;

@@ -13,9 +13,11 @@ use rusqlite::{Transaction, TransactionBehavior, params};
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
-use crate::rows::{Meta, Source, corrupt_blob, encode_rollup, insert_chunk, set_meta_max, split_encode};
+use crate::rows::{
+    Meta, Source, corrupt_blob, encode_rollup, insert_chunk, set_meta_max, split_encode, summarize_hour,
+};
 use crate::tier::{HOUR_MS, Tier, floor, raw_window_ms};
-use crate::write::{Writer, close_window, summarize_hour};
+use crate::write::{Writer, close_window};
 
 const BATCH: i64 = 256;
 

@@ -1,12 +1,12 @@
 //! Row helpers shared by the writer, maintenance and queries: encoding points into chunk rows,
-//! reading a row's summary columns, and the `meta` table.
+//! reading a row's summary columns, a distribution's hour summary, and the `meta` table.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::chunk;
 use crate::model::{Kind, Point, SeriesId};
 use crate::sketch::Sketch;
-use crate::tier::Tier;
+use crate::tier::{HOUR_MS, Tier};
 
 /// Chunks are sealed before their blob passes this, far below the overflow threshold of a
 /// row on a page (16 349 bytes at 16 KiB), and small enough that the open chunk rewritten
@@ -227,4 +227,47 @@ pub(crate) fn meta(conn: &rusqlite::Connection, key: Meta) -> rusqlite::Result<O
     let v: Option<String> =
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key.key()], |r| r.get(0)).optional()?;
     Ok(v.and_then(|v| v.parse().ok()))
+}
+
+/// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
+pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
+    if kind != Kind::Distribution {
+        return Ok(());
+    }
+    let mut acc: Option<Point> = None;
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT start_ms, count, sum, min, max, last, last_ts_ms, sketch FROM chunk \
+             WHERE series_id = ?1 AND tier = 0 AND start_ms >= ?2 AND start_ms < ?3",
+        )?;
+        let mut rows = stmt.query(params![series, hour_ms, hour_ms + HOUR_MS])?;
+        while let Some(r) = rows.next()? {
+            let p = read_summary(r, 1, r.get(0)?, series)?;
+            match &mut acc {
+                Some(a) => a.merge(&p),
+                None => acc = Some(p),
+            }
+        }
+    }
+    let Some(s) = acc else {
+        tx.prepare_cached("DELETE FROM hour_summary WHERE hour_ms = ?1 AND series_id = ?2")?
+            .execute(params![hour_ms, series])?;
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO hour_summary (hour_ms, series_id, count, sum, min, max, last, last_ts_ms, sketch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        hour_ms,
+        series,
+        s.count,
+        s.sum,
+        s.min,
+        s.max,
+        s.last,
+        s.last_ts_ms,
+        s.sketch.map(|k| k.encode())
+    ])?;
+    Ok(())
 }

@@ -24,9 +24,10 @@ use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey,
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
 use crate::rows::{
-    Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode, summarize,
+    Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode,
+    summarize, summarize_hour,
 };
-use crate::tier::{HOUR_MS, Tier, floor, raw_window_ms};
+use crate::tier::{Tier, floor, raw_window_ms};
 
 /// Database page size. Chunk rows of 1–3 KB pack 5–16 to a 16 KiB page; on 4 KiB pages a
 /// 2.7 KB row (an hour of full-precision floats) took a page of its own, wasting a third.
@@ -560,49 +561,6 @@ pub(crate) fn close_window(
         }
     }
     seal(tx, series, kind, &points)
-}
-
-/// (Re)write the hour summary of a distribution's sealed raw chunks in `[hour_ms, +1 h)`.
-pub(crate) fn summarize_hour(tx: &Transaction<'_>, series: SeriesId, kind: Kind, hour_ms: i64) -> rusqlite::Result<()> {
-    if kind != Kind::Distribution {
-        return Ok(());
-    }
-    let mut acc: Option<Point> = None;
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT start_ms, count, sum, min, max, last, last_ts_ms, sketch FROM chunk \
-             WHERE series_id = ?1 AND tier = 0 AND start_ms >= ?2 AND start_ms < ?3",
-        )?;
-        let mut rows = stmt.query(params![series, hour_ms, hour_ms + HOUR_MS])?;
-        while let Some(r) = rows.next()? {
-            let p = read_summary(r, 1, r.get(0)?, series)?;
-            match &mut acc {
-                Some(a) => a.merge(&p),
-                None => acc = Some(p),
-            }
-        }
-    }
-    let Some(s) = acc else {
-        tx.prepare_cached("DELETE FROM hour_summary WHERE hour_ms = ?1 AND series_id = ?2")?
-            .execute(params![hour_ms, series])?;
-        return Ok(());
-    };
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO hour_summary (hour_ms, series_id, count, sum, min, max, last, last_ts_ms, sketch) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        hour_ms,
-        series,
-        s.count,
-        s.sum,
-        s.min,
-        s.max,
-        s.last,
-        s.last_ts_ms,
-        s.sketch.map(|k| k.encode())
-    ])?;
-    Ok(())
 }
 
 /// Seal `points` (already one bucket) as one or more raw chunks.
