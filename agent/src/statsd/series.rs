@@ -149,8 +149,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
-/// Values held before they reach the sketch, at most this many per series: sorting a batch
-/// and binning each distinct value once costs far less than a bin search per value.
+/// Values held before they reach the sketch, at most this many per series: binning a batch
+/// ([`perfstore::Sketch::add_batch`]) costs far less than a bin search per value.
 pub(super) const PENDING_VALUES: usize = 1024;
 
 /// A distribution being aggregated: count, sum, min and max as values arrive; the sketch in
@@ -183,7 +183,7 @@ impl Dist {
 
     fn settle(&mut self) {
         if !self.pending.is_empty() {
-            self.d.sketch.add_batch(&mut self.pending);
+            self.d.sketch.add_batch(&self.pending);
             self.pending.clear();
         }
     }
