@@ -48,7 +48,7 @@ pub fn split(line: &[u8]) -> Option<FastLine<'_>> {
 }
 
 /// [`split`] with the first `:` and `|` already found (by [`scan`]).
-#[inline]
+#[inline(always)]
 pub fn split_at(line: &[u8], (colon, bar): (usize, usize)) -> Option<FastLine<'_>> {
     // `_e{` events and `_sc|` service checks; other names starting with `_` are rare enough
     // to take the long way.
@@ -218,6 +218,7 @@ const POW10: [f64; 23] = [
 /// Exact: the digits form an integer `m < 2^53` and `10^k` is exact for `k ≤ 22`, so
 /// `m / 10^k` is one correctly rounded division, which is the correctly rounded value of the
 /// decimal (Clinger's fast path), the same `f64` the standard library returns.
+#[inline(always)]
 pub fn number(s: &[u8]) -> Option<f64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
