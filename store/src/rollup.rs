@@ -24,7 +24,8 @@ const BATCH: i64 = 256;
 /// What one [`Writer::maintain`] run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
-    /// Heads of past hours sealed into chunks.
+    /// Heads whose window was over (an hour for distributions, a day for other series)
+    /// sealed into chunks.
     pub sealed_heads: usize,
     /// Raw chunks rolled into the one-minute and one-hour tiers and removed.
     pub rolled_chunks: usize,
@@ -58,8 +59,12 @@ impl Writer {
             .prepare_cached("SELECT kind FROM series WHERE id = ?1")
             .and_then(|mut s| s.query_row([series], |r| r.get(0)))
             .map_err(|e| self.sql(e))?;
-        Kind::from_code(kind)
-            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), detail: format!("series {series}: kind {kind}") })
+        self.kind_from_code(series, kind)
+    }
+
+    fn kind_from_code(&self, series: SeriesId, code: i64) -> Result<Kind> {
+        Kind::from_code(code)
+            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), detail: format!("series {series}: kind {code}") })
     }
 
     /// Run maintenance as of `now_ms`. The agent calls this every minute or so; it is safe to
@@ -78,28 +83,33 @@ impl Writer {
 
     fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
         // Heads whose window ([`raw_window_ms`]) is over: none can be if it is not an hour.
-        let started: Vec<(SeriesId, i64)> = self
+        // The kind comes with the head: one query, not one per head.
+        let started: Vec<(SeriesId, i64, i64)> = self
             .conn
-            .prepare("SELECT series_id, start_ms FROM head WHERE start_ms < ?1")
+            .prepare(
+                "SELECT h.series_id, h.start_ms, s.kind FROM head h JOIN series s ON s.id = h.series_id \
+                 WHERE h.start_ms < ?1",
+            )
             .and_then(|mut s| {
-                s.query_map([floor(now_ms, HOUR_MS)], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect())
+                s.query_map([floor(now_ms, HOUR_MS)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(|r| r.collect())
             })
             .map_err(|e| self.sql(e))?;
-        let mut idle = Vec::with_capacity(started.len());
-        for (series, start_ms) in started {
-            let window = raw_window_ms(self.kind_of(series)?);
+        let mut idle: Vec<(SeriesId, Kind)> = Vec::with_capacity(started.len());
+        for (series, start_ms, code) in started {
+            let kind = self.kind_from_code(series, code)?;
+            let window = raw_window_ms(kind);
             if floor(start_ms, window) < floor(now_ms, window) {
-                idle.push(series);
+                idle.push((series, kind));
             }
         }
         for batch in idle.chunks(BATCH as usize) {
-            let kinds: Vec<Kind> = batch.iter().map(|&s| self.kind_of(s)).collect::<Result<_>>()?;
             let path = self.path.clone();
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| Error::sql(&path, e))?;
-            for (&series, &kind) in batch.iter().zip(&kinds) {
+            for &(series, kind) in batch {
                 let blob: Vec<u8> = tx
                     .query_row("SELECT data FROM head WHERE series_id = ?1", [series], |r| r.get(0))
                     .map_err(|e| Error::sql(&path, e))?;
