@@ -188,7 +188,7 @@ fn range_sql(source: Source, one_series: bool) -> String {
             "SELECT series_id, {CHUNK_COLS} FROM chunk WHERE series_id = ?4 AND tier = ?3 \
              AND start_ms > ?1 - ?5 AND start_ms < ?2 AND end_ms >= ?1"
         ),
-        // The open head and the pieces of its hour sealed so far.
+        // The open head and the pieces of its window sealed so far.
         (_, false) => format!(
             "SELECT series_id, {CHUNK_COLS} FROM head WHERE end_ms >= ?1 AND start_ms < ?2 \
              UNION ALL SELECT series_id, {CHUNK_COLS} FROM head_piece WHERE end_ms >= ?1 AND start_ms < ?2"

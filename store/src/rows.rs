@@ -109,8 +109,8 @@ pub(crate) fn insert_chunk(
     )
 }
 
-/// Insert a sealed piece of a series' open hour (`head_piece`): part of its head until the
-/// hour closes.
+/// Insert a sealed piece of a series' open window (`head_piece`): part of its head until the
+/// pieces are packed into a chunk (they fill one, or the window closes).
 pub(crate) fn insert_piece(
     tx: &Transaction<'_>,
     series: SeriesId,
