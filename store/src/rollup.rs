@@ -116,8 +116,9 @@ impl Writer {
                 let points = chunk::decode(&blob).map_err(|_| Error::sql(&path, corrupt_blob(Source::Head, series)))?;
                 close_window(&tx, series, kind, &points).map_err(|e| Error::sql(&path, e))?;
                 tx.execute("DELETE FROM head WHERE series_id = ?1", [series]).map_err(|e| Error::sql(&path, e))?;
-                let hour = floor(points[0].ts_ms, raw_window_ms(kind));
-                summarize_hour(&tx, series, kind, hour).map_err(|e| Error::sql(&path, e))?;
+                // A distribution's window is its hour; other kinds have no hour summary.
+                let window_start = floor(points[0].ts_ms, raw_window_ms(kind));
+                summarize_hour(&tx, series, kind, window_start).map_err(|e| Error::sql(&path, e))?;
                 report.sealed_heads += 1;
             }
             tx.commit().map_err(|e| Error::sql(&path, e))?;

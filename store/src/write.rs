@@ -475,10 +475,10 @@ fn store_head(tx: &Transaction<'_>, series: SeriesId, points: &[Point], blob: &[
 }
 
 /// The common case of a flush, in O(new points): every point is newer than the head's last
-/// and in its window ([`raw_window_ms`]), and the head still has room. Only the head's newest segment (at most
-/// [`chunk::SEGMENT_POINTS`] points) is decoded and encoded again; older segments are
-/// copied as bytes, and the stored summary takes the new points. False (nothing written)
-/// for every other case, which [`write_series`] handles whole.
+/// and in its window ([`raw_window_ms`]), and the head still has room. Only the head's
+/// newest segment (at most [`chunk::SEGMENT_POINTS`] points) is decoded and encoded again;
+/// older segments are copied as bytes, and the stored summary takes the new points. False
+/// (nothing written) for every other case, which [`write_series`] handles whole.
 fn append_to_head(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) -> rusqlite::Result<bool> {
     let (Some(first), Some(newest)) = (points.first(), points.last()) else { return Ok(true) };
     let mut stmt = tx.prepare_cached(
