@@ -1,10 +1,15 @@
 //! What one flush costs the writer as the open heads fill: `--series` series written every
 //! `--step-ms` (the agent's flush interval) for an hour, timing each `Writer::write`.
 //! The mix is the peers harness's with tags (60 % counters, 15 % gauges, 25 %
-//! distributions of `--values` latencies each). Prints the median flush time per head fill.
+//! distributions of `--values` latencies each). Maintenance runs every simulated minute, as
+//! in the agent (it folds the recent log into the heads). Prints the median flush time per
+//! head fill, then all the writer's work (flushes and maintenance) per flush on average and
+//! as a share of one core at that flush interval. `--direct` writes every flush to the heads
+//! (no recent log), for a side-by-side run.
 //!
 //! ```sh
 //! cargo run --release -p perfstore --example flush-cost -- --series 10000 --minutes 30
+//! cargo run --release -p perfstore --example flush-cost -- --series 10000 --minutes 30 --direct
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
@@ -29,10 +34,11 @@ fn main() {
     let minutes = arg("--minutes", 30);
     let step = arg("--step-ms", 1000) as i64;
     let values = arg("--values", 8) as usize;
+    let direct = std::env::args().any(|a| a == "--direct");
     let dir = tempfile::tempdir().unwrap();
-    let mut w =
-        Writer::open(dir.path().join("perf.db"), StoreOptions { max_series: 1 << 20, ..StoreOptions::default() })
-            .unwrap();
+    let log_min_series = if direct { usize::MAX } else { StoreOptions::default().log_min_series };
+    let opts = StoreOptions { max_series: 1 << 20, log_min_series, ..StoreOptions::default() };
+    let mut w = Writer::open(dir.path().join("perf.db"), opts).unwrap();
     let kinds: Vec<Kind> = (0..series)
         .map(|i| match i % 20 {
             0..12 => Kind::Counter,
@@ -56,6 +62,7 @@ fn main() {
         .collect();
     let steps = (minutes as i64 * 60_000 / step) as usize;
     let mut times = Vec::with_capacity(steps);
+    let (mut maintenance_ms, mut next_maintenance) = (0.0, T0 + 60_000);
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let mut rnd = |n: u64| {
         x ^= x << 13;
@@ -86,8 +93,15 @@ fn main() {
         let t = Instant::now();
         w.write(&batch).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if ts >= next_maintenance {
+            next_maintenance += 60_000;
+            let t = Instant::now();
+            w.maintain(ts).unwrap();
+            maintenance_ms += t.elapsed().as_secs_f64() * 1000.0;
+        }
     }
-    println!("{series} series, one flush every {step} ms, {values} values per distribution point");
+    let mode = if direct { "heads rewritten every flush" } else { "recent log" };
+    println!("{series} series, one flush every {step} ms, {values} values per distribution point, {mode}");
     println!("{:>12} {:>16} {:>18}", "head fill", "median ms/flush", "µs per series");
     let mut at = 1;
     while at <= steps {
@@ -98,4 +112,11 @@ fn main() {
         println!("{at:>12} {med:>16.1} {:>18.2}", med * 1000.0 / series as f64);
         at *= 4;
     }
+    let all = times.iter().sum::<f64>() + maintenance_ms;
+    println!(
+        "all writer work: {:.1} ms per flush on average ({:.1} of it maintenance), {:.1} % of a core at one flush every {step} ms",
+        all / steps as f64,
+        maintenance_ms / steps as f64,
+        all / (steps as f64 * step as f64) * 100.0
+    );
 }

@@ -13,7 +13,7 @@ impl Writer {
     pub fn record_events(&mut self, events: &[Event]) -> Result<()> {
         let keep = self.opts.events_per_op as i64;
         for ev in events {
-            crate::tier::check_time(&format!("event of {}", ev.op), ev.ts_ms)?;
+            crate::tier::check_time(|| format!("event of {}", ev.op), ev.ts_ms)?;
         }
         let path = self.path.clone();
         let tx =

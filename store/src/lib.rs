@@ -46,6 +46,7 @@ mod model;
 mod open;
 mod profile;
 mod query;
+mod recent;
 mod rollup;
 mod rows;
 mod select;

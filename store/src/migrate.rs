@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_profile_by_stack.sql"),
     include_str!("migrations/0004_segmented_heads.sql"),
     include_str!("migrations/0005_float_delta_chunks.sql"),
+    include_str!("migrations/0006_recent_log.sql"),
 ];
 
 /// The schema version this binary writes and reads.

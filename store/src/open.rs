@@ -52,6 +52,12 @@ pub struct StoreOptions {
     pub check_on_open: bool,
     /// Hard page limit (`PRAGMA max_page_count`); for tests that simulate a full disk.
     pub max_page_count: Option<u64>,
+    /// A write touching at least this many series goes to the recent log (256), as does
+    /// every write while the log holds rows; smaller ones update the heads directly.
+    pub log_min_series: usize,
+    /// The writer folds the recent log into the heads before a write once the log holds
+    /// this many bytes (64 MiB), besides at every maintenance.
+    pub log_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +76,8 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             check_on_open: true,
             max_page_count: None,
+            log_min_series: 256,
+            log_max_bytes: 64 << 20,
         }
     }
 }

@@ -87,8 +87,8 @@ impl Writer {
     /// Store folded stacks, de-duplicating stack text.
     pub fn write_profiles(&mut self, windows: &[ProfileWindow]) -> Result<()> {
         for w in windows {
-            crate::tier::check_time(&format!("profile of {}", w.op), w.start_ms)?;
-            crate::tier::check_time(&format!("profile of {}", w.op), w.end_ms)?;
+            crate::tier::check_time(|| format!("profile of {}", w.op), w.start_ms)?;
+            crate::tier::check_time(|| format!("profile of {}", w.op), w.end_ms)?;
         }
         let path = self.path.clone();
         let tx =

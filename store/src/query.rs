@@ -317,10 +317,15 @@ impl<'c> Snapshot<'c> {
                  GROUP BY series_id",
             )
             .map_err(|e| self.sql(e))?;
-        let counts: std::collections::HashMap<SeriesId, (i64, i64)> = stmt
+        let mut counts: std::collections::HashMap<SeriesId, (i64, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
             .and_then(|r| r.collect())
             .map_err(|e| self.sql(e))?;
+        self.scan_recent(None, TimeRange::new(i64::MIN, i64::MAX), &|_| true, &mut |id, p| {
+            let c = counts.entry(id).or_insert((0, p.ts_ms));
+            c.0 += 1;
+            c.1 = c.1.max(p.ts_ms);
+        })?;
         let mut out: Vec<SeriesUsage> = self
             .series(&Selector::default())?
             .into_iter()
@@ -420,6 +425,11 @@ impl<'c> Snapshot<'c> {
                 feed(Source::Chunk(tier), part)?;
             }
         }
+        self.scan_recent(None, range, &|id| index.contains_key(&id), &mut |id, p| {
+            if let Some(&i) = index.get(&id) {
+                merge_into(&mut out[seg(p.ts_ms)][i], &p);
+            }
+        })?;
         Ok(out)
     }
 
@@ -602,6 +612,44 @@ impl<'c> Snapshot<'c> {
                 continue;
             }
             self.read_chunk_row(r, 1, series, source, range, whole, sink)?;
+        }
+        if source == Source::Head {
+            self.scan_recent(Some(series), range, &|_| true, &mut |_, p| sink(p))?;
+        }
+        Ok(())
+    }
+
+    /// Feed the recent log's points in `range` ([`crate::recent`]): of `series` only, or of
+    /// every series `want` accepts. In the order written, after the heads' points (older).
+    fn scan_recent(
+        &self,
+        series: Option<SeriesId>,
+        range: TimeRange,
+        want: &dyn Fn(SeriesId) -> bool,
+        sink: &mut dyn FnMut(SeriesId, Point),
+    ) -> Result<()> {
+        let sql = match series {
+            Some(_) => {
+                "SELECT id, data FROM recent WHERE bucket = ?3 AND end_ms >= ?1 AND start_ms < ?2 ORDER BY id"
+            }
+            None => "SELECT id, data FROM recent WHERE end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
+        };
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let mut rows = match series {
+            Some(s) => stmt.query(params![range.start_ms, range.end_ms, crate::recent::bucket(s)]),
+            None => stmt.query(params![range.start_ms, range.end_ms]),
+        }
+        .map_err(|e| self.sql(e))?;
+        let wanted = |id: SeriesId| series.map_or_else(|| want(id), |s| s == id);
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.sql(e))?;
+            let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;
+            crate::recent::decode(blob, &wanted, &mut |s, _, p| {
+                if p.ts_ms >= range.start_ms && p.ts_ms < range.end_ms {
+                    sink(s, p);
+                }
+            })
+            .map_err(|_| crate::recent::corrupt_row(&self.path, id))?;
         }
         Ok(())
     }

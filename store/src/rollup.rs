@@ -24,6 +24,8 @@ const BATCH: i64 = 256;
 /// What one [`Writer::maintain`] run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
+    /// Points moved from the recent log into the heads.
+    pub folded_points: usize,
     /// Heads whose window was over (an hour for distributions, a day for other series)
     /// sealed into chunks.
     pub sealed_heads: usize,
@@ -71,6 +73,8 @@ impl Writer {
     /// call at any time and does nothing when nothing is due.
     pub fn maintain(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
+        // Everything below reads and rewrites heads: they must hold every point first.
+        report.folded_points = self.fold_recent()?;
         self.seal_idle_heads(now_ms, &mut report)?;
         self.roll_up(now_ms - self.opts.raw_retention_ms, &mut report)?;
         self.expire(now_ms, &mut report)?;

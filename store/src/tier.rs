@@ -13,12 +13,13 @@ pub const DAY_MS: i64 = 86_400_000;
 pub const TIME_RANGE_MS: std::ops::RangeInclusive<i64> = 0..=253_370_764_799_999;
 
 /// Refuse a time outside [`TIME_RANGE_MS`], naming `what`.
-pub(crate) fn check_time(what: &str, ts_ms: i64) -> crate::Result<()> {
+pub(crate) fn check_time(what: impl FnOnce() -> String, ts_ms: i64) -> crate::Result<()> {
     if TIME_RANGE_MS.contains(&ts_ms) {
         Ok(())
     } else {
         Err(crate::Error::Invalid(format!(
-            "{what}: time {ts_ms} ms is outside what a store keeps (1970-01-01 to 9998-12-31)"
+            "{}: time {ts_ms} ms is outside what a store keeps (1970-01-01 to 9998-12-31)",
+            what()
         )))
     }
 }

@@ -66,6 +66,13 @@ struct Registry {
     per_name: HashMap<String, usize>,
 }
 
+/// What the recent log holds ([`crate::recent`]), kept in step with the table.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LogSize {
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+}
+
 /// The store's single writer. See the module docs.
 #[derive(Debug)]
 pub struct Writer {
@@ -73,6 +80,7 @@ pub struct Writer {
     pub(crate) path: PathBuf,
     pub(crate) opts: StoreOptions,
     registry: Registry,
+    pub(crate) log: LogSize,
     last_checkpoint: Instant,
     /// (device, inode) of the file opened: a different one at the path means it was replaced.
     identity: Option<(u64, u64)>,
@@ -145,11 +153,13 @@ impl Writer {
             path,
             opts,
             registry: Registry::default(),
+            log: LogSize::default(),
             last_checkpoint: Instant::now(),
             identity,
             _lock: lock,
         };
         w.load_registry()?;
+        w.log = w.log_size()?;
         Ok(w)
     }
 
@@ -310,18 +320,25 @@ impl Writer {
         Ok(out)
     }
 
+    /// The kind a registered series was created with.
+    pub(crate) fn kind_registered(&self, series: SeriesId) -> Option<Kind> {
+        self.registry.kinds.get(&series).copied()
+    }
+
     /// Write one flush: many series, one transaction. Points may carry any timestamp
     /// (backfill) and arrive in any order; two points of one series at the same timestamp
     /// are merged (counter deltas add, gauges keep the later value, see [`Point`]).
+    ///
+    /// A flush of at least [`StoreOptions::log_min_series`] series (and any flush while the
+    /// recent log holds rows, so each series' points are applied in the order written) goes
+    /// to the recent log; see [`Writer::fold_recent`].
     pub fn write(&mut self, writes: &[Write]) -> Result<WriteReport> {
-        let mut by_series: BTreeMap<SeriesId, (Kind, Vec<Point>)> = BTreeMap::new();
+        let mut points: Vec<(SeriesId, Kind, Point)> = Vec::with_capacity(writes.len());
         for w in writes {
-            let kind = *self
-                .registry
-                .kinds
-                .get(&w.series)
+            let kind = self
+                .kind_registered(w.series)
                 .ok_or_else(|| Error::Invalid(format!("series {} is not registered", w.series)))?;
-            crate::tier::check_time(&format!("series {}", w.series), w.ts_ms)?;
+            crate::tier::check_time(|| format!("series {}", w.series), w.ts_ms)?;
             if w.sample.kind() != kind {
                 return Err(Error::Invalid(format!(
                     "series {} is a {kind}, got a {} sample",
@@ -329,13 +346,17 @@ impl Writer {
                     w.sample.kind()
                 )));
             }
-            by_series
-                .entry(w.series)
-                .or_insert_with(|| (kind, Vec::new()))
-                .1
-                .push(Point::from_sample(w.ts_ms, &w.sample));
+            points.push((w.series, kind, Point::from_sample(w.ts_ms, &w.sample)));
         }
-        let mut report = WriteReport { series: by_series.len(), ..WriteReport::default() };
+        sort_and_merge(&mut points);
+        let series = points.chunk_by(|a, b| a.0 == b.0).count();
+        let mut report = WriteReport { series, points: points.len(), sealed: 0 };
+        let to_log = |w: &Self| w.log.rows > 0 || series >= w.opts.log_min_series.max(1);
+        if to_log(self) && self.log.bytes >= self.opts.log_max_bytes {
+            // Before the write: a failed fold fails this call with nothing of it written.
+            self.fold_recent()?;
+        }
+        let to_log = to_log(self);
         let newest = writes.iter().map(|w| w.ts_ms).max();
         let path = self.path.clone();
         let tx =
@@ -343,13 +364,15 @@ impl Writer {
         if let Some(newest) = newest {
             set_meta_max(&tx, Meta::Newest, newest).map_err(|e| Error::sql(&path, e))?;
         }
-        for (series, (kind, mut points)) in by_series {
-            points.sort_by_key(|p| p.ts_ms);
-            let points = merge_duplicates(points, kind);
-            report.points += points.len();
-            report.sealed += write_series(&tx, series, kind, points).map_err(|e| Error::sql(&path, e))?;
+        let mut logged = LogSize::default();
+        if to_log {
+            logged = crate::recent::append(&tx, &points).map_err(|e| Error::sql(&path, e))?;
+        } else {
+            report.sealed = write_each_series(&tx, points).map_err(|e| Error::sql(&path, e))?;
         }
         tx.commit().map_err(|e| Error::sql(&path, e))?;
+        self.log.rows += logged.rows;
+        self.log.bytes += logged.bytes;
         self.after_commit();
         Ok(report)
     }
@@ -428,8 +451,35 @@ pub fn wal_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
+/// Order points by series, then time (keeping the order written within a timestamp), and
+/// merge the points of one series that share a timestamp.
+pub(crate) fn sort_and_merge(points: &mut Vec<(SeriesId, Kind, Point)>) {
+    points.sort_by_key(|(s, _, p)| (*s, p.ts_ms));
+    points.dedup_by(|later, kept| {
+        let same = later.0 == kept.0 && later.2.ts_ms == kept.2.ts_ms;
+        if same {
+            kept.2.merge_same_interval(&later.2, kept.1);
+        }
+        same
+    });
+}
+
+/// [`write_series`] for each series of sorted, merged points. Returns chunks sealed.
+pub(crate) fn write_each_series(tx: &Transaction<'_>, points: Vec<(SeriesId, Kind, Point)>) -> rusqlite::Result<usize> {
+    let mut sealed = 0;
+    let mut it = points.into_iter().peekable();
+    while let Some((series, kind, first)) = it.next() {
+        let mut own = vec![first];
+        while let Some((_, _, p)) = it.next_if(|x| x.0 == series) {
+            own.push(p);
+        }
+        sealed += write_series(tx, series, kind, own)?;
+    }
+    Ok(sealed)
+}
+
 /// Merge points of one series that share a timestamp (input sorted by time).
-fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
+pub(crate) fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
     let mut out: Vec<Point> = Vec::with_capacity(points.len());
     for p in points {
         match out.last_mut() {
@@ -580,7 +630,7 @@ fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) ->
 /// backfilled data) become sealed chunks of their own. Chunks may overlap in time: queries
 /// merge whatever they find, so overlap never double counts an interval twice written only
 /// once.
-fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
+pub(crate) fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
     if append_to_head(tx, series, kind, &points)? {
         return Ok(0);
     }
