@@ -629,9 +629,7 @@ impl<'c> Snapshot<'c> {
         sink: &mut dyn FnMut(SeriesId, Point),
     ) -> Result<()> {
         let sql = match series {
-            Some(_) => {
-                "SELECT id, data FROM recent WHERE bucket = ?3 AND end_ms >= ?1 AND start_ms < ?2 ORDER BY id"
-            }
+            Some(_) => "SELECT id, data FROM recent WHERE bucket = ?3 AND end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
             None => "SELECT id, data FROM recent WHERE end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
         };
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.sql(e))?;

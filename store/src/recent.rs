@@ -19,7 +19,6 @@
 
 use rusqlite::{Transaction, TransactionBehavior, params};
 
-
 use crate::codec::{Truncated, get_varint, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
@@ -236,7 +235,8 @@ mod tests {
         for v in [0.012, 0.5, 3.25] {
             sketch.add(v);
         }
-        let dist = Sample::Distribution(Box::new(Distribution { count: 3.0, sum: 3.762, min: 0.012, max: 3.25, sketch }));
+        let dist =
+            Sample::Distribution(Box::new(Distribution { count: 3.0, sum: 3.762, min: 0.012, max: 3.25, sketch }));
         vec![
             (SeriesId(3), Kind::Counter, Point::from_sample(1_000, &Sample::Counter(7.0))),
             (SeriesId(5), Kind::Gauge, Point::from_sample(1_000, &Sample::Gauge { last: -2.5, min: -9.0, max: 4.0 })),

@@ -72,9 +72,8 @@ impl Writer {
     /// Run maintenance as of `now_ms`. The agent calls this every minute or so; it is safe to
     /// call at any time and does nothing when nothing is due.
     pub fn maintain(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
-        let mut report = MaintenanceReport::default();
         // Everything below reads and rewrites heads: they must hold every point first.
-        report.folded_points = self.fold_recent()?;
+        let mut report = MaintenanceReport { folded_points: self.fold_recent()?, ..MaintenanceReport::default() };
         self.seal_idle_heads(now_ms, &mut report)?;
         self.roll_up(now_ms - self.opts.raw_retention_ms, &mut report)?;
         self.expire(now_ms, &mut report)?;

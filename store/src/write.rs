@@ -630,7 +630,12 @@ fn seal(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: &[Point]) ->
 /// backfilled data) become sealed chunks of their own. Chunks may overlap in time: queries
 /// merge whatever they find, so overlap never double counts an interval twice written only
 /// once.
-pub(crate) fn write_series(tx: &Transaction<'_>, series: SeriesId, kind: Kind, points: Vec<Point>) -> rusqlite::Result<usize> {
+pub(crate) fn write_series(
+    tx: &Transaction<'_>,
+    series: SeriesId,
+    kind: Kind,
+    points: Vec<Point>,
+) -> rusqlite::Result<usize> {
     if append_to_head(tx, series, kind, &points)? {
         return Ok(0);
     }

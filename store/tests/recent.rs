@@ -42,7 +42,8 @@ fn sample(rng: &mut StdRng, kind: Kind) -> Sample {
             Sample::Gauge { last: a, min: a.min(b), max: a.max(b) }
         }
         Kind::Distribution => {
-            let vals: Vec<f64> = (0..rng.random_range(1..6)).map(|_| f64::from(rng.random_range(1u32..4000)) / 1024.0).collect();
+            let vals: Vec<f64> =
+                (0..rng.random_range(1..6)).map(|_| f64::from(rng.random_range(1u32..4000)) / 1024.0).collect();
             Sample::Distribution(Box::new(Distribution::from_values(&vals)))
         }
     }
@@ -107,7 +108,7 @@ fn answers(path: &Path, series: &[(SeriesId, Kind)]) -> Vec<String> {
         }
         let mut pts = Vec::new();
         snap.points(info, TimeRange::new(T0 - MIN, T0 + 40 * MIN), &mut |tier, p| pts.push((tier, view(&p)))).unwrap();
-        pts.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+        pts.sort_by_key(|p| p.1.0);
         out.push(format!("{} points {pts:?}", info.id));
     }
     let usage: Vec<(SeriesId, i64, Option<i64>)> =
