@@ -162,7 +162,7 @@ impl Loop {
         #[cfg(feature = "host-metrics")]
         if let Some(s) = &mut self.sampler {
             let ts = flush.interval_start_ms;
-            flush.points.extend(s.sample(ts).into_iter().map(|(k, v)| (k, ts, v)));
+            flush.points.extend(s.sample(ts).into_iter().map(|(k, v)| (Arc::new(k), ts, v)));
         }
         self.calls.add(&flush);
         let t = &mut self.cfg.status.telemetry;

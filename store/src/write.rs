@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::migrate::{self, Found};
-use crate::model::{Kind, Point, Registration, RejectReason, SeriesId, SeriesKey, Write};
+use crate::model::{Kind, Point, Registration, RejectReason, Sample, SeriesId, SeriesKey, Write};
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
 use crate::rows::{
@@ -59,9 +59,25 @@ struct Identity {
     labels: Vec<(String, String)>,
 }
 
+/// A key's [`Identity`], borrowed, to look a key up without copying it: it hashes as an
+/// `Identity` does (a `str` as a `String`, a slice as a `Vec`).
+#[derive(Hash)]
+struct IdentityRef<'a> {
+    name: &'a str,
+    labels: &'a [(String, String)],
+}
+
+impl hashbrown::Equivalent<Identity> for IdentityRef<'_> {
+    fn equivalent(&self, key: &Identity) -> bool {
+        self.name == key.name && self.labels == key.labels.as_slice()
+    }
+}
+
+type IdentityMap = hashbrown::HashMap<Identity, (SeriesId, Kind), foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Registry {
-    by_identity: HashMap<Identity, (SeriesId, Kind)>,
+    by_identity: IdentityMap,
     kinds: HashMap<SeriesId, Kind>,
     per_name: HashMap<String, usize>,
 }
@@ -263,18 +279,23 @@ impl Writer {
     /// Register series, in one transaction. Known keys return their id without touching the
     /// file. New keys past a cardinality limit, or whose name and labels exist with another
     /// kind, are [`Registration::Rejected`] for the caller to count.
-    pub fn register_all(&mut self, keys: &[SeriesKey], now_ms: i64) -> Result<Vec<Registration>> {
-        let mut out = Vec::with_capacity(keys.len());
+    pub fn register_all<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k SeriesKey>,
+        now_ms: i64,
+    ) -> Result<Vec<Registration>> {
+        let keys = keys.into_iter();
+        let mut out = Vec::with_capacity(keys.size_hint().0);
         let mut added: Vec<(Identity, SeriesId, Kind)> = Vec::new();
-        let mut pending: HashMap<Identity, (SeriesId, Kind)> = HashMap::new();
+        let mut pending = IdentityMap::default();
         let mut per_name_added: HashMap<&str, usize> = HashMap::new();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::sql(&self.path, e))?;
         for key in keys {
-            let ident = Identity { name: key.name.clone(), labels: key.labels().to_vec() };
-            if let Some(&(id, kind)) = self.registry.by_identity.get(&ident).or_else(|| pending.get(&ident)) {
+            let borrowed = IdentityRef { name: &key.name, labels: key.labels() };
+            if let Some(&(id, kind)) = self.registry.by_identity.get(&borrowed).or_else(|| pending.get(&borrowed)) {
                 out.push(if kind == key.kind {
                     Registration::Registered(id)
                 } else {
@@ -306,6 +327,7 @@ impl Writer {
             .and_then(|mut s| s.execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms]))
             .map_err(|e| Error::sql(&self.path, e))?;
             let id = SeriesId(tx.last_insert_rowid());
+            let ident = Identity { name: key.name.clone(), labels: key.labels().to_vec() };
             *per_name_added.entry(key.name.as_str()).or_default() += 1;
             pending.insert(ident.clone(), (id, key.kind));
             added.push((ident, id, key.kind));
@@ -333,20 +355,25 @@ impl Writer {
     /// recent log holds rows, so each series' points are applied in the order written) goes
     /// to the recent log; see [`Writer::fold_recent`].
     pub fn write(&mut self, writes: &[Write]) -> Result<WriteReport> {
-        let mut points: Vec<(SeriesId, Kind, Point)> = Vec::with_capacity(writes.len());
-        for w in writes {
+        self.write_samples(writes.iter().map(|w| (w.series, w.ts_ms, &w.sample)))
+    }
+
+    /// [`Writer::write`] of borrowed samples: `(series, ts_ms, sample)`.
+    pub fn write_samples<'s>(
+        &mut self,
+        samples: impl IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
+    ) -> Result<WriteReport> {
+        let samples = samples.into_iter();
+        let mut points: Vec<(SeriesId, Kind, Point)> = Vec::with_capacity(samples.size_hint().0);
+        for (series, ts_ms, sample) in samples {
             let kind = self
-                .kind_registered(w.series)
-                .ok_or_else(|| Error::Invalid(format!("series {} is not registered", w.series)))?;
-            crate::tier::check_time(|| format!("series {}", w.series), w.ts_ms)?;
-            if w.sample.kind() != kind {
-                return Err(Error::Invalid(format!(
-                    "series {} is a {kind}, got a {} sample",
-                    w.series,
-                    w.sample.kind()
-                )));
+                .kind_registered(series)
+                .ok_or_else(|| Error::Invalid(format!("series {series} is not registered")))?;
+            crate::tier::check_time(|| format!("series {series}"), ts_ms)?;
+            if sample.kind() != kind {
+                return Err(Error::Invalid(format!("series {series} is a {kind}, got a {} sample", sample.kind())));
             }
-            points.push((w.series, kind, Point::from_sample(w.ts_ms, &w.sample)));
+            points.push((series, kind, Point::from_sample(ts_ms, sample)));
         }
         sort_and_merge(&mut points);
         let series = points.chunk_by(|a, b| a.0 == b.0).count();
@@ -357,7 +384,7 @@ impl Writer {
             self.fold_recent()?;
         }
         let to_log = to_log(self);
-        let newest = writes.iter().map(|w| w.ts_ms).max();
+        let newest = points.iter().map(|p| p.2.ts_ms).max();
         let path = self.path.clone();
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;

@@ -9,7 +9,7 @@ fn agg() -> Aggregator {
 }
 
 fn by_name(f: &Flush, name: &str) -> Vec<(SeriesKey, i64, Sample)> {
-    f.points.iter().filter(|p| p.0.name == name).cloned().collect()
+    f.points.iter().filter(|p| p.0.name == name).map(|(k, t, s)| ((**k).clone(), *t, s.clone())).collect()
 }
 
 fn one(f: &Flush, name: &str) -> Sample {

@@ -1,6 +1,8 @@
 //! A live StatsD series as the aggregator holds it: the raw bytes it is looked up by, and a
 //! distribution's values on their way to its sketch.
 
+use std::sync::Arc;
+
 use perfstore::{Distribution, SeriesKey};
 
 use super::aggregate::Hot;
@@ -19,8 +21,8 @@ pub(super) struct LiveTable {
     spans: Vec<(u32, u32)>,
     /// What a line changes.
     pub hot: Vec<Hot>,
-    /// What a flush names.
-    pub keys: Vec<SeriesKey>,
+    /// What a flush names (shared with the flushes, not copied into each).
+    pub keys: Vec<Arc<SeriesKey>>,
 }
 
 impl LiveTable {
@@ -49,7 +51,7 @@ impl LiveTable {
         self.arena.extend_from_slice(&bytes);
         self.hashes.push(hash);
         self.hot.push(hot);
-        self.keys.push(key);
+        self.keys.push(Arc::new(key));
         let hashes = &self.hashes;
         self.index.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
         i

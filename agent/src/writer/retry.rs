@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use perfstore::{Error as StoreError, FileState, Registration, RejectReason, Write, Writer};
+use perfstore::{Error as StoreError, FileState, Registration, RejectReason, Writer};
 
 use crate::statsd::aggregate::Flush;
 use crate::telemetry::{Event as _, FlushFailed, FlushWritten, StoreRefused, Telemetry};
@@ -55,20 +55,17 @@ pub fn write_flush(writer: &mut Writer, flush: Flush, now_ms: i64) -> perfstore:
 fn write_pending(writer: &mut Writer, p: &mut Pending, now_ms: i64) -> perfstore::Result<()> {
     let flush = &p.flush;
     if !p.points_done {
-        let keys: Vec<perfstore::SeriesKey> = flush.points.iter().map(|(k, _, _)| k.clone()).collect();
-        let regs = writer.register_all(&keys, now_ms)?;
+        let regs = writer.register_all(flush.points.iter().map(|(k, _, _)| &**k), now_ms)?;
         let mut writes = Vec::with_capacity(flush.points.len());
         let mut rejected = BTreeMap::new();
         for ((_, ts_ms, sample), reg) in flush.points.iter().zip(regs) {
             match reg {
-                Registration::Registered(series) => {
-                    writes.push(Write { series, ts_ms: *ts_ms, sample: sample.clone() })
-                }
+                Registration::Registered(series) => writes.push((series, *ts_ms, sample)),
                 Registration::Rejected(reason) => *rejected.entry(reason).or_default() += 1,
             }
         }
         if !writes.is_empty() {
-            p.outcome.written = writer.write(&writes)?.points;
+            p.outcome.written = writer.write_samples(writes)?.points;
         }
         p.outcome.rejected = rejected;
         p.points_done = true;
