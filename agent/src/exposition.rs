@@ -59,9 +59,16 @@ type Family<'a> = (Kind, String, Vec<(&'a SeriesKey, &'a Value)>);
 /// Cumulative state of everything `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Exposition {
-    /// Hashed, not ordered: an add finds a key by its hash and the shared key's address
-    /// (100 000 series ordered by their strings cost a fifth of the writer); a render sorts.
-    series: hashbrown::HashMap<Arc<SeriesKey>, Value, foldhash::fast::RandomState>,
+    /// Each series' key and cumulative value, by slot; a render sorts them by key.
+    series: Vec<(Arc<SeriesKey>, Value)>,
+    /// Slots by key…
+    by_key: hashbrown::HashMap<Arc<SeriesKey>, usize, foldhash::fast::RandomState>,
+    /// …and by the address of the key the aggregator shares with every flush of a live
+    /// series, so an add hashes a pointer, not strings (looking up 100 000 keys by their
+    /// strings was a fifth of the writer). An entry holds a clone of its key, so the address
+    /// is not reused while it is here; entries whose key nobody else holds are swept.
+    by_ptr: hashbrown::HashMap<usize, (Arc<SeriesKey>, usize), foldhash::fast::RandomState>,
+    adds: u32,
     /// The agent's own families, rendered by [`crate::telemetry`].
     own: String,
     /// The SLO and alert families, rendered by `crate::alerts`.
@@ -73,19 +80,41 @@ pub struct Exposition {
 impl Exposition {
     /// Fold one flush's points in.
     pub fn add(&mut self, points: &[(Arc<SeriesKey>, i64, Sample)]) {
+        self.adds = self.adds.wrapping_add(1);
+        if self.adds.is_multiple_of(64) {
+            let series = &self.series;
+            self.by_ptr.retain(|_, (k, slot)| {
+                // The slot's own key is held by `series` and `by_key` too.
+                let ours = 1 + 2 * usize::from(Arc::ptr_eq(k, &series[*slot].0));
+                Arc::strong_count(k) > ours
+            });
+        }
         for (key, _, sample) in points {
-            // The key is copied only the first time it is seen.
-            let v = match self.series.get_mut(key) {
-                Some(v) => v,
-                None => self.series.entry(key.clone()).or_insert_with(|| match sample {
-                    Sample::Gauge { last: v, .. } | Sample::Set(v) => Value::Gauge(*v),
-                    Sample::Counter(_) => Value::Counter(0.0),
-                    Sample::Distribution(_) => {
-                        let bounds: &'static [f64] = if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
-                        Value::Histogram { bounds, buckets: vec![0.0; bounds.len()], count: 0.0, sum: 0.0 }
-                    }
-                }),
+            let slot = match self.by_ptr.get(&(Arc::as_ptr(key) as usize)) {
+                Some(&(_, slot)) => slot,
+                None => {
+                    let slot = match self.by_key.get(key) {
+                        Some(&slot) => slot,
+                        None => {
+                            let value = match sample {
+                                Sample::Gauge { last: v, .. } | Sample::Set(v) => Value::Gauge(*v),
+                                Sample::Counter(_) => Value::Counter(0.0),
+                                Sample::Distribution(_) => {
+                                    let bounds: &'static [f64] =
+                                        if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
+                                    Value::Histogram { bounds, buckets: vec![0.0; bounds.len()], count: 0.0, sum: 0.0 }
+                                }
+                            };
+                            self.series.push((Arc::clone(key), value));
+                            self.by_key.insert(Arc::clone(key), self.series.len() - 1);
+                            self.series.len() - 1
+                        }
+                    };
+                    self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::clone(key), slot));
+                    slot
+                }
             };
+            let v = &mut self.series[slot].1;
             match sample {
                 Sample::Gauge { last: x, .. } | Sample::Set(x) => *v = Value::Gauge(*x),
                 Sample::Counter(d) => {
@@ -131,7 +160,7 @@ impl Exposition {
         // Ingested series, grouped by family.
         let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
         let mut collisions = 0u64;
-        let mut sorted: Vec<_> = self.series.iter().collect();
+        let mut sorted: Vec<_> = self.series.iter().map(|(k, v)| (&**k, v)).collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, value) in sorted {
             let family = metric_name(&key.name, key.kind, &key.unit);
@@ -188,6 +217,32 @@ impl Exposition {
 mod tests {
     use super::*;
     use perfstore::Distribution;
+
+    #[test]
+    fn a_series_that_expires_and_returns_keeps_counting_and_its_old_key_is_let_go() {
+        let mut e = Exposition::default();
+        let key = || SeriesKey::new("api", "op.calls", Kind::Counter).label("op", "vm.list");
+        let first = Arc::new(key());
+        e.add(&[(Arc::clone(&first), 0, Sample::Counter(2.0))]);
+        e.add(&[(Arc::clone(&first), 10, Sample::Counter(1.0))]);
+        // The aggregator dropped the series; it comes back with a new shared key, then goes.
+        drop(first);
+        let again = Arc::new(key());
+        e.add(&[(Arc::clone(&again), 20, Sample::Counter(1.0))]);
+        assert_eq!(e.by_ptr.len(), 2, "both addresses lead to the one series");
+        drop(again);
+        let other = Arc::new(SeriesKey::new("api", "op.other", Kind::Counter));
+        for i in 0..70 {
+            e.add(&[(Arc::clone(&other), 30 + i, Sample::Counter(1.0))]);
+        }
+        let text = e.render();
+        assert!(text.contains("op_calls_total{op=\"vm.list\",service=\"api\"} 4\n"), "{text}");
+        assert!(text.contains("op_other_total{service=\"api\"} 70\n"), "{text}");
+        assert_eq!(e.series.len(), 2);
+        // op.calls' keys are held by nobody else now: only the live series' address is left.
+        assert_eq!(e.by_ptr.len(), 1);
+        assert!(Arc::ptr_eq(&e.by_ptr.values().next().unwrap().0, &other));
+    }
 
     #[test]
     fn counters_accumulate_histograms_bucket_and_labels_escape() {
