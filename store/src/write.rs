@@ -5,8 +5,10 @@
 //! agent gives it to one dedicated thread. Every public call is one transaction.
 //!
 //! ## Failure modes
-//! The writer keeps no point data in memory: open chunks live in the `head` table and are
-//! rewritten at every flush, so a crash loses at most the flush in flight. A failed
+//! The writer keeps no point data in memory: open chunks live in the `head` table, and a
+//! flush either updates them or (when it touches many series) goes to the recent log
+//! ([`crate::recent`]) that maintenance folds into them, so a crash loses at most the flush
+//! in flight. A failed
 //! transaction (disk full, I/O error) rolls back and leaves the store as it was; the caller
 //! may retry the same batch.
 
