@@ -47,6 +47,7 @@ mod open;
 mod profile;
 mod query;
 mod recent;
+mod registry;
 mod rollup;
 mod rows;
 mod select;

@@ -619,39 +619,6 @@ impl<'c> Snapshot<'c> {
         Ok(())
     }
 
-    /// Feed the recent log's points in `range` ([`crate::recent`]): of `series` only, or of
-    /// every series `want` accepts. In the order written, after the heads' points (older).
-    fn scan_recent(
-        &self,
-        series: Option<SeriesId>,
-        range: TimeRange,
-        want: &dyn Fn(SeriesId) -> bool,
-        sink: &mut dyn FnMut(SeriesId, Point),
-    ) -> Result<()> {
-        let sql = match series {
-            Some(_) => "SELECT id, data FROM recent WHERE bucket = ?3 AND end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
-            None => "SELECT id, data FROM recent WHERE end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
-        };
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.sql(e))?;
-        let mut rows = match series {
-            Some(s) => stmt.query(params![range.start_ms, range.end_ms, crate::recent::bucket(s)]),
-            None => stmt.query(params![range.start_ms, range.end_ms]),
-        }
-        .map_err(|e| self.sql(e))?;
-        let wanted = |id: SeriesId| series.map_or_else(|| want(id), |s| s == id);
-        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
-            let id: i64 = r.get(0).map_err(|e| self.sql(e))?;
-            let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;
-            crate::recent::decode(blob, &wanted, &mut |s, _, p| {
-                if p.ts_ms >= range.start_ms && p.ts_ms < range.end_ms {
-                    sink(s, p);
-                }
-            })
-            .map_err(|_| crate::recent::corrupt_row(&self.path, id))?;
-        }
-        Ok(())
-    }
-
     /// Feed the points of one chunk row (columns [`CHUNK_COLS`] from `first`) that fall in
     /// `range`: its summary when `whole(start, end)`, else its decoded points.
     #[allow(clippy::too_many_arguments)]

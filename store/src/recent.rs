@@ -22,6 +22,7 @@ use rusqlite::{Transaction, TransactionBehavior, params};
 use crate::codec::{Truncated, get_varint, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
+use crate::query::{Snapshot, TimeRange};
 use crate::sketch::Sketch;
 use crate::write::{LogSize, Writer, sort_and_merge, write_each_series};
 
@@ -217,6 +218,41 @@ impl Writer {
         tx.execute("DELETE FROM recent WHERE bucket = ?1 AND id <= ?2", params![bucket, last_row]).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(folded)
+    }
+}
+
+impl Snapshot<'_> {
+    /// Feed the recent log's points in `range` ([`crate::recent`]): of `series` only, or of
+    /// every series `want` accepts. In the order written, after the heads' points (older).
+    pub(crate) fn scan_recent(
+        &self,
+        series: Option<SeriesId>,
+        range: TimeRange,
+        want: &dyn Fn(SeriesId) -> bool,
+        sink: &mut dyn FnMut(SeriesId, Point),
+    ) -> Result<()> {
+        let sql = match series {
+            Some(_) => "SELECT id, data FROM recent WHERE bucket = ?3 AND end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
+            None => "SELECT id, data FROM recent WHERE end_ms >= ?1 AND start_ms < ?2 ORDER BY id",
+        };
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let mut rows = match series {
+            Some(s) => stmt.query(params![range.start_ms, range.end_ms, bucket(s)]),
+            None => stmt.query(params![range.start_ms, range.end_ms]),
+        }
+        .map_err(|e| self.sql(e))?;
+        let wanted = |id: SeriesId| series.map_or_else(|| want(id), |s| s == id);
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.sql(e))?;
+            let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.sql(e))?;
+            decode(blob, &wanted, &mut |s, _, p| {
+                if p.ts_ms >= range.start_ms && p.ts_ms < range.end_ms {
+                    sink(s, p);
+                }
+            })
+            .map_err(|_| corrupt_row(self.path(), id))?;
+        }
+        Ok(())
     }
 }
 

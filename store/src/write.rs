@@ -12,7 +12,7 @@
 //! transaction (disk full, I/O error) rolls back and leaves the store as it was; the caller
 //! may retry the same batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,9 +22,10 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::migrate::{self, Found};
-use crate::model::{Kind, Point, Registration, RejectReason, Sample, SeriesId, SeriesKey, Write};
+use crate::model::{Kind, Point, Sample, SeriesId, Write};
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
+use crate::registry::Registry;
 use crate::rows::{
     Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode,
     summarize, summarize_hour,
@@ -55,35 +56,6 @@ pub struct WriteReport {
     pub sealed: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Identity {
-    name: String,
-    labels: Vec<(String, String)>,
-}
-
-/// A key's [`Identity`], borrowed, to look a key up without copying it: it hashes as an
-/// `Identity` does (a `str` as a `String`, a slice as a `Vec`).
-#[derive(Hash)]
-struct IdentityRef<'a> {
-    name: &'a str,
-    labels: &'a [(String, String)],
-}
-
-impl hashbrown::Equivalent<Identity> for IdentityRef<'_> {
-    fn equivalent(&self, key: &Identity) -> bool {
-        self.name == key.name && self.labels == key.labels.as_slice()
-    }
-}
-
-type IdentityMap = hashbrown::HashMap<Identity, (SeriesId, Kind), foldhash::fast::RandomState>;
-
-#[derive(Debug, Default)]
-struct Registry {
-    by_identity: IdentityMap,
-    kinds: HashMap<SeriesId, Kind>,
-    per_name: HashMap<String, usize>,
-}
-
 /// What the recent log holds ([`crate::recent`]), kept in step with the table.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct LogSize {
@@ -97,7 +69,7 @@ pub struct Writer {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
     pub(crate) opts: StoreOptions,
-    registry: Registry,
+    pub(crate) registry: Registry,
     pub(crate) log: LogSize,
     last_checkpoint: Instant,
     /// (device, inode) of the file opened: a different one at the path means it was replaced.
@@ -238,115 +210,6 @@ impl Writer {
 
     pub(crate) fn sql(&self, e: rusqlite::Error) -> Error {
         Error::sql(&self.path, e)
-    }
-
-    fn load_registry(&mut self) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT s.id, s.name, s.kind, l.labels FROM series s JOIN labelset l ON l.id = s.labelset_id")
-            .map_err(|e| Error::sql(&self.path, e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, SeriesId>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::sql(&self.path, e))?;
-        drop(stmt);
-        for (id, name, kind, labels) in rows {
-            let kind = Kind::from_code(kind).ok_or_else(|| Error::Corrupt {
-                path: self.path.clone(),
-                detail: format!("series {id} has unknown kind {kind}"),
-            })?;
-            let labels: Vec<(String, String)> = serde_json::from_str(&labels).map_err(|e| Error::Corrupt {
-                path: self.path.clone(),
-                detail: format!("series {id} has unreadable labels: {e}"),
-            })?;
-            *self.registry.per_name.entry(name.clone()).or_default() += 1;
-            self.registry.kinds.insert(id, kind);
-            self.registry.by_identity.insert(Identity { name, labels }, (id, kind));
-        }
-        Ok(())
-    }
-
-    /// Number of registered series.
-    pub fn series_count(&self) -> usize {
-        self.registry.kinds.len()
-    }
-
-    /// Register one series (see [`Writer::register_all`]).
-    pub fn register(&mut self, key: &SeriesKey, now_ms: i64) -> Result<Registration> {
-        Ok(self.register_all(std::slice::from_ref(key), now_ms)?[0])
-    }
-
-    /// Register series, in one transaction. Known keys return their id without touching the
-    /// file. New keys past a cardinality limit, or whose name and labels exist with another
-    /// kind, are [`Registration::Rejected`] for the caller to count.
-    pub fn register_all<'k>(
-        &mut self,
-        keys: impl IntoIterator<Item = &'k SeriesKey>,
-        now_ms: i64,
-    ) -> Result<Vec<Registration>> {
-        let keys = keys.into_iter();
-        let mut out = Vec::with_capacity(keys.size_hint().0);
-        let mut added: Vec<(Identity, SeriesId, Kind)> = Vec::new();
-        let mut pending = IdentityMap::default();
-        let mut per_name_added: HashMap<&str, usize> = HashMap::new();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::sql(&self.path, e))?;
-        for key in keys {
-            let borrowed = IdentityRef { name: &key.name, labels: key.labels() };
-            if let Some(&(id, kind)) = self.registry.by_identity.get(&borrowed).or_else(|| pending.get(&borrowed)) {
-                out.push(if kind == key.kind {
-                    Registration::Registered(id)
-                } else {
-                    Registration::Rejected(RejectReason::KindConflict)
-                });
-                continue;
-            }
-            let name_count = self.registry.per_name.get(&key.name).copied().unwrap_or(0)
-                + per_name_added.get(key.name.as_str()).copied().unwrap_or(0);
-            if name_count >= self.opts.max_series_per_name {
-                out.push(Registration::Rejected(RejectReason::PerNameLimit));
-                continue;
-            }
-            if self.registry.kinds.len() + added.len() >= self.opts.max_series {
-                out.push(Registration::Rejected(RejectReason::TotalLimit));
-                continue;
-            }
-            let labels = key.labels_text();
-            tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")
-                .and_then(|mut s| s.execute([&labels]))
-                .map_err(|e| Error::sql(&self.path, e))?;
-            let labelset: i64 = tx
-                .prepare_cached("SELECT id FROM labelset WHERE labels = ?1")
-                .and_then(|mut s| s.query_row([&labels], |r| r.get(0)))
-                .map_err(|e| Error::sql(&self.path, e))?;
-            tx.prepare_cached(
-                "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut s| s.execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms]))
-            .map_err(|e| Error::sql(&self.path, e))?;
-            let id = SeriesId(tx.last_insert_rowid());
-            let ident = Identity { name: key.name.clone(), labels: key.labels().to_vec() };
-            *per_name_added.entry(key.name.as_str()).or_default() += 1;
-            pending.insert(ident.clone(), (id, key.kind));
-            added.push((ident, id, key.kind));
-            out.push(Registration::Registered(id));
-        }
-        tx.commit().map_err(|e| Error::sql(&self.path, e))?;
-        for (ident, id, kind) in added {
-            *self.registry.per_name.entry(ident.name.clone()).or_default() += 1;
-            self.registry.kinds.insert(id, kind);
-            self.registry.by_identity.insert(ident, (id, kind));
-        }
-        Ok(out)
-    }
-
-    /// The kind a registered series was created with.
-    pub(crate) fn kind_registered(&self, series: SeriesId) -> Option<Kind> {
-        self.registry.kinds.get(&series).copied()
     }
 
     /// Write one flush: many series, one transaction. Points may carry any timestamp
