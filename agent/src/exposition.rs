@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
@@ -65,9 +65,10 @@ pub struct Exposition {
     by_key: hashbrown::HashMap<Arc<SeriesKey>, usize, foldhash::fast::RandomState>,
     /// …and by the address of the key the aggregator shares with every flush of a live
     /// series, so an add hashes a pointer, not strings (looking up 100 000 keys by their
-    /// strings was a fifth of the writer). An entry holds a clone of its key, so the address
-    /// is not reused while it is here; entries whose key nobody else holds are swept.
-    by_ptr: hashbrown::HashMap<usize, (Arc<SeriesKey>, usize), foldhash::fast::RandomState>,
+    /// strings was a fifth of the writer). An entry holds a weak reference to its key, which
+    /// keeps the allocation (the address is not given to another key while the entry is
+    /// here) without keeping the key alive; entries whose key is gone are swept.
+    by_ptr: hashbrown::HashMap<usize, (Weak<SeriesKey>, usize), foldhash::fast::RandomState>,
     adds: u32,
     /// The agent's own families, rendered by [`crate::telemetry`].
     own: String,
@@ -82,12 +83,7 @@ impl Exposition {
     pub fn add(&mut self, points: &[(Arc<SeriesKey>, i64, Sample)]) {
         self.adds = self.adds.wrapping_add(1);
         if self.adds.is_multiple_of(64) {
-            let series = &self.series;
-            self.by_ptr.retain(|_, (k, slot)| {
-                // The slot's own key is held by `series` and `by_key` too.
-                let ours = 1 + 2 * usize::from(Arc::ptr_eq(k, &series[*slot].0));
-                Arc::strong_count(k) > ours
-            });
+            self.by_ptr.retain(|_, (k, _)| k.strong_count() > 0);
         }
         for (key, _, sample) in points {
             let slot = match self.by_ptr.get(&(Arc::as_ptr(key) as usize)) {
@@ -110,7 +106,7 @@ impl Exposition {
                             self.series.len() - 1
                         }
                     };
-                    self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::clone(key), slot));
+                    self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), slot));
                     slot
                 }
             };
@@ -239,9 +235,10 @@ mod tests {
         assert!(text.contains("op_calls_total{op=\"vm.list\",service=\"api\"} 4\n"), "{text}");
         assert!(text.contains("op_other_total{service=\"api\"} 70\n"), "{text}");
         assert_eq!(e.series.len(), 2);
-        // op.calls' keys are held by nobody else now: only the live series' address is left.
-        assert_eq!(e.by_ptr.len(), 1);
-        assert!(Arc::ptr_eq(&e.by_ptr.values().next().unwrap().0, &other));
+        // The second key of op.calls is gone: its entry was swept. The first is still held
+        // (by the series' own entry), and `other` is live.
+        assert_eq!(e.by_ptr.len(), 2);
+        assert!(e.by_ptr.values().all(|(k, _)| k.strong_count() > 0));
     }
 
     #[test]

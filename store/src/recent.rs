@@ -9,6 +9,12 @@
 //! transaction, so a crash leaves every point either in the log or in a head, never both
 //! and never neither. Readers merge the log's points with the heads'.
 //!
+//! Readers merge a logged point as they merge overlapping chunks, with [`Point::merge`]; the
+//! fold applies the head path's merge of one interval written twice. So an interval written
+//! twice (a `|T` backfill of an interval already flushed) reads as two intervals until the
+//! fold, then as one: a counter's sum is the same either way, its interval count, a gauge's
+//! mean and a set's value are not.
+//!
 //! ## Row format (version 1)
 //! A version byte, the row's base timestamp as a zigzag varint, then entries sorted by
 //! series (each series' points in the order written): the series id as a varint delta from
@@ -168,7 +174,9 @@ impl Writer {
     /// Fold the recent log into the heads: per bucket, in one transaction, every logged point
     /// goes through the usual per-series write (in the order written) and the bucket's rows
     /// go. Maintenance runs this first, and a write does when the log has passed
-    /// [`crate::StoreOptions::log_max_bytes`]. Returns the points folded.
+    /// [`crate::StoreOptions::log_max_bytes`]. Returns the points folded. A bucket that
+    /// cannot be folded (an undecodable row) is left as it is and the others are folded;
+    /// the first such error is returned after them.
     pub fn fold_recent(&mut self) -> Result<usize> {
         if self.log.rows == 0 {
             return Ok(0);
@@ -178,14 +186,26 @@ impl Writer {
             .prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket")
             .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
             .map_err(|e| self.sql(e))?;
-        let mut folded = 0;
-        let result = buckets.into_iter().try_for_each(|b| {
-            folded += self.fold_bucket(b)?;
-            Ok(())
-        });
+        let (mut folded, mut first_error) = (0, None);
+        for b in buckets {
+            match self.fold_bucket(b) {
+                Ok(n) => folded += n,
+                // The disk or the file failing: the next buckets would fail the same way. Any
+                // other error (a corrupt row) concerns its bucket only.
+                Err(
+                    e @ (Error::DiskFull { .. } | Error::FileTooLarge { .. } | Error::Io { .. } | Error::Sqlite { .. }),
+                ) => {
+                    first_error = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
         // Re-read after a failure: some buckets may be folded, the rest still logged.
-        self.log = if result.is_ok() { LogSize::default() } else { self.log_size()? };
-        result.map(|()| folded)
+        self.log = if first_error.is_none() { LogSize::default() } else { self.log_size()? };
+        first_error.map_or(Ok(folded), Err)
     }
 
     fn fold_bucket(&mut self, bucket: i64) -> Result<usize> {

@@ -245,8 +245,13 @@ impl Writer {
         let mut report = WriteReport { series, points: points.len(), sealed: 0 };
         let to_log = |w: &Self| w.log.rows > 0 || series >= w.opts.log_min_series.max(1);
         if to_log(self) && self.log.bytes >= self.opts.log_max_bytes {
-            // Before the write: a failed fold fails this call with nothing of it written.
-            self.fold_recent()?;
+            // Before the write: a failed fold fails this call with nothing of it written, but
+            // a bucket that cannot be folded (corrupt) must not stop every write; maintenance
+            // reports it.
+            match self.fold_recent() {
+                Ok(_) | Err(Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let to_log = to_log(self);
         let newest = points.iter().map(|p| p.2.ts_ms).max();

@@ -233,24 +233,38 @@ fn a_large_flush_goes_to_the_log_and_keeps_its_order_across_a_reopen() {
 }
 
 #[test]
-fn an_undecodable_log_row_is_refused_and_left_as_it_is() {
+fn an_undecodable_log_row_is_refused_and_left_as_it_is_and_stops_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perf.db");
     let mut w = Writer::open(&path, StoreOptions { log_min_series: 1, ..StoreOptions::default() }).unwrap();
-    let series = register(&mut w, 4);
-    w.write(&[Write { series: series[0].0, ts_ms: T0, sample: Sample::Counter(3.0) }]).unwrap();
+    // Series in two log buckets (ids 1..1024 and 1025..).
+    let series = register(&mut w, 1100);
+    let (low, high) = (series[0], series[1097]);
+    let counter = |(id, _): (SeriesId, Kind), ts: i64| Write { series: id, ts_ms: ts, sample: Sample::Counter(3.0) };
+    assert_eq!(high.1, Kind::Gauge);
+    w.write(&[counter(low, T0)]).unwrap();
+    w.write(&[Write { series: high.0, ts_ms: T0, sample: Sample::Gauge { last: 2.0, min: 2.0, max: 2.0 } }]).unwrap();
     drop(w);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE recent SET data = x'01020304ff'", []).unwrap();
+    assert_eq!(conn.execute("UPDATE recent SET data = x'01020304ff' WHERE bucket = 0", []).unwrap(), 1);
     drop(conn);
     let mut r = Reader::open(&path).unwrap();
     let snap = r.snapshot().unwrap();
     let infos = snap.series(&perfstore::Selector::default()).unwrap();
-    let err = snap.aggregate(&infos[0], TimeRange::new(T0, T0 + MIN)).unwrap_err().to_string();
+    let low_info = infos.iter().find(|i| i.id == low.0).unwrap();
+    let err = snap.aggregate(low_info, TimeRange::new(T0, T0 + MIN)).unwrap_err().to_string();
     assert!(err.contains("recent log"), "{err}");
     drop(snap);
-    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    // Every write folds first (a budget of 0 bytes): the bad bucket does not stop writes.
+    let mut w = Writer::open(&path, StoreOptions { log_max_bytes: 0, ..StoreOptions::default() }).unwrap();
+    w.write(&[Write { series: high.0, ts_ms: T0 + 10 * SEC, sample: Sample::Gauge { last: 4.0, min: 4.0, max: 4.0 } }])
+        .unwrap();
     let err = w.maintain(T0 + MIN).unwrap_err().to_string();
     assert!(err.contains("recent log"), "{err}");
-    assert_eq!(log_rows(&path), 1, "the row is kept for a look, not dropped");
+    assert_eq!(log_rows(&path), 1, "the bad row is kept for a look, not dropped; the other bucket was folded");
+    let mut r = Reader::open(&path).unwrap();
+    let snap = r.snapshot().unwrap();
+    let high_info = infos.iter().find(|i| i.id == high.0).unwrap();
+    let p = snap.aggregate(high_info, TimeRange::new(T0, T0 + MIN)).unwrap().unwrap();
+    assert_eq!((p.count, p.last, p.min, p.max), (2.0, 4.0, 2.0, 4.0), "both gauge points, in the heads");
 }

@@ -2,7 +2,7 @@
 //! cannot take them, counted as lost only when there is no room to keep them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use perfstore::{Error as StoreError, FileState, Registration, RejectReason, SeriesId, SeriesKey, Writer};
@@ -29,13 +29,14 @@ pub struct FlushOutcome {
 
 /// Store ids of the aggregator's live series, by the address of the key it shares with each
 /// flush: a flush of 100 000 series finds each id by a pointer instead of hashing and
-/// comparing its strings (a fifth of the writer). An entry holds a clone of its key, so an
-/// address cannot be reused for another key while it is here; keys no one else holds any
-/// more (the series expired) are swept. Valid for one store file: a reopened store starts
-/// a new one.
+/// comparing its strings (a fifth of the writer). An entry holds a weak reference to its
+/// key, which keeps the allocation (so the address cannot be given to another key while the
+/// entry is here) without keeping the key alive; entries whose key is gone (the series
+/// expired, a one-off key of a backfilled point) are swept. Valid for one store file: a
+/// reopened store starts a new one.
 #[derive(Debug, Default)]
 struct Ids {
-    by_ptr: hashbrown::HashMap<usize, (Arc<SeriesKey>, SeriesId), foldhash::fast::RandomState>,
+    by_ptr: hashbrown::HashMap<usize, (Weak<SeriesKey>, SeriesId), foldhash::fast::RandomState>,
     writes: u32,
 }
 
@@ -45,14 +46,14 @@ impl Ids {
     }
 
     fn put(&mut self, key: &Arc<SeriesKey>, id: SeriesId) {
-        self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::clone(key), id));
+        self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), id));
     }
 
-    /// Every 64 writes, drop the entries whose key only this cache holds.
+    /// Every 64 writes, drop the entries whose key is gone.
     fn sweep(&mut self) {
         self.writes = self.writes.wrapping_add(1);
         if self.writes.is_multiple_of(64) {
-            self.by_ptr.retain(|_, (k, _)| Arc::strong_count(k) > 1);
+            self.by_ptr.retain(|_, (k, _)| k.strong_count() > 0);
         }
     }
 }
@@ -379,5 +380,29 @@ impl Retry {
         self.queue.clear();
         self.queued_points = 0;
         t.pending_points = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perfstore::Kind;
+
+    #[test]
+    fn store_ids_are_found_by_the_shared_key_and_one_off_keys_do_not_pile_up() {
+        let mut ids = Ids::default();
+        let live = Arc::new(SeriesKey::new("api", "op.calls", Kind::Counter));
+        ids.put(&live, SeriesId(7));
+        for i in 0..640 {
+            // A backfilled point's key, made for one flush and dropped with it.
+            let once = Arc::new(SeriesKey::new("api", "op.calls", Kind::Counter));
+            ids.put(&once, SeriesId(7));
+            drop(once);
+            ids.sweep();
+            assert!(ids.by_ptr.len() <= 66, "after {i} flushes: {} entries", ids.by_ptr.len());
+        }
+        assert_eq!(ids.get(&live), Some(SeriesId(7)), "a live key stays");
+        let twin = Arc::new(SeriesKey::new("api", "op.calls", Kind::Counter));
+        assert_eq!(ids.get(&twin), None, "an equal key at another address is looked up by its strings");
     }
 }
