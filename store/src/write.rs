@@ -8,9 +8,8 @@
 //! The writer keeps no point data in memory: open chunks live in the `head` table, and a
 //! flush either updates them or (when it touches many series) goes to the recent log
 //! ([`crate::recent`]) that maintenance folds into them, so a crash loses at most the flush
-//! in flight. A failed
-//! transaction (disk full, I/O error) rolls back and leaves the store as it was; the caller
-//! may retry the same batch.
+//! in flight. A failed transaction (disk full, I/O error) rolls back and leaves the store as
+//! it was; the caller may retry the same batch.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -376,7 +375,7 @@ pub(crate) fn write_each_series(tx: &Transaction<'_>, points: Vec<(SeriesId, Kin
 }
 
 /// Merge points of one series that share a timestamp (input sorted by time).
-pub(crate) fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
+fn merge_duplicates(points: Vec<Point>, kind: Kind) -> Vec<Point> {
     let mut out: Vec<Point> = Vec::with_capacity(points.len());
     for p in points {
         match out.last_mut() {
