@@ -44,12 +44,24 @@ impl FastLine<'_> {
 pub fn split(line: &[u8]) -> Option<FastLine<'_>> {
     // The name ends at the first ':' before the first '|'; a line without both is
     // malformed and the reference names why.
-    split_at(line, colon_and_bar(line)?)
+    split_at(line, marks(line)?)
 }
 
-/// [`split`] with the first `:` and `|` already found (by [`scan`]).
+/// Where a metric line's fields start: the first `|`, the first `:` before it, and whether
+/// another `:` follows that one before the `|` (several values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    /// The first `:` (the name's end).
+    pub colon: usize,
+    /// The first `|` (the values' end).
+    pub bar: usize,
+    /// Whether the values hold a `:`.
+    pub several: bool,
+}
+
+/// [`split`] with the line's [`Marks`] already found (by [`scan`]).
 #[inline(always)]
-pub fn split_at(line: &[u8], (colon, bar): (usize, usize)) -> Option<FastLine<'_>> {
+pub fn split_at(line: &[u8], Marks { colon, bar, several }: Marks) -> Option<FastLine<'_>> {
     // `_e{` events and `_sc|` service checks; other names starting with `_` are rare enough
     // to take the long way.
     if line.first() == Some(&b'_') {
@@ -69,16 +81,18 @@ pub fn split_at(line: &[u8], (colon, bar): (usize, usize)) -> Option<FastLine<'_
     if !(fields.is_empty() || fields[0] == b'|') {
         return None;
     }
-    let (first, rest) = match find(values, b':') {
-        Some(i) => (&values[..i], &values[i + 1..]),
-        None => (values, &[][..]),
-    };
-    let first = value(first, kind)?;
-    if !rest.is_empty() || values.last() == Some(&b':') {
+    let (first, rest) = if several {
+        let i = find(values, b':')?;
+        let rest = &values[i + 1..];
+        // Every later value is checked here, so `FastLine::values` drops none.
         for v in rest.split(|&b| b == b':') {
             value(v, kind)?;
         }
-    }
+        (&values[..i], rest)
+    } else {
+        (values, &[][..])
+    };
+    let first = value(first, kind)?;
     let mut line = FastLine { name_part, kind, first, rest, sample_rate: 1.0, tags: &[] };
     while let [b'|', more @ ..] = fields {
         let end = find(more, b'|').unwrap_or(more.len());
@@ -108,47 +122,106 @@ fn matches(word: u64, b: u8) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
-/// The end of the first line of `buf` (its `\n`, or the end) and, within it, the first `|`
-/// and the first `:` before that (see [`split_at`]): one pass, eight bytes at a time.
+/// The end of the first line of `buf` (its `\n`, or the end) and, within it, its [`Marks`]
+/// (`None` without a `:` before the first `|`): one pass, sixteen bytes at a time, three byte
+/// compares each (a line of the usual 20 bytes takes two steps).
 #[inline]
-pub fn scan(buf: &[u8]) -> (usize, Option<(usize, usize)>) {
+pub fn scan(buf: &[u8]) -> (usize, Option<Marks>) {
     let (mut colon, mut bar) = (None, None);
-    let pair = |c: Option<usize>, b: Option<usize>| c.zip(b);
+    // A second `:` before the `|`.
+    let mut several = false;
+    let marks = |colon: Option<usize>, bar: Option<usize>, several: bool| match (colon, bar) {
+        (Some(colon), Some(bar)) => Some(Marks { colon, bar, several }),
+        _ => None,
+    };
     let mut at = 0;
-    while let Some(w) = buf.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        let w = u64::from_le_bytes(*w);
-        let nls = matches(w, b'\n');
-        let nl = if nls == 0 { usize::MAX } else { at + (nls.trailing_zeros() / 8) as usize };
-        if bar.is_none() {
-            let bars = matches(w, b'|');
-            if bars != 0 {
-                let p = at + (bars.trailing_zeros() / 8) as usize;
-                if p < nl {
-                    bar = Some(p);
-                }
+    loop {
+        let chunk = match buf.get(at..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(c) => Lanes::load(c),
+            None => {
+                // The last few bytes, padded with zeros, which match none of the three.
+                let rest = buf.get(at..).unwrap_or_default();
+                let mut tail = [0u8; 16];
+                tail[..rest.len()].copy_from_slice(rest);
+                Lanes::load(&tail)
             }
-            let colons = matches(w, b':');
-            if colon.is_none() && colons != 0 {
-                let p = at + (colons.trailing_zeros() / 8) as usize;
-                if p < nl && bar.is_none_or(|b| p < b) {
-                    colon = Some(p);
+        };
+        let nls = chunk.eq(b'\n');
+        // The lanes before the line's end (all of them when the line goes on).
+        let in_line = nls.wrapping_sub(1) & !nls;
+        if bar.is_none() {
+            let mut colons = chunk.eq(b':') & in_line;
+            let bars = chunk.eq(b'|') & in_line;
+            if bars != 0 {
+                let b = bars.trailing_zeros();
+                bar = Some(at + b as usize);
+                colons &= (1 << b) - 1;
+            }
+            if colons != 0 {
+                // Two in this chunk, or one more after an earlier chunk's.
+                several |= colon.is_some() || colons & (colons - 1) != 0;
+                if colon.is_none() {
+                    colon = Some(at + colons.trailing_zeros() as usize);
                 }
             }
         }
         if nls != 0 {
-            return (nl, pair(colon, bar));
+            return (at + nls.trailing_zeros() as usize, marks(colon, bar, several));
         }
-        at += 8;
-    }
-    for (i, &c) in buf[at..].iter().enumerate() {
-        match c {
-            b'\n' => return (at + i, pair(colon, bar)),
-            b'|' if bar.is_none() => bar = Some(at + i),
-            b':' if bar.is_none() && colon.is_none() => colon = Some(at + i),
-            _ => {}
+        if at + 16 >= buf.len() {
+            return (buf.len(), marks(colon, bar, several));
         }
+        at += 16;
     }
-    (buf.len(), pair(colon, bar))
+}
+
+/// Sixteen bytes compared at once with SSE2 (every x86-64 CPU has it; the targets that
+/// disable it, such as kernels, take the portable loop below).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[derive(Clone, Copy)]
+struct Lanes(std::arch::x86_64::__m128i);
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+impl Lanes {
+    #[inline(always)]
+    fn load(bytes: &[u8; 16]) -> Self {
+        // SAFETY: `bytes` is 16 readable bytes, and an unaligned load (`loadu`) has no
+        // alignment requirement; SSE2 is enabled for this build (the `cfg` above).
+        Self(unsafe { std::arch::x86_64::_mm_loadu_si128(bytes.as_ptr().cast()) })
+    }
+
+    /// Bit `i` set where byte `i` is `b`.
+    #[inline(always)]
+    fn eq(self, b: u8) -> u32 {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8};
+        // SAFETY: these need SSE2 only, enabled for this build (the `cfg` above).
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(self.0, _mm_set1_epi8(b as i8))) as u32 }
+    }
+}
+
+/// Sixteen bytes compared in a loop the compiler vectorises where it can.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[derive(Clone, Copy)]
+struct Lanes([u8; 16]);
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+impl Lanes {
+    #[inline(always)]
+    fn load(bytes: &[u8; 16]) -> Self {
+        Self(*bytes)
+    }
+
+    /// Bit `i` set where byte `i` is `b`.
+    #[inline(always)]
+    fn eq(self, b: u8) -> u32 {
+        self.0.iter().enumerate().fold(0, |m, (i, &x)| m | (u32::from(x == b) << i))
+    }
+}
+
+/// The [`Marks`] of a line (no newline).
+fn marks(line: &[u8]) -> Option<Marks> {
+    let (colon, bar) = colon_and_bar(line)?;
+    Some(Marks { colon, bar, several: find(&line[colon + 1..bar], b':').is_some() })
 }
 
 /// The first `|` and the first `:` before it, in one pass eight bytes at a time.
@@ -198,6 +271,7 @@ pub fn find(s: &[u8], b: u8) -> Option<usize> {
 }
 
 /// One value as the reference parses it, or `None` when the fast path cannot say.
+#[inline(always)]
 fn value(v: &[u8], kind: MetricType) -> Option<Value<'static>> {
     match kind {
         MetricType::Set => None,
@@ -235,7 +309,8 @@ pub fn number(s: &[u8]) -> Option<f64> {
             m = m * 10 + u64::from(d);
         }
         if all_digits {
-            let x = m as f64;
+            // `m < 10^15` fits an `i64`, whose conversion is one instruction (a `u64`'s is not).
+            let x = m as i64 as f64;
             return Some(if neg { -x } else { x });
         }
     }
@@ -264,7 +339,7 @@ pub fn number(s: &[u8]) -> Option<f64> {
     if n == 0 {
         return None;
     }
-    let x = m as f64 / POW10[scale];
+    let x = m as i64 as f64 / POW10[scale];
     Some(if neg { -x } else { x })
 }
 
@@ -340,15 +415,17 @@ mod tests {
     }
 
     proptest! {
-        /// `scan` cuts a datagram where `lines` does, and finds what `colon_and_bar` finds.
+        /// `scan` cuts a datagram where `lines` does, and finds what `marks` finds.
         #[test]
-        fn scan_cuts_lines_as_the_reference_does(s in "[a-z:|\n]{0,50}") {
+        fn scan_cuts_lines_as_the_reference_does(s in "[a-z0-9:|\n\r\u{e9}]{0,90}") {
             let mut rest = s.as_bytes();
             let mut got = Vec::new();
             while !rest.is_empty() {
                 let (end, cb) = scan(rest);
                 let line = &rest[..end];
-                prop_assert_eq!(cb, colon_and_bar(line));
+                prop_assert_eq!(cb, marks(line));
+                // As the aggregator does: a `\r` before the `\n` is not part of the line.
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if !line.is_empty() {
                     got.push(line);
                 }
