@@ -39,6 +39,22 @@ fn key_of(magnitude: f64) -> i32 {
     (magnitude.ln() / ln_gamma()).ceil().clamp(-1_000_000.0, 1_000_000.0) as i32
 }
 
+/// Whole magnitudes below this have their key in [`INT_KEYS`].
+const INT_KEYS_BELOW: usize = 4096;
+
+/// [`key_of`] of every whole magnitude below [`INT_KEYS_BELOW`], computed by it: timers are
+/// mostly whole milliseconds, and a lookup costs a few instructions where a logarithm costs
+/// about fifty.
+static INT_KEYS: std::sync::LazyLock<Box<[i32]>> =
+    std::sync::LazyLock::new(|| (0..INT_KEYS_BELOW).map(|m| key_of(m as f64)).collect());
+
+/// [`key_of`], through [`INT_KEYS`] for whole magnitudes.
+#[inline]
+fn key_of_fast(magnitude: f64) -> i32 {
+    let whole = magnitude as usize;
+    if whole < INT_KEYS_BELOW && whole as f64 == magnitude { INT_KEYS[whole] } else { key_of(magnitude) }
+}
+
 fn value_of(key: i32) -> f64 {
     2.0 * GAMMA.powi(key) / (GAMMA + 1.0)
 }
@@ -246,9 +262,9 @@ impl Sketch {
         if m < MIN_MAGNITUDE {
             self.zero += weight;
         } else if value > 0.0 {
-            self.pos.add(key_of(m), weight);
+            self.pos.add(key_of_fast(m), weight);
         } else {
-            self.neg.add(key_of(m), weight);
+            self.neg.add(key_of_fast(m), weight);
         }
     }
 
@@ -273,7 +289,7 @@ impl Sketch {
             }
             let key = match last {
                 Some((v, k)) if v == value => k,
-                _ => key_of(m),
+                _ => key_of_fast(m),
             };
             last = Some((value, key));
             if value > 0.0 { pos.push((key, weight)) } else { neg.push((key, weight)) }
@@ -446,6 +462,18 @@ pub fn nearest_rank(q: f64, n: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_magnitudes_take_the_key_the_logarithm_gives() {
+        for m in 1..INT_KEYS_BELOW + 10 {
+            let m = m as f64;
+            assert_eq!(key_of_fast(m), key_of(m), "{m}");
+            for x in [m - 0.5, m + 1e-9, m * (1.0 + f64::EPSILON), 1.0 / m] {
+                assert_eq!(key_of_fast(x), key_of(x), "{x}");
+            }
+        }
+        assert_eq!(key_of_fast(1e300), key_of(1e300));
+    }
 
     #[test]
     fn a_batch_makes_the_sketch_adding_one_by_one_makes() {

@@ -123,7 +123,10 @@ impl Ident<'_> {
         let mut h = hasher.build_hasher();
         h.write(self.name_part);
         h.write_u8(self.kind);
-        h.write(self.tags);
+        // Most lines have no tags: hashing none is the same on both paths.
+        if !self.tags.is_empty() {
+            h.write(self.tags);
+        }
         h.finish()
     }
 }
