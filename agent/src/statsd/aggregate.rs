@@ -274,7 +274,14 @@ impl Aggregator {
         let slot = &mut self.live.hot[i];
         slot.last_seen = self.flushes;
         let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, slot.named_scale));
-        if apply(&mut slot.state, f.values(), weight, scale, self.cfg.set_exact_limit) {
+        let limit = self.cfg.set_exact_limit;
+        // Most lines carry one value: no iterator chain for them.
+        let applied = if f.rest.is_empty() {
+            apply(&mut slot.state, std::iter::once(f.first), weight, scale, limit)
+        } else {
+            apply(&mut slot.state, f.values(), weight, scale, limit)
+        };
+        if applied {
             self.stats.lines += 1;
         } else {
             self.stats.drop("value_overflow");
