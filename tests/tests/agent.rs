@@ -600,7 +600,9 @@ fn metrics_endpoint_serves_the_convention_and_the_agents_own_telemetry() {
         let (code, b) = http_get(&http, "/metrics");
         assert_eq!(code, 200);
         body = b;
-        if body.contains("op_retries_total") {
+        // The flush's series reach `/metrics` a moment before the writer publishes the
+        // agent's own counters for it: wait for both.
+        if body.contains("op_retries_total") && body.contains("perfagent_lines_received_total 5\n") {
             break;
         }
     }
