@@ -14,10 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
+
+use crate::by_address::ByAddress;
 
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
 /// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
@@ -64,12 +66,8 @@ pub struct Exposition {
     /// Slots by key…
     by_key: hashbrown::HashMap<Arc<SeriesKey>, usize, foldhash::fast::RandomState>,
     /// …and by the address of the key the aggregator shares with every flush of a live
-    /// series, so an add hashes a pointer, not strings (looking up 100 000 keys by their
-    /// strings was a fifth of the writer). An entry holds a weak reference to its key, which
-    /// keeps the allocation (the address is not given to another key while the entry is
-    /// here) without keeping the key alive; entries whose key is gone are swept.
-    by_ptr: hashbrown::HashMap<usize, (Weak<SeriesKey>, usize), foldhash::fast::RandomState>,
-    adds: u32,
+    /// series, so an add hashes a pointer, not strings.
+    by_ptr: ByAddress<SeriesKey, usize>,
     /// The agent's own families, rendered by [`crate::telemetry`].
     own: String,
     /// The SLO and alert families, rendered by `crate::alerts`.
@@ -81,13 +79,10 @@ pub struct Exposition {
 impl Exposition {
     /// Fold one flush's points in.
     pub fn add(&mut self, points: &[(Arc<SeriesKey>, i64, Sample)]) {
-        self.adds = self.adds.wrapping_add(1);
-        if self.adds.is_multiple_of(64) {
-            self.by_ptr.retain(|_, (k, _)| k.strong_count() > 0);
-        }
+        self.by_ptr.sweep();
         for (key, _, sample) in points {
-            let slot = match self.by_ptr.get(&(Arc::as_ptr(key) as usize)) {
-                Some(&(_, slot)) => slot,
+            let slot = match self.by_ptr.get(key) {
+                Some(&slot) => slot,
                 None => {
                     let slot = match self.by_key.get(key) {
                         Some(&slot) => slot,
@@ -106,7 +101,7 @@ impl Exposition {
                             self.series.len() - 1
                         }
                     };
-                    self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), slot));
+                    self.by_ptr.put(key, slot);
                     slot
                 }
             };
@@ -238,7 +233,7 @@ mod tests {
         // The second key of op.calls is gone: its entry was swept. The first is still held
         // (by the series' own entry), and `other` is live.
         assert_eq!(e.by_ptr.len(), 2);
-        assert!(e.by_ptr.values().all(|(k, _)| k.strong_count() > 0));
+        assert!(e.by_ptr.all_alive());
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 #[cfg(feature = "daemon")]
 pub mod alerts;
+mod by_address;
 #[cfg(feature = "daemon")]
 pub mod cli;
 pub mod clock;

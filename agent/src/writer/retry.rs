@@ -2,11 +2,11 @@
 //! cannot take them, counted as lost only when there is no room to keep them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use perfstore::{Error as StoreError, FileState, Registration, RejectReason, SeriesId, SeriesKey, Writer};
 
+use crate::by_address::ByAddress;
 use crate::statsd::aggregate::Flush;
 use crate::telemetry::{Event as _, FlushFailed, FlushWritten, StoreRefused, Telemetry};
 
@@ -28,35 +28,8 @@ pub struct FlushOutcome {
 }
 
 /// Store ids of the aggregator's live series, by the address of the key it shares with each
-/// flush: a flush of 100 000 series finds each id by a pointer instead of hashing and
-/// comparing its strings (a fifth of the writer). An entry holds a weak reference to its
-/// key, which keeps the allocation (so the address cannot be given to another key while the
-/// entry is here) without keeping the key alive; entries whose key is gone (the series
-/// expired, a one-off key of a backfilled point) are swept. Valid for one store file: a
-/// reopened store starts a new one.
-#[derive(Debug, Default)]
-struct Ids {
-    by_ptr: hashbrown::HashMap<usize, (Weak<SeriesKey>, SeriesId), foldhash::fast::RandomState>,
-    writes: u32,
-}
-
-impl Ids {
-    fn get(&self, key: &Arc<SeriesKey>) -> Option<SeriesId> {
-        self.by_ptr.get(&(Arc::as_ptr(key) as usize)).map(|e| e.1)
-    }
-
-    fn put(&mut self, key: &Arc<SeriesKey>, id: SeriesId) {
-        self.by_ptr.insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), id));
-    }
-
-    /// Every 64 writes, drop the entries whose key is gone.
-    fn sweep(&mut self) {
-        self.writes = self.writes.wrapping_add(1);
-        if self.writes.is_multiple_of(64) {
-            self.by_ptr.retain(|_, (k, _)| k.strong_count() > 0);
-        }
-    }
-}
+/// flush. Valid for one store file: a reopened store starts a new one.
+type Ids = ByAddress<SeriesKey, SeriesId>;
 
 /// A flush not yet in the store, and which of its parts are (a retry must not write points
 /// twice: counter deltas would add up).
@@ -88,7 +61,7 @@ fn write_pending(writer: &mut Writer, ids: &mut Ids, p: &mut Pending, now_ms: i6
     let flush = &p.flush;
     if !p.points_done {
         ids.sweep();
-        let mut found: Vec<Option<SeriesId>> = flush.points.iter().map(|(k, _, _)| ids.get(k)).collect();
+        let mut found: Vec<Option<SeriesId>> = flush.points.iter().map(|(k, _, _)| ids.get(k).copied()).collect();
         let unknown: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
         let regs = writer.register_all(unknown.iter().map(|&i| &*flush.points[i].0), now_ms)?;
         let mut rejected = BTreeMap::new();
@@ -385,6 +358,8 @@ impl Retry {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use perfstore::Kind;
 
@@ -399,9 +374,9 @@ mod tests {
             ids.put(&once, SeriesId(7));
             drop(once);
             ids.sweep();
-            assert!(ids.by_ptr.len() <= 66, "after {i} flushes: {} entries", ids.by_ptr.len());
+            assert!(ids.len() <= 66, "after {i} flushes: {} entries", ids.len());
         }
-        assert_eq!(ids.get(&live), Some(SeriesId(7)), "a live key stays");
+        assert_eq!(ids.get(&live), Some(&SeriesId(7)), "a live key stays");
         let twin = Arc::new(SeriesKey::new("api", "op.calls", Kind::Counter));
         assert_eq!(ids.get(&twin), None, "an equal key at another address is looked up by its strings");
     }
