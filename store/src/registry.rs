@@ -6,27 +6,23 @@ use std::collections::HashMap;
 
 use rusqlite::{TransactionBehavior, params};
 
+use crate::codec::put_varint;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Registration, RejectReason, SeriesId, SeriesKey};
 use crate::write::Writer;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Identity {
-    name: String,
-    labels: Vec<(String, String)>,
-}
+/// A series' identity, its name and labels, in one allocation: each string after its length
+/// as a varint. The registry holds one per series, by the 100 000: as a `String` and a
+/// `Vec` of `String` pairs the same identity took four to six allocations, about 220 bytes
+/// for a key with one label, where this takes one of about 30.
+type Identity = Box<[u8]>;
 
-/// A key's [`Identity`], borrowed, to look a key up without copying it: it hashes as an
-/// `Identity` does (a `str` as a `String`, a slice as a `Vec`).
-#[derive(Hash)]
-struct IdentityRef<'a> {
-    name: &'a str,
-    labels: &'a [(String, String)],
-}
-
-impl hashbrown::Equivalent<Identity> for IdentityRef<'_> {
-    fn equivalent(&self, key: &Identity) -> bool {
-        self.name == key.name && self.labels == key.labels.as_slice()
+/// Write the identity of `name` and `labels` into `out` (cleared first).
+fn identity(out: &mut Vec<u8>, name: &str, labels: &[(String, String)]) {
+    out.clear();
+    for s in std::iter::once(name).chain(labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])) {
+        put_varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -52,6 +48,7 @@ impl Writer {
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::sql(&self.path, e))?;
         drop(stmt);
+        let mut buf = Vec::new();
         for (id, name, kind, labels) in rows {
             let kind = Kind::from_code(kind).ok_or_else(|| Error::Corrupt {
                 path: self.path.clone(),
@@ -61,9 +58,10 @@ impl Writer {
                 path: self.path.clone(),
                 detail: format!("series {id} has unreadable labels: {e}"),
             })?;
-            *self.registry.per_name.entry(name.clone()).or_default() += 1;
+            identity(&mut buf, &name, &labels);
+            *self.registry.per_name.entry(name).or_default() += 1;
             self.registry.kinds.insert(id, kind);
-            self.registry.by_identity.insert(Identity { name, labels }, (id, kind));
+            self.registry.by_identity.insert(buf.as_slice().into(), (id, kind));
         }
         Ok(())
     }
@@ -88,16 +86,20 @@ impl Writer {
     ) -> Result<Vec<Registration>> {
         let keys = keys.into_iter();
         let mut out = Vec::with_capacity(keys.size_hint().0);
-        let mut added: Vec<(Identity, SeriesId, Kind)> = Vec::new();
+        // The new series: their identities (also to find a key given twice)…
         let mut pending = IdentityMap::default();
+        // …and their names, ids and kinds, in order.
+        let mut added: Vec<(&'k str, SeriesId, Kind)> = Vec::new();
+        let mut buf = Vec::new();
         let mut per_name_added: HashMap<&str, usize> = HashMap::new();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::sql(&self.path, e))?;
         for key in keys {
-            let borrowed = IdentityRef { name: &key.name, labels: key.labels() };
-            if let Some(&(id, kind)) = self.registry.by_identity.get(&borrowed).or_else(|| pending.get(&borrowed)) {
+            identity(&mut buf, &key.name, key.labels());
+            let ident = buf.as_slice();
+            if let Some(&(id, kind)) = self.registry.by_identity.get(ident).or_else(|| pending.get(ident)) {
                 out.push(if kind == key.kind {
                     Registration::Registered(id)
                 } else {
@@ -129,18 +131,22 @@ impl Writer {
             .and_then(|mut s| s.execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms]))
             .map_err(|e| Error::sql(&self.path, e))?;
             let id = SeriesId(tx.last_insert_rowid());
-            let ident = Identity { name: key.name.clone(), labels: key.labels().to_vec() };
             *per_name_added.entry(key.name.as_str()).or_default() += 1;
-            pending.insert(ident.clone(), (id, key.kind));
-            added.push((ident, id, key.kind));
+            pending.insert(buf.as_slice().into(), (id, key.kind));
+            added.push((&key.name, id, key.kind));
             out.push(Registration::Registered(id));
         }
         tx.commit().map_err(|e| Error::sql(&self.path, e))?;
-        for (ident, id, kind) in added {
-            *self.registry.per_name.entry(ident.name.clone()).or_default() += 1;
+        for (name, id, kind) in added {
+            match self.registry.per_name.get_mut(name) {
+                Some(n) => *n += 1,
+                None => {
+                    self.registry.per_name.insert(name.to_owned(), 1);
+                }
+            }
             self.registry.kinds.insert(id, kind);
-            self.registry.by_identity.insert(ident, (id, kind));
         }
+        self.registry.by_identity.extend(pending);
         Ok(out)
     }
 

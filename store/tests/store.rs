@@ -625,6 +625,39 @@ fn cardinality_limits_and_kind_conflicts_are_rejected_not_errors() {
 }
 
 #[test]
+fn a_series_keeps_its_id_within_a_batch_and_across_a_restart_and_no_two_keys_share_one() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    // Keys whose strings run together the same way: only the boundaries differ.
+    let keys = [
+        SeriesKey::new("api", "ab", Kind::Counter).label("c", "d"),
+        SeriesKey::new("api", "a", Kind::Counter).label("bc", "d"),
+        SeriesKey::new("api", "a", Kind::Counter).label("b", "cd"),
+        SeriesKey::new("api", "abcd", Kind::Counter),
+        SeriesKey::new("api", "ab", Kind::Counter).label("c", "d"),
+    ];
+    let ids: Vec<SeriesId> = w
+        .register_all(&keys, T0)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            Registration::Registered(id) => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids[4], ids[0], "a key given twice in one batch is one series");
+    let distinct: std::collections::BTreeSet<_> = ids[..4].iter().collect();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    assert_eq!(w.series_count(), 4);
+    drop(w);
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    for (key, id) in keys.iter().zip(&ids) {
+        assert_eq!(reg(&mut w, key), *id, "{key:?} after a restart");
+    }
+    assert_eq!(w.series_count(), 4, "nothing registered twice");
+}
+
+#[test]
 fn labels_are_sorted_interned_and_matchable() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
