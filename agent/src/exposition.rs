@@ -48,12 +48,28 @@ fn num(v: f64) -> String {
     }
 }
 
+/// A series' cumulative value: 16 bytes, a histogram's counts boxed apart (`/metrics` holds
+/// one per series, often by the 100 000, and most are counters or gauges).
 #[derive(Debug, Clone)]
 enum Value {
     Counter(f64),
     Gauge(f64),
-    Histogram { bounds: &'static [f64], buckets: Vec<f64>, count: f64, sum: f64 },
+    Histogram(Box<Hist>),
 }
+
+/// A histogram's cumulative counts, in one allocation.
+#[derive(Debug, Clone)]
+struct Hist {
+    bounds: &'static [f64],
+    /// Events at or under each bound (the first `bounds.len()`).
+    buckets: [f64; MAX_BUCKETS],
+    count: f64,
+    sum: f64,
+}
+
+/// Bounds of the longest bucket list.
+const MAX_BUCKETS: usize =
+    if DURATION_BUCKETS.len() > VALUE_BUCKETS.len() { DURATION_BUCKETS.len() } else { VALUE_BUCKETS.len() };
 
 /// One exposition family: its kind, the StatsD name it came from, and its series.
 type Family<'a> = (Kind, String, Vec<(&'a SeriesKey, &'a Value)>);
@@ -93,7 +109,12 @@ impl Exposition {
                                 Sample::Distribution(_) => {
                                     let bounds: &'static [f64] =
                                         if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
-                                    Value::Histogram { bounds, buckets: vec![0.0; bounds.len()], count: 0.0, sum: 0.0 }
+                                    Value::Histogram(Box::new(Hist {
+                                        bounds,
+                                        buckets: [0.0; MAX_BUCKETS],
+                                        count: 0.0,
+                                        sum: 0.0,
+                                    }))
                                 }
                             };
                             self.series.push((Arc::clone(key), value));
@@ -114,12 +135,12 @@ impl Exposition {
                     }
                 }
                 Sample::Distribution(d) => {
-                    if let Value::Histogram { bounds, buckets, count, sum } = v {
-                        for (i, b) in bounds.iter().enumerate() {
-                            buckets[i] += d.sketch.count_at_most(*b);
+                    if let Value::Histogram(h) = v {
+                        for (bucket, b) in h.buckets.iter_mut().zip(h.bounds) {
+                            *bucket += d.sketch.count_at_most(*b);
                         }
-                        *count += d.count;
-                        *sum += d.sum;
+                        h.count += d.count;
+                        h.sum += d.sum;
                     }
                 }
             }
@@ -175,7 +196,8 @@ impl Exposition {
                     Value::Counter(v) | Value::Gauge(v) => {
                         let _ = writeln!(out, "{family}{} {}", labels(key, None), num(*v));
                     }
-                    Value::Histogram { bounds, buckets, count, sum } => {
+                    Value::Histogram(h) => {
+                        let Hist { bounds, buckets, count, sum } = &**h;
                         for (b, c) in bounds.iter().zip(buckets) {
                             let _ = writeln!(
                                 out,

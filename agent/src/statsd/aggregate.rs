@@ -116,6 +116,9 @@ pub(super) enum State {
 /// A series' identity bytes and the interval of a backfilled point.
 type BackfillKey = (Box<[u8]>, i64);
 
+/// Room left in a flush's points for the host sample the writer appends to it.
+const HOST_POINTS: usize = 64;
+
 /// What a line changes in its series.
 #[derive(Debug, Clone)]
 pub(super) struct Hot {
@@ -463,7 +466,9 @@ impl Aggregator {
             .filter_map(|((_, bts), (key, mut hot))| take_sample(&mut hot.state).map(|s| (Arc::new(key), bts, s)))
             .collect();
         points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        points.reserve(self.live.len());
+        // With room for the host sample the writer appends (about 30 points): growing a
+        // vector of 100 000 points for it copied them into one twice the size.
+        points.reserve(self.live.len() + HOST_POINTS);
         for (key, hot) in self.live.keys.iter().zip(&mut self.live.hot) {
             if let Some(sample) = take_sample(&mut hot.state) {
                 points.push((key.clone(), ts, sample));
