@@ -350,7 +350,17 @@ pub fn wal_path(db: &Path) -> PathBuf {
 /// Order points by series, then time (keeping the order written within a timestamp), and
 /// merge the points of one series that share a timestamp.
 pub(crate) fn sort_and_merge(points: &mut Vec<(SeriesId, Kind, Point)>) {
-    points.sort_by_key(|(s, _, p)| (*s, p.ts_ms));
+    let key = |(s, _, p): &(SeriesId, Kind, Point)| (*s, p.ts_ms);
+    // A flush usually comes in series order already (the agent's live series are in the
+    // order they were registered) but for a few points, such as the host sample at its end.
+    if !points.is_sorted_by_key(key) {
+        // Order the positions, not the 128-byte points: a stable sort of the points took an
+        // 8 MB scratch buffer every flush at 100 000 series; this takes 4 bytes a point.
+        // Each key ends with the position, so equal keys keep the order written.
+        let mut order: Vec<u32> = (0..points.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| (key(&points[i as usize]), i));
+        permute(points, order);
+    }
     points.dedup_by(|later, kept| {
         let same = later.0 == kept.0 && later.2.ts_ms == kept.2.ts_ms;
         if same {
@@ -358,6 +368,24 @@ pub(crate) fn sort_and_merge(points: &mut Vec<(SeriesId, Kind, Point)>) {
         }
         same
     });
+}
+
+/// Put what was at `order[k]` at `k`, for every `k` (`order` is a permutation of the
+/// positions), in place: each cycle of the permutation is walked once, one swap a step.
+fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
+    for start in 0..items.len() {
+        let mut at = start;
+        // A position whose item is in place points at itself.
+        while order[at] as usize != at {
+            let from = order[at] as usize;
+            order[at] = at as u32;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// [`write_series`] for each series of sorted, merged points. Returns chunks sealed.
@@ -610,4 +638,50 @@ pub(crate) fn write_series(
     }
     store_head(tx, series, &newest, &encode(kind, &newest), summarize(&newest))?;
     Ok(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Points come out as a stable sort by series and time leaves them, merged alike
+        /// (a gauge's last value is the one written last).
+        #[test]
+        fn sort_and_merge_is_a_stable_sort_then_a_merge(
+            raw in proptest::collection::vec((0i64..6, 0i64..4, -5i32..5), 0..60),
+            sorted_first in any::<bool>(),
+        ) {
+            let mut raw = raw;
+            if sorted_first {
+                raw.sort_by_key(|&(s, t, _)| (s, t));
+            }
+            let points: Vec<(SeriesId, Kind, Point)> = raw
+                .iter()
+                .map(|&(s, t, v)| (SeriesId(s), Kind::Gauge, { let v = f64::from(v); Point::from_sample(t * 1000, &Sample::Gauge { last: v, min: v, max: v }) }))
+                .collect();
+            let mut want = points.clone();
+            want.sort_by_key(|(s, _, p)| (*s, p.ts_ms));
+            want.dedup_by(|later, kept| {
+                let same = later.0 == kept.0 && later.2.ts_ms == kept.2.ts_ms;
+                if same {
+                    kept.2.merge_same_interval(&later.2, kept.1);
+                }
+                same
+            });
+            let mut got = points;
+            sort_and_merge(&mut got);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn permute_puts_each_item_where_the_order_says() {
+        let mut items = vec!['a', 'b', 'c', 'd', 'e', 'f'];
+        // Two cycles and a fixed point.
+        permute(&mut items, vec![2, 0, 1, 3, 5, 4]);
+        assert_eq!(items, ['c', 'a', 'b', 'd', 'f', 'e']);
+    }
 }
