@@ -35,9 +35,9 @@ fn labels(key: &SeriesKey) -> String {
     if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
 }
 
-/// About the bytes the ingested families render to, never less for ordinary values
-/// (a line's number is counted as 24 bytes; `Display` of an `f64` takes at most that
-/// outside exponents beyond 10^±16).
+/// About the bytes the ingested families render to, a little over for usual pages (a line's
+/// number is counted as 24 bytes, its labels unescaped); an estimate under the page only
+/// costs the page a regrowth.
 fn page_estimate(families: &BTreeMap<String, Family<'_>>) -> usize {
     families
         .iter()

@@ -354,12 +354,17 @@ pub(crate) fn sort_and_merge(points: &mut Vec<(SeriesId, Kind, Point)>) {
     // A flush usually comes in series order already (the agent's live series are in the
     // order they were registered) but for a few points, such as the host sample at its end.
     if !points.is_sorted_by_key(key) {
-        // Order the positions, not the 128-byte points: a stable sort of the points took an
-        // 8 MB scratch buffer every flush at 100 000 series; this takes 4 bytes a point.
-        // Each key ends with the position, so equal keys keep the order written.
-        let mut order: Vec<u32> = (0..points.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| (key(&points[i as usize]), i));
-        permute(points, order);
+        match u32::try_from(points.len()) {
+            // Order the positions, not the 128-byte points: a stable sort of the points took
+            // an 8 MB scratch buffer every flush at 100 000 series; this takes 4 bytes a
+            // point. Each key ends with the position, so equal keys keep the order written.
+            Ok(n) => {
+                let mut order: Vec<u32> = (0..n).collect();
+                order.sort_unstable_by_key(|&i| (key(&points[i as usize]), i));
+                permute(points, order);
+            }
+            Err(_) => points.sort_by_key(key),
+        }
     }
     points.dedup_by(|later, kept| {
         let same = later.0 == kept.0 && later.2.ts_ms == kept.2.ts_ms;
@@ -660,7 +665,10 @@ mod tests {
             }
             let points: Vec<(SeriesId, Kind, Point)> = raw
                 .iter()
-                .map(|&(s, t, v)| (SeriesId(s), Kind::Gauge, { let v = f64::from(v); Point::from_sample(t * 1000, &Sample::Gauge { last: v, min: v, max: v }) }))
+                .map(|&(s, t, v)| {
+                    let v = f64::from(v);
+                    (SeriesId(s), Kind::Gauge, Point::from_sample(t * 1000, &Sample::Gauge { last: v, min: v, max: v }))
+                })
                 .collect();
             let mut want = points.clone();
             want.sort_by_key(|(s, _, p)| (*s, p.ts_ms));
