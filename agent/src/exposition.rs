@@ -35,28 +35,6 @@ fn labels(key: &SeriesKey) -> String {
     if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
 }
 
-/// About the bytes the ingested families render to, a little over for usual pages (a line's
-/// number is counted as 24 bytes, its labels unescaped); an estimate under the page only
-/// costs the page a regrowth.
-fn page_estimate(families: &BTreeMap<String, Family<'_>>) -> usize {
-    families
-        .iter()
-        .map(|(family, (_, source, members))| {
-            let per_line = |key: &SeriesKey| {
-                family.len() + 12 + key.labels().iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 28
-            };
-            let lines: usize = members
-                .iter()
-                .map(|(key, value)| match value {
-                    Value::Histogram(h) => (h.bounds.len() + 3) * per_line(key),
-                    _ => per_line(key),
-                })
-                .sum();
-            2 * family.len() + source.len() + 80 + lines
-        })
-        .sum()
-}
-
 fn num(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -90,8 +68,15 @@ struct Hist {
 const MAX_BUCKETS: usize =
     if DURATION_BUCKETS.len() > VALUE_BUCKETS.len() { DURATION_BUCKETS.len() } else { VALUE_BUCKETS.len() };
 
-/// One exposition family: its kind, the StatsD name it came from, and its series.
-type Family<'a> = (Kind, String, Vec<(&'a SeriesKey, &'a Value)>);
+/// One exposition family: its name, its kind, the StatsD name it came from, and its series.
+type Family = (String, Kind, String, Members);
+
+/// A family's series, in order.
+type Members = Vec<(Arc<SeriesKey>, Value)>;
+
+/// Bytes of a piece of the page: big enough that the pieces cost nothing, small enough that
+/// a page of 100 000 series is never held whole (40 MB).
+const PIECE: usize = 64 * 1024;
 
 /// Cumulative state of everything `/metrics` shows.
 #[derive(Debug, Default)]
@@ -181,13 +166,15 @@ impl Exposition {
         self.remote_write = text;
     }
 
-    /// The ingested series, sorted, grouped by family; and how many were left out because
-    /// their family's name is another kind's.
-    fn families(&self) -> (BTreeMap<String, Family<'_>>, u64) {
-        let mut families: BTreeMap<String, Family<'_>> = BTreeMap::new();
+    /// The page as of now, to render a piece at a time without the lock: the agent's own
+    /// families, and a copy of every series (its shared key and its value, not its text).
+    pub fn page(&self) -> Page {
+        let head = [self.own.as_str(), &self.alerts, &self.remote_write].concat();
+        let mut sorted: Members = self.series.clone();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Grouped by family name, in the name's order.
+        let mut families: BTreeMap<String, (Kind, String, Members)> = BTreeMap::new();
         let mut collisions = 0u64;
-        let mut sorted: Vec<_> = self.series.iter().map(|(k, v)| (&**k, v)).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, value) in sorted {
             let family = metric_name(&key.name, key.kind, &key.unit);
             let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
@@ -197,57 +184,108 @@ impl Exposition {
                 collisions += 1;
             }
         }
-        (families, collisions)
+        let families = families.into_iter().map(|(name, (kind, source, members))| (name, kind, source, members));
+        Page {
+            head: Some(head),
+            families: families.collect::<Vec<_>>().into_iter(),
+            current: None,
+            collisions,
+            done: false,
+        }
     }
 
-    /// The text exposition.
+    /// The whole text exposition at once.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096 + self.own.len() + self.alerts.len() + self.remote_write.len());
-        // The agent's own families first.
-        out.push_str(&self.own);
-        out.push_str(&self.alerts);
-        out.push_str(&self.remote_write);
-        let (families, collisions) = self.families();
-        // Reserve the page's size once rather than grow it by doubling, copying what was
-        // written each time (90 000 series, half of them histograms, make a 40 MB page).
-        let estimate = page_estimate(&families);
-        out.reserve(estimate + 256);
-        for (family, (kind, source, members)) in &families {
-            let (ty, what) = match kind {
-                Kind::Counter => ("counter", "counter, cumulative since the agent started"),
-                Kind::Gauge => ("gauge", "gauge, last value"),
-                Kind::Set => ("gauge", "set, distinct values in the last interval"),
-                Kind::Distribution => ("histogram", "distribution, cumulative since the agent started"),
-            };
-            let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape_help(source));
-            for (key, value) in members {
-                // The series' labels once; a bucket line adds `le` before the closing brace.
-                let base = labels(key);
-                match value {
-                    Value::Counter(v) | Value::Gauge(v) => {
-                        let _ = writeln!(out, "{family}{base} {}", num(*v));
+        self.page().collect()
+    }
+}
+
+/// `/metrics` as of one moment ([`Exposition::page`]), rendered in pieces of about
+/// [`PIECE`] bytes as the response is sent.
+#[derive(Debug)]
+pub struct Page {
+    head: Option<String>,
+    families: std::vec::IntoIter<Family>,
+    /// The family being rendered, and how many of its series are.
+    current: Option<(Family, usize)>,
+    collisions: u64,
+    done: bool,
+}
+
+impl Iterator for Page {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        if self.done {
+            return None;
+        }
+        let mut out = String::with_capacity(PIECE + 4096);
+        while out.len() < PIECE {
+            let Some(((family, _, _, members), at)) = &mut self.current else {
+                match self.families.next() {
+                    Some(f) => {
+                        render_header(&mut out, &f.0, f.1, &f.2);
+                        self.current = Some((f, 0));
+                        continue;
                     }
-                    Value::Histogram(h) => {
-                        let Hist { bounds, buckets, count, sum } = &**h;
-                        let with_le = match base.strip_suffix('}') {
-                            Some(open) => format!("{open},le=\""),
-                            None => "{le=\"".to_owned(),
-                        };
-                        for (b, c) in bounds.iter().zip(buckets) {
-                            let _ = writeln!(out, "{family}_bucket{with_le}{}\"}} {}", num(*b), num(c.min(*count)));
-                        }
-                        let _ = writeln!(out, "{family}_bucket{with_le}+Inf\"}} {}", num(*count));
-                        let _ = writeln!(out, "{family}_sum{base} {}", num(*sum));
-                        let _ = writeln!(out, "{family}_count{base} {}", num(*count));
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# HELP perfagent_name_collisions_total Series left out of /metrics because their name collides with another type after sanitising.\n# TYPE perfagent_name_collisions_total counter\nperfagent_name_collisions_total {}",
+                            self.collisions
+                        );
+                        self.done = true;
+                        break;
                     }
                 }
+            };
+            match members.get(*at) {
+                Some((key, value)) => {
+                    render_series(&mut out, family, key, value);
+                    *at += 1;
+                }
+                None => self.current = None,
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP perfagent_name_collisions_total Series left out of /metrics because their name collides with another type after sanitising.\n# TYPE perfagent_name_collisions_total counter\nperfagent_name_collisions_total {collisions}"
-        );
-        out
+        Some(out)
+    }
+}
+
+/// A family's `HELP` and `TYPE` lines.
+fn render_header(out: &mut String, family: &str, kind: Kind, source: &str) {
+    let (ty, what) = match kind {
+        Kind::Counter => ("counter", "counter, cumulative since the agent started"),
+        Kind::Gauge => ("gauge", "gauge, last value"),
+        Kind::Set => ("gauge", "set, distinct values in the last interval"),
+        Kind::Distribution => ("histogram", "distribution, cumulative since the agent started"),
+    };
+    let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape_help(source));
+}
+
+/// One series' lines.
+fn render_series(out: &mut String, family: &str, key: &SeriesKey, value: &Value) {
+    // The series' labels once; a bucket line adds `le` before the closing brace.
+    let base = labels(key);
+    match value {
+        Value::Counter(v) | Value::Gauge(v) => {
+            let _ = writeln!(out, "{family}{base} {}", num(*v));
+        }
+        Value::Histogram(h) => {
+            let Hist { bounds, buckets, count, sum } = &**h;
+            let with_le = match base.strip_suffix('}') {
+                Some(open) => format!("{open},le=\""),
+                None => "{le=\"".to_owned(),
+            };
+            for (b, c) in bounds.iter().zip(buckets) {
+                let _ = writeln!(out, "{family}_bucket{with_le}{}\"}} {}", num(*b), num(c.min(*count)));
+            }
+            let _ = writeln!(out, "{family}_bucket{with_le}+Inf\"}} {}", num(*count));
+            let _ = writeln!(out, "{family}_sum{base} {}", num(*sum));
+            let _ = writeln!(out, "{family}_count{base} {}", num(*count));
+        }
     }
 }
 
@@ -284,12 +322,14 @@ mod tests {
     }
 
     #[test]
-    fn a_large_page_is_allocated_once_and_not_far_too_big() {
+    fn a_large_page_comes_in_pieces_that_add_up_to_it() {
         let mut e = Exposition::default();
         let points: Vec<_> = (0..2000)
             .map(|i| {
                 let kind = if i % 2 == 0 { Kind::Counter } else { Kind::Distribution };
-                let key = SeriesKey::new("api", &format!("op{}", i % 50), kind).label("host", &format!("vm-{i}"));
+                // One family of 1000 counters, five of 200 histograms (about 220 KB each).
+                let name = if kind == Kind::Counter { "op.calls".to_owned() } else { format!("op{}.duration", i % 5) };
+                let key = SeriesKey::new("api", &name, kind).label("host", &format!("vm-{i}"));
                 let sample = match kind {
                     Kind::Counter => Sample::Counter(f64::from(i)),
                     _ => Sample::Distribution(Box::new(Distribution::from_values(&[0.001 * f64::from(i), 3.0]))),
@@ -298,14 +338,24 @@ mod tests {
             })
             .collect();
         e.add(&points);
-        let page = e.render();
+        e.set_own("# agent's own\n".into());
+        let pieces: Vec<String> = e.page().collect();
+        let page = pieces.concat();
+        assert!(page.starts_with("# agent's own\n"), "{}", &page[..100]);
+        assert!(page.ends_with("perfagent_name_collisions_total 0\n"), "{}", &page[page.len() - 100..]);
         assert!(page.lines().count() > 1000 * 16 + 1000, "every bucket line is there");
-        // The series' part of the page (all of it here but the collision counter's three
-        // lines) is estimated up front, so the page is allocated once, not far too big.
-        let series_part = page.len() - page.split("# HELP perfagent_name_collisions_total").nth(1).map_or(0, str::len);
-        let estimate = page_estimate(&e.families().0);
-        assert!(estimate >= series_part, "estimate {estimate} < {series_part} bytes");
-        assert!(estimate < series_part * 3 / 2, "estimate {estimate} for {series_part} bytes");
+        assert_eq!(page.matches("# TYPE ").count(), 7, "six families and the collisions counter");
+        assert_eq!(
+            page.matches("# TYPE op1_duration_seconds histogram\n").count(),
+            1,
+            "a family split across pieces is named once"
+        );
+        // Never the whole page at once: pieces of about 64 KiB, each of whole lines.
+        assert!(pieces.len() > 10, "{} pieces", pieces.len());
+        for p in &pieces[1..] {
+            assert!(p.len() < PIECE + 4096, "{}", p.len());
+            assert!(p.ends_with('\n'));
+        }
     }
 
     #[test]

@@ -578,7 +578,8 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // `/metrics` comes chunked (streamed); a response cut short reads as empty.
+    let body = text.split_once("\r\n\r\n").and_then(|(h, b)| perf_e2e::dechunk(h, b)).unwrap_or_default();
     (status, body)
 }
 

@@ -59,7 +59,8 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, text.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned())
+    // `/metrics` comes chunked (streamed); a response cut short reads as empty.
+    (code, text.split_once("\r\n\r\n").and_then(|(h, b)| perf_e2e::dechunk(h, b)).unwrap_or_default())
 }
 
 /// The alerts Alertmanager holds for `op` at `severity`.
