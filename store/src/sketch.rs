@@ -473,6 +473,14 @@ mod tests {
             }
         }
         assert_eq!(key_of_fast(1e300), key_of(1e300));
+        // And the table's keys keep the sketch's promise on their own: each whole magnitude's
+        // bucket value is within the relative accuracy of it (1 is key 0, exactly).
+        assert_eq!(key_of_fast(1.0), 0);
+        for m in 1..INT_KEYS_BELOW {
+            let m = m as f64;
+            let v = value_of(key_of_fast(m));
+            assert!((v - m).abs() <= RELATIVE_ACCURACY * m * (1.0 + 1e-9), "{m} -> {v}");
+        }
     }
 
     #[test]
