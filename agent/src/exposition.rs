@@ -194,8 +194,9 @@ impl Exposition {
         }
     }
 
-    /// The whole text exposition at once.
-    pub fn render(&self) -> String {
+    /// The whole text exposition at once (the tests' view; `/metrics` streams [`Page`]).
+    #[cfg(test)]
+    fn render(&self) -> String {
         self.page().collect()
     }
 }
