@@ -45,13 +45,15 @@ fn num(v: f64) -> String {
     }
 }
 
-/// A series' cumulative value: 16 bytes, a histogram's counts boxed apart (`/metrics` holds
-/// one per series, often by the 100 000, and most are counters or gauges).
+/// A series' cumulative value: 16 bytes, a histogram's counts apart (`/metrics` holds one
+/// per series, often by the 100 000, and most are counters or gauges). The counts are shared
+/// with a scrape's [`Page`], which copies every value: an add copies them only while a page
+/// being sent still holds them.
 #[derive(Debug, Clone)]
 enum Value {
     Counter(f64),
     Gauge(f64),
-    Histogram(Box<Hist>),
+    Histogram(Arc<Hist>),
 }
 
 /// A histogram's cumulative counts, in one allocation.
@@ -113,7 +115,7 @@ impl Exposition {
                                 Sample::Distribution(_) => {
                                     let bounds: &'static [f64] =
                                         if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
-                                    Value::Histogram(Box::new(Hist {
+                                    Value::Histogram(Arc::new(Hist {
                                         bounds,
                                         buckets: [0.0; MAX_BUCKETS],
                                         count: 0.0,
@@ -140,6 +142,7 @@ impl Exposition {
                 }
                 Sample::Distribution(d) => {
                     if let Value::Histogram(h) = v {
+                        let h = Arc::make_mut(h);
                         for (bucket, b) in h.buckets.iter_mut().zip(h.bounds) {
                             *bucket += d.sketch.count_at_most(*b);
                         }
@@ -357,6 +360,20 @@ mod tests {
             assert!(p.len() < PIECE + 4096, "{}", p.len());
             assert!(p.ends_with('\n'));
         }
+    }
+
+    #[test]
+    fn a_page_being_sent_shows_the_moment_it_was_taken() {
+        let mut e = Exposition::default();
+        let d = Arc::new(SeriesKey::new("api", "op.duration", Kind::Distribution).unit("s"));
+        let dist = || Sample::Distribution(Box::new(Distribution::from_values(&[0.02])));
+        e.add(&[(Arc::clone(&d), 0, dist())]);
+        let page = e.page();
+        // Flushes go on while the page is sent.
+        e.add(&[(Arc::clone(&d), 10, dist())]);
+        let then: String = page.collect();
+        assert!(then.contains("op_duration_seconds_count{service=\"api\"} 1\n"), "{then}");
+        assert!(e.render().contains("op_duration_seconds_count{service=\"api\"} 2\n"));
     }
 
     #[test]
