@@ -70,9 +70,6 @@ struct Hist {
 const MAX_BUCKETS: usize =
     if DURATION_BUCKETS.len() > VALUE_BUCKETS.len() { DURATION_BUCKETS.len() } else { VALUE_BUCKETS.len() };
 
-/// One exposition family: its name, its kind, the StatsD name it came from, and its series.
-type Family = (String, Kind, String, Members);
-
 /// A family's series, in order.
 type Members = Vec<(Arc<SeriesKey>, Value)>;
 
@@ -170,29 +167,16 @@ impl Exposition {
     }
 
     /// The page as of now, to render a piece at a time without the lock: the agent's own
-    /// families, and a copy of every series (its shared key and its value, not its text).
+    /// families and a copy of every series (its shared key and its value, not its text).
+    /// Ordering and grouping the series wait for the first piece after the head, so the
+    /// lock is held only for the copy.
     pub fn page(&self) -> Page {
-        let head = [self.own.as_str(), &self.alerts, &self.remote_write].concat();
-        let mut sorted: Members = self.series.clone();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // Grouped by family name, in the name's order.
-        let mut families: BTreeMap<String, (Kind, String, Members)> = BTreeMap::new();
-        let mut collisions = 0u64;
-        for (key, value) in sorted {
-            let family = metric_name(&key.name, key.kind, &key.unit);
-            let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
-            if entry.0 == key.kind {
-                entry.2.push((key, value));
-            } else {
-                collisions += 1;
-            }
-        }
-        let families = families.into_iter().map(|(name, (kind, source, members))| (name, kind, source, members));
         Page {
-            head: Some(head),
-            families: families.collect::<Vec<_>>().into_iter(),
+            head: Some([self.own.as_str(), &self.alerts, &self.remote_write].concat()),
+            ungrouped: Some(self.series.clone()),
+            families: BTreeMap::new().into_iter(),
             current: None,
-            collisions,
+            collisions: 0,
             done: false,
         }
     }
@@ -209,11 +193,33 @@ impl Exposition {
 #[derive(Debug)]
 pub struct Page {
     head: Option<String>,
-    families: std::vec::IntoIter<Family>,
-    /// The family being rendered, and how many of its series are.
-    current: Option<(Family, usize)>,
+    /// The series as copied, until the first piece after the head groups them.
+    ungrouped: Option<Members>,
+    /// Families by name: their kind, the StatsD name they came from, and their series.
+    families: std::collections::btree_map::IntoIter<String, (Kind, String, Members)>,
+    /// The family being rendered, its series, and how many of them are.
+    current: Option<(String, Members, usize)>,
+    /// Series left out because their family's name is another kind's.
     collisions: u64,
     done: bool,
+}
+
+impl Page {
+    /// Order the series by key and group them by family name.
+    fn group(&mut self, mut series: Members) {
+        series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut families: BTreeMap<String, (Kind, String, Members)> = BTreeMap::new();
+        for (key, value) in series {
+            let family = metric_name(&key.name, key.kind, &key.unit);
+            let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
+            if entry.0 == key.kind {
+                entry.2.push((key, value));
+            } else {
+                self.collisions += 1;
+            }
+        }
+        self.families = families.into_iter();
+    }
 }
 
 impl Iterator for Page {
@@ -223,16 +229,19 @@ impl Iterator for Page {
         if let Some(head) = self.head.take() {
             return Some(head);
         }
+        if let Some(series) = self.ungrouped.take() {
+            self.group(series);
+        }
         if self.done {
             return None;
         }
         let mut out = String::with_capacity(PIECE + 4096);
         while out.len() < PIECE {
-            let Some(((family, _, _, members), at)) = &mut self.current else {
+            let Some((family, members, at)) = &mut self.current else {
                 match self.families.next() {
-                    Some(f) => {
-                        render_header(&mut out, &f.0, f.1, &f.2);
-                        self.current = Some((f, 0));
+                    Some((family, (kind, source, members))) => {
+                        render_header(&mut out, &family, kind, &source);
+                        self.current = Some((family, members, 0));
                         continue;
                     }
                     None => {

@@ -125,9 +125,10 @@ pub fn serve(addr: SocketAddr, e: Endpoint, token: Option<String>, token_hint: &
     Ok(perfweb::serve(addr, app, perfweb::Limits::default())?.addr)
 }
 
-/// The page is copied under the lock (keys shared, values copied: milliseconds at 100 000
-/// series) and rendered outside it, a piece at a time as the response is sent, so a scrape
-/// neither holds the whole text (40 MB at 100 000 series) nor keeps the writer waiting.
+/// The page is copied under the lock (keys and histogram counts shared, other values
+/// copied) and ordered and rendered outside it, a piece at a time as the response is sent,
+/// so a scrape neither holds the whole text (40 MB at 100 000 series) nor keeps the writer
+/// waiting.
 async fn metrics(State(e): State<Endpoint>) -> Response {
     let page = e.metrics.lock().map(|m| m.page()).ok();
     let body = Body::new(PageBody(page));
