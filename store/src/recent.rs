@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
 use crate::query::{Snapshot, TimeRange};
 use crate::sketch::Sketch;
-use crate::write::{LogSize, Writer, sort_and_merge, write_each_series};
+use crate::write::{Entry, LogSize, Writer, sort_and_merge, write_each_series};
 
 /// Series ids per log row: readers of one series decode one bucket's rows, and a fold
 /// holds one bucket's points in memory at a time.
@@ -44,15 +44,16 @@ pub(crate) fn bucket(series: SeriesId) -> i64 {
 
 /// Encode points: `(series, kind, point)` in ascending series order, each series' points in
 /// the order they are to be applied.
-pub(crate) fn encode(entries: &[(SeriesId, Kind, Point)], base_ms: i64) -> Vec<u8> {
+pub(crate) fn encode<E: Entry>(entries: &[E], base_ms: i64) -> Vec<u8> {
     let mut out = vec![FORMAT];
     put_varint(&mut out, zigzag(base_ms));
     let mut prev = 0i64;
     let mut sketch = Vec::new();
-    for (series, kind, p) in entries {
+    for e in entries {
+        let (series, kind, p) = (e.series(), e.kind(), e.fields());
         put_varint(&mut out, (series.0 - prev) as u64);
         prev = series.0;
-        put_varint(&mut out, zigzag(p.ts_ms.wrapping_sub(base_ms)));
+        put_varint(&mut out, zigzag(e.ts_ms().wrapping_sub(base_ms)));
         out.push(kind.code() as u8);
         let mut f = |v: f64| out.extend_from_slice(&v.to_le_bytes());
         match kind {
@@ -68,7 +69,7 @@ pub(crate) fn encode(entries: &[(SeriesId, Kind, Point)], base_ms: i64) -> Vec<u
                 f(p.min);
                 f(p.max);
                 sketch.clear();
-                if let Some(s) = &p.sketch {
+                if let Some(s) = p.sketch {
                     s.encode_into(&mut sketch);
                 }
                 put_varint(&mut out, sketch.len() as u64);
@@ -146,15 +147,15 @@ pub(crate) fn decode(
 
 /// Append one flush (sorted and merged by [`crate::write::sort_and_merge`]) as one row per
 /// bucket. Returns what was added.
-pub(crate) fn append(tx: &Transaction<'_>, points: &[(SeriesId, Kind, Point)]) -> rusqlite::Result<LogSize> {
+pub(crate) fn append<E: Entry>(tx: &Transaction<'_>, points: &[E]) -> rusqlite::Result<LogSize> {
     let mut added = LogSize::default();
     let mut stmt =
         tx.prepare_cached("INSERT INTO recent (bucket, start_ms, end_ms, points, data) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-    for group in points.chunk_by(|a, b| bucket(a.0) == bucket(b.0)) {
-        let start = group.iter().map(|x| x.2.ts_ms).min().unwrap_or_default();
-        let end = group.iter().map(|x| x.2.ts_ms).max().unwrap_or_default();
+    for group in points.chunk_by(|a, b| bucket(a.series()) == bucket(b.series())) {
+        let start = group.iter().map(E::ts_ms).min().unwrap_or_default();
+        let end = group.iter().map(E::ts_ms).max().unwrap_or_default();
         let blob = encode(group, start);
-        stmt.execute(params![bucket(group[0].0), start, end, group.len() as i64, blob])?;
+        stmt.execute(params![bucket(group[0].series()), start, end, group.len() as i64, blob])?;
         added.rows += 1;
         added.bytes += blob.len() as u64;
     }

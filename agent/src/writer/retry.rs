@@ -74,9 +74,9 @@ fn write_pending(writer: &mut Writer, ids: &mut Ids, p: &mut Pending, now_ms: i6
                 Registration::Rejected(reason) => *rejected.entry(reason).or_default() += 1,
             }
         }
-        let writes: Vec<_> =
-            flush.points.iter().zip(found).filter_map(|((_, ts_ms, sample), id)| Some((id?, *ts_ms, sample))).collect();
-        if !writes.is_empty() {
+        if found.iter().any(Option::is_some) {
+            let writes =
+                flush.points.iter().zip(found).filter_map(|((_, ts_ms, sample), id)| Some((id?, *ts_ms, sample)));
             p.outcome.written = writer.write_samples(writes)?.points;
         }
         p.outcome.rejected = rejected;
