@@ -29,7 +29,7 @@ pub const DURATION_BUCKETS: [f64; 13] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.2
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 
 fn labels(key: &SeriesKey) -> String {
-    let names = label_names(key.labels().iter().map(|(k, _)| k.as_str()));
+    let names = label_names(key.labels().map(|(k, _)| k));
     let parts: Vec<String> =
         names.iter().zip(key.labels()).map(|(n, (_, v))| format!("{n}=\"{}\"", escape_label_value(v))).collect();
     if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }

@@ -18,9 +18,9 @@ use crate::write::Writer;
 type Identity = Box<[u8]>;
 
 /// Write the identity of `name` and `labels` into `out` (cleared first).
-fn identity(out: &mut Vec<u8>, name: &str, labels: &[(String, String)]) {
+fn identity<'a>(out: &mut Vec<u8>, name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) {
     out.clear();
-    for s in std::iter::once(name).chain(labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])) {
+    for s in std::iter::once(name).chain(labels.flat_map(|(k, v)| [k, v])) {
         put_varint(out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
@@ -58,7 +58,7 @@ impl Writer {
                 path: self.path.clone(),
                 detail: format!("series {id} has unreadable labels: {e}"),
             })?;
-            identity(&mut buf, &name, &labels);
+            identity(&mut buf, &name, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             *self.registry.per_name.entry(name).or_default() += 1;
             self.registry.kinds.insert(id, kind);
             self.registry.by_identity.insert(buf.as_slice().into(), (id, kind));

@@ -128,7 +128,7 @@ struct Batch {
 }
 
 fn label_set(s: &SeriesInfo, name: &str, extra: &[(String, String)], le: Option<&str>) -> Vec<Label> {
-    let names = label_names(s.key.labels().iter().map(|(k, _)| k.as_str()));
+    let names = label_names(s.key.labels().map(|(k, _)| k));
     // An external label the series already has (by its Prometheus name) is the series' own.
     let extra: Vec<Label> = extra
         .iter()
@@ -138,7 +138,7 @@ fn label_set(s: &SeriesInfo, name: &str, extra: &[(String, String)], le: Option<
     let mut labels: Vec<Label> = names
         .into_iter()
         .zip(s.key.labels())
-        .map(|(n, (_, v))| Label { name: n, value: v.clone() })
+        .map(|(n, (_, v))| Label { name: n, value: v.to_owned() })
         .chain(extra)
         .collect();
     if let Some(le) = le {

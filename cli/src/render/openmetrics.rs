@@ -35,7 +35,7 @@ pub enum Format {
 }
 
 fn om_labels(s: &SeriesInfo, extra: Option<(&str, &str)>) -> String {
-    let names = label_names(s.key.labels().iter().map(|(k, _)| k.as_str()));
+    let names = label_names(s.key.labels().map(|(k, _)| k));
     let mut parts: Vec<String> =
         names.iter().zip(s.key.labels()).map(|(n, (_, v))| format!("{n}=\"{}\"", escape_label_value(v))).collect();
     if let Some((k, v)) = extra {
@@ -243,7 +243,7 @@ impl Export<'_, '_> {
         let mut first = true;
         let written = self.each(self.series, &mut |s, steps| {
             let labels: serde_json::Map<String, serde_json::Value> =
-                s.key.labels().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                s.key.labels().map(|(k, v)| (k.to_owned(), v.into())).collect();
             let doc = serde_json::json!({
                 "series": s.key.to_string(),
                 "name": s.key.name,
