@@ -51,3 +51,30 @@ impl<K, V> ByAddress<K, V> {
         self.map.values().all(|(k, _)| k.strong_count() > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_go_by_the_very_key_and_go_with_it() {
+        let mut m: ByAddress<String, u32> = ByAddress::default();
+        let a = Arc::new("op.calls".to_owned());
+        let b = Arc::new("op.calls".to_owned());
+        m.put(&a, 1);
+        assert_eq!(m.get(&a), Some(&1));
+        assert_eq!(m.get(&b), None, "an equal key elsewhere is another key");
+        m.put(&b, 2);
+        drop(a);
+        // Swept on the 64th call: until then the entry holds the gone key's allocation, so
+        // its address cannot be handed to a new key.
+        for _ in 0..63 {
+            m.sweep();
+            assert_eq!(m.len(), 2);
+        }
+        m.sweep();
+        assert_eq!(m.len(), 1);
+        assert!(m.all_alive());
+        assert_eq!(m.get(&b), Some(&2));
+    }
+}

@@ -14,12 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
 use perfstore::{Kind, Sample, SeriesKey};
-
-use crate::by_address::ByAddress;
 
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
 /// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
@@ -82,11 +81,14 @@ const PIECE: usize = 64 * 1024;
 pub struct Exposition {
     /// Each series' key and cumulative value, by slot; a render sorts them by key.
     series: Vec<(Arc<SeriesKey>, Value)>,
-    /// Slots by key…
-    by_key: hashbrown::HashMap<Arc<SeriesKey>, usize, foldhash::fast::RandomState>,
-    /// …and by the address of the key the aggregator shares with every flush of a live
-    /// series, so an add hashes a pointer, not strings.
-    by_ptr: ByAddress<SeriesKey, usize>,
+    /// Slots by their key's content…
+    by_key: hashbrown::HashTable<u32>,
+    /// …and by the address of the key their slot holds, which is the one the aggregator
+    /// shares with every flush of a live series: an add hashes a pointer, not strings. The
+    /// slot holds its key, so no other key can have that address while it is here. Two
+    /// 4-byte tables: maps of shared and weak keys to slots took 50 bytes a series.
+    by_ptr: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     /// The agent's own families, rendered by [`crate::telemetry`].
     own: String,
     /// The SLO and alert families, rendered by `crate::alerts`.
@@ -98,36 +100,10 @@ pub struct Exposition {
 impl Exposition {
     /// Fold one flush's points in.
     pub fn add(&mut self, points: &[(Arc<SeriesKey>, i64, Sample)]) {
-        self.by_ptr.sweep();
         for (key, _, sample) in points {
-            let slot = match self.by_ptr.get(key) {
-                Some(&slot) => slot,
-                None => {
-                    let slot = match self.by_key.get(key) {
-                        Some(&slot) => slot,
-                        None => {
-                            let value = match sample {
-                                Sample::Gauge { last: v, .. } | Sample::Set(v) => Value::Gauge(*v),
-                                Sample::Counter(_) => Value::Counter(0.0),
-                                Sample::Distribution(_) => {
-                                    let bounds: &'static [f64] =
-                                        if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
-                                    Value::Histogram(Arc::new(Hist {
-                                        bounds,
-                                        buckets: [0.0; MAX_BUCKETS],
-                                        count: 0.0,
-                                        sum: 0.0,
-                                    }))
-                                }
-                            };
-                            self.series.push((Arc::clone(key), value));
-                            self.by_key.insert(Arc::clone(key), self.series.len() - 1);
-                            self.series.len() - 1
-                        }
-                    };
-                    self.by_ptr.put(key, slot);
-                    slot
-                }
+            let slot = match self.find_by_ptr(key) {
+                Some(slot) => slot,
+                None => self.slot_of(key, sample),
             };
             let v = &mut self.series[slot].1;
             match sample {
@@ -149,6 +125,54 @@ impl Exposition {
                 }
             }
         }
+    }
+
+    fn ptr_hash(&self, key: &Arc<SeriesKey>) -> u64 {
+        self.hasher.hash_one(Arc::as_ptr(key) as usize)
+    }
+
+    fn find_by_ptr(&self, key: &Arc<SeriesKey>) -> Option<usize> {
+        let series = &self.series;
+        self.by_ptr.find(self.ptr_hash(key), |&s| Arc::ptr_eq(&series[s as usize].0, key)).map(|&s| s as usize)
+    }
+
+    /// The slot of a key not found by its address: an equal key's (the series expired and
+    /// came back with a new key, or a backfilled point's one-off key), which then holds this
+    /// key instead, or a new one.
+    fn slot_of(&mut self, key: &Arc<SeriesKey>, sample: &Sample) -> usize {
+        let hash = self.hasher.hash_one(&**key);
+        let series = &self.series;
+        let found = self.by_key.find(hash, |&s| *series[s as usize].0 == **key).map(|&s| s as usize);
+        let slot = match found {
+            Some(slot) => {
+                let old = self.ptr_hash(&self.series[slot].0);
+                if let Ok(entry) = self.by_ptr.find_entry(old, |&s| s as usize == slot) {
+                    entry.remove();
+                }
+                self.series[slot].0 = Arc::clone(key);
+                slot
+            }
+            None => {
+                let value = match sample {
+                    Sample::Gauge { last: v, .. } | Sample::Set(v) => Value::Gauge(*v),
+                    Sample::Counter(_) => Value::Counter(0.0),
+                    Sample::Distribution(_) => {
+                        let bounds: &'static [f64] = if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
+                        Value::Histogram(Arc::new(Hist { bounds, buckets: [0.0; MAX_BUCKETS], count: 0.0, sum: 0.0 }))
+                    }
+                };
+                self.series.push((Arc::clone(key), value));
+                let slot = self.series.len() - 1;
+                let (series, hasher) = (&self.series, &self.hasher);
+                self.by_key.insert_unique(hash, slot as u32, |&s| hasher.hash_one(&*series[s as usize].0));
+                slot
+            }
+        };
+        let (series, hasher) = (&self.series, &self.hasher);
+        self.by_ptr.insert_unique(self.hasher.hash_one(Arc::as_ptr(key) as usize), slot as u32, |&s| {
+            hasher.hash_one(Arc::as_ptr(&series[s as usize].0) as usize)
+        });
+        slot
     }
 
     /// Replace the agent's own families (text rendered by [`crate::telemetry`]).
@@ -314,24 +338,27 @@ mod tests {
         let first = Arc::new(key());
         e.add(&[(Arc::clone(&first), 0, Sample::Counter(2.0))]);
         e.add(&[(Arc::clone(&first), 10, Sample::Counter(1.0))]);
-        // The aggregator dropped the series; it comes back with a new shared key, then goes.
+        // The aggregator dropped the series; it comes back with a new shared key.
+        let weak_first = Arc::downgrade(&first);
         drop(first);
         let again = Arc::new(key());
         e.add(&[(Arc::clone(&again), 20, Sample::Counter(1.0))]);
-        assert_eq!(e.by_ptr.len(), 2, "both addresses lead to the one series");
-        drop(again);
+        assert!(weak_first.upgrade().is_none(), "the first key is let go");
+        assert_eq!(e.find_by_ptr(&again), Some(0), "the new key is found by its address");
+        // A backfilled point's one-off key, then the live key again.
+        e.add(&[(Arc::new(key()), 5, Sample::Counter(3.0))]);
+        e.add(&[(Arc::clone(&again), 30, Sample::Counter(1.0))]);
         let other = Arc::new(SeriesKey::new("api", "op.other", Kind::Counter));
         for i in 0..70 {
             e.add(&[(Arc::clone(&other), 30 + i, Sample::Counter(1.0))]);
         }
         let text = e.render();
-        assert!(text.contains("op_calls_total{op=\"vm.list\",service=\"api\"} 4\n"), "{text}");
+        assert!(text.contains("op_calls_total{op=\"vm.list\",service=\"api\"} 8\n"), "{text}");
         assert!(text.contains("op_other_total{service=\"api\"} 70\n"), "{text}");
         assert_eq!(e.series.len(), 2);
-        // The second key of op.calls is gone: its entry was swept. The first is still held
-        // (by the series' own entry), and `other` is live.
-        assert_eq!(e.by_ptr.len(), 2);
-        assert!(e.by_ptr.all_alive());
+        assert_eq!((e.by_key.len(), e.by_ptr.len()), (2, 2), "one entry a series in each table");
+        assert_eq!(e.find_by_ptr(&again), Some(0));
+        assert_eq!(e.find_by_ptr(&other), Some(1));
     }
 
     #[test]
