@@ -41,6 +41,7 @@ mod column;
 pub mod convention;
 mod error;
 mod event;
+pub mod grow;
 mod migrate;
 mod model;
 mod open;

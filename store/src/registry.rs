@@ -9,6 +9,7 @@ use rusqlite::{TransactionBehavior, params};
 
 use crate::codec::put_varint;
 use crate::error::{Error, Result};
+use crate::grow::reserve_by_eighths;
 use crate::model::{Kind, Registration, RejectReason, SeriesId, SeriesKey};
 use crate::write::Writer;
 
@@ -33,15 +34,19 @@ struct Held {
 const NONE: Held = Held { at: 0, len: 0, kind: None };
 
 /// Every series' identity, kind and id, about 60 bytes a series. Series are never deleted,
-/// so their ids (SQLite row ids) are dense: what is held of each is found by its id, and the
-/// identities are looked up through a table of ids. (A map of boxed identities to ids and
+/// so their ids (SQLite row ids) are dense: what is held of each is found by its id in a
+/// vector, and the identities through a table of ids. (A map of boxed identities to ids and
 /// one of ids to kinds took 107 bytes a series, and a SipHash lookup per point written.)
+/// An id far past the others (a file written by something else) goes in a map instead, so
+/// no file can make the vector huge.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     /// Every identity's bytes, back to back…
     arena: Vec<u8>,
     /// …where each is and its kind, by id…
     by_id: Vec<Held>,
+    /// …or by an id too far out for the vector…
+    sparse: HashMap<u32, Held>,
     /// …and the ids by the hash of their identity.
     index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
@@ -49,16 +54,57 @@ pub(crate) struct Registry {
     per_name: HashMap<String, usize>,
 }
 
+/// How many ids past the series held the vector stretches to.
+const DENSE_SLACK: usize = 4096;
+
 impl Registry {
+    fn held(&self, id: u32) -> Option<Held> {
+        match self.by_id.get(id as usize) {
+            Some(h) if h.kind.is_some() => Some(*h),
+            _ => self.sparse.get(&id).copied(),
+        }
+    }
+
+    fn bytes_of(arena: &[u8], h: Held) -> &[u8] {
+        &arena[h.at as usize..h.at as usize + h.len as usize]
+    }
+
     fn bytes(&self, id: u32) -> &[u8] {
-        let h = self.by_id[id as usize];
-        &self.arena[h.at as usize..h.at as usize + h.len as usize]
+        self.held(id).map_or(&[], |h| Self::bytes_of(&self.arena, h))
+    }
+
+    /// The kind of a series held.
+    pub(crate) fn kind(&self, id: SeriesId) -> Option<Kind> {
+        self.held(u32::try_from(id.0).ok()?)?.kind
     }
 
     fn find(&self, ident: &[u8]) -> Option<(SeriesId, Kind)> {
         let hash = self.hasher.hash_one(ident);
         let id = *self.index.find(hash, |&id| self.bytes(id) == ident)?;
-        Some((SeriesId(i64::from(id)), self.by_id[id as usize].kind?))
+        Some((SeriesId(i64::from(id)), self.held(id)?.kind?))
+    }
+
+    /// What [`Registry::undo`] goes back to.
+    fn mark(&self) -> (usize, usize) {
+        (self.arena.len(), self.count)
+    }
+
+    /// Let go of the series held since `mark` (their ids in `added`).
+    fn undo(&mut self, (arena_len, count): (usize, usize), added: &[u32]) {
+        for &id in added {
+            let hash = self.hasher.hash_one(self.bytes(id));
+            if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
+                entry.remove();
+            }
+            match self.by_id.get_mut(id as usize) {
+                Some(h) if h.kind.is_some() => *h = NONE,
+                _ => {
+                    self.sparse.remove(&id);
+                }
+            }
+        }
+        self.arena.truncate(arena_len);
+        self.count = count;
     }
 
     /// Hold a series; false (and nothing held) when its id does not fit the tables.
@@ -68,23 +114,29 @@ impl Registry {
         else {
             return false;
         };
-        if slot as usize >= self.by_id.len() {
-            self.by_id.resize(slot as usize + 1, NONE);
+        let held = Held { at, len, kind: Some(kind) };
+        if (slot as usize) < self.by_id.len() {
+            self.by_id[slot as usize] = held;
+        } else if (slot as usize) <= self.count + DENSE_SLACK {
+            let more = slot as usize + 1 - self.by_id.len();
+            reserve_by_eighths(&mut self.by_id, more);
+            self.by_id.resize(slot as usize, NONE);
+            self.by_id.push(held);
+        } else {
+            self.sparse.insert(slot, held);
         }
+        reserve_by_eighths(&mut self.arena, ident.len());
         self.arena.extend_from_slice(ident);
-        self.by_id[slot as usize] = Held { at, len, kind: Some(kind) };
         let hash = self.hasher.hash_one(ident);
-        let (arena, by_id, hasher) = (&self.arena, &self.by_id, &self.hasher);
-        self.index.insert_unique(hash, slot, |&id| {
-            let h = by_id[id as usize];
-            hasher.hash_one(&arena[h.at as usize..h.at as usize + h.len as usize])
-        });
+        // Out of `self` while it grows: growing rehashes what it holds, through `self`.
+        let mut index = std::mem::take(&mut self.index);
+        let this = &*self;
+        index.insert_unique(hash, slot, |&id| this.hasher.hash_one(this.bytes(id)));
+        self.index = index;
         self.count += 1;
         true
     }
 }
-
-type Pending = hashbrown::HashMap<Box<[u8]>, (SeriesId, Kind), foldhash::fast::RandomState>;
 
 impl Writer {
     pub(crate) fn load_registry(&mut self) -> Result<()> {
@@ -139,80 +191,117 @@ impl Writer {
         keys: impl IntoIterator<Item = &'k SeriesKey>,
         now_ms: i64,
     ) -> Result<Vec<Registration>> {
-        let keys = keys.into_iter();
-        let mut out = Vec::with_capacity(keys.size_hint().0);
-        // The new series: their identities (also to find a key given twice)…
-        let mut pending = Pending::default();
-        // …and their names, ids and kinds, in order.
-        let mut added: Vec<(&'k str, SeriesId, Kind)> = Vec::new();
-        let mut buf = Vec::new();
+        // New series are held at once (a key given twice in one call is found), and let go
+        // again if the transaction fails: a map of the batch's identities took 10 MB when
+        // the agent's first flush brought 90 000 series.
+        let mark = self.registry.mark();
+        let mut added: Vec<u32> = Vec::new();
         let mut per_name_added: HashMap<&str, usize> = HashMap::new();
-        let tx = self
+        let result = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::sql(&self.path, e))?;
-        for key in keys {
-            identity(&mut buf, &key.name, key.labels());
-            let ident = buf.as_slice();
-            if let Some((id, kind)) = self.registry.find(ident).or_else(|| pending.get(ident).copied()) {
-                out.push(if kind == key.kind {
-                    Registration::Registered(id)
-                } else {
-                    Registration::Rejected(RejectReason::KindConflict)
-                });
-                continue;
-            }
-            let name_count = self.registry.per_name.get(&key.name).copied().unwrap_or(0)
-                + per_name_added.get(key.name.as_str()).copied().unwrap_or(0);
-            if name_count >= self.opts.max_series_per_name {
-                out.push(Registration::Rejected(RejectReason::PerNameLimit));
-                continue;
-            }
-            if self.registry.count + added.len() >= self.opts.max_series {
-                out.push(Registration::Rejected(RejectReason::TotalLimit));
-                continue;
-            }
-            let labels = key.labels_text();
-            tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")
-                .and_then(|mut s| s.execute([&labels]))
-                .map_err(|e| Error::sql(&self.path, e))?;
-            let labelset: i64 = tx
-                .prepare_cached("SELECT id FROM labelset WHERE labels = ?1")
-                .and_then(|mut s| s.query_row([&labels], |r| r.get(0)))
-                .map_err(|e| Error::sql(&self.path, e))?;
-            tx.prepare_cached(
-                "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut s| s.execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms]))
-            .map_err(|e| Error::sql(&self.path, e))?;
-            let id = SeriesId(tx.last_insert_rowid());
-            if u32::try_from(id.0).is_err() {
-                return Err(Error::Invalid(format!("{}: series ids are used up (next {id})", self.path.display())));
-            }
-            *per_name_added.entry(key.name.as_str()).or_default() += 1;
-            pending.insert(buf.as_slice().into(), (id, key.kind));
-            added.push((&key.name, id, key.kind));
-            out.push(Registration::Registered(id));
+            .map_err(|e| Error::sql(&self.path, e))
+            .and_then(|tx| {
+                let out =
+                    register_each(&tx, &mut self.registry, &self.opts, keys, now_ms, &mut added, &mut per_name_added)
+                        .map_err(|e| e.at(&self.path))?;
+                tx.commit().map_err(|e| Error::sql(&self.path, e))?;
+                Ok(out)
+            });
+        if result.is_err() {
+            self.registry.undo(mark, &added);
+            return result;
         }
-        tx.commit().map_err(|e| Error::sql(&self.path, e))?;
-        for (name, _, _) in added {
+        for (name, n) in per_name_added {
             match self.registry.per_name.get_mut(name) {
-                Some(n) => *n += 1,
+                Some(total) => *total += n,
                 None => {
-                    self.registry.per_name.insert(name.to_owned(), 1);
+                    self.registry.per_name.insert(name.to_owned(), n);
                 }
             }
         }
-        for (ident, (id, kind)) in pending {
-            // Checked before the insert above.
-            self.registry.hold(&ident, id, kind);
-        }
-        Ok(out)
+        result
     }
 
     /// The kind a registered series was created with.
     pub(crate) fn kind_registered(&self, series: SeriesId) -> Option<Kind> {
-        let slot = usize::try_from(series.0).ok()?;
-        self.registry.by_id.get(slot)?.kind
+        self.registry.kind(series)
     }
+}
+
+/// An error of [`register_each`]: SQLite's (the path is the caller's) or a refusal.
+enum Failed {
+    Sql(rusqlite::Error),
+    Other(Error),
+}
+
+impl Failed {
+    fn at(self, path: &std::path::Path) -> Error {
+        match self {
+            Failed::Sql(e) => Error::sql(path, e),
+            Failed::Other(e) => e,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(e: rusqlite::Error) -> Self {
+        Failed::Sql(e)
+    }
+}
+
+/// [`Writer::register_all`]'s work inside its transaction: each key's registration, new
+/// series inserted and held (their ids in `added`, their names counted in `per_name_added`).
+fn register_each<'k>(
+    tx: &rusqlite::Transaction<'_>,
+    registry: &mut Registry,
+    opts: &crate::open::StoreOptions,
+    keys: impl IntoIterator<Item = &'k SeriesKey>,
+    now_ms: i64,
+    added: &mut Vec<u32>,
+    per_name_added: &mut HashMap<&'k str, usize>,
+) -> std::result::Result<Vec<Registration>, Failed> {
+    let keys = keys.into_iter();
+    let mut out = Vec::with_capacity(keys.size_hint().0);
+    let mut buf = Vec::new();
+    for key in keys {
+        identity(&mut buf, &key.name, key.labels());
+        if let Some((id, kind)) = registry.find(&buf) {
+            out.push(if kind == key.kind {
+                Registration::Registered(id)
+            } else {
+                Registration::Rejected(RejectReason::KindConflict)
+            });
+            continue;
+        }
+        let name_count = registry.per_name.get(&key.name).copied().unwrap_or(0)
+            + per_name_added.get(key.name.as_str()).copied().unwrap_or(0);
+        if name_count >= opts.max_series_per_name {
+            out.push(Registration::Rejected(RejectReason::PerNameLimit));
+            continue;
+        }
+        if registry.count >= opts.max_series {
+            out.push(Registration::Rejected(RejectReason::TotalLimit));
+            continue;
+        }
+        let labels = key.labels_text();
+        tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")?.execute([&labels])?;
+        let labelset: i64 =
+            tx.prepare_cached("SELECT id FROM labelset WHERE labels = ?1")?.query_row([&labels], |r| r.get(0))?;
+        tx.prepare_cached(
+            "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms])?;
+        let id = SeriesId(tx.last_insert_rowid());
+        let Ok(slot) = u32::try_from(id.0) else {
+            return Err(Failed::Other(Error::Invalid(format!("series ids are used up (next {id})"))));
+        };
+        if !registry.hold(&buf, id, key.kind) {
+            return Err(Failed::Other(Error::Invalid(format!("series id {id} is out of range"))));
+        }
+        added.push(slot);
+        *per_name_added.entry(key.name.as_str()).or_default() += 1;
+        out.push(Registration::Registered(id));
+    }
+    Ok(out)
 }

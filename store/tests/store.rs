@@ -658,6 +658,34 @@ fn a_series_keeps_its_id_within_a_batch_and_across_a_restart_and_no_two_keys_sha
 }
 
 #[test]
+fn a_batch_that_fails_registers_none_of_its_series() {
+    let (_d, path) = tmp();
+    let w = Writer::open(&path, StoreOptions::default()).unwrap();
+    drop(w);
+    // A series with the last id that fits 32 bits but one: the next two ids are the last
+    // one and then one that does not fit, so a batch of two new series fails on its second.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO labelset (id, labels) VALUES (1, '[[\"service\",\"api\"]]');
+         INSERT INTO series (id, name, kind, unit, labelset_id, created_ms) VALUES (4294967294, 'old', 0, '', 1, 0);",
+    )
+    .unwrap();
+    drop(conn);
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    let a = SeriesKey::new("api", "a", Kind::Counter);
+    let b = SeriesKey::new("api", "b", Kind::Counter);
+    let err = w.register_all([&a, &b], T0).unwrap_err();
+    assert!(err.to_string().contains("series ids are used up"), "{err}");
+    assert_eq!(w.series_count(), 1, "neither new series is held");
+    // The id `a` had in the failed batch goes to the next new series: `a` must not be
+    // found under it.
+    let c = SeriesKey::new("api", "c", Kind::Counter);
+    assert_eq!(reg(&mut w, &c), SeriesId(4294967295));
+    assert!(w.register(&a, T0).is_err(), "`a` is new, and no id is left for it");
+    assert_eq!(w.series_count(), 2);
+}
+
+#[test]
 fn labels_are_sorted_interned_and_matchable() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
