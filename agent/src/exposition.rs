@@ -161,6 +161,7 @@ impl Exposition {
                         Value::Histogram(Arc::new(Hist { bounds, buckets: [0.0; MAX_BUCKETS], count: 0.0, sum: 0.0 }))
                     }
                 };
+                perfstore::grow::reserve_by_eighths(&mut self.series, 1);
                 self.series.push((Arc::clone(key), value));
                 let slot = self.series.len() - 1;
                 let (series, hasher) = (&self.series, &self.hasher);

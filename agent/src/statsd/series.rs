@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use perfstore::grow::reserve_by_eighths;
 use perfstore::{Distribution, SeriesKey};
 
 use super::aggregate::Hot;
 
 /// The live series as a struct of arrays. What every line touches (the hash index, the
 /// identities, the hot state) is packed densely, so that 100,000 series stay within a few
-/// cache-friendly megabytes; the canonical keys, read once per flush, are kept apart.
+/// cache-friendly megabytes; the canonical keys, read once per flush, are kept apart. The
+/// arrays grow by eighths ([`reserve_by_eighths`]), not by doubling.
 #[derive(Debug, Default)]
 pub(super) struct LiveTable {
     /// Positions by hash.
@@ -47,6 +49,11 @@ impl LiveTable {
     pub fn push(&mut self, ident: &Ident<'_>, hash: u64, key: SeriesKey, hot: Hot) -> usize {
         let i = self.hot.len();
         let bytes = ident.to_bytes();
+        reserve_by_eighths(&mut self.arena, bytes.len());
+        reserve_by_eighths(&mut self.spans, 1);
+        reserve_by_eighths(&mut self.hashes, 1);
+        reserve_by_eighths(&mut self.hot, 1);
+        reserve_by_eighths(&mut self.keys, 1);
         self.spans.push((self.arena.len() as u32, bytes.len() as u32));
         self.arena.extend_from_slice(&bytes);
         self.hashes.push(hash);
@@ -67,6 +74,14 @@ impl LiveTable {
         let mut old = std::mem::take(self);
         let spans = std::mem::take(&mut old.spans);
         let hashes = std::mem::take(&mut old.hashes);
+        let kept = flags.len() - removed;
+        let bytes = flags.iter().zip(&spans).filter(|(k, _)| **k).map(|(_, s)| s.1 as usize).sum();
+        self.arena.reserve_exact(bytes);
+        self.spans.reserve_exact(kept);
+        self.hashes.reserve_exact(kept);
+        self.hot.reserve_exact(kept);
+        self.keys.reserve_exact(kept);
+        self.index = hashbrown::HashTable::with_capacity(kept);
         for ((((keep, (at, len)), hash), key), hot) in
             flags.into_iter().zip(spans).zip(hashes).zip(old.keys).zip(old.hot)
         {

@@ -61,22 +61,21 @@ fn write_pending(writer: &mut Writer, ids: &mut Ids, p: &mut Pending, now_ms: i6
     let flush = &p.flush;
     if !p.points_done {
         ids.sweep();
-        let mut found: Vec<Option<SeriesId>> = flush.points.iter().map(|(k, _, _)| ids.get(k).copied()).collect();
-        let unknown: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
+        // Ids are looked up twice (here and as the points are written) rather than kept in
+        // a vector of one per point, 1.4 MB a flush at 100 000 series.
+        let unknown: Vec<usize> = (0..flush.points.len()).filter(|&i| ids.get(&flush.points[i].0).is_none()).collect();
         let regs = writer.register_all(unknown.iter().map(|&i| &*flush.points[i].0), now_ms)?;
         let mut rejected = BTreeMap::new();
         for (&i, reg) in unknown.iter().zip(regs) {
             match reg {
-                Registration::Registered(series) => {
-                    ids.put(&flush.points[i].0, series);
-                    found[i] = Some(series);
-                }
+                Registration::Registered(series) => ids.put(&flush.points[i].0, series),
                 Registration::Rejected(reason) => *rejected.entry(reason).or_default() += 1,
             }
         }
-        if found.iter().any(Option::is_some) {
-            let writes =
-                flush.points.iter().zip(found).filter_map(|((_, ts_ms, sample), id)| Some((id?, *ts_ms, sample)));
+        let ids = &*ids;
+        let mut writes =
+            flush.points.iter().filter_map(|(key, ts_ms, sample)| Some((*ids.get(key)?, *ts_ms, sample))).peekable();
+        if writes.peek().is_some() {
             p.outcome.written = writer.write_samples(writes)?.points;
         }
         p.outcome.rejected = rejected;
