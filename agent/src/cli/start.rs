@@ -63,6 +63,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if !args.foreground {
         return start_background(&cfg.db);
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fix_mmap_threshold();
     match &args.log_file {
         Some(log) => crate::logging::to_file(log, crate::logging::LOG_CAP_BYTES)
             .with_context(|| format!("opening log file {}", log.display()))?,
@@ -89,6 +91,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         summary.totals.failed_writes
     );
     Ok(())
+}
+
+/// Have glibc map every block of 256 KiB or more on its own, whatever was freed before,
+/// unless `MALLOC_MMAP_THRESHOLD_` says otherwise. glibc raises that threshold to the size of
+/// each big block freed, so once the first flush had freed its points (4 MB at 100 000
+/// series) every smaller vector came from the heap, and the per-series vectors, growing,
+/// left holes in it. Measured at 100 000 series (1 M lines/s): RSS 81–86 MiB from the
+/// second second on; with the threshold fixed, 72–73 MiB (77–80 for moments). The cost is a
+/// few `mmap` calls and page faults a flush.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_mmap_threshold() {
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: `mallopt` takes two integers and changes glibc's allocator settings under
+        // its own lock; no pointer is passed and nothing is kept.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
+    }
 }
 
 /// `perfagent start` without `--foreground`: re-run this binary as `start --foreground` in
