@@ -33,7 +33,7 @@ struct Held {
 
 const NONE: Held = Held { at: 0, len: 0, kind: None };
 
-/// Every series' identity, kind and id, about 60 bytes a series. Series are never deleted,
+/// Every series' identity, kind and id, about 50 bytes a series. Series are never deleted,
 /// so their ids (SQLite row ids) are dense: what is held of each is found by its id in a
 /// vector, and the identities through a table of ids. (A map of boxed identities to ids and
 /// one of ids to kinds took 107 bytes a series, and a SipHash lookup per point written.)
