@@ -276,9 +276,18 @@ impl Sketch {
     /// the batch's sum of its weights (identical to one by one for whole-number weights;
     /// within rounding otherwise).
     pub fn add_batch(&mut self, pairs: &[(f64, f64)]) {
+        self.add_all(pairs.iter().copied());
+    }
+
+    /// [`Sketch::add_batch`] of values of weight 1.
+    pub fn add_values(&mut self, values: &[f64]) {
+        self.add_all(values.iter().map(|&v| (v, 1.0)));
+    }
+
+    fn add_all(&mut self, pairs: impl ExactSizeIterator<Item = (f64, f64)>) {
         let (mut pos, mut neg) = (Vec::with_capacity(pairs.len()), Vec::new());
         let mut last: Option<(f64, i32)> = None;
-        for &(value, weight) in pairs {
+        for (value, weight) in pairs {
             if !value.is_finite() || !weight.is_finite() || weight <= 0.0 {
                 continue;
             }

@@ -540,8 +540,7 @@ fn apply<'v>(
             }
             (State::Dist(dist), Value::Number(x)) => {
                 let v = x * scale;
-                let d = &dist.d;
-                if !(weight.is_finite() && (d.sum + v * weight).is_finite() && (d.count + weight).is_finite()) {
+                if !(weight.is_finite() && (dist.sum + v * weight).is_finite() && (dist.count + weight).is_finite()) {
                     all = false;
                     continue;
                 }
@@ -573,7 +572,7 @@ fn take_sample(state: &mut State) -> Option<Sample> {
             Some(out)
         }
         State::Dist(d) => {
-            if d.d.count <= 0.0 {
+            if d.count <= 0.0 {
                 return None;
             }
             Some(Sample::Distribution(Box::new(d.take())))

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use perfstore::grow::reserve_by_eighths;
+use perfstore::sketch::Sketch;
 use perfstore::{Distribution, SeriesKey};
 
 use super::aggregate::Hot;
@@ -174,54 +175,113 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub(super) const PENDING_VALUES: usize = 1024;
 
 /// A distribution being aggregated: count, sum, min and max as values arrive; the sketch in
-/// batches.
+/// batches. 64 bytes, and 8 a value waiting: one per live timer or histogram series, by the
+/// 10 000s (with the whole `Distribution` in it and every value kept with its weight, it
+/// took 112 bytes and 16 a value).
 #[derive(Debug, Clone)]
 pub(super) struct Dist {
-    /// Count, sum, min and max so far; the sketch of the values settled so far.
-    pub d: Distribution,
-    pending: Vec<(f64, f64)>,
+    /// Weighted number of values so far.
+    pub count: f64,
+    /// Weighted sum.
+    pub sum: f64,
+    min: f64,
+    max: f64,
+    /// Values of weight 1 (most lines carry no sample rate) waiting for the sketch…
+    pending: Vec<f64>,
+    /// …and what is rarer: values with another weight, and the sketch of the values settled
+    /// within the interval (a series past [`PENDING_VALUES`] values).
+    rest: Option<Box<Rest>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Rest {
+    weighted: Vec<(f64, f64)>,
+    sketch: Sketch,
 }
 
 impl Dist {
     /// Empty.
     pub fn new() -> Self {
-        Self { d: Distribution::from_values(&[]), pending: Vec::new() }
+        Self { count: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, pending: Vec::new(), rest: None }
     }
 
     /// What `Distribution::record` does, with the sketch's part deferred.
     pub fn record(&mut self, v: f64, weight: f64) {
-        let d = &mut self.d;
-        d.count += weight;
-        d.sum += v * weight;
-        d.min = d.min.min(v);
-        d.max = d.max.max(v);
-        self.pending.push((v, weight));
-        if self.pending.len() >= PENDING_VALUES {
+        self.count += weight;
+        self.sum += v * weight;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        let waiting = if weight == 1.0 {
+            self.pending.push(v);
+            self.pending.len()
+        } else {
+            let rest = self.rest.get_or_insert_with(Box::default);
+            rest.weighted.push((v, weight));
+            rest.weighted.len()
+        };
+        if waiting >= PENDING_VALUES {
             self.settle();
         }
     }
 
     fn settle(&mut self) {
-        if !self.pending.is_empty() {
-            self.d.sketch.add_batch(&self.pending);
-            self.pending.clear();
-        }
+        let rest = self.rest.get_or_insert_with(Box::default);
+        rest.sketch.add_values(&self.pending);
+        rest.sketch.add_batch(&rest.weighted);
+        self.pending.clear();
+        rest.weighted.clear();
     }
 
     /// The interval's distribution, leaving an empty one (and the pending buffer's memory
     /// when it is small).
     pub fn take(&mut self) -> Distribution {
-        self.settle();
+        let sketch = match self.rest.take() {
+            None => {
+                let mut sketch = Sketch::new();
+                sketch.add_values(&self.pending);
+                sketch
+            }
+            Some(mut rest) => {
+                rest.sketch.add_values(&self.pending);
+                rest.sketch.add_batch(&rest.weighted);
+                rest.sketch
+            }
+        };
+        self.pending.clear();
         if self.pending.capacity() > PENDING_VALUES / 4 {
             self.pending = Vec::new();
         }
-        std::mem::replace(&mut self.d, Distribution::from_values(&[]))
+        let d = Distribution { count: self.count, sum: self.sum, min: self.min, max: self.max, sketch };
+        (self.count, self.sum, self.min, self.max) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+        d
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_distribution_comes_out_as_recording_each_value_makes_it() {
+        // Under and past the settling point, with and without weights (sample rates).
+        for (n, weighted_every) in [(0, 0), (7, 0), (7, 3), (PENDING_VALUES * 2 + 5, 0), (PENDING_VALUES * 2 + 5, 4)] {
+            let mut dist = Dist::new();
+            let mut want = Distribution::from_values(&[]);
+            for i in 0..n {
+                let v = 0.001 * ((i * 37) % 500) as f64 + 0.0005;
+                let w = if weighted_every > 0 && i % weighted_every == 0 { 4.0 } else { 1.0 };
+                dist.record(v, w);
+                want.record(v, w);
+            }
+            for round in 0..2 {
+                let got = dist.take();
+                assert_eq!((got.count, got.sum, got.min, got.max), (want.count, want.sum, want.min, want.max));
+                assert_eq!(got.sketch.bin_values(), want.sketch.bin_values(), "{n} values, round {round}");
+                // Taken: the next interval starts empty.
+                want = Distribution::from_values(&[]);
+            }
+        }
+    }
 
     #[test]
     fn same_compares_every_byte() {
