@@ -35,106 +35,133 @@ const NONE: Held = Held { at: 0, len: 0, kind: None };
 
 /// Every series' identity, kind and id, about 50 bytes a series. Series are never deleted,
 /// so their ids (SQLite row ids) are dense: what is held of each is found by its id in a
-/// vector, and the identities through a table of ids. (A map of boxed identities to ids and
-/// one of ids to kinds took 107 bytes a series, and a SipHash lookup per point written.)
-/// An id far past the others (a file written by something else) goes in a map instead, so
-/// no file can make the vector huge.
+/// vector, and the identities through a table of handles (a series' id, for those in the
+/// vector). (A map of boxed identities to ids and one of ids to kinds took 107 bytes a
+/// series, and a SipHash lookup per point written.) An id the vector does not reach (below
+/// zero, or far past the others: a file written by something else) is held in a list and
+/// found through a map, and so is every id after it, since SQLite numbers on from the
+/// highest.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     /// Every identity's bytes, back to back…
     arena: Vec<u8>,
     /// …where each is and its kind, by id…
     by_id: Vec<Held>,
-    /// …or by an id too far out for the vector…
-    sparse: HashMap<u32, Held>,
-    /// …and the ids by the hash of their identity.
+    /// …or for the ids the vector does not reach, in the order held, with their positions
+    /// by id…
+    far: Vec<(SeriesId, Held)>,
+    far_at: hashbrown::HashMap<SeriesId, u32, foldhash::fast::RandomState>,
+    /// …and the handles of all by the hash of their identity: an id of the vector, or
+    /// [`FAR`] plus a position in `far`.
     index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     count: usize,
     per_name: HashMap<String, usize>,
 }
 
+/// Handles from here on are positions in [`Registry::far`]; ids under it may be in the vector.
+const FAR: u32 = 1 << 31;
 /// How many ids past the series held the vector stretches to.
 const DENSE_SLACK: usize = 4096;
 
 impl Registry {
-    fn held(&self, id: u32) -> Option<Held> {
-        match self.by_id.get(id as usize) {
-            Some(h) if h.kind.is_some() => Some(*h),
-            _ => self.sparse.get(&id).copied(),
+    fn held(&self, handle: u32) -> Held {
+        if handle < FAR {
+            self.by_id.get(handle as usize).copied().unwrap_or(NONE)
+        } else {
+            self.far.get((handle - FAR) as usize).map_or(NONE, |f| f.1)
         }
     }
 
-    fn bytes_of(arena: &[u8], h: Held) -> &[u8] {
-        &arena[h.at as usize..h.at as usize + h.len as usize]
+    fn id(&self, handle: u32) -> SeriesId {
+        if handle < FAR { SeriesId(i64::from(handle)) } else { self.far[(handle - FAR) as usize].0 }
     }
 
-    fn bytes(&self, id: u32) -> &[u8] {
-        self.held(id).map_or(&[], |h| Self::bytes_of(&self.arena, h))
+    fn bytes(&self, handle: u32) -> &[u8] {
+        let h = self.held(handle);
+        &self.arena[h.at as usize..h.at as usize + h.len as usize]
+    }
+
+    /// The handle of a series held.
+    fn handle(&self, id: SeriesId) -> Option<u32> {
+        if let Ok(slot) = u32::try_from(id.0)
+            && self.by_id.get(slot as usize).is_some_and(|h| h.kind.is_some())
+        {
+            return Some(slot);
+        }
+        self.far_at.get(&id).map(|&at| FAR + at)
     }
 
     /// The kind of a series held.
     pub(crate) fn kind(&self, id: SeriesId) -> Option<Kind> {
-        self.held(u32::try_from(id.0).ok()?)?.kind
+        self.held(self.handle(id)?).kind
     }
 
     fn find(&self, ident: &[u8]) -> Option<(SeriesId, Kind)> {
         let hash = self.hasher.hash_one(ident);
-        let id = *self.index.find(hash, |&id| self.bytes(id) == ident)?;
-        Some((SeriesId(i64::from(id)), self.held(id)?.kind?))
+        let handle = *self.index.find(hash, |&h| self.bytes(h) == ident)?;
+        Some((self.id(handle), self.held(handle).kind?))
     }
 
     /// What [`Registry::undo`] goes back to.
-    fn mark(&self) -> (usize, usize) {
-        (self.arena.len(), self.count)
+    fn mark(&self) -> (usize, usize, usize) {
+        (self.arena.len(), self.far.len(), self.count)
     }
 
-    /// Let go of the series held since `mark` (their ids in `added`).
-    fn undo(&mut self, (arena_len, count): (usize, usize), added: &[u32]) {
-        for &id in added {
-            let hash = self.hasher.hash_one(self.bytes(id));
-            if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
+    /// Let go of the series held since `mark` (their handles in `added`).
+    fn undo(&mut self, (arena_len, far_len, count): (usize, usize, usize), added: &[u32]) {
+        for &handle in added {
+            let hash = self.hasher.hash_one(self.bytes(handle));
+            if let Ok(entry) = self.index.find_entry(hash, |&x| x == handle) {
                 entry.remove();
             }
-            match self.by_id.get_mut(id as usize) {
-                Some(h) if h.kind.is_some() => *h = NONE,
-                _ => {
-                    self.sparse.remove(&id);
-                }
+            if handle < FAR {
+                self.by_id[handle as usize] = NONE;
             }
+        }
+        for (id, _) in self.far.drain(far_len..) {
+            self.far_at.remove(&id);
         }
         self.arena.truncate(arena_len);
         self.count = count;
     }
 
-    /// Hold a series; false (and nothing held) when its id does not fit the tables.
-    fn hold(&mut self, ident: &[u8], id: SeriesId, kind: Kind) -> bool {
-        let (Ok(slot), Ok(at), Ok(len)) =
-            (u32::try_from(id.0), u32::try_from(self.arena.len()), u32::try_from(ident.len()))
-        else {
-            return false;
-        };
+    /// Hold a series; its handle, or `None` (nothing held) past 4 GiB of identities or 2^31
+    /// far ids.
+    fn hold(&mut self, ident: &[u8], id: SeriesId, kind: Kind) -> Option<u32> {
+        let at = u32::try_from(self.arena.len()).ok()?;
+        let len = u32::try_from(ident.len()).ok()?;
         let held = Held { at, len, kind: Some(kind) };
-        if (slot as usize) < self.by_id.len() {
-            self.by_id[slot as usize] = held;
-        } else if (slot as usize) <= self.count + DENSE_SLACK {
-            let more = slot as usize + 1 - self.by_id.len();
-            reserve_by_eighths(&mut self.by_id, more);
-            self.by_id.resize(slot as usize, NONE);
-            self.by_id.push(held);
-        } else {
-            self.sparse.insert(slot, held);
-        }
+        let handle = match u32::try_from(id.0) {
+            Ok(slot) if (slot as usize) < self.by_id.len() => {
+                self.by_id[slot as usize] = held;
+                slot
+            }
+            Ok(slot) if slot < FAR && (slot as usize) <= self.count + DENSE_SLACK => {
+                let more = slot as usize + 1 - self.by_id.len();
+                reserve_by_eighths(&mut self.by_id, more);
+                self.by_id.resize(slot as usize, NONE);
+                self.by_id.push(held);
+                slot
+            }
+            _ => {
+                let at_far = u32::try_from(self.far.len()).ok().filter(|&n| n < FAR)?;
+                reserve_by_eighths(&mut self.far, 1);
+                self.far.push((id, held));
+                self.far_at.insert(id, at_far);
+                FAR + at_far
+            }
+        };
         reserve_by_eighths(&mut self.arena, ident.len());
         self.arena.extend_from_slice(ident);
         let hash = self.hasher.hash_one(ident);
         // Out of `self` while it grows: growing rehashes what it holds, through `self`.
         let mut index = std::mem::take(&mut self.index);
         let this = &*self;
-        index.insert_unique(hash, slot, |&id| this.hasher.hash_one(this.bytes(id)));
+        index.insert_unique(hash, handle, |&h| this.hasher.hash_one(this.bytes(h)));
         self.index = index;
         self.count += 1;
-        true
+        Some(handle)
     }
 }
 
@@ -162,11 +189,15 @@ impl Writer {
                 detail: format!("series {id} has unreadable labels: {e}"),
             })?;
             identity(&mut buf, &name, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // Two rows of one identity (a file written by something else): the first holds.
+            if self.registry.find(&buf).is_some() {
+                continue;
+            }
             *self.registry.per_name.entry(name).or_default() += 1;
-            if !self.registry.hold(&buf, id, kind) {
+            if self.registry.hold(&buf, id, kind).is_none() {
                 return Err(Error::Corrupt {
                     path: self.path.clone(),
-                    detail: format!("series id {id} is out of range"),
+                    detail: "more series than the registry can hold".into(),
                 });
             }
         }
@@ -293,13 +324,10 @@ fn register_each<'k>(
         )?
         .execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms])?;
         let id = SeriesId(tx.last_insert_rowid());
-        let Ok(slot) = u32::try_from(id.0) else {
-            return Err(Failed::Other(Error::Invalid(format!("series ids are used up (next {id})"))));
+        let Some(handle) = registry.hold(&buf, id, key.kind) else {
+            return Err(Failed::Other(Error::Invalid("more series than the registry can hold".into())));
         };
-        if !registry.hold(&buf, id, key.kind) {
-            return Err(Failed::Other(Error::Invalid(format!("series id {id} is out of range"))));
-        }
-        added.push(slot);
+        added.push(handle);
         *per_name_added.entry(key.name.as_str()).or_default() += 1;
         out.push(Registration::Registered(id));
     }

@@ -660,29 +660,59 @@ fn a_series_keeps_its_id_within_a_batch_and_across_a_restart_and_no_two_keys_sha
 #[test]
 fn a_batch_that_fails_registers_none_of_its_series() {
     let (_d, path) = tmp();
-    let w = Writer::open(&path, StoreOptions::default()).unwrap();
+    // Room for the schema and a few series, not for a batch of 2 000 with long labels.
+    let opts = StoreOptions { max_page_count: Some(48), ..StoreOptions::default() };
+    let mut w = Writer::open(&path, opts).unwrap();
+    let first = reg(&mut w, &SeriesKey::new("api", "first", Kind::Counter));
+    let long = "v".repeat(200);
+    let batch: Vec<SeriesKey> = (0..2000)
+        .map(|i| SeriesKey::new("api", &format!("m{i}"), Kind::Counter).label("note", &format!("{long}{i}")))
+        .collect();
+    let Err(err) = w.register_all(&batch, T0) else { panic!("the batch fitted") };
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+    assert_eq!(w.series_count(), 1, "none of the batch is held");
+    // SQLite gives the next series the id the batch's first one had: that key must not be
+    // found under it.
+    let next = reg(&mut w, &SeriesKey::new("api", "next", Kind::Counter));
+    assert_eq!(next, SeriesId(first.0 + 1));
+    let again = reg(&mut w, &batch[0]);
+    assert_ne!(again, next, "a key of the failed batch is a new series");
+    assert_eq!(w.series_count(), 3);
+}
+
+#[test]
+fn series_with_ids_far_from_the_others_load_and_take_points() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    let near = reg(&mut w, &SeriesKey::new("api", "near", Kind::Counter));
     drop(w);
-    // A series with the last id that fits 32 bits but one: the next two ids are the last
-    // one and then one that does not fit, so a batch of two new series fails on its second.
+    // Rows another tool wrote: a negative id, and one past 32 bits (after which SQLite
+    // numbers new series on from it).
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "INSERT INTO labelset (id, labels) VALUES (1, '[[\"service\",\"api\"]]');
-         INSERT INTO series (id, name, kind, unit, labelset_id, created_ms) VALUES (4294967294, 'old', 0, '', 1, 0);",
+        "INSERT INTO labelset (id, labels) VALUES (900, '[[\"service\",\"far\"]]');
+         INSERT INTO series (id, name, kind, unit, labelset_id, created_ms) VALUES (-5, 'below', 0, '', 900, 0);
+         INSERT INTO series (id, name, kind, unit, labelset_id, created_ms) VALUES (8589934592, 'beyond', 0, '', 900, 0);",
     )
     .unwrap();
     drop(conn);
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
-    let a = SeriesKey::new("api", "a", Kind::Counter);
-    let b = SeriesKey::new("api", "b", Kind::Counter);
-    let err = w.register_all([&a, &b], T0).unwrap_err();
-    assert!(err.to_string().contains("series ids are used up"), "{err}");
-    assert_eq!(w.series_count(), 1, "neither new series is held");
-    // The id `a` had in the failed batch goes to the next new series: `a` must not be
-    // found under it.
-    let c = SeriesKey::new("api", "c", Kind::Counter);
-    assert_eq!(reg(&mut w, &c), SeriesId(4294967295));
-    assert!(w.register(&a, T0).is_err(), "`a` is new, and no id is left for it");
-    assert_eq!(w.series_count(), 2);
+    assert_eq!(w.series_count(), 3);
+    let below = reg(&mut w, &SeriesKey::new("far", "below", Kind::Counter));
+    let beyond = reg(&mut w, &SeriesKey::new("far", "beyond", Kind::Counter));
+    assert_eq!((below, beyond), (SeriesId(-5), SeriesId(8589934592)));
+    assert_eq!(reg(&mut w, &SeriesKey::new("api", "near", Kind::Counter)), near);
+    let after = reg(&mut w, &SeriesKey::new("api", "after", Kind::Counter));
+    assert_eq!(after, SeriesId(8589934593));
+    let writes: Vec<Write> = [near, below, beyond, after]
+        .iter()
+        .map(|&series| Write { series, ts_ms: T0, sample: Sample::Counter(2.0) })
+        .collect();
+    w.write(&writes).unwrap();
+    drop(w);
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(reg(&mut w, &SeriesKey::new("api", "after", Kind::Counter)), after, "after a restart");
+    assert_eq!(w.series_count(), 4);
 }
 
 #[test]
