@@ -1,6 +1,6 @@
-//! Values by the address of a shared key: how the writer finds a live series' store id and
-//! `/metrics` entry without hashing and comparing the key's strings (looking up 100 000 keys
-//! by their strings was a fifth of the writer).
+//! Values by the address of a shared key: how the writer finds a live series' store id
+//! without hashing and comparing the key's strings (looking up 100 000 keys by their strings
+//! was a fifth of the writer). `/metrics` does the same with a table of its own slots.
 
 use std::sync::{Arc, Weak};
 

@@ -121,12 +121,25 @@ impl SeriesKey {
 
     /// Add or replace a label in place.
     pub fn set_label(&mut self, key: &str, value: &str) {
+        self.set_labels([(key, value)]);
+    }
+
+    /// Add or replace labels in place, the last value for a key winning: the labels are
+    /// stored once, however many (a DogStatsD line may carry hundreds of tags).
+    pub fn set_labels<'a>(&mut self, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut pairs: Vec<(&str, &str)> = self.labels.iter().collect();
-        match pairs.binary_search_by(|(k, _)| (*k).cmp(key)) {
-            Ok(i) => pairs[i].1 = value,
-            Err(i) => pairs.insert(i, (key, value)),
+        pairs.extend(labels.into_iter().map(|(k, v)| -> (&str, &str) { (k, v) }));
+        // Stable: a key's values stay in the order given.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
+        for p in pairs {
+            match kept.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => kept.push(p),
+            }
         }
-        self.labels = Labels::from_sorted(pairs);
+        let labels = Labels::from_sorted(kept);
+        self.labels = labels;
     }
 
     /// The labels, sorted by key.
@@ -170,7 +183,8 @@ impl fmt::Display for SeriesKey {
 /// A key's labels in one allocation: each key and value after its length as a varint, in key
 /// order. Keys live as long as their series, often by the 100 000: as a `Vec` of `String`
 /// pairs a key with two labels took five allocations and about 230 bytes, where this takes
-/// one of about 30. Serialized as before, a list of `[key, value]` pairs.
+/// one of about 30. Serialized as before, a list of `[key, value]` pairs; a list read back
+/// is sorted, and of two values for one key the smaller is kept (as the store reads them).
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 struct Labels(Box<[u8]>);
 
@@ -593,6 +607,21 @@ mod tests {
                 "op.duration{{=\"\",note={long:?},op=\"vm.start\",service=\"api\",zone=\"eu-west-1\",名前=\"värde\"}}"
             )
         );
+    }
+
+    #[test]
+    fn many_labels_at_once_are_as_one_at_a_time() {
+        let tags: Vec<(String, String)> = (0..500).map(|i| (format!("t{}", i % 300), format!("v{i}"))).collect();
+        let mut at_once = SeriesKey::new("api", "op.calls", Kind::Counter);
+        at_once.set_labels(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut one_by_one = SeriesKey::new("api", "op.calls", Kind::Counter);
+        for (k, v) in &tags {
+            one_by_one.set_label(k, v);
+        }
+        assert_eq!(at_once, one_by_one);
+        assert_eq!(at_once.labels().count(), 301);
+        assert_eq!(at_once.get("t7"), Some("v307"), "the last value for a key wins");
+        assert_eq!(at_once.get("t299"), Some("v299"));
     }
 
     #[test]

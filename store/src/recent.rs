@@ -42,8 +42,8 @@ pub(crate) fn bucket(series: SeriesId) -> i64 {
     series.0.div_euclid(BUCKET_SERIES)
 }
 
-/// Encode points: `(series, kind, point)` in ascending series order, each series' points in
-/// the order they are to be applied.
+/// Encode points ([`Entry`]: a flush's borrowed samples or decoded points) in ascending
+/// series order, each series' points in the order they are to be applied.
 pub(crate) fn encode<E: Entry>(entries: &[E], base_ms: i64) -> Vec<u8> {
     let mut out = vec![FORMAT];
     put_varint(&mut out, zigzag(base_ms));

@@ -238,7 +238,8 @@ impl Writer {
         // The samples as borrowed (40 bytes a point): turning each into a `Point` first took
         // 128 bytes a point and a copy of every sketch, 12 MB a flush at 100 000 series.
         let (least, most) = samples.size_hint();
-        let mut points: Vec<Flushed<'s>> = Vec::with_capacity(most.unwrap_or(least));
+        // The upper bound when there is one (a filtered flush gives no lower one), within reason.
+        let mut points: Vec<Flushed<'s>> = Vec::with_capacity(most.unwrap_or(least).min(least.max(1 << 17)));
         for (series, ts_ms, sample) in samples {
             let kind = self
                 .kind_registered(series)

@@ -97,9 +97,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 /// unless `MALLOC_MMAP_THRESHOLD_` says otherwise. glibc raises that threshold to the size of
 /// each big block freed, so once the first flush had freed its points (4 MB at 100 000
 /// series) every smaller vector came from the heap, and the per-series vectors, growing,
-/// left holes in it. Measured at 100 000 series (1 M lines/s): RSS 81–86 MiB from the
-/// second second on; with the threshold fixed, 72–73 MiB (77–80 for moments). The cost is a
-/// few `mmap` calls and page faults a flush.
+/// left holes in it. Measured at 100 000 series (1 M lines/s, 6 runs each): RSS 81–83 MiB
+/// from the second second on; with the threshold fixed, 72–74 MiB (77–81 for moments). The
+/// cost is a few `mmap` calls and page faults a flush.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_mmap_threshold() {
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {

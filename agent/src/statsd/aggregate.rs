@@ -413,9 +413,7 @@ impl Aggregator {
         }
         let scale = scale_of(m.kind, m.name);
         let mut key = SeriesKey::new(&self.cfg.service, m.name, kind).unit(unit_of(kind, m.name, scale));
-        for (k, v) in m.tag_pairs() {
-            key.set_label(k, v);
-        }
+        key.set_labels(m.tag_pairs());
         *self.per_name.entry(m.name.to_owned()).or_default() += 1;
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
