@@ -39,6 +39,7 @@ pub mod chunk;
 mod codec;
 mod column;
 pub mod convention;
+mod entry;
 mod error;
 mod event;
 pub mod grow;

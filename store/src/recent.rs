@@ -26,11 +26,12 @@
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use crate::codec::{Truncated, get_varint, put_varint, unzigzag, zigzag};
+use crate::entry::{Entry, sort_and_merge};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Point, SeriesId};
 use crate::query::{Snapshot, TimeRange};
 use crate::sketch::Sketch;
-use crate::write::{Entry, LogSize, Writer, sort_and_merge, write_each_series};
+use crate::write::{LogSize, Writer, write_each_series};
 
 /// Series ids per log row: readers of one series decode one bucket's rows, and a fold
 /// holds one bucket's points in memory at a time.
