@@ -34,6 +34,11 @@ fn labels(key: &SeriesKey) -> String {
     if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
 }
 
+/// The hash `/metrics` finds a slot by from the address of its key.
+fn ptr_hash(hasher: &foldhash::fast::RandomState, key: &Arc<SeriesKey>) -> u64 {
+    hasher.hash_one(Arc::as_ptr(key) as usize)
+}
+
 fn num(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -128,7 +133,7 @@ impl Exposition {
     }
 
     fn ptr_hash(&self, key: &Arc<SeriesKey>) -> u64 {
-        self.hasher.hash_one(Arc::as_ptr(key) as usize)
+        ptr_hash(&self.hasher, key)
     }
 
     fn find_by_ptr(&self, key: &Arc<SeriesKey>) -> Option<usize> {
@@ -169,10 +174,9 @@ impl Exposition {
                 slot
             }
         };
+        let hash = self.ptr_hash(key);
         let (series, hasher) = (&self.series, &self.hasher);
-        self.by_ptr.insert_unique(self.hasher.hash_one(Arc::as_ptr(key) as usize), slot as u32, |&s| {
-            hasher.hash_one(Arc::as_ptr(&series[s as usize].0) as usize)
-        });
+        self.by_ptr.insert_unique(hash, slot as u32, |&s| ptr_hash(hasher, &series[s as usize].0));
         slot
     }
 

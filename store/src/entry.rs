@@ -31,6 +31,12 @@ pub(crate) struct Fields<'a> {
     pub sketch: Option<&'a Sketch>,
 }
 
+impl<'a> Fields<'a> {
+    fn of(p: &'a Point) -> Self {
+        Fields { last: p.last, min: p.min, max: p.max, count: p.count, sum: p.sum, sketch: p.sketch.as_ref() }
+    }
+}
+
 impl Entry for (SeriesId, Kind, Point) {
     fn series(&self) -> SeriesId {
         self.0
@@ -45,8 +51,7 @@ impl Entry for (SeriesId, Kind, Point) {
         self.2.merge_same_interval(&later.2, self.1);
     }
     fn fields(&self) -> Fields<'_> {
-        let p = &self.2;
-        Fields { last: p.last, min: p.min, max: p.max, count: p.count, sum: p.sum, sketch: p.sketch.as_ref() }
+        Fields::of(&self.2)
     }
 }
 
@@ -96,9 +101,7 @@ impl Entry for Flushed<'_> {
     }
     fn fields(&self) -> Fields<'_> {
         match &self.value {
-            FlushedValue::Merged(p) => {
-                Fields { last: p.last, min: p.min, max: p.max, count: p.count, sum: p.sum, sketch: p.sketch.as_ref() }
-            }
+            FlushedValue::Merged(p) => Fields::of(p),
             FlushedValue::Sample(s) => {
                 let scalar =
                     |last: f64, min: f64, max: f64| Fields { last, min, max, count: 1.0, sum: last, sketch: None };
