@@ -18,7 +18,7 @@ use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
-use perfstore::{Kind, Sample, SeriesKey};
+use perfstore::{Kind, Sample, SeriesKey, SharedStr};
 
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
 /// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
@@ -60,10 +60,10 @@ enum Value {
     Histogram(Arc<Hist>),
 }
 
-/// A histogram's cumulative counts, in one allocation.
+/// A histogram's cumulative counts, in one allocation; its bounds follow from its key's unit
+/// ([`bounds_of`]).
 #[derive(Debug, Clone)]
 struct Hist {
-    bounds: &'static [f64],
     /// Events at or under each bound (the first `bounds.len()`).
     buckets: [f64; MAX_BUCKETS],
     count: f64,
@@ -121,7 +121,7 @@ impl Exposition {
                 Sample::Distribution(d) => {
                     if let Value::Histogram(h) = v {
                         let h = Arc::make_mut(h);
-                        for (bucket, b) in h.buckets.iter_mut().zip(h.bounds) {
+                        for (bucket, b) in h.buckets.iter_mut().zip(bounds_of(key)) {
                             *bucket += d.sketch.count_at_most(*b);
                         }
                         h.count += d.count;
@@ -162,8 +162,7 @@ impl Exposition {
                     Sample::Gauge { last: v, .. } | Sample::Set(v) => Value::Gauge(*v),
                     Sample::Counter(_) => Value::Counter(0.0),
                     Sample::Distribution(_) => {
-                        let bounds: &'static [f64] = if key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS };
-                        Value::Histogram(Arc::new(Hist { bounds, buckets: [0.0; MAX_BUCKETS], count: 0.0, sum: 0.0 }))
+                        Value::Histogram(Arc::new(Hist { buckets: [0.0; MAX_BUCKETS], count: 0.0, sum: 0.0 }))
                     }
                 };
                 perfstore::grow::reserve_by_eighths(&mut self.series, 1);
@@ -225,7 +224,7 @@ pub struct Page {
     /// The series as copied, until the first piece after the head groups them.
     ungrouped: Option<Members>,
     /// Families by name: their kind, the StatsD name they came from, and their series.
-    families: std::collections::btree_map::IntoIter<String, (Kind, String, Members)>,
+    families: std::collections::btree_map::IntoIter<String, (Kind, SharedStr, Members)>,
     /// The family being rendered, its series, and how many of them are.
     current: Option<(String, Members, usize)>,
     /// Series left out because their family's name is another kind's.
@@ -237,7 +236,7 @@ impl Page {
     /// Order the series by key and group them by family name.
     fn group(&mut self, mut series: Members) {
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut families: BTreeMap<String, (Kind, String, Members)> = BTreeMap::new();
+        let mut families: BTreeMap<String, (Kind, SharedStr, Members)> = BTreeMap::new();
         for (key, value) in series {
             let family = metric_name(&key.name, key.kind, &key.unit);
             let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
@@ -307,6 +306,12 @@ fn render_header(out: &mut String, family: &str, kind: Kind, source: &str) {
     let _ = writeln!(out, "# HELP {family} StatsD {what}: {}\n# TYPE {family} {ty}", escape_help(source));
 }
 
+/// A histogram's bucket bounds: durations' for seconds, else values'. A slot's key changes
+/// only for an equal one, so its bounds never change.
+fn bounds_of(key: &SeriesKey) -> &'static [f64] {
+    if &*key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS }
+}
+
 /// One series' lines.
 fn render_series(out: &mut String, family: &str, key: &SeriesKey, value: &Value) {
     // The series' labels once; a bucket line adds `le` before the closing brace.
@@ -316,12 +321,12 @@ fn render_series(out: &mut String, family: &str, key: &SeriesKey, value: &Value)
             let _ = writeln!(out, "{family}{base} {}", num(*v));
         }
         Value::Histogram(h) => {
-            let Hist { bounds, buckets, count, sum } = &**h;
+            let Hist { buckets, count, sum } = &**h;
             let with_le = match base.strip_suffix('}') {
                 Some(open) => format!("{open},le=\""),
                 None => "{le=\"".to_owned(),
             };
-            for (b, c) in bounds.iter().zip(buckets) {
+            for (b, c) in bounds_of(key).iter().zip(buckets) {
                 let _ = writeln!(out, "{family}_bucket{with_le}{}\"}} {}", num(*b), num(c.min(*count)));
             }
             let _ = writeln!(out, "{family}_bucket{with_le}+Inf\"}} {}", num(*count));

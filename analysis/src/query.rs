@@ -119,7 +119,7 @@ pub fn query_merged(
         // Written as the store writes a key, so it reads like a selector.
         let name = match (label, &value) {
             (Some(l), Some(v)) => format!("{}{{{l}={v:?}}}", st.series.key.name),
-            _ => st.series.key.name.clone(),
+            _ => st.series.key.name.to_string(),
         };
         match groups.get_mut(&name) {
             None => {
@@ -151,7 +151,7 @@ pub fn values(s: &SeriesSteps, step_ms: i64, agg: Agg) -> SeriesValues {
     let base = if key.unit.is_empty() {
         perfstore::convention::find(&key.name).map_or("", |m| m.unit).to_owned()
     } else {
-        key.unit.clone()
+        key.unit.to_string()
     };
     let unit = match agg {
         Agg::Count => String::new(),

@@ -1,6 +1,7 @@
 //! The store's data model: series identities, kinds, labels and points.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
@@ -86,12 +87,13 @@ pub const SERVICE_LABEL: &str = "service";
 /// The identity of a series: name, kind, unit and a sorted label set that includes `service`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
-    /// Metric name, e.g. `op.duration`.
-    pub name: String,
+    /// Metric name, e.g. `op.duration`. Shared: the series of one name (often thousands of
+    /// tag combinations) can hold one copy ([`SeriesKey::shared`]).
+    pub name: SharedStr,
     /// Kind.
     pub kind: Kind,
-    /// Base unit (`s`, `By`, `1`, or empty).
-    pub unit: String,
+    /// Base unit (`s`, `By`, `1`, or empty), shared as the name is.
+    pub unit: SharedStr,
     /// Labels sorted by key, keys unique; includes `service`.
     labels: Labels,
 }
@@ -99,17 +101,18 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// A key for `name` in `service`.
     pub fn new(service: &str, name: &str, kind: Kind) -> Self {
-        Self {
-            name: name.to_owned(),
-            kind,
-            unit: String::new(),
-            labels: Labels::from_sorted([(SERVICE_LABEL, service)]),
-        }
+        Self::shared(service, name.into(), kind, no_unit())
+    }
+
+    /// A key for `name` in `service` with `unit`, holding the name and unit given rather than
+    /// copies: 100 000 series of 250 names hold 250 names.
+    pub fn shared(service: &str, name: SharedStr, kind: Kind, unit: SharedStr) -> Self {
+        Self { name, kind, unit, labels: Labels::from_sorted([(SERVICE_LABEL, service)]) }
     }
 
     /// Set the unit.
     pub fn unit(mut self, unit: &str) -> Self {
-        self.unit = unit.to_owned();
+        self.unit = if unit.is_empty() { no_unit() } else { unit.into() };
         self
     }
 
@@ -158,12 +161,110 @@ impl SeriesKey {
     }
 
     pub(crate) fn from_parts(name: String, kind: Kind, unit: String, labels: Vec<(String, String)>) -> Self {
-        Self { name, kind, unit, labels: Labels::from_pairs(labels) }
+        let unit = if unit.is_empty() { no_unit() } else { unit.into() };
+        Self { name: name.into(), kind, unit, labels: Labels::from_pairs(labels) }
     }
 
     /// Canonical label text stored in the label-set table (JSON array of pairs).
     pub(crate) fn labels_text(&self) -> String {
         serde_json::to_string(&self.labels).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// The empty unit most keys have, one allocation for all of them.
+fn no_unit() -> SharedStr {
+    static EMPTY: std::sync::OnceLock<SharedStr> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| SharedStr::from("")).clone()
+}
+
+/// Text that keys share (a name, a unit): cloning it shares one allocation. It reads, compares,
+/// hashes, prints and serializes as the `str` it holds.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether both are one allocation (not only equal text).
+    pub fn is_shared_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == *other.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

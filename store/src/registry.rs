@@ -10,7 +10,7 @@ use rusqlite::{TransactionBehavior, params};
 use crate::codec::put_varint;
 use crate::error::{Error, Result};
 use crate::grow::reserve_by_eighths;
-use crate::model::{Kind, Registration, RejectReason, SeriesId, SeriesKey};
+use crate::model::{Kind, Registration, RejectReason, SeriesId, SeriesKey, SharedStr};
 use crate::write::Writer;
 
 /// Write the identity of `name` and `labels` into `out` (cleared first): each string after
@@ -56,7 +56,7 @@ pub(crate) struct Registry {
     index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     count: usize,
-    per_name: HashMap<String, usize>,
+    per_name: HashMap<SharedStr, usize>,
 }
 
 /// Handles from here on are positions in [`Registry::far`]; ids under it may be in the vector.
@@ -193,7 +193,7 @@ impl Writer {
             if self.registry.find(&buf).is_some() {
                 continue;
             }
-            *self.registry.per_name.entry(name).or_default() += 1;
+            *self.registry.per_name.entry(name.into()).or_default() += 1;
             if self.registry.hold(&buf, id, kind).is_none() {
                 return Err(Error::Corrupt {
                     path: self.path.clone(),
@@ -227,7 +227,7 @@ impl Writer {
         // the agent's first flush brought 90 000 series.
         let mark = self.registry.mark();
         let mut added: Vec<u32> = Vec::new();
-        let mut per_name_added: HashMap<&str, usize> = HashMap::new();
+        let mut per_name_added: HashMap<&SharedStr, usize> = HashMap::new();
         let result = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -244,12 +244,8 @@ impl Writer {
             return result;
         }
         for (name, n) in per_name_added {
-            match self.registry.per_name.get_mut(name) {
-                Some(total) => *total += n,
-                None => {
-                    self.registry.per_name.insert(name.to_owned(), n);
-                }
-            }
+            // The name the key holds, shared rather than copied.
+            *self.registry.per_name.entry(name.clone()).or_default() += n;
         }
         result
     }
@@ -290,7 +286,7 @@ fn register_each<'k>(
     keys: impl IntoIterator<Item = &'k SeriesKey>,
     now_ms: i64,
     added: &mut Vec<u32>,
-    per_name_added: &mut HashMap<&'k str, usize>,
+    per_name_added: &mut HashMap<&'k SharedStr, usize>,
 ) -> std::result::Result<Vec<Registration>, Failed> {
     let keys = keys.into_iter();
     let mut out = Vec::with_capacity(keys.size_hint().0);
@@ -306,7 +302,7 @@ fn register_each<'k>(
             continue;
         }
         let name_count = registry.per_name.get(&key.name).copied().unwrap_or(0)
-            + per_name_added.get(key.name.as_str()).copied().unwrap_or(0);
+            + per_name_added.get(&key.name).copied().unwrap_or(0);
         if name_count >= opts.max_series_per_name {
             out.push(Registration::Rejected(RejectReason::PerNameLimit));
             continue;
@@ -322,13 +318,13 @@ fn register_each<'k>(
         tx.prepare_cached(
             "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![key.name, key.kind.code(), key.unit, labelset, now_ms])?;
+        .execute(params![key.name.as_str(), key.kind.code(), key.unit.as_str(), labelset, now_ms])?;
         let id = SeriesId(tx.last_insert_rowid());
         let Some(handle) = registry.hold(&buf, id, key.kind) else {
             return Err(Failed::Other(Error::Invalid("more series than the registry can hold".into())));
         };
         added.push(handle);
-        *per_name_added.entry(key.name.as_str()).or_default() += 1;
+        *per_name_added.entry(&key.name).or_default() += 1;
         out.push(Registration::Registered(id));
     }
     Ok(out)

@@ -258,7 +258,7 @@ fn totals(w: &mut Writer, range: TimeRange) -> Vec<(String, f64, f64, f64, f64)>
     let mut out = Vec::new();
     for s in snap.series(&Selector::default()).unwrap() {
         let p = snap.aggregate(&s, range).unwrap().unwrap();
-        out.push((s.key.name.clone(), p.count, p.sum, p.min, p.max));
+        out.push((s.key.name.to_string(), p.count, p.sum, p.min, p.max));
     }
     out
 }

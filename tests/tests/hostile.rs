@@ -33,7 +33,7 @@ fn send_tcp(agent: &Agent, db: &Path, text: &[u8], lines: u64) {
 fn series_names(db: &Path) -> Vec<String> {
     let mut r = Reader::open(db).unwrap();
     let snap = r.snapshot().unwrap();
-    snap.series(&Selector::default()).unwrap().into_iter().map(|s| s.key.name).collect()
+    snap.series(&Selector::default()).unwrap().into_iter().map(|s| s.key.name.to_string()).collect()
 }
 
 #[test]

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use perfstore::convention::{self, tag};
-use perfstore::{Event, Kind, Sample, SeriesKey};
+use perfstore::{Event, Kind, Sample, SeriesKey, SharedStr};
 /// Maps keyed by bytes from the network hash with a per-process random seed, so nobody can
 /// precompute colliding keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -136,7 +136,10 @@ pub struct Aggregator {
     hasher: foldhash::fast::RandomState,
     /// Timestamped (`|T`) points of other intervals, by identity and interval.
     backfill: HashMap<BackfillKey, (SeriesKey, Hot)>,
-    per_name: HashMap<String, usize>,
+    /// Live series by name. Its keys are the names the series' keys share.
+    per_name: HashMap<SharedStr, usize>,
+    /// Units the series' keys share.
+    units: HashMap<&'static str, SharedStr>,
     events: Vec<Event>,
     interval_start_ms: i64,
     interval_ms: i64,
@@ -192,6 +195,7 @@ impl Aggregator {
             hasher: foldhash::fast::RandomState::default(),
             backfill: HashMap::default(),
             per_name: HashMap::default(),
+            units: HashMap::default(),
             events: Vec::new(),
             interval_start_ms: start_ms,
             interval_ms: interval_ms.max(1),
@@ -412,9 +416,15 @@ impl Aggregator {
             return Err("cardinality_total");
         }
         let scale = scale_of(m.kind, m.name);
-        let mut key = SeriesKey::new(&self.cfg.service, m.name, kind).unit(unit_of(kind, m.name, scale));
+        let name = match self.per_name.get_key_value(m.name) {
+            Some((name, _)) => name.clone(),
+            None => SharedStr::from(m.name),
+        };
+        let unit = unit_of(kind, m.name, scale);
+        let unit = self.units.entry(unit).or_insert_with(|| SharedStr::from(unit)).clone();
+        let mut key = SeriesKey::shared(&self.cfg.service, name.clone(), kind, unit);
         key.set_labels(m.tag_pairs());
-        *self.per_name.entry(m.name.to_owned()).or_default() += 1;
+        *self.per_name.entry(name).or_default() += 1;
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
             Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },

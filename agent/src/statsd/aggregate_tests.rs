@@ -137,3 +137,23 @@ fn error_events_become_last_errors() {
     assert_eq!((f.events[0].op.as_str(), f.events[0].message.as_str()), ("vm.start", "QuotaExceeded: cores=8"));
     assert_eq!((a.stats().events, a.stats().service_checks), (2, 1));
 }
+
+#[test]
+fn series_of_one_name_share_its_name_and_unit() {
+    let mut a = agg();
+    a.ingest_datagram(b"op.duration:1|ms|#op:a\nop.duration:2|ms|#op:b\nop.duration:3|ms|#op:c\nother:1|ms");
+    let f = a.flush();
+    let keys = by_name(&f, "op.duration");
+    assert_eq!(keys.len(), 3);
+    assert!(keys.iter().all(|k| k.0.name.is_shared_with(&keys[0].0.name) && k.0.unit.is_shared_with(&keys[0].0.unit)));
+    let other = &by_name(&f, "other")[0].0;
+    assert!(other.unit.is_shared_with(&keys[0].0.unit), "one `s` for every duration");
+    assert!(!other.name.is_shared_with(&keys[0].0.name));
+    // A name whose series all expired is not held.
+    let mut a = Aggregator::new(AggregatorConfig { idle_flushes: 1, ..AggregatorConfig::default() }, T0, 10_000);
+    a.ingest_datagram(b"gone:1|c");
+    a.flush();
+    assert_eq!(a.per_name.len(), 1);
+    a.flush();
+    assert!(a.per_name.is_empty(), "no live series of the name: not held");
+}
