@@ -8,47 +8,66 @@ use std::sync::{Arc, Weak};
 /// keeps the allocation (so the address cannot be given to another key while the entry is
 /// here) without keeping the key alive; entries whose key is gone (an expired series, the
 /// one-off key of a backfilled point) are dropped by [`ByAddress::sweep`].
+/// 16 bytes an entry: the address is the weak reference's own.
 #[derive(Debug)]
 pub(crate) struct ByAddress<K, V> {
-    map: hashbrown::HashMap<usize, (Weak<K>, V), foldhash::fast::RandomState>,
+    table: hashbrown::HashTable<(Weak<K>, V)>,
+    hasher: foldhash::fast::RandomState,
     calls: u32,
 }
 
 impl<K, V> Default for ByAddress<K, V> {
     fn default() -> Self {
-        Self { map: hashbrown::HashMap::default(), calls: 0 }
+        Self { table: hashbrown::HashTable::new(), hasher: foldhash::fast::RandomState::default(), calls: 0 }
     }
 }
 
 impl<K, V> ByAddress<K, V> {
+    fn hash(hasher: &foldhash::fast::RandomState, at: *const K) -> u64 {
+        use std::hash::BuildHasher as _;
+        hasher.hash_one(at as usize)
+    }
+
     /// The value put for this very key (not an equal one elsewhere).
     pub(crate) fn get(&self, key: &Arc<K>) -> Option<&V> {
-        self.map.get(&(Arc::as_ptr(key) as usize)).map(|e| &e.1)
+        let at = Arc::as_ptr(key);
+        self.table.find(Self::hash(&self.hasher, at), |(k, _)| std::ptr::eq(k.as_ptr(), at)).map(|e| &e.1)
     }
 
     /// Put `value` for this very key.
     pub(crate) fn put(&mut self, key: &Arc<K>, value: V) {
-        self.map.insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), value));
+        let at = Arc::as_ptr(key);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            Self::hash(hasher, at),
+            |(k, _)| std::ptr::eq(k.as_ptr(), at),
+            |(k, _)| Self::hash(hasher, k.as_ptr()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = value,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((Arc::downgrade(key), value));
+            }
+        }
     }
 
     /// Every 64th call, drop the entries whose key is gone.
     pub(crate) fn sweep(&mut self) {
         self.calls = self.calls.wrapping_add(1);
         if self.calls.is_multiple_of(64) {
-            self.map.retain(|_, (k, _)| k.strong_count() > 0);
+            self.table.retain(|(k, _)| k.strong_count() > 0);
         }
     }
 
     /// Entries held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether every entry's key is still alive.
     #[cfg(test)]
     pub(crate) fn all_alive(&self) -> bool {
-        self.map.values().all(|(k, _)| k.strong_count() > 0)
+        self.table.iter().all(|(k, _)| k.strong_count() > 0)
     }
 }
 

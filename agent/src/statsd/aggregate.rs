@@ -124,9 +124,10 @@ const HOST_POINTS: usize = 64;
 pub(super) struct Hot {
     state: State,
     last_seen: u64,
-    /// Seconds per unit of an `h` or `d` value: 0.001 when the name says milliseconds.
-    named_scale: f64,
 }
+
+// Every live series has one, often 100 000 of them.
+const _: () = assert!(size_of::<Hot>() == 40);
 
 /// Aggregates lines into per-interval samples. See the module docs.
 #[derive(Debug)]
@@ -169,10 +170,10 @@ fn scale_of(t: MetricType, name: &str) -> f64 {
 }
 
 /// [`scale_of`] for a line of a held series (whose `h`/`d` scale was found from its name).
-fn line_scale(t: MetricType, named_scale: f64) -> f64 {
-    match t {
-        MetricType::Timer => 0.001,
-        MetricType::Histogram | MetricType::Distribution => named_scale,
+fn line_scale(t: MetricType, state: &State) -> f64 {
+    match (t, state) {
+        (MetricType::Timer, _) => 0.001,
+        (MetricType::Histogram | MetricType::Distribution, State::Dist(d)) => d.named_scale,
         _ => 1.0,
     }
 }
@@ -280,7 +281,7 @@ impl Aggregator {
         let Some(i) = self.live.find(&ident, hash) else { return false };
         let slot = &mut self.live.hot[i];
         slot.last_seen = self.flushes;
-        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, slot.named_scale));
+        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, &slot.state));
         let limit = self.cfg.set_exact_limit;
         // Most lines carry one value: no iterator chain for them.
         let applied = if f.rest.is_empty() {
@@ -371,7 +372,8 @@ impl Aggregator {
         };
         slot.last_seen = flushes;
         let weight = 1.0 / m.sample_rate;
-        if apply(&mut slot.state, values, weight, line_scale(m.kind, slot.named_scale), exact_limit) {
+        let scale = line_scale(m.kind, &slot.state);
+        if apply(&mut slot.state, values, weight, scale, exact_limit) {
             self.stats.lines += 1;
         } else {
             self.stats.drop("value_overflow");
@@ -428,11 +430,10 @@ impl Aggregator {
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
             Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },
-            Kind::Distribution => State::Dist(Box::new(Dist::new())),
+            Kind::Distribution => State::Dist(Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)))),
             Kind::Set => State::Set(None),
         };
-        let named_scale = scale_of(MetricType::Distribution, m.name);
-        Ok((key, Hot { state, last_seen: self.flushes, named_scale }))
+        Ok((key, Hot { state, last_seen: self.flushes }))
     }
 
     /// Take a DogStatsD event: an error event tagged with an operation becomes its last error.

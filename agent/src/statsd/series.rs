@@ -191,6 +191,9 @@ pub(super) struct Dist {
     /// …and what is rarer: values with another weight, and the sketch of the values settled
     /// within the interval (a series past [`PENDING_VALUES`] values).
     rest: Option<Box<Rest>>,
+    /// Seconds per unit of an `h` or `d` value: 0.001 when the name says milliseconds (here,
+    /// where only distributions pay for it, rather than in every series' hot state).
+    pub named_scale: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -200,9 +203,17 @@ struct Rest {
 }
 
 impl Dist {
-    /// Empty.
-    pub fn new() -> Self {
-        Self { count: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, pending: Vec::new(), rest: None }
+    /// Empty, its `h` and `d` values scaled by `named_scale`.
+    pub fn new(named_scale: f64) -> Self {
+        Self {
+            count: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            pending: Vec::new(),
+            rest: None,
+            named_scale,
+        }
     }
 
     /// What `Distribution::record` does, with the sketch's part deferred.
@@ -265,7 +276,7 @@ mod tests {
     fn a_distribution_comes_out_as_recording_each_value_makes_it() {
         // Under and past the settling point, with and without weights (sample rates).
         for (n, weighted_every) in [(0, 0), (7, 0), (7, 3), (PENDING_VALUES * 2 + 5, 0), (PENDING_VALUES * 2 + 5, 4)] {
-            let mut dist = Dist::new();
+            let mut dist = Dist::new(1.0);
             let mut want = Distribution::from_values(&[]);
             for i in 0..n {
                 let v = 0.001 * ((i * 37) % 500) as f64 + 0.0005;
