@@ -64,7 +64,7 @@ enum Value {
 /// ([`bounds_of`]).
 #[derive(Debug, Clone)]
 struct Hist {
-    /// Events at or under each bound (the first `bounds.len()`).
+    /// Events at or under each bound (the first `bounds_of(key).len()`).
     buckets: [f64; MAX_BUCKETS],
     count: f64,
     sum: f64,

@@ -63,6 +63,7 @@ pub(crate) struct Flushed<'s> {
     value: FlushedValue<'s>,
 }
 
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(size_of::<Flushed<'_>>() == 32);
 
 /// The kind sits beside the variant's tag, in what would be padding.

@@ -746,4 +746,26 @@ mod tests {
         let back: Option<SeriesKey> = serde_json::from_value(unsorted).ok();
         assert_eq!(back, Some(key));
     }
+
+    #[test]
+    fn shared_text_reads_as_its_str_and_clones_share_it() {
+        let key = SeriesKey::new("api", "op.duration", Kind::Distribution).unit("s");
+        assert_eq!(
+            serde_json::to_string(&key).unwrap_or_default(),
+            r#"{"name":"op.duration","kind":"distribution","unit":"s","labels":[["service","api"]]}"#,
+            "names and units serialize as strings, as when they were `String`s"
+        );
+        assert_eq!(format!("{:?}", key.name), r#""op.duration""#);
+        let mut counts: std::collections::HashMap<SharedStr, u32> = std::collections::HashMap::new();
+        counts.insert(SharedStr::from(String::from("op.duration")), 1);
+        assert_eq!(counts.get("op.duration"), Some(&1), "found by a &str: hashes as its str");
+        assert_eq!(key.name, "op.duration");
+        assert_eq!("op.duration", key.name, "compares either way round");
+        let copy = key.clone();
+        assert!(copy.name.is_shared_with(&key.name));
+        assert!(!SharedStr::from("op.duration").is_shared_with(&key.name));
+        let plain = SeriesKey::new("api", "op.calls", Kind::Counter);
+        assert!(plain.unit.is_empty());
+        assert!(plain.unit.is_shared_with(&SeriesKey::new("x", "y", Kind::Gauge).unit), "one empty unit for all");
+    }
 }

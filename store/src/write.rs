@@ -236,7 +236,7 @@ impl Writer {
         samples: impl IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
     ) -> Result<WriteReport> {
         let samples = samples.into_iter();
-        // The samples as borrowed (40 bytes a point): turning each into a `Point` first took
+        // The samples as borrowed (32 bytes a point): turning each into a `Point` first took
         // 128 bytes a point and a copy of every sketch, 12 MB a flush at 100 000 series.
         let (least, most) = samples.size_hint();
         // The upper bound when there is one (a filtered flush gives no lower one), within reason.

@@ -127,6 +127,7 @@ pub(super) struct Hot {
 }
 
 // Every live series has one, often 100 000 of them.
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(size_of::<Hot>() == 40);
 
 /// Aggregates lines into per-interval samples. See the module docs.
@@ -469,10 +470,17 @@ impl Aggregator {
         // Backfill (timestamped lines of other intervals) in key order, then live series in
         // the order they arrived: ordering 100 000 keys by their strings was a tenth of the
         // receive thread. Backfill is mostly older, so a series. older points come first.
+        let per_name = &mut self.per_name;
         let mut points: Vec<_> = self
             .backfill
             .drain()
-            .filter_map(|((_, bts), (key, mut hot))| take_sample(&mut hot.state).map(|s| (Arc::new(key), bts, s)))
+            .filter_map(|((_, bts), (key, mut hot))| {
+                // A backfilled series counted against its name's limit until now.
+                if let Some(n) = per_name.get_mut(&key.name) {
+                    *n = n.saturating_sub(1);
+                }
+                take_sample(&mut hot.state).map(|s| (Arc::new(key), bts, s))
+            })
             .collect();
         points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         // With room for the host sample the writer appends (about 30 points): growing a

@@ -157,3 +157,20 @@ fn series_of_one_name_share_its_name_and_unit() {
     a.flush();
     assert!(a.per_name.is_empty(), "no live series of the name: not held");
 }
+
+#[test]
+fn backfilled_series_give_back_their_place_under_the_name_limit() {
+    let cfg = AggregatorConfig { max_series_per_name: 2, ..AggregatorConfig::default() };
+    let mut a = Aggregator::new(cfg, T0, 10_000);
+    // Five flushes, each with a point of another past interval: each is a series of the
+    // name until it is flushed, never more than one at a time.
+    for k in 1..=5 {
+        let past_s = (T0 - k * 60_000) / 1000;
+        a.ingest_datagram(format!("late:1|c|T{past_s}").as_bytes());
+        assert_eq!(by_name(&a.flush(), "late").len(), 1, "flush {k}");
+    }
+    assert!(a.per_name.is_empty(), "flushed backfill holds no place under its name");
+    a.ingest_datagram(b"late:1|c|#a:1\nlate:1|c|#a:2");
+    assert_eq!(by_name(&a.flush(), "late").len(), 2, "both live series taken");
+    assert_eq!(a.stats().dropped.get("cardinality_per_name"), None);
+}

@@ -175,7 +175,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub(super) const PENDING_VALUES: usize = 1024;
 
 /// A distribution being aggregated: count, sum, min and max as values arrive; the sketch in
-/// batches. 64 bytes, and 8 a value waiting: one per live timer or histogram series, by the
+/// batches. 72 bytes, and 8 a value waiting: one per live timer or histogram series, by the
 /// 10 000s (with the whole `Distribution` in it and every value kept with its weight, it
 /// took 112 bytes and 16 a value).
 #[derive(Debug, Clone)]
@@ -201,6 +201,9 @@ struct Rest {
     weighted: Vec<(f64, f64)>,
     sketch: Sketch,
 }
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<Dist>() == 72);
 
 impl Dist {
     /// Empty, its `h` and `d` values scaled by `named_scale`.
