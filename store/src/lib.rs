@@ -53,6 +53,7 @@ mod registry;
 mod rollup;
 mod rows;
 mod select;
+mod shared_str;
 pub mod sketch;
 mod tier;
 mod write;

@@ -1,11 +1,11 @@
 //! The store's data model: series identities, kinds, labels and points.
 
 use std::fmt;
-use std::sync::Arc;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
 
+pub use crate::shared_str::SharedStr;
 use crate::sketch::Sketch;
 
 /// Integer id of a registered series.
@@ -175,97 +175,6 @@ impl SeriesKey {
 fn no_unit() -> SharedStr {
     static EMPTY: std::sync::OnceLock<SharedStr> = std::sync::OnceLock::new();
     EMPTY.get_or_init(|| SharedStr::from("")).clone()
-}
-
-/// Text that keys share (a name, a unit): cloning it shares one allocation. It reads, compares,
-/// hashes, prints and serializes as the `str` it holds.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SharedStr(Arc<str>);
-
-impl SharedStr {
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether both are one allocation (not only equal text).
-    pub fn is_shared_with(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl std::ops::Deref for SharedStr {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for SharedStr {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for SharedStr {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for SharedStr {
-    fn from(s: &str) -> Self {
-        Self(Arc::from(s))
-    }
-}
-
-impl From<String> for SharedStr {
-    fn from(s: String) -> Self {
-        Self(Arc::from(s))
-    }
-}
-
-impl PartialEq<str> for SharedStr {
-    fn eq(&self, other: &str) -> bool {
-        *self.0 == *other
-    }
-}
-
-impl PartialEq<&str> for SharedStr {
-    fn eq(&self, other: &&str) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl PartialEq<String> for SharedStr {
-    fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl PartialEq<SharedStr> for &str {
-    fn eq(&self, other: &SharedStr) -> bool {
-        **self == *other.0
-    }
-}
-
-impl PartialEq<SharedStr> for str {
-    fn eq(&self, other: &SharedStr) -> bool {
-        *self == *other.0
-    }
-}
-
-impl fmt::Debug for SharedStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for SharedStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 impl fmt::Display for SeriesKey {
@@ -745,27 +654,5 @@ mod tests {
         let unsorted = serde_json::json!({"name": "op.calls", "kind": "counter", "unit": "", "labels": [["service", "api"], ["op", "vm.list"]]});
         let back: Option<SeriesKey> = serde_json::from_value(unsorted).ok();
         assert_eq!(back, Some(key));
-    }
-
-    #[test]
-    fn shared_text_reads_as_its_str_and_clones_share_it() {
-        let key = SeriesKey::new("api", "op.duration", Kind::Distribution).unit("s");
-        assert_eq!(
-            serde_json::to_string(&key).unwrap_or_default(),
-            r#"{"name":"op.duration","kind":"distribution","unit":"s","labels":[["service","api"]]}"#,
-            "names and units serialize as strings, as when they were `String`s"
-        );
-        assert_eq!(format!("{:?}", key.name), r#""op.duration""#);
-        let mut counts: std::collections::HashMap<SharedStr, u32> = std::collections::HashMap::new();
-        counts.insert(SharedStr::from(String::from("op.duration")), 1);
-        assert_eq!(counts.get("op.duration"), Some(&1), "found by a &str: hashes as its str");
-        assert_eq!(key.name, "op.duration");
-        assert_eq!("op.duration", key.name, "compares either way round");
-        let copy = key.clone();
-        assert!(copy.name.is_shared_with(&key.name));
-        assert!(!SharedStr::from("op.duration").is_shared_with(&key.name));
-        let plain = SeriesKey::new("api", "op.calls", Kind::Counter);
-        assert!(plain.unit.is_empty());
-        assert!(plain.unit.is_shared_with(&SeriesKey::new("x", "y", Kind::Gauge).unit), "one empty unit for all");
     }
 }
