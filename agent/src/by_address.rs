@@ -7,8 +7,8 @@ use std::sync::{Arc, Weak};
 /// `V` by the address of an `Arc<K>`. An entry holds a weak reference to its key, which
 /// keeps the allocation (so the address cannot be given to another key while the entry is
 /// here) without keeping the key alive; entries whose key is gone (an expired series, the
-/// one-off key of a backfilled point) are dropped by [`ByAddress::sweep`].
-/// 16 bytes an entry: the address is the weak reference's own.
+/// one-off key of a backfilled point) are dropped by [`ByAddress::sweep`]. 16 bytes an
+/// entry: the address is the weak reference's own.
 #[derive(Debug)]
 pub(crate) struct ByAddress<K, V> {
     table: hashbrown::HashTable<(Weak<K>, V)>,

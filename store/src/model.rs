@@ -101,7 +101,7 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// A key for `name` in `service`.
     pub fn new(service: &str, name: &str, kind: Kind) -> Self {
-        Self::shared(service, name.into(), kind, no_unit())
+        Self::shared(service, name.into(), kind, SharedStr::default())
     }
 
     /// A key for `name` in `service` with `unit`, holding the name and unit given rather than
@@ -112,7 +112,7 @@ impl SeriesKey {
 
     /// Set the unit.
     pub fn unit(mut self, unit: &str) -> Self {
-        self.unit = if unit.is_empty() { no_unit() } else { unit.into() };
+        self.unit = unit.into();
         self
     }
 
@@ -161,20 +161,13 @@ impl SeriesKey {
     }
 
     pub(crate) fn from_parts(name: String, kind: Kind, unit: String, labels: Vec<(String, String)>) -> Self {
-        let unit = if unit.is_empty() { no_unit() } else { unit.into() };
-        Self { name: name.into(), kind, unit, labels: Labels::from_pairs(labels) }
+        Self { name: name.into(), kind, unit: unit.into(), labels: Labels::from_pairs(labels) }
     }
 
     /// Canonical label text stored in the label-set table (JSON array of pairs).
     pub(crate) fn labels_text(&self) -> String {
         serde_json::to_string(&self.labels).unwrap_or_else(|_| "[]".into())
     }
-}
-
-/// The empty unit most keys have, one allocation for all of them.
-fn no_unit() -> SharedStr {
-    static EMPTY: std::sync::OnceLock<SharedStr> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| SharedStr::from("")).clone()
 }
 
 impl fmt::Display for SeriesKey {

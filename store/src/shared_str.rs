@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// Text that keys share (a name, a unit): cloning it shares one allocation. It reads, compares,
-/// hashes, prints and serializes as the `str` it holds.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// hashes, prints and serializes as the `str` it holds. Every empty one (the unit of most
+/// keys) is one allocation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SharedStr(Arc<str>);
 
@@ -20,6 +21,13 @@ impl SharedStr {
     /// Whether both are one allocation (not only equal text).
     pub fn is_shared_with(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        static EMPTY: std::sync::OnceLock<SharedStr> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| SharedStr(Arc::from(""))).clone()
     }
 }
 
@@ -44,13 +52,13 @@ impl AsRef<str> for SharedStr {
 
 impl From<&str> for SharedStr {
     fn from(s: &str) -> Self {
-        Self(Arc::from(s))
+        if s.is_empty() { Self::default() } else { Self(Arc::from(s)) }
     }
 }
 
 impl From<String> for SharedStr {
     fn from(s: String) -> Self {
-        Self(Arc::from(s))
+        if s.is_empty() { Self::default() } else { Self(Arc::from(s)) }
     }
 }
 

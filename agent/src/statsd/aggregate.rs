@@ -138,7 +138,8 @@ pub struct Aggregator {
     hasher: foldhash::fast::RandomState,
     /// Timestamped (`|T`) points of other intervals, by identity and interval.
     backfill: HashMap<BackfillKey, (SeriesKey, Hot)>,
-    /// Live series by name. Its keys are the names the series' keys share.
+    /// Series held (live, and backfilled until flushed) by name. Its keys are the names the
+    /// series' keys share.
     per_name: HashMap<SharedStr, usize>,
     /// Units the series' keys share.
     units: HashMap<&'static str, SharedStr>,
