@@ -237,6 +237,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         exposition: Some(exposition),
         health: Some(health.clone()),
         summaries: true,
+        trim_memory: true,
         clock: cfg.clock.clone(),
         state: (alerting || !cfg.remote_write.is_empty()).then(|| pending_state.clone()),
     };

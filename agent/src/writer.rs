@@ -64,6 +64,9 @@ pub struct WriterConfig {
     pub health: Option<Arc<Health>>,
     /// Log the calls summary line every 5 minutes (the daemon does; an SDK in an app does not).
     pub summaries: bool,
+    /// Give the memory a flush freed back to the system after writing it (the daemon does;
+    /// an SDK leaves its app's allocator alone). See [`give_back_freed_memory`].
+    pub trim_memory: bool,
     /// The clock flushes are stamped with.
     pub clock: Clock,
     /// Documents other threads want kept in the store (the alert state), written by this
@@ -106,6 +109,24 @@ pub fn spawn(writer: Writer, cfg: WriterConfig) -> std::io::Result<WriterThread>
     }
     let thread = thread::Builder::new().name("perfagent-writer".into()).spawn(move || run(writer, rx, cfg))?;
     Ok(WriterThread { tx, thread })
+}
+
+/// Return the free pages of the allocator's heaps to the system.
+///
+/// A flush of 100 000 series holds ~14 MB for a moment (its points, their distributions,
+/// the store's view of them) and frees it once written. glibc keeps freed memory in its
+/// heaps unless it is at a heap's top, so without this the agent's RSS sat at whatever high
+/// mark the fragmentation of the first flushes left: 53 or 60 MiB of anonymous memory
+/// between flushes from one run to the next, 46–47 with it. It costs 1–2 ms after a flush
+/// of 100 000 series (the free lists are walked once), no receive or writer CPU that a
+/// side-by-side run could tell apart, and the next flush faults its pages in again.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes the allocator's own locks and only releases free pages;
+    // it touches no memory the program holds.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The writer thread's state between flushes.
@@ -186,6 +207,9 @@ impl Loop {
         }
         self.retry.push(flush, t);
         self.drain();
+        if self.cfg.trim_memory {
+            give_back_freed_memory();
+        }
     }
 
     /// Write what is queued (when a retry is due), then publish the state.

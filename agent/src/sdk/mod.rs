@@ -210,6 +210,7 @@ fn embedded(b: &Builder, db: PathBuf, writer: Writer, control: &Control, interva
         exposition: None,
         health: None,
         summaries: false,
+        trim_memory: false,
         clock: clock.clone(),
         state: None,
     };
