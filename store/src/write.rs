@@ -25,6 +25,7 @@ use crate::migrate::{self, Found};
 use crate::model::{Kind, Point, Sample, SeriesId, Write};
 use crate::open::{self, StoreOptions};
 use crate::query::Snapshot;
+use crate::recent::bucket;
 use crate::registry::Registry;
 use crate::rows::{
     Meta, Source, corrupt_blob, encode, insert_chunk, insert_piece, read_summary, set_meta_max, split_encode,
@@ -68,6 +69,13 @@ pub struct WriteReport {
 pub(crate) struct LogSize {
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
+}
+
+impl LogSize {
+    fn add(&mut self, more: LogSize) {
+        self.rows += more.rows;
+        self.bytes += more.bytes;
+    }
 }
 
 /// The store's single writer. See the module docs.
@@ -231,57 +239,96 @@ impl Writer {
     }
 
     /// [`Writer::write`] of borrowed samples: `(series, ts_ms, sample)`.
-    pub fn write_samples<'s>(
-        &mut self,
-        samples: impl IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
-    ) -> Result<WriteReport> {
-        let samples = samples.into_iter();
-        // The samples as borrowed (32 bytes a point): turning each into a `Point` first took
-        // 128 bytes a point and a copy of every sketch, 12 MB a flush at 100 000 series.
-        let (least, most) = samples.size_hint();
-        // The upper bound when there is one (a filtered flush gives no lower one), within reason.
-        let mut points: Vec<Flushed<'s>> = Vec::with_capacity(most.unwrap_or(least).min(least.max(1 << 17)));
-        for (series, ts_ms, sample) in samples {
-            let kind = self
-                .kind_registered(series)
-                .ok_or_else(|| Error::Invalid(format!("series {series} is not registered")))?;
-            crate::tier::check_time(|| format!("series {series}"), ts_ms)?;
-            if sample.kind() != kind {
-                return Err(Error::Invalid(format!("series {series} is a {kind}, got a {} sample", sample.kind())));
-            }
-            points.push(Flushed::sample(series, kind, ts_ms, sample));
-        }
-        sort_and_merge(&mut points);
-        let series = points.chunk_by(|a, b| a.series() == b.series()).count();
-        let mut report = WriteReport { series, points: points.len(), sealed: 0 };
-        let to_log = |w: &Self| w.log.rows > 0 || series >= w.opts.log_min_series.max(1);
-        if to_log(self) && self.log.bytes >= self.opts.log_max_bytes {
-            // Before the write: a failed fold fails this call with nothing of it written, but
-            // a bucket that cannot be folded (corrupt) must not stop every write; maintenance
-            // reports it.
+    ///
+    /// A write to the recent log goes a bucket's stretch at a time
+    /// ([`crate::recent::BUCKET_SERIES`] series), not as one view of the whole write (32
+    /// bytes a point, 2.9 MB for a flush of 100 000 series, on top of the flush itself). The
+    /// samples are looked through once for those out of series order (an agent's flush has a
+    /// few: the host sample at its end, a series that came back after it expired); only
+    /// those are held, put in order, and merged in.
+    pub fn write_samples<'s, I>(&mut self, samples: I) -> Result<WriteReport>
+    where
+        I: IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
+        I::IntoIter: Clone,
+    {
+        if self.log.bytes >= self.opts.log_max_bytes {
+            // Before the write (which goes to the log: it holds rows): a failed fold fails
+            // this call with nothing of it written, but a bucket that cannot be folded
+            // (corrupt) must not stop every write; maintenance reports it.
             match self.fold_recent() {
                 Ok(_) | Err(Error::Corrupt { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        let to_log = to_log(self);
-        let newest = points.iter().map(Entry::ts_ms).max();
-        let path = self.path.clone();
-        let tx =
-            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sql(&path, e))?;
-        if let Some(newest) = newest {
-            set_meta_max(&tx, Meta::Newest, newest).map_err(|e| Error::sql(&path, e))?;
+        // The samples that come in series order after those before them, and the others
+        // (held, put in order, and merged in).
+        let samples = samples.into_iter();
+        let registry = &self.registry;
+        let (mut rest, mut rest_at, mut prev) = (Vec::new(), Vec::new(), None);
+        for (i, s) in samples.clone().enumerate() {
+            if prev.is_none_or(|p| p <= (s.0, s.1)) {
+                prev = Some((s.0, s.1));
+            } else {
+                rest_at.push(i);
+                rest.push(flushed(registry, s)?);
+            }
         }
+        sort_and_merge(&mut rest);
+        let mut skip = rest_at.into_iter().peekable();
+        let sorted = samples.enumerate().filter(move |(i, _)| skip.next_if_eq(i).is_none());
+        let mut points = in_series_order(sorted.map(|(_, s)| flushed(registry, s)), rest);
+        // Read until the write is sure to go to the log (it holds rows, or the write
+        // touches `min_series` series: they only add up) or the input ends.
+        let min_series = self.opts.log_min_series.max(1);
+        let mut to_log = self.log.rows > 0;
+        let mut first: Vec<Flushed<'s>> = Vec::new();
+        let mut series = 0;
+        while !to_log && let Some(p) = points.next() {
+            let p = p?;
+            series += usize::from(first.last().is_none_or(|last| last.series() != p.series()));
+            first.push(p);
+            to_log = series >= min_series;
+        }
+        let path = self.path.clone();
+        let sql = |e| Error::sql(&path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let mut report = WriteReport::default();
+        let mut newest = None;
         let mut logged = LogSize::default();
         if to_log {
-            logged = crate::recent::append(&tx, &points).map_err(|e| Error::sql(&path, e))?;
+            // A stretch of one bucket at a time.
+            let mut run = first;
+            let mut take = |run: &mut Vec<Flushed<'s>>| -> Result<()> {
+                sort_and_merge(run);
+                report.series += series_in(run);
+                report.points += run.len();
+                newest = newest.max(run.iter().map(Entry::ts_ms).max());
+                logged.add(crate::recent::append(&tx, run).map_err(sql)?);
+                run.clear();
+                Ok(())
+            };
+            for p in points {
+                let p = p?;
+                if run.last().is_some_and(|last| bucket(last.series()) != bucket(p.series())) {
+                    take(&mut run)?;
+                }
+                run.push(p);
+            }
+            take(&mut run)?;
         } else {
-            let points = points.into_iter().map(|p| (p.series(), p.kind(), p.point())).collect();
-            report.sealed = write_each_series(&tx, points).map_err(|e| Error::sql(&path, e))?;
+            drop(points); // read to its end
+            sort_and_merge(&mut first);
+            report.series = series_in(&first);
+            report.points = first.len();
+            newest = first.iter().map(Entry::ts_ms).max();
+            let points = first.into_iter().map(|p| (p.series(), p.kind(), p.point())).collect();
+            report.sealed = write_each_series(&tx, points).map_err(sql)?;
         }
-        tx.commit().map_err(|e| Error::sql(&path, e))?;
-        self.log.rows += logged.rows;
-        self.log.bytes += logged.bytes;
+        if let Some(newest) = newest {
+            set_meta_max(&tx, Meta::Newest, newest).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        self.log.add(logged);
         self.after_commit();
         Ok(report)
     }
@@ -358,6 +405,37 @@ pub fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push("-wal");
     db.with_file_name(name)
+}
+
+/// A sample checked against its series (registered, of its kind) and the time range.
+fn flushed<'s>(registry: &Registry, (series, ts_ms, sample): (SeriesId, i64, &'s Sample)) -> Result<Flushed<'s>> {
+    let kind = registry.kind(series).ok_or_else(|| Error::Invalid(format!("series {series} is not registered")))?;
+    crate::tier::check_time(|| format!("series {series}"), ts_ms)?;
+    if sample.kind() != kind {
+        return Err(Error::Invalid(format!("series {series} is a {kind}, got a {} sample", sample.kind())));
+    }
+    Ok(Flushed::sample(series, kind, ts_ms, sample))
+}
+
+/// `sorted` (checked samples in series order) with `rest` (in order too) merged in: a
+/// point of `sorted` comes before one of `rest` of the same series and interval, which was
+/// written after it.
+fn in_series_order<'s>(
+    sorted: impl Iterator<Item = Result<Flushed<'s>>>,
+    rest: Vec<Flushed<'s>>,
+) -> impl Iterator<Item = Result<Flushed<'s>>> {
+    let key = |p: &Flushed<'_>| (p.series(), p.ts_ms());
+    let (mut sorted, mut rest) = (sorted.peekable(), rest.into_iter().peekable());
+    std::iter::from_fn(move || match sorted.peek() {
+        Some(Ok(p)) if rest.peek().is_some_and(|r| key(r) < key(p)) => rest.next().map(Ok),
+        Some(_) => sorted.next(),
+        None => rest.next().map(Ok),
+    })
+}
+
+/// Series of sorted points.
+fn series_in(points: &[Flushed<'_>]) -> usize {
+    points.chunk_by(|a, b| a.series() == b.series()).count()
 }
 
 /// [`write_series`] for each series of sorted, merged points. Returns chunks sealed.
