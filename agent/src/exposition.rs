@@ -121,8 +121,11 @@ impl Exposition {
                 Sample::Distribution(d) => {
                     if let Value::Histogram(h) = v {
                         let h = Arc::make_mut(h);
-                        for (bucket, b) in h.buckets.iter_mut().zip(bounds_of(key)) {
-                            *bucket += d.sketch.count_at_most(*b);
+                        let bounds = bounds_of(key);
+                        let mut counts = [0.0; MAX_BUCKETS];
+                        d.sketch.counts_at_most(bounds, &mut counts[..bounds.len()]);
+                        for (bucket, c) in h.buckets.iter_mut().zip(&counts[..bounds.len()]) {
+                            *bucket += c;
                         }
                         h.count += d.count;
                         h.sum += d.sum;
