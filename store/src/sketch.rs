@@ -234,17 +234,55 @@ fn is_int_weight(w: f64) -> bool {
 }
 
 /// A mergeable quantile sketch with 1 % relative accuracy.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Sketch {
     pos: Bins,
     neg: Bins,
     zero: f64,
+    /// Values of weight 1 not binned yet ([`Sketch::deferred`]), binned first by whatever
+    /// changes the sketch and in a copy by whatever reads it.
+    unbinned: Vec<f64>,
+}
+
+impl PartialEq for Sketch {
+    /// The same bins: a deferred sketch equals the sketch its values make.
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.binned(), other.binned());
+        a.pos == b.pos && a.neg == b.neg && a.zero == b.zero
+    }
 }
 
 impl Sketch {
     /// An empty sketch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The sketch of `values` (each of weight 1), binned only when it is read or changed:
+    /// until then it holds `values` themselves. An agent's flush hands over each
+    /// distribution's values this way, with no new allocation, and the writer bins them
+    /// one distribution at a time as it stores them; binning them all at the flush took
+    /// ~180 bytes a distribution, 4 MB at 100 000 series, at the moment memory peaks.
+    pub fn deferred(values: Vec<f64>) -> Self {
+        Self { unbinned: values, ..Self::default() }
+    }
+
+    /// This sketch with its deferred values binned: itself, or a binned copy.
+    fn binned(&self) -> std::borrow::Cow<'_, Sketch> {
+        if self.unbinned.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut copy = Sketch { pos: self.pos.clone(), neg: self.neg.clone(), zero: self.zero, unbinned: Vec::new() };
+        copy.add_all(self.unbinned.iter().map(|&v| (v, 1.0)));
+        std::borrow::Cow::Owned(copy)
+    }
+
+    /// Bin the deferred values, before anything else is added (the order they came in).
+    fn settle(&mut self) {
+        if !self.unbinned.is_empty() {
+            let values = std::mem::take(&mut self.unbinned);
+            self.add_all(values.iter().map(|&v| (v, 1.0)));
+        }
     }
 
     /// Record `value` once.
@@ -255,6 +293,7 @@ impl Sketch {
     /// Record `value` with `weight` (1/rate for sampled StatsD events). Non-finite values
     /// and non-positive weights are ignored.
     pub fn add_weighted(&mut self, value: f64, weight: f64) {
+        self.settle();
         if !value.is_finite() || !weight.is_finite() || weight <= 0.0 || weight.is_nan() {
             return;
         }
@@ -276,14 +315,17 @@ impl Sketch {
     /// the batch's sum of its weights (identical to one by one for whole-number weights;
     /// within rounding otherwise).
     pub fn add_batch(&mut self, pairs: &[(f64, f64)]) {
+        self.settle();
         self.add_all(pairs.iter().copied());
     }
 
     /// [`Sketch::add_batch`] of values of weight 1.
     pub fn add_values(&mut self, values: &[f64]) {
+        self.settle();
         self.add_all(values.iter().map(|&v| (v, 1.0)));
     }
 
+    /// Bin `pairs` (the deferred values are binned already, or are what is binned).
     fn add_all(&mut self, pairs: impl ExactSizeIterator<Item = (f64, f64)>) {
         let (mut pos, mut neg) = (Vec::with_capacity(pairs.len()), Vec::new());
         let mut last: Option<(f64, i32)> = None;
@@ -309,6 +351,8 @@ impl Sketch {
 
     /// Merge `other` into `self`: the result is the sketch of both inputs together.
     pub fn merge(&mut self, other: &Sketch) {
+        self.settle();
+        let other = other.binned();
         self.pos.merge(&other.pos);
         self.neg.merge(&other.neg);
         self.zero += other.zero;
@@ -316,11 +360,17 @@ impl Sketch {
 
     /// Total weight recorded.
     pub fn count(&self) -> f64 {
+        if !self.unbinned.is_empty() {
+            return self.binned().count();
+        }
         self.pos.total() + self.neg.total() + self.zero
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
+        if !self.unbinned.is_empty() {
+            return self.binned().is_empty();
+        }
         self.pos.0.is_empty() && self.neg.0.is_empty() && self.zero == 0.0
     }
 
@@ -328,6 +378,9 @@ impl Sketch {
     /// each pair back with [`Sketch::add_weighted`] rebuilds this sketch exactly (export and
     /// import rely on it).
     pub fn bin_values(&self) -> Vec<(f64, f64)> {
+        if !self.unbinned.is_empty() {
+            return self.binned().bin_values();
+        }
         let mut out: Vec<(f64, f64)> = self.neg.0.iter().rev().map(|&(k, w)| (-value_of(k), w)).collect();
         if self.zero > 0.0 {
             out.push((0.0, self.zero));
@@ -338,12 +391,18 @@ impl Sketch {
 
     /// Number of non-empty bins (a measure of memory and encoded size).
     pub fn bins(&self) -> usize {
+        if !self.unbinned.is_empty() {
+            return self.binned().bins();
+        }
         self.pos.0.len() + self.neg.0.len() + usize::from(self.zero > 0.0)
     }
 
     /// The nearest-rank `q`-quantile (0 ≤ q ≤ 1): the value of rank ⌈q·n⌉ in sorted order,
     /// within [`RELATIVE_ACCURACY`] of the exact one. `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
+        if !self.unbinned.is_empty() {
+            return self.binned().quantile(q);
+        }
         let n = self.count();
         if n.is_nan() || n <= 0.0 || !(0.0..=1.0).contains(&q) {
             return None;
@@ -379,6 +438,9 @@ impl Sketch {
     /// Weight of the values at most `bound` (each bin counted by its representative value,
     /// so within the sketch's relative accuracy of the bound): a histogram bucket.
     pub fn count_at_most(&self, bound: f64) -> f64 {
+        if !self.unbinned.is_empty() {
+            return self.binned().count_at_most(bound);
+        }
         let mut n = 0.0;
         for &(k, w) in &self.neg.0 {
             if -value_of(k) <= bound {
@@ -402,6 +464,9 @@ impl Sketch {
     /// are added in the same order, so each equals its `count_at_most` to the bit.
     pub fn counts_at_most(&self, bounds: &[f64], counts: &mut [f64]) {
         debug_assert!(bounds.is_sorted(), "bounds must ascend");
+        if !self.unbinned.is_empty() {
+            return self.binned().counts_at_most(bounds, counts);
+        }
         counts.fill(0.0);
         let mut add = |value: f64, w: f64| {
             let first = bounds.partition_point(|&b| b < value);
@@ -420,13 +485,17 @@ impl Sketch {
 
     /// Compact binary form (a few bytes per bin). See [`Sketch::decode`].
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 3 * self.bins());
-        self.encode_into(&mut out);
+        let s = self.binned();
+        let mut out = Vec::with_capacity(4 + 3 * s.bins());
+        s.encode_into(&mut out);
         out
     }
 
     /// Append the compact binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        if !self.unbinned.is_empty() {
+            return self.binned().encode_into(out);
+        }
         let int = self.pos.0.iter().chain(&self.neg.0).all(|&(_, w)| is_int_weight(w))
             && (self.zero == 0.0 || is_int_weight(self.zero));
         let mut flags = FORMAT_VERSION;
@@ -478,7 +547,7 @@ impl Sketch {
         if r.bytes_consumed() != buf.len() {
             return Err(Truncated);
         }
-        Ok(Sketch { pos, neg, zero })
+        Ok(Sketch { pos, neg, zero, unbinned: Vec::new() })
     }
 }
 
@@ -491,210 +560,4 @@ pub fn nearest_rank(q: f64, n: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whole_magnitudes_take_the_key_the_logarithm_gives() {
-        for m in 1..INT_KEYS_BELOW + 10 {
-            let m = m as f64;
-            assert_eq!(key_of_fast(m), key_of(m), "{m}");
-            for x in [m - 0.5, m + 1e-9, m * (1.0 + f64::EPSILON), 1.0 / m] {
-                assert_eq!(key_of_fast(x), key_of(x), "{x}");
-            }
-        }
-        assert_eq!(key_of_fast(1e300), key_of(1e300));
-        // And the table's keys keep the sketch's promise on their own: each whole magnitude's
-        // bucket value is within the relative accuracy of it (1 is key 0, exactly).
-        assert_eq!(key_of_fast(1.0), 0);
-        for m in 1..INT_KEYS_BELOW {
-            let m = m as f64;
-            let v = value_of(key_of_fast(m));
-            assert!((v - m).abs() <= RELATIVE_ACCURACY * m * (1.0 + 1e-9), "{m} -> {v}");
-        }
-    }
-
-    #[test]
-    fn counts_at_most_are_each_bound_s_count_at_most() {
-        let bounds = [-3.0, -0.5, 0.0, 0.005, 0.25, 1.0, 2.5, 10.0, 1e6];
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        for n in [0, 1, 7, 300] {
-            let mut s = Sketch::new();
-            for i in 0..n {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let v = (rng % 20_000) as f64 / 1000.0 - 4.0;
-                s.add_weighted(if i % 9 == 0 { 0.0 } else { v }, 1.0 + (i % 3) as f64 / 3.0);
-            }
-            let mut counts = [f64::NAN; 9];
-            s.counts_at_most(&bounds, &mut counts);
-            for (b, c) in bounds.iter().zip(counts) {
-                assert_eq!(c.to_bits(), s.count_at_most(*b).to_bits(), "{n} values, bound {b}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_batch_makes_the_sketch_adding_one_by_one_makes() {
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        for round in 0..50 {
-            let n = (next() % 5000) as usize;
-            let pairs: Vec<(f64, f64)> = (0..n)
-                .map(|_| {
-                    // Odd rounds: latencies in milliseconds, a few hundred keys (the dense
-                    // path); even rounds: values across orders of magnitude (the sorted path).
-                    if round % 2 == 1 {
-                        let v = if next() % 9 == 0 { -((next() % 50) as f64) } else { (next() % 1000) as f64 };
-                        return (v, (1 + next() % 3) as f64);
-                    }
-                    let v = match next() % 5 {
-                        0 => (next() % 1000) as f64 * 0.001,
-                        1 => -((next() % 300) as f64),
-                        2 => 0.0,
-                        3 => (next() % 1_000_000) as f64 / 7.0,
-                        _ => 1e-12,
-                    };
-                    (v, (1 + next() % 3) as f64)
-                })
-                .collect();
-            let mut one = Sketch::new();
-            let mut batch = Sketch::new();
-            // Both start from the same earlier content.
-            for s in [&mut one, &mut batch] {
-                s.add(0.5);
-                s.add(-2.0);
-            }
-            for &(v, w) in &pairs {
-                one.add_weighted(v, w);
-            }
-            batch.add_batch(&pairs);
-            assert_eq!(one, batch, "round {round}");
-        }
-    }
-
-    #[test]
-    fn bin_values_rebuild_the_sketch() {
-        let mut s = Sketch::new();
-        for v in [-3.5, -0.25, 0.0, 1e-12, 0.004, 0.2, 0.2, 17.0, 1e6] {
-            s.add_weighted(v, 1.5);
-        }
-        let bins = s.bin_values();
-        assert!(bins.windows(2).all(|w| w[0].0 < w[1].0), "{bins:?}");
-        let mut t = Sketch::new();
-        for (v, w) in bins {
-            t.add_weighted(v, w);
-        }
-        assert_eq!(s, t);
-    }
-    use proptest::prelude::*;
-
-    fn exact(sorted: &[f64], q: f64) -> f64 {
-        let r = nearest_rank(q, sorted.len() as f64) as usize;
-        sorted[r - 1]
-    }
-
-    proptest! {
-        #[test]
-        fn quantiles_within_relative_accuracy(
-            mut values in proptest::collection::vec(
-                prop_oneof![1e-6f64..1e-3, 1e-3f64..10.0, 10.0f64..1e6, -1e3f64..-1e-3], 1..400),
-            q in 0.0f64..=1.0,
-        ) {
-            let mut s = Sketch::new();
-            for &v in &values { s.add(v); }
-            values.sort_by(f64::total_cmp);
-            let want = exact(&values, q);
-            let got = s.quantile(q).unwrap();
-            prop_assert!((got - want).abs() <= RELATIVE_ACCURACY * want.abs() * (1.0 + 1e-9),
-                "q={q} want={want} got={got}");
-        }
-
-        #[test]
-        fn merge_equals_sketch_of_union(
-            a in proptest::collection::vec(1e-6f64..1e6, 0..200),
-            b in proptest::collection::vec(-1e6f64..1e6, 0..200),
-        ) {
-            let (mut sa, mut sb, mut su) = (Sketch::new(), Sketch::new(), Sketch::new());
-            for &v in &a { sa.add(v); su.add(v); }
-            for &v in &b { sb.add(v); su.add(v); }
-            sa.merge(&sb);
-            prop_assert_eq!(&sa, &su);
-        }
-
-        #[test]
-        fn encoding_round_trips(
-            values in proptest::collection::vec((-1e9f64..1e9, prop_oneof![Just(1.0), 0.01f64..100.0]), 0..300),
-        ) {
-            let mut s = Sketch::new();
-            for &(v, w) in &values { s.add_weighted(v, w); }
-            let back = Sketch::decode(&s.encode()).unwrap();
-            prop_assert_eq!(back, s);
-        }
-
-        #[test]
-        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = Sketch::decode(&bytes);
-        }
-    }
-
-    #[test]
-    fn weights_scale_counts_not_values() {
-        let mut s = Sketch::new();
-        s.add_weighted(0.250, 10.0); // "250|ms|@0.1" seen once stands for ten calls
-        assert_eq!(s.count(), 10.0);
-        let p50 = s.quantile(0.5).unwrap();
-        assert!((p50 - 0.25).abs() <= 0.0025, "{p50}");
-    }
-
-    #[test]
-    fn bin_cap_folds_lowest_bins_and_keeps_high_quantiles() {
-        let mut s = Sketch::new();
-        let mut v = 1e-6;
-        for _ in 0..5000 {
-            s.add(v);
-            v *= 1.03;
-        }
-        assert!(s.bins() <= MAX_BINS);
-        assert_eq!(s.count(), 5000.0);
-        let top = v / 1.03;
-        let p100 = s.quantile(1.0).unwrap();
-        assert!((p100 - top).abs() <= top * RELATIVE_ACCURACY, "{p100} vs {top}");
-    }
-
-    #[test]
-    fn damaged_encodings_are_rejected() {
-        let mut s = Sketch::new();
-        for v in [0.01, 0.02, 0.5, 3.0] {
-            s.add(v);
-        }
-        let good = s.encode();
-        assert!(Sketch::decode(&good[..good.len() - 1]).is_err(), "truncated");
-        let mut extra = good.clone();
-        extra.push(0);
-        assert!(Sketch::decode(&extra).is_err(), "trailing byte");
-        let mut bad_version = good;
-        bad_version[0] = (bad_version[0] & 0xf0) | 0x0f;
-        assert!(Sketch::decode(&bad_version).is_err(), "unknown version");
-    }
-
-    #[test]
-    fn typical_timer_sketch_is_small() {
-        // 1000 calls log-normally spread around 80 ms: a realistic 10 s interval of a busy op.
-        let mut s = Sketch::new();
-        let mut x: u64 = 42;
-        for _ in 0..1000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-            s.add(0.08 * (2.0 * (u - 0.5)).exp());
-        }
-        let bytes = s.encode().len();
-        assert!(bytes < 250, "encoded {bytes} bytes for {} bins", s.bins());
-    }
-}
+mod tests;

@@ -174,6 +174,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// ([`perfstore::Sketch::add_batch`]) costs far less than a bin search per value.
 pub(super) const PENDING_VALUES: usize = 1024;
 
+/// Values a flush hands over as they are ([`Sketch::deferred`]) rather than binned: up to
+/// this many, 8 bytes each take no more than the bins they make (16 bytes each, one for
+/// every few values of a series' usual spread), and the typical timer of an interval has a
+/// handful.
+const DEFERRED_VALUES: usize = 64;
+
 /// A distribution being aggregated: count, sum, min and max as values arrive; the sketch in
 /// batches. 72 bytes, and 8 a value waiting: one per live timer or histogram series, by the
 /// 10 000s (with the whole `Distribution` in it and every value kept with its weight, it
@@ -250,6 +256,9 @@ impl Dist {
     /// when it is small).
     pub fn take(&mut self) -> Distribution {
         let sketch = match self.rest.take() {
+            // The values themselves, binned by the writer as it stores them: no allocation
+            // here, and no bins held at once for every distribution of the flush.
+            None if self.pending.len() <= DEFERRED_VALUES => Sketch::deferred(std::mem::take(&mut self.pending)),
             None => {
                 let mut sketch = Sketch::new();
                 sketch.add_values(&self.pending);

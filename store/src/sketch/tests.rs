@@ -1,0 +1,238 @@
+//! Tests of the sketch: keys, batches, deferred values, histogram counts, encoding.
+
+use super::*;
+
+#[test]
+fn whole_magnitudes_take_the_key_the_logarithm_gives() {
+    for m in 1..INT_KEYS_BELOW + 10 {
+        let m = m as f64;
+        assert_eq!(key_of_fast(m), key_of(m), "{m}");
+        for x in [m - 0.5, m + 1e-9, m * (1.0 + f64::EPSILON), 1.0 / m] {
+            assert_eq!(key_of_fast(x), key_of(x), "{x}");
+        }
+    }
+    assert_eq!(key_of_fast(1e300), key_of(1e300));
+    // And the table's keys keep the sketch's promise on their own: each whole magnitude's
+    // bucket value is within the relative accuracy of it (1 is key 0, exactly).
+    assert_eq!(key_of_fast(1.0), 0);
+    for m in 1..INT_KEYS_BELOW {
+        let m = m as f64;
+        let v = value_of(key_of_fast(m));
+        assert!((v - m).abs() <= RELATIVE_ACCURACY * m * (1.0 + 1e-9), "{m} -> {v}");
+    }
+}
+
+#[test]
+fn a_deferred_sketch_reads_encodes_and_grows_as_its_values_binned_would() {
+    let values = [0.004, 0.004, 0.2, 3.0, -1.5, 0.0, 1e-12, f64::NAN, 250.0];
+    let mut binned = Sketch::new();
+    binned.add_values(&values);
+    let deferred = Sketch::deferred(values.to_vec());
+    assert_eq!(deferred, binned);
+    assert_eq!(deferred.encode(), binned.encode());
+    assert_eq!((deferred.count(), deferred.bins(), deferred.is_empty()), (binned.count(), binned.bins(), false));
+    assert_eq!(deferred.bin_values(), binned.bin_values());
+    for q in [0.0, 0.3, 0.5, 0.99, 1.0] {
+        assert_eq!(deferred.quantile(q), binned.quantile(q), "q {q}");
+    }
+    let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
+    deferred.counts_at_most(&[-1.0, 0.1, 10.0], &mut a);
+    binned.counts_at_most(&[-1.0, 0.1, 10.0], &mut b);
+    assert_eq!((a, deferred.count_at_most(0.1)), (b, binned.count_at_most(0.1)));
+    // Changed: the deferred values come first, as they came first.
+    let (mut d, mut e) = (deferred.clone(), binned.clone());
+    d.add_weighted(7.0, 2.5);
+    e.add_weighted(7.0, 2.5);
+    d.merge(&Sketch::deferred(vec![0.5, 0.5]));
+    e.add_values(&[0.5, 0.5]);
+    assert_eq!(d.encode(), e.encode());
+    let mut m = Sketch::new();
+    m.merge(&deferred);
+    assert_eq!(m.encode(), binned.encode());
+    assert!(Sketch::deferred(vec![f64::NAN]).is_empty());
+    assert_eq!(Sketch::deferred(Vec::new()), Sketch::new());
+}
+
+#[test]
+fn counts_at_most_are_each_bound_s_count_at_most() {
+    let bounds = [-3.0, -0.5, 0.0, 0.005, 0.25, 1.0, 2.5, 10.0, 1e6];
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for n in [0, 1, 7, 300] {
+        let mut s = Sketch::new();
+        for i in 0..n {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let v = (rng % 20_000) as f64 / 1000.0 - 4.0;
+            s.add_weighted(if i % 9 == 0 { 0.0 } else { v }, 1.0 + (i % 3) as f64 / 3.0);
+        }
+        let mut counts = [f64::NAN; 9];
+        s.counts_at_most(&bounds, &mut counts);
+        for (b, c) in bounds.iter().zip(counts) {
+            assert_eq!(c.to_bits(), s.count_at_most(*b).to_bits(), "{n} values, bound {b}");
+        }
+    }
+}
+
+#[test]
+fn a_batch_makes_the_sketch_adding_one_by_one_makes() {
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..50 {
+        let n = (next() % 5000) as usize;
+        let pairs: Vec<(f64, f64)> = (0..n)
+            .map(|_| {
+                // Odd rounds: latencies in milliseconds, a few hundred keys (the dense
+                // path); even rounds: values across orders of magnitude (the sorted path).
+                if round % 2 == 1 {
+                    let v = if next() % 9 == 0 { -((next() % 50) as f64) } else { (next() % 1000) as f64 };
+                    return (v, (1 + next() % 3) as f64);
+                }
+                let v = match next() % 5 {
+                    0 => (next() % 1000) as f64 * 0.001,
+                    1 => -((next() % 300) as f64),
+                    2 => 0.0,
+                    3 => (next() % 1_000_000) as f64 / 7.0,
+                    _ => 1e-12,
+                };
+                (v, (1 + next() % 3) as f64)
+            })
+            .collect();
+        let mut one = Sketch::new();
+        let mut batch = Sketch::new();
+        // Both start from the same earlier content.
+        for s in [&mut one, &mut batch] {
+            s.add(0.5);
+            s.add(-2.0);
+        }
+        for &(v, w) in &pairs {
+            one.add_weighted(v, w);
+        }
+        batch.add_batch(&pairs);
+        assert_eq!(one, batch, "round {round}");
+    }
+}
+
+#[test]
+fn bin_values_rebuild_the_sketch() {
+    let mut s = Sketch::new();
+    for v in [-3.5, -0.25, 0.0, 1e-12, 0.004, 0.2, 0.2, 17.0, 1e6] {
+        s.add_weighted(v, 1.5);
+    }
+    let bins = s.bin_values();
+    assert!(bins.windows(2).all(|w| w[0].0 < w[1].0), "{bins:?}");
+    let mut t = Sketch::new();
+    for (v, w) in bins {
+        t.add_weighted(v, w);
+    }
+    assert_eq!(s, t);
+}
+use proptest::prelude::*;
+
+fn exact(sorted: &[f64], q: f64) -> f64 {
+    let r = nearest_rank(q, sorted.len() as f64) as usize;
+    sorted[r - 1]
+}
+
+proptest! {
+    #[test]
+    fn quantiles_within_relative_accuracy(
+        mut values in proptest::collection::vec(
+            prop_oneof![1e-6f64..1e-3, 1e-3f64..10.0, 10.0f64..1e6, -1e3f64..-1e-3], 1..400),
+        q in 0.0f64..=1.0,
+    ) {
+        let mut s = Sketch::new();
+        for &v in &values { s.add(v); }
+        values.sort_by(f64::total_cmp);
+        let want = exact(&values, q);
+        let got = s.quantile(q).unwrap();
+        prop_assert!((got - want).abs() <= RELATIVE_ACCURACY * want.abs() * (1.0 + 1e-9),
+            "q={q} want={want} got={got}");
+    }
+
+    #[test]
+    fn merge_equals_sketch_of_union(
+        a in proptest::collection::vec(1e-6f64..1e6, 0..200),
+        b in proptest::collection::vec(-1e6f64..1e6, 0..200),
+    ) {
+        let (mut sa, mut sb, mut su) = (Sketch::new(), Sketch::new(), Sketch::new());
+        for &v in &a { sa.add(v); su.add(v); }
+        for &v in &b { sb.add(v); su.add(v); }
+        sa.merge(&sb);
+        prop_assert_eq!(&sa, &su);
+    }
+
+    #[test]
+    fn encoding_round_trips(
+        values in proptest::collection::vec((-1e9f64..1e9, prop_oneof![Just(1.0), 0.01f64..100.0]), 0..300),
+    ) {
+        let mut s = Sketch::new();
+        for &(v, w) in &values { s.add_weighted(v, w); }
+        let back = Sketch::decode(&s.encode()).unwrap();
+        prop_assert_eq!(back, s);
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Sketch::decode(&bytes);
+    }
+}
+
+#[test]
+fn weights_scale_counts_not_values() {
+    let mut s = Sketch::new();
+    s.add_weighted(0.250, 10.0); // "250|ms|@0.1" seen once stands for ten calls
+    assert_eq!(s.count(), 10.0);
+    let p50 = s.quantile(0.5).unwrap();
+    assert!((p50 - 0.25).abs() <= 0.0025, "{p50}");
+}
+
+#[test]
+fn bin_cap_folds_lowest_bins_and_keeps_high_quantiles() {
+    let mut s = Sketch::new();
+    let mut v = 1e-6;
+    for _ in 0..5000 {
+        s.add(v);
+        v *= 1.03;
+    }
+    assert!(s.bins() <= MAX_BINS);
+    assert_eq!(s.count(), 5000.0);
+    let top = v / 1.03;
+    let p100 = s.quantile(1.0).unwrap();
+    assert!((p100 - top).abs() <= top * RELATIVE_ACCURACY, "{p100} vs {top}");
+}
+
+#[test]
+fn damaged_encodings_are_rejected() {
+    let mut s = Sketch::new();
+    for v in [0.01, 0.02, 0.5, 3.0] {
+        s.add(v);
+    }
+    let good = s.encode();
+    assert!(Sketch::decode(&good[..good.len() - 1]).is_err(), "truncated");
+    let mut extra = good.clone();
+    extra.push(0);
+    assert!(Sketch::decode(&extra).is_err(), "trailing byte");
+    let mut bad_version = good;
+    bad_version[0] = (bad_version[0] & 0xf0) | 0x0f;
+    assert!(Sketch::decode(&bad_version).is_err(), "unknown version");
+}
+
+#[test]
+fn typical_timer_sketch_is_small() {
+    // 1000 calls log-normally spread around 80 ms: a realistic 10 s interval of a busy op.
+    let mut s = Sketch::new();
+    let mut x: u64 = 42;
+    for _ in 0..1000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+        s.add(0.08 * (2.0 * (u - 0.5)).exp());
+    }
+    let bytes = s.encode().len();
+    assert!(bytes < 250, "encoded {bytes} bytes for {} bins", s.bins());
+}
