@@ -41,8 +41,11 @@ pub const PAGE_SIZE: usize = 16_384;
 /// The writer's page cache, KiB. A write appends to the recent log and a fold walks the heads
 /// in id order, so the cache holds little more than the B-trees' inner pages: 60 writes of
 /// 90 000 series with folds every few writes took 27–28 s with 2 MiB and 32 s with 8 MiB
-/// (the default before), which was a tenth of the agent's memory at 100 000 series.
-const CACHE_KIB: u32 = 2048;
+/// (the default before), which was a tenth of the agent's memory at 100 000 series. With
+/// 1 MiB, 3 simulated minutes of 90 000 series (`flush-cost`, side by side) cost the writer
+/// 72.3 / 69.2 / 69.3 ms a flush against 71.8 / 69.7 with 2 MiB, and 1.1 MB less RSS; 512 KiB
+/// took 70.4 / 70.8.
+const CACHE_KIB: u32 = 1024;
 /// An open head is sealed once its row would pass this many bytes. Every flush rewrites the
 /// page holding each touched head, so small heads keep the WAL a flush writes small (16 KiB
 /// pages of 3 KB heads made a flush of 10,000 series write 30 MB); the pieces are packed into
