@@ -146,8 +146,8 @@ pub(crate) fn decode(
     Ok(())
 }
 
-/// Append one flush (sorted and merged by [`crate::write::sort_and_merge`]) as one row per
-/// bucket. Returns what was added.
+/// Append points (sorted and merged by [`crate::write::sort_and_merge`]: a write, or one
+/// bucket's stretch of it) as one row per bucket. Returns what was added.
 pub(crate) fn append<E: Entry>(tx: &Transaction<'_>, points: &[E]) -> rusqlite::Result<LogSize> {
     let mut added = LogSize::default();
     let mut stmt =

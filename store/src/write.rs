@@ -246,9 +246,10 @@ impl Writer {
     /// A write to the recent log goes a bucket's stretch at a time
     /// ([`crate::recent::BUCKET_SERIES`] series), not as one view of the whole write (32
     /// bytes a point, 2.9 MB for a flush of 100 000 series, on top of the flush itself). The
-    /// samples are looked through once for those out of series order (an agent's flush has a
-    /// few: the host sample at its end, a series that came back after it expired); only
-    /// those are held, put in order, and merged in.
+    /// samples are read an extra time first, for those out of series order (an agent's
+    /// flush usually has a few: the host sample at its end, a series that came back after
+    /// it expired); only those are held, put in order, and merged in. Past an eighth out of
+    /// order, every sample is held and put in order, as before.
     pub fn write_samples<'s, I>(&mut self, samples: I) -> Result<WriteReport>
     where
         I: IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
@@ -264,21 +265,34 @@ impl Writer {
             }
         }
         // The samples that come in series order after those before them, and the others
-        // (held, put in order, and merged in).
+        // (held, put in order, and merged in). When more than an eighth are out of order
+        // (an agent restarted on a store whose ids its series arrive out of order with),
+        // all are held, as every write was before.
         let samples = samples.into_iter();
         let registry = &self.registry;
-        let (mut rest, mut rest_at, mut prev) = (Vec::new(), Vec::new(), None);
+        let (mut rest, mut rest_at, mut prev, mut hold_all) = (Vec::new(), Vec::new(), None, false);
         for (i, s) in samples.clone().enumerate() {
             if prev.is_none_or(|p| p <= (s.0, s.1)) {
                 prev = Some((s.0, s.1));
+            } else if rest.len() >= 64 + i / 8 {
+                hold_all = true;
+                break;
             } else {
                 rest_at.push(i);
                 rest.push(flushed(registry, s)?);
             }
         }
+        if hold_all {
+            drop(std::mem::take(&mut rest)); // before the whole is read
+            rest_at = Vec::new();
+            rest = samples.clone().map(|s| flushed(registry, s)).collect::<Result<_>>()?;
+        }
         sort_and_merge(&mut rest);
         let mut skip = rest_at.into_iter().peekable();
-        let sorted = samples.enumerate().filter(move |(i, _)| skip.next_if_eq(i).is_none());
+        let sorted = samples
+            .take(if hold_all { 0 } else { usize::MAX })
+            .enumerate()
+            .filter(move |(i, _)| skip.next_if_eq(i).is_none());
         let mut points = in_series_order(sorted.map(|(_, s)| flushed(registry, s)), rest);
         // Read until the write is sure to go to the log (it holds rows, or the write
         // touches `min_series` series: they only add up) or the input ends.

@@ -318,3 +318,32 @@ fn an_undecodable_log_row_is_refused_and_left_as_it_is_and_stops_nothing_else() 
     let p = snap.aggregate(high_info, TimeRange::new(T0, T0 + MIN)).unwrap().unwrap();
     assert_eq!((p.count, p.last, p.min, p.max), (2.0, 4.0, 2.0, 4.0), "both gauge points, in the heads");
 }
+
+#[test]
+fn a_write_refused_partway_leaves_the_log_as_it_was() {
+    // The log takes a write a bucket at a time; a bad sample in a later bucket must undo the
+    // buckets already appended.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.db");
+    let mut w = Writer::open(&path, StoreOptions { log_min_series: 1, ..StoreOptions::default() }).unwrap();
+    let series = register(&mut w, 2100);
+    let batch = &flushes(&series, 3)[0];
+    w.write(batch).unwrap();
+    let rows = log_rows(&path);
+    assert_eq!(rows, 3, "one row per bucket");
+    let mut bad = batch.clone();
+    let last = bad.last_mut().unwrap();
+    last.sample = match last.sample {
+        Sample::Counter(_) => Sample::Set(1.0),
+        _ => Sample::Counter(1.0),
+    };
+    let err = w.write(&bad).unwrap_err().to_string();
+    assert!(err.contains(&format!("series {}", bad.last().unwrap().series)), "{err}");
+    assert_eq!(log_rows(&path), rows, "nothing of the refused write is kept");
+    let mut later = batch.clone();
+    for p in &mut later {
+        p.ts_ms += 10 * SEC * 200;
+    }
+    w.write(&later).unwrap();
+    assert_eq!(log_rows(&path), rows + 3);
+}

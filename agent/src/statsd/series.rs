@@ -252,13 +252,19 @@ impl Dist {
         rest.weighted.clear();
     }
 
-    /// The interval's distribution, leaving an empty one (and the pending buffer's memory
-    /// when it is small).
+    /// The interval's distribution, leaving an empty one. A few values go as they are (the
+    /// buffer with them: the series grows a new one as values come); more are binned, and
+    /// the buffer's memory is kept for the next interval when it is small.
     pub fn take(&mut self) -> Distribution {
         let sketch = match self.rest.take() {
             // The values themselves, binned by the writer as it stores them: no allocation
             // here, and no bins held at once for every distribution of the flush.
-            None if self.pending.len() <= DEFERRED_VALUES => Sketch::deferred(std::mem::take(&mut self.pending)),
+            // (A buffer kept from a busier interval, mostly empty, is binned and kept.)
+            None if self.pending.len() <= DEFERRED_VALUES
+                && self.pending.capacity() <= 2 * self.pending.len().max(4) =>
+            {
+                Sketch::deferred(std::mem::take(&mut self.pending))
+            }
             None => {
                 let mut sketch = Sketch::new();
                 sketch.add_values(&self.pending);
