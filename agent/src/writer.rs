@@ -220,7 +220,7 @@ impl Loop {
         self.put_state();
         if self.retry.fault().is_none() && self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             self.last_maintenance = Instant::now();
-            if let Err(e) = self.retry.writer().maintain(now) {
+            if let Err(e) = self.retry.writer().maintain_sliced(now) {
                 log::error!("store maintenance: {e}");
             }
         }

@@ -2,7 +2,9 @@
 //! the recent log, put in series and time order and merged where two share an interval,
 //! before the recent log ([`crate::recent`]) or the heads ([`crate::write`]) take them.
 
+use crate::error::{Error, Result};
 use crate::model::{Kind, Point, Sample, SeriesId};
+use crate::registry::Registry;
 use crate::sketch::Sketch;
 
 /// A point on its way to the store, as [`sort_and_merge`] and the recent log see it.
@@ -126,6 +128,40 @@ impl Entry for Flushed<'_> {
             }
         }
     }
+}
+
+/// A sample checked against its series (registered, of its kind) and the time range.
+pub(crate) fn flushed<'s>(
+    registry: &Registry,
+    (series, ts_ms, sample): (SeriesId, i64, &'s Sample),
+) -> Result<Flushed<'s>> {
+    let kind = registry.kind(series).ok_or_else(|| Error::Invalid(format!("series {series} is not registered")))?;
+    crate::tier::check_time(|| format!("series {series}"), ts_ms)?;
+    if sample.kind() != kind {
+        return Err(Error::Invalid(format!("series {series} is a {kind}, got a {} sample", sample.kind())));
+    }
+    Ok(Flushed::sample(series, kind, ts_ms, sample))
+}
+
+/// `sorted` (checked samples in series order) with `rest` (in order too) merged in: a
+/// point of `sorted` comes before one of `rest` of the same series and interval, which was
+/// written after it.
+pub(crate) fn in_series_order<'s>(
+    sorted: impl Iterator<Item = Result<Flushed<'s>>>,
+    rest: Vec<Flushed<'s>>,
+) -> impl Iterator<Item = Result<Flushed<'s>>> {
+    let key = |p: &Flushed<'_>| (p.series(), p.ts_ms());
+    let (mut sorted, mut rest) = (sorted.peekable(), rest.into_iter().peekable());
+    std::iter::from_fn(move || match sorted.peek() {
+        Some(Ok(p)) if rest.peek().is_some_and(|r| key(r) < key(p)) => rest.next().map(Ok),
+        Some(_) => sorted.next(),
+        None => rest.next().map(Ok),
+    })
+}
+
+/// Series of sorted points.
+pub(crate) fn series_in(points: &[Flushed<'_>]) -> usize {
+    points.chunk_by(|a, b| a.series() == b.series()).count()
 }
 
 /// Order points by series, then time (keeping the order written within a timestamp), and

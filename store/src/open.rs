@@ -58,6 +58,10 @@ pub struct StoreOptions {
     /// The writer folds the recent log into the heads before a write once the log holds
     /// this many bytes (64 MiB), besides at every maintenance.
     pub log_max_bytes: u64,
+    /// How long a write's fold, or one of [`crate::Writer::maintain_sliced`], may take
+    /// (250 ms; at least one bucket is folded): a fold of the whole log took 2–4 s at
+    /// 100 000 series, and an agent's flushes queued in memory meanwhile.
+    pub log_fold_slice: Duration,
 }
 
 impl Default for StoreOptions {
@@ -78,6 +82,7 @@ impl Default for StoreOptions {
             max_page_count: None,
             log_min_series: 256,
             log_max_bytes: 64 << 20,
+            log_fold_slice: Duration::from_millis(250),
         }
     }
 }

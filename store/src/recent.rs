@@ -180,16 +180,32 @@ impl Writer {
     /// cannot be folded (an undecodable row) is left as it is and the others are folded;
     /// the first such error is returned after them.
     pub fn fold_recent(&mut self) -> Result<usize> {
+        self.fold_recent_within(None)
+    }
+
+    /// [`Writer::fold_recent`] for about `budget` at most (at least one bucket), the buckets
+    /// in turn from the one after where the last slice stopped; everything with `None`.
+    pub fn fold_recent_within(&mut self, budget: Option<std::time::Duration>) -> Result<usize> {
         if self.log.rows == 0 {
             return Ok(0);
         }
-        let buckets: Vec<i64> = self
+        let started = std::time::Instant::now();
+        let mut buckets: Vec<i64> = self
             .conn
             .prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket")
             .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
             .map_err(|e| self.sql(e))?;
-        let (mut folded, mut first_error) = (0, None);
-        for b in buckets {
+        if budget.is_some() {
+            let after = buckets.partition_point(|&b| b <= self.folded_to);
+            buckets.rotate_left(after);
+        }
+        let (mut folded, mut first_error, mut all) = (0, None, true);
+        for (i, b) in buckets.into_iter().enumerate() {
+            if i > 0 && budget.is_some_and(|budget| started.elapsed() >= budget) {
+                all = false;
+                break;
+            }
+            self.folded_to = b;
             match self.fold_bucket(b) {
                 Ok(n) => folded += n,
                 // The disk or the file failing: the next buckets would fail the same way. Any
@@ -205,8 +221,8 @@ impl Writer {
                 }
             }
         }
-        // Re-read after a failure: some buckets may be folded, the rest still logged.
-        self.log = if first_error.is_none() { LogSize::default() } else { self.log_size()? };
+        // Re-read after a failure or a slice: some buckets may be folded, the rest logged.
+        self.log = if first_error.is_none() && all { LogSize::default() } else { self.log_size()? };
         first_error.map_or(Ok(folded), Err)
     }
 

@@ -73,7 +73,15 @@ impl Writer {
     /// call at any time and does nothing when nothing is due.
     pub fn maintain(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
         // Everything below reads and rewrites heads: they must hold every point first.
-        let mut report = MaintenanceReport { folded_points: self.fold_recent()?, ..MaintenanceReport::default() };
+        let folded_points = self.fold_recent()?;
+        let mut report = self.maintain_folded(now_ms)?;
+        report.folded_points = folded_points;
+        Ok(report)
+    }
+
+    /// Maintenance after the fold: seal, roll up, expire, keep under the cap, vacuum.
+    fn maintain_folded(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
         self.seal_idle_heads(now_ms, &mut report)?;
         self.roll_up(now_ms - self.opts.raw_retention_ms, &mut report)?;
         self.expire(now_ms, &mut report)?;
@@ -81,6 +89,18 @@ impl Writer {
         report.vacuumed_pages = self.vacuum()?;
         report.used_bytes = self.used_bytes()?;
         self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| self.sql(e))?;
+        Ok(report)
+    }
+
+    /// [`Writer::maintain`] without stopping long: only a slice of the recent log is folded
+    /// ([`crate::StoreOptions::log_fold_slice`]; the next one at the next call, or at a write
+    /// once the log is full), and only the heads whose log bucket is folded whole are
+    /// sealed (a series' logged points are all in its bucket), the others at a later call.
+    /// The agent's writer calls this every minute.
+    pub fn maintain_sliced(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
+        let folded_points = self.fold_recent_within(Some(self.opts.log_fold_slice))?;
+        let mut report = self.maintain_folded(now_ms)?;
+        report.folded_points = folded_points;
         Ok(report)
     }
 
@@ -98,11 +118,20 @@ impl Writer {
                     .and_then(|r| r.collect())
             })
             .map_err(|e| self.sql(e))?;
+        // A head with points still in the recent log waits for them.
+        let logged: std::collections::BTreeSet<i64> = if self.log.rows == 0 {
+            Default::default()
+        } else {
+            self.conn
+                .prepare("SELECT DISTINCT bucket FROM recent")
+                .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
+                .map_err(|e| self.sql(e))?
+        };
         let mut idle: Vec<(SeriesId, Kind)> = Vec::with_capacity(started.len());
         for (series, start_ms, code) in started {
             let kind = self.kind_from_code(series, code)?;
             let window = raw_window_ms(kind);
-            if floor(start_ms, window) < floor(now_ms, window) {
+            if floor(start_ms, window) < floor(now_ms, window) && !logged.contains(&crate::recent::bucket(series)) {
                 idle.push((series, kind));
             }
         }

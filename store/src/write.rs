@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
 use crate::chunk;
-use crate::entry::{Entry, Flushed, sort_and_merge};
+use crate::entry::{Entry, Flushed, flushed, in_series_order, series_in, sort_and_merge};
 use crate::error::{Error, Result};
 use crate::migrate::{self, Found};
 use crate::model::{Kind, Point, Sample, SeriesId, Write};
@@ -89,6 +89,8 @@ pub struct Writer {
     pub(crate) opts: StoreOptions,
     pub(crate) registry: Registry,
     pub(crate) log: LogSize,
+    /// The last bucket a fold slice took: the next slice goes on after it.
+    pub(crate) folded_to: i64,
     last_checkpoint: Instant,
     /// (device, inode) of the file opened: a different one at the path means it was replaced.
     identity: Option<(u64, u64)>,
@@ -162,6 +164,7 @@ impl Writer {
             opts,
             registry: Registry::default(),
             log: LogSize::default(),
+            folded_to: i64::MIN,
             last_checkpoint: Instant::now(),
             identity,
             _lock: lock,
@@ -256,10 +259,10 @@ impl Writer {
         I::IntoIter: Clone,
     {
         if self.log.bytes >= self.opts.log_max_bytes {
-            // Before the write (which goes to the log: it holds rows): a failed fold fails
-            // this call with nothing of it written, but a bucket that cannot be folded
-            // (corrupt) must not stop every write; maintenance reports it.
-            match self.fold_recent() {
+            // Before the write (which goes to the log: it holds rows), a slice of the log: a
+            // failed fold fails this call with nothing of it written, but a bucket that
+            // cannot be folded (corrupt) must not stop every write; maintenance reports it.
+            match self.fold_recent_within(Some(self.opts.log_fold_slice)) {
                 Ok(_) | Err(Error::Corrupt { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -422,37 +425,6 @@ pub fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push("-wal");
     db.with_file_name(name)
-}
-
-/// A sample checked against its series (registered, of its kind) and the time range.
-fn flushed<'s>(registry: &Registry, (series, ts_ms, sample): (SeriesId, i64, &'s Sample)) -> Result<Flushed<'s>> {
-    let kind = registry.kind(series).ok_or_else(|| Error::Invalid(format!("series {series} is not registered")))?;
-    crate::tier::check_time(|| format!("series {series}"), ts_ms)?;
-    if sample.kind() != kind {
-        return Err(Error::Invalid(format!("series {series} is a {kind}, got a {} sample", sample.kind())));
-    }
-    Ok(Flushed::sample(series, kind, ts_ms, sample))
-}
-
-/// `sorted` (checked samples in series order) with `rest` (in order too) merged in: a
-/// point of `sorted` comes before one of `rest` of the same series and interval, which was
-/// written after it.
-fn in_series_order<'s>(
-    sorted: impl Iterator<Item = Result<Flushed<'s>>>,
-    rest: Vec<Flushed<'s>>,
-) -> impl Iterator<Item = Result<Flushed<'s>>> {
-    let key = |p: &Flushed<'_>| (p.series(), p.ts_ms());
-    let (mut sorted, mut rest) = (sorted.peekable(), rest.into_iter().peekable());
-    std::iter::from_fn(move || match sorted.peek() {
-        Some(Ok(p)) if rest.peek().is_some_and(|r| key(r) < key(p)) => rest.next().map(Ok),
-        Some(_) => sorted.next(),
-        None => rest.next().map(Ok),
-    })
-}
-
-/// Series of sorted points.
-fn series_in(points: &[Flushed<'_>]) -> usize {
-    points.chunk_by(|a, b| a.series() == b.series()).count()
 }
 
 /// [`write_series`] for each series of sorted, merged points. Returns chunks sealed.
