@@ -55,8 +55,8 @@ pub struct StoreOptions {
     /// A write touching at least this many series goes to the recent log (256), as does
     /// every write while the log holds rows; smaller ones update the heads directly.
     pub log_min_series: usize,
-    /// The writer folds the recent log into the heads before a write once the log holds
-    /// this many bytes (64 MiB), besides at every maintenance.
+    /// Past this many bytes in the recent log (64 MiB), a write first folds a slice of it
+    /// into the heads ([`StoreOptions::log_fold_slice`]), and past twice this, all of it.
     pub log_max_bytes: u64,
     /// How long a write's fold, or one of [`crate::Writer::maintain_sliced`], may take
     /// (250 ms; at least one bucket is folded): a fold of the whole log took 2–4 s at

@@ -175,8 +175,7 @@ impl Writer {
 
     /// Fold the recent log into the heads: per bucket, in one transaction, every logged point
     /// goes through the usual per-series write (in the order written) and the bucket's rows
-    /// go. Maintenance runs this first, and a write does when the log has passed
-    /// [`crate::StoreOptions::log_max_bytes`]. Returns the points folded. A bucket that
+    /// go. [`Writer::maintain`] runs this first. Returns the points folded. A bucket that
     /// cannot be folded (an undecodable row) is left as it is and the others are folded;
     /// the first such error is returned after them.
     pub fn fold_recent(&mut self) -> Result<usize> {
@@ -184,29 +183,47 @@ impl Writer {
     }
 
     /// [`Writer::fold_recent`] for about `budget` at most (at least one bucket), the buckets
-    /// in turn from the one after where the last slice stopped; everything with `None`.
+    /// in turn from the one after where the last slice stopped; everything with `None`. A
+    /// write past the log's limit folds a slice (twice the limit, all of it: the log stays
+    /// bounded when slices cannot keep up), and so does [`Writer::maintain_sliced`].
     pub fn fold_recent_within(&mut self, budget: Option<std::time::Duration>) -> Result<usize> {
         if self.log.rows == 0 {
             return Ok(0);
         }
-        let started = std::time::Instant::now();
-        let mut buckets: Vec<i64> = self
-            .conn
-            .prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket")
-            .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
-            .map_err(|e| self.sql(e))?;
+        let mut buckets = self.logged_buckets()?;
         if budget.is_some() {
             let after = buckets.partition_point(|&b| b <= self.folded_to);
             buckets.rotate_left(after);
         }
-        let (mut folded, mut first_error, mut all) = (0, None, true);
+        self.fold_buckets(buckets, budget)
+    }
+
+    /// The buckets the recent log holds rows of, in order.
+    pub(crate) fn logged_buckets(&self) -> Result<Vec<i64>> {
+        self.conn
+            .prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket")
+            .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Fold `buckets` in that order, for about `budget` at most (at least one).
+    pub(crate) fn fold_buckets(&mut self, buckets: Vec<i64>, budget: Option<std::time::Duration>) -> Result<usize> {
+        let started = std::time::Instant::now();
+        let (mut folded, mut first_error) = (0, None);
         for (i, b) in buckets.into_iter().enumerate() {
             if i > 0 && budget.is_some_and(|budget| started.elapsed() >= budget) {
-                all = false;
                 break;
             }
-            self.folded_to = b;
-            match self.fold_bucket(b) {
+            let result = self.fold_bucket(b);
+            let disk = matches!(
+                result,
+                Err(Error::DiskFull { .. } | Error::FileTooLarge { .. } | Error::Io { .. } | Error::Sqlite { .. })
+            );
+            if !disk {
+                // A failed disk retries the same bucket first; a corrupt one is passed.
+                self.folded_to = b;
+            }
+            match result {
                 Ok(n) => folded += n,
                 // The disk or the file failing: the next buckets would fail the same way. Any
                 // other error (a corrupt row) concerns its bucket only.
@@ -221,8 +238,8 @@ impl Writer {
                 }
             }
         }
-        // Re-read after a failure or a slice: some buckets may be folded, the rest logged.
-        self.log = if first_error.is_none() && all { LogSize::default() } else { self.log_size()? };
+        // What is left (the rows' lengths are in their headers: no blob is read).
+        self.log = self.log_size()?;
         first_error.map_or(Ok(folded), Err)
     }
 

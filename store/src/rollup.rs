@@ -69,8 +69,9 @@ impl Writer {
             .ok_or_else(|| Error::Corrupt { path: self.path.clone(), detail: format!("series {series}: kind {code}") })
     }
 
-    /// Run maintenance as of `now_ms`. The agent calls this every minute or so; it is safe to
-    /// call at any time and does nothing when nothing is due.
+    /// Run maintenance as of `now_ms`, the whole recent log folded first. Safe to call at
+    /// any time; does nothing when nothing is due. (The agent calls
+    /// [`Writer::maintain_sliced`] every minute.)
     pub fn maintain(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
         // Everything below reads and rewrites heads: they must hold every point first.
         let folded_points = self.fold_recent()?;
@@ -92,21 +93,46 @@ impl Writer {
         Ok(report)
     }
 
-    /// [`Writer::maintain`] without stopping long: only a slice of the recent log is folded
+    /// [`Writer::maintain`] without stopping long: the buckets of the recent log that hold
+    /// points of heads due to be sealed are folded (the whole log once an hour, when the
+    /// distributions' windows close), then a slice of the others
     /// ([`crate::StoreOptions::log_fold_slice`]; the next one at the next call, or at a write
-    /// once the log is full), and only the heads whose log bucket is folded whole are
-    /// sealed (a series' logged points are all in its bucket), the others at a later call.
-    /// The agent's writer calls this every minute.
+    /// once the log is full). A head is sealed once its bucket (where all its series'
+    /// logged points are) holds no rows. A bucket that cannot be folded (corrupt) does not
+    /// stop the rest of maintenance: its error comes after it. The agent's writer calls
+    /// this every minute.
     pub fn maintain_sliced(&mut self, now_ms: i64) -> Result<MaintenanceReport> {
-        let folded_points = self.fold_recent_within(Some(self.opts.log_fold_slice))?;
+        let (mut folded_points, mut corrupt) = (0, None);
+        let mut fold = |result: Result<usize>| match result {
+            Ok(n) => {
+                folded_points += n;
+                Ok(())
+            }
+            Err(e @ Error::Corrupt { .. }) => {
+                corrupt.get_or_insert(e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        if self.log.rows > 0 {
+            let logged = self.logged_buckets()?;
+            let mut due: Vec<i64> = self.due_heads(now_ms)?.iter().map(|h| crate::recent::bucket(h.0)).collect();
+            due.sort_unstable();
+            due.dedup();
+            due.retain(|b| logged.binary_search(b).is_ok());
+            if !due.is_empty() {
+                fold(self.fold_buckets(due, None))?;
+            }
+            fold(self.fold_recent_within(Some(self.opts.log_fold_slice)))?;
+        }
         let mut report = self.maintain_folded(now_ms)?;
         report.folded_points = folded_points;
-        Ok(report)
+        corrupt.map_or(Ok(report), Err)
     }
 
-    fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
-        // Heads whose window ([`raw_window_ms`]) is over: none can be if it is not an hour.
-        // The kind comes with the head: one query, not one per head.
+    /// Heads whose window ([`raw_window_ms`]) is over: none can be if it is not an hour.
+    /// The kind comes with the head: one query, not one per head.
+    fn due_heads(&self, now_ms: i64) -> Result<Vec<(SeriesId, Kind)>> {
         let started: Vec<(SeriesId, i64, i64)> = self
             .conn
             .prepare(
@@ -118,23 +144,22 @@ impl Writer {
                     .and_then(|r| r.collect())
             })
             .map_err(|e| self.sql(e))?;
-        // A head with points still in the recent log waits for them.
-        let logged: std::collections::BTreeSet<i64> = if self.log.rows == 0 {
-            Default::default()
-        } else {
-            self.conn
-                .prepare("SELECT DISTINCT bucket FROM recent")
-                .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
-                .map_err(|e| self.sql(e))?
-        };
-        let mut idle: Vec<(SeriesId, Kind)> = Vec::with_capacity(started.len());
+        let mut due = Vec::with_capacity(started.len());
         for (series, start_ms, code) in started {
             let kind = self.kind_from_code(series, code)?;
             let window = raw_window_ms(kind);
-            if floor(start_ms, window) < floor(now_ms, window) && !logged.contains(&crate::recent::bucket(series)) {
-                idle.push((series, kind));
+            if floor(start_ms, window) < floor(now_ms, window) {
+                due.push((series, kind));
             }
         }
+        Ok(due)
+    }
+
+    fn seal_idle_heads(&mut self, now_ms: i64, report: &mut MaintenanceReport) -> Result<()> {
+        // A head with points still in the recent log waits for them.
+        let logged = if self.log.rows == 0 { Vec::new() } else { self.logged_buckets()? };
+        let mut idle = self.due_heads(now_ms)?;
+        idle.retain(|h| logged.binary_search(&crate::recent::bucket(h.0)).is_err());
         for batch in idle.chunks(BATCH as usize) {
             let path = self.path.clone();
             let tx = self

@@ -259,10 +259,13 @@ impl Writer {
         I::IntoIter: Clone,
     {
         if self.log.bytes >= self.opts.log_max_bytes {
-            // Before the write (which goes to the log: it holds rows), a slice of the log: a
-            // failed fold fails this call with nothing of it written, but a bucket that
-            // cannot be folded (corrupt) must not stop every write; maintenance reports it.
-            match self.fold_recent_within(Some(self.opts.log_fold_slice)) {
+            // Before the write (which goes to the log: it holds rows), a slice of the log, or
+            // all of it past twice the limit (slices not keeping up). A failed fold fails this
+            // call with nothing of it written, but a bucket that cannot be folded (corrupt)
+            // must not stop every write; maintenance reports it.
+            let slice =
+                (self.log.bytes < self.opts.log_max_bytes.saturating_mul(2)).then_some(self.opts.log_fold_slice);
+            match self.fold_recent_within(slice) {
                 Ok(_) | Err(Error::Corrupt { .. }) => {}
                 Err(e) => return Err(e),
             }

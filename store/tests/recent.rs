@@ -348,11 +348,17 @@ fn a_write_refused_partway_leaves_the_log_as_it_was() {
     assert_eq!(log_rows(&path), rows + 3);
 }
 
+fn logged_buckets(path: &Path) -> Vec<i64> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn.prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
 #[test]
-fn sliced_maintenance_folds_a_bucket_at_a_time_and_seals_only_folded_heads() {
-    // A fold of the whole log stopped the writer for seconds at 100 000 series; in slices
-    // (here one bucket each) readers see the same data at every step, and a head waits to be
-    // sealed until its bucket's logged points are in it.
+fn sliced_maintenance_folds_the_buckets_in_turn_and_everything_due_for_sealing() {
+    // A fold of the whole log stopped the writer for seconds at 100 000 series. In slices
+    // (here one bucket each) readers see the same data at every step; the slices take the
+    // buckets in turn; heads due to be sealed get their buckets folded first.
     let dir = tempfile::tempdir().unwrap();
     let (direct_path, sliced_path) = (dir.path().join("direct.db"), dir.path().join("sliced.db"));
     let mut direct =
@@ -361,26 +367,65 @@ fn sliced_maintenance_folds_a_bucket_at_a_time_and_seals_only_folded_heads() {
     let mut sliced = Writer::open(&sliced_path, opts).unwrap();
     let series = register(&mut direct, 2100);
     assert_eq!(register(&mut sliced, 2100), series);
-    for batch in flushes(&series, 9).iter().take(30) {
+    let batches = flushes(&series, 9);
+    for batch in &batches[..20] {
         direct.write(batch).unwrap();
         sliced.write(batch).unwrap();
     }
-    assert_eq!(log_rows(&sliced_path), 3 * 30);
-    let want = answers(&direct_path, &series);
-    // A day later every window is over: each call folds one more bucket and seals its heads.
-    let later = T0 + 25 * 60 * MIN;
-    let mut sealed = 0;
-    for step in 1..=3i64 {
-        let r = sliced.maintain_sliced(later).unwrap();
-        assert!(r.folded_points > 0, "step {step}");
-        sealed += r.sealed_heads;
-        assert_eq!(log_rows(&sliced_path), 30 * (3 - step), "step {step}: one bucket folded");
-        let folded_series = series.iter().filter(|s| s.0.0 / 1024 < step).count();
-        assert_eq!(sealed, folded_series, "step {step}: the heads of the folded buckets, and no others");
-        same(&answers(&sliced_path, &series), &want, &format!("step {step}"));
+    // Within the hour nothing is due: a bucket a call, the next one each time.
+    let mid = T0 + 30 * MIN;
+    let r = sliced.maintain_sliced(mid).unwrap();
+    assert_eq!((r.sealed_heads, logged_buckets(&sliced_path)), (0, vec![1, 2]));
+    same(&answers(&sliced_path, &series), &answers(&direct_path, &series), "after the first slice");
+    for batch in &batches[20..30] {
+        direct.write(batch).unwrap();
+        sliced.write(batch).unwrap();
     }
-    assert_eq!(head_rows(&sliced_path), 0, "every head sealed once its bucket was folded");
+    assert_eq!(logged_buckets(&sliced_path), vec![0, 1, 2]);
+    sliced.maintain_sliced(mid).unwrap();
+    assert_eq!(logged_buckets(&sliced_path), vec![0, 2], "the slice after bucket 0 takes bucket 1");
+    sliced.maintain_sliced(mid).unwrap();
+    assert_eq!(logged_buckets(&sliced_path), vec![0], "then bucket 2");
+    let want = answers(&direct_path, &series);
+    same(&answers(&sliced_path, &series), &want, "after three slices");
+    for batch in &batches[30..40] {
+        direct.write(batch).unwrap();
+        sliced.write(batch).unwrap();
+    }
+    assert_eq!(logged_buckets(&sliced_path), vec![0, 1, 2]);
+    // A day later every head is due: their buckets are folded first, all of them in one
+    // call however short the slice.
+    let later = T0 + 25 * 60 * MIN;
+    let r = sliced.maintain_sliced(later).unwrap();
+    assert_eq!((log_rows(&sliced_path), head_rows(&sliced_path)), (0, 0), "all folded and sealed");
+    assert_eq!(r.sealed_heads, 2100);
     direct.maintain(later).unwrap();
     same(&answers(&sliced_path, &series), &answers(&direct_path, &series), "both sealed");
-    assert_eq!(sliced.maintain_sliced(later).unwrap().folded_points, 0, "nothing left");
+}
+
+#[test]
+fn a_head_whose_bucket_cannot_be_folded_waits_and_the_rest_of_maintenance_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.db");
+    let opts = StoreOptions { log_min_series: 1, log_fold_slice: std::time::Duration::ZERO, ..StoreOptions::default() };
+    let mut w = Writer::open(&path, opts.clone()).unwrap();
+    let series = register(&mut w, 2100);
+    let batches = flushes(&series, 4);
+    for batch in &batches[..10] {
+        w.write(batch).unwrap();
+    }
+    w.fold_recent().unwrap();
+    for batch in &batches[10..20] {
+        w.write(batch).unwrap();
+    }
+    drop(w);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert!(conn.execute("UPDATE recent SET data = x'01020304ff' WHERE bucket = 1", []).unwrap() > 0);
+    drop(conn);
+    let mut w = Writer::open(&path, opts).unwrap();
+    let err = w.maintain_sliced(T0 + 25 * 60 * MIN).unwrap_err().to_string();
+    assert!(err.contains("recent log"), "{err}");
+    // Buckets 0 and 2 were folded and their heads sealed; bucket 1's heads wait with its rows.
+    let in_bucket_1 = series.iter().filter(|s| s.0.0 / 1024 == 1).count() as i64;
+    assert_eq!((logged_buckets(&path), head_rows(&path)), (vec![1], in_bucket_1));
 }
