@@ -36,6 +36,8 @@ use crate::write::{LogSize, Writer, write_each_series};
 /// Series ids per log row: readers of one series decode one bucket's rows, and a fold
 /// holds one bucket's points in memory at a time.
 pub(crate) const BUCKET_SERIES: i64 = 1024;
+/// Series of a bucket folded at a time ([`Writer::fold_recent`]).
+const FOLD_PART_SERIES: i64 = 256;
 const FORMAT: u8 = 1;
 
 /// The log bucket of a series.
@@ -246,30 +248,48 @@ impl Writer {
     fn fold_bucket(&mut self, bucket: i64) -> Result<usize> {
         let path = self.path.clone();
         let sql = |e| Error::sql(&path, e);
-        let mut points: Vec<(SeriesId, Kind, Point)> = Vec::new();
-        let mut last_row = i64::MIN;
-        // Read before the transaction: this writer is the only one, so the rows stay as read.
-        {
-            let mut stmt =
-                self.conn.prepare_cached("SELECT id, data FROM recent WHERE bucket = ?1 ORDER BY id").map_err(sql)?;
-            let mut rows = stmt.query([bucket]).map_err(sql)?;
-            while let Some(r) = rows.next().map_err(sql)? {
-                let id: i64 = r.get(0).map_err(sql)?;
-                let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
-                decode(blob, &|_| true, &mut |s, k, p| points.push((s, k, p))).map_err(|_| corrupt_row(&path, id))?;
-                last_row = id;
-            }
-        }
-        if let Some((series, kind, _)) = points.iter().find(|(s, k, _)| self.kind_registered(*s) != Some(*k)) {
-            return Err(Error::Corrupt {
-                path: path.clone(),
-                detail: format!("the recent log holds a {kind} point of series {series}, which is not one"),
-            });
-        }
-        sort_and_merge(&mut points);
-        let folded = points.len();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        write_each_series(&tx, points).map_err(sql)?;
+        let (mut folded, mut last_row) = (0, i64::MIN);
+        // A part of the bucket's series at a time: the rows are read once per part, and only
+        // a part's points are held (a whole bucket's took 65–74 MiB of RSS at 100 000 series).
+        for part in 0..BUCKET_SERIES / FOLD_PART_SERIES {
+            let lo = bucket * BUCKET_SERIES + part * FOLD_PART_SERIES;
+            // A series of another bucket would be in no part: refused, not dropped.
+            let stray = std::cell::Cell::new(None);
+            let want = |s: SeriesId| {
+                if self::bucket(s) != bucket {
+                    stray.set(Some(s));
+                }
+                (lo..lo + FOLD_PART_SERIES).contains(&s.0)
+            };
+            let mut points: Vec<(SeriesId, Kind, Point)> = Vec::new();
+            {
+                let mut stmt =
+                    tx.prepare_cached("SELECT id, data FROM recent WHERE bucket = ?1 ORDER BY id").map_err(sql)?;
+                let mut rows = stmt.query([bucket]).map_err(sql)?;
+                while let Some(r) = rows.next().map_err(sql)? {
+                    let id: i64 = r.get(0).map_err(sql)?;
+                    let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
+                    decode(blob, &want, &mut |s, k, p| points.push((s, k, p))).map_err(|_| corrupt_row(&path, id))?;
+                    last_row = last_row.max(id);
+                }
+            }
+            if let Some(series) = stray.get() {
+                return Err(Error::Corrupt {
+                    path: path.clone(),
+                    detail: format!("the recent log's bucket {bucket} holds series {series}, of another bucket"),
+                });
+            }
+            if let Some((series, kind, _)) = points.iter().find(|(s, k, _)| self.registry.kind(*s) != Some(*k)) {
+                return Err(Error::Corrupt {
+                    path: path.clone(),
+                    detail: format!("the recent log holds a {kind} point of series {series}, which is not one"),
+                });
+            }
+            sort_and_merge(&mut points);
+            folded += points.len();
+            write_each_series(&tx, points).map_err(sql)?;
+        }
         tx.execute("DELETE FROM recent WHERE bucket = ?1 AND id <= ?2", params![bucket, last_row]).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(folded)

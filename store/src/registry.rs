@@ -249,11 +249,6 @@ impl Writer {
         }
         result
     }
-
-    /// The kind a registered series was created with.
-    pub(crate) fn kind_registered(&self, series: SeriesId) -> Option<Kind> {
-        self.registry.kind(series)
-    }
 }
 
 /// An error of [`register_each`]: SQLite's (the path is the caller's) or a refusal.

@@ -429,3 +429,23 @@ fn a_head_whose_bucket_cannot_be_folded_waits_and_the_rest_of_maintenance_runs()
     let in_bucket_1 = series.iter().filter(|s| s.0.0 / 1024 == 1).count() as i64;
     assert_eq!((logged_buckets(&path), head_rows(&path)), (vec![1], in_bucket_1));
 }
+
+#[test]
+fn a_log_row_filed_under_another_bucket_is_refused_not_dropped() {
+    // A bucket is folded a part of its series at a time; a point of a series outside the
+    // bucket would be in no part, and the row deleted with it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.db");
+    let opts = StoreOptions { log_min_series: 1, ..StoreOptions::default() };
+    let mut w = Writer::open(&path, opts.clone()).unwrap();
+    let series = register(&mut w, 10);
+    w.write(&flushes(&series, 2)[0]).unwrap();
+    drop(w);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(conn.execute("UPDATE recent SET bucket = 1 WHERE bucket = 0", []).unwrap(), 1);
+    drop(conn);
+    let mut w = Writer::open(&path, opts).unwrap();
+    let err = w.fold_recent().unwrap_err().to_string();
+    assert!(err.contains("of another bucket"), "{err}");
+    assert_eq!((log_rows(&path), head_rows(&path)), (1, 0), "the row is kept, nothing half-folded");
+}
