@@ -113,8 +113,8 @@ pub fn spawn(writer: Writer, cfg: WriterConfig) -> std::io::Result<WriterThread>
 
 /// Return the free pages of the allocator's heaps to the system.
 ///
-/// A flush of 100 000 series holds ~14 MB for a moment (its points, their distributions,
-/// the store's view of them) and frees it once written. glibc keeps freed memory in its
+/// A flush of 100 000 series holds several MB for a moment (its points and distributions,
+/// a fold slice's decoded points) and frees them once written. glibc keeps freed memory in its
 /// heaps unless it is at a heap's top, so without this the agent's RSS sat at whatever high
 /// mark the fragmentation of the first flushes left: 53 or 60 MiB of anonymous memory
 /// between flushes from one run to the next, 46–47 with it. It costs 1–2 ms after a flush
