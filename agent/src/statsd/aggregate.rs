@@ -130,6 +130,19 @@ pub(super) struct Hot {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(size_of::<Hot>() == 40);
 
+/// The identity a fast line is looked up by.
+#[inline(always)]
+fn ident_of<'a>(f: &fast::FastLine<'a>) -> Ident<'a> {
+    let kind = match f.kind {
+        MetricType::Counter => b'c',
+        MetricType::Gauge => b'g',
+        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => b'd',
+        MetricType::Set => b's',
+    };
+    debug_assert_eq!(kind, kind_byte(kind_of(f.kind)));
+    Ident { name_part: f.name_part, kind, tags: f.tags }
+}
+
 /// Aggregates lines into per-interval samples. See the module docs.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -147,6 +160,8 @@ pub struct Aggregator {
     interval_start_ms: i64,
     interval_ms: i64,
     flushes: u64,
+    /// Series held from which lines are looked up in groups ([`grouped::GROUPED_FROM_SERIES`]).
+    grouped_from: usize,
     /// The slow path's `name[,influx tags]`.
     scratch: Vec<u8>,
     stats: Stats,
@@ -203,10 +218,17 @@ impl Aggregator {
             interval_start_ms: start_ms,
             interval_ms: interval_ms.max(1),
             flushes: 0,
+            grouped_from: grouped::GROUPED_FROM_SERIES,
             scratch: Vec::with_capacity(256),
             stats: Stats::default(),
             over_limit: None,
         }
+    }
+
+    /// Look lines up in groups whatever the number of series (tests of that path).
+    #[cfg(test)]
+    pub(super) fn always_grouped(&mut self) {
+        self.grouped_from = 0;
     }
 
     /// Counters of what was taken and dropped.
@@ -236,7 +258,20 @@ impl Aggregator {
     /// A line of a series already held, in a common shape, takes the fast path (split on
     /// bytes, one hash lookup, no allocation); every other line goes through
     /// [`parse_line`], the reference, which also validates a new series once.
+    ///
+    /// From [`grouped::GROUPED_FROM_SERIES`] series on, lines are taken [`grouped::GROUP`] at a time, and
+    /// each step of their lookups is done for the whole group before the next, each step
+    /// prefetching what the next one reads (index slot, identity and state, a
+    /// distribution's values). The series then no longer fit in the CPU's caches and every
+    /// step is a cache miss; this way a group's misses overlap. The lines are still applied
+    /// one by one in order, and a lookup that a line of the same group could have changed
+    /// (a series it created) is done again then. With fewer series everything is in cache
+    /// and the steps would only add instructions, so each line is looked up at once.
     pub fn ingest_datagram(&mut self, buf: &[u8]) {
+        if self.live.len() >= self.grouped_from {
+            self.ingest_grouped(buf);
+            return;
+        }
         let mut rest = buf;
         while !rest.is_empty() {
             // One pass finds the line's end and where its name and type start.
@@ -247,10 +282,12 @@ impl Aggregator {
             if line.is_empty() {
                 continue;
             }
-            if let Some(f) = colon_bar.and_then(|cb| fast::split_at(line, cb))
-                && self.ingest_fast(&f)
-            {
-                continue;
+            if let Some(f) = colon_bar.and_then(|cb| fast::split_at(line, cb)) {
+                let ident = ident_of(&f);
+                let hash = ident.hash(&self.hasher);
+                if self.ingest_fast(&f, &ident, hash, None) {
+                    continue;
+                }
             }
             self.ingest_line(line);
         }
@@ -275,12 +312,16 @@ impl Aggregator {
     }
 
     /// The fast path: true when the line was taken (its series is held), false to send it
-    /// to the reference.
-    fn ingest_fast(&mut self, f: &fast::FastLine<'_>) -> bool {
-        let kind = kind_of(f.kind);
-        let ident = Ident { name_part: f.name_part, kind: kind_byte(kind), tags: f.tags };
-        let hash = ident.hash(&self.hasher);
-        let Some(i) = self.live.find(&ident, hash) else { return false };
+    /// to the reference. `at` is where the series probably is.
+    #[inline(always)]
+    fn ingest_fast(&mut self, f: &fast::FastLine<'_>, ident: &Ident<'_>, hash: u64, at: Option<usize>) -> bool {
+        let found = match at {
+            Some(i) if self.live.is_at(ident, i) => Some(i),
+            // Another series shares the hash's tag, or a line before this one in its group
+            // added the series.
+            _ => self.live.find(ident, hash),
+        };
+        let Some(i) = found else { return false };
         let slot = &mut self.live.hot[i];
         slot.last_seen = self.flushes;
         let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, &slot.state));
@@ -611,6 +652,9 @@ fn kind_byte(kind: Kind) -> u8 {
 fn parse_reason(e: ParseError) -> &'static str {
     e.as_str()
 }
+
+#[path = "grouped.rs"]
+mod grouped;
 
 #[cfg(test)]
 #[path = "aggregate_tests.rs"]

@@ -534,10 +534,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
         /// What a user sees (every flushed point and every count of what was dropped) is the
-        /// same through the fast path as through the reference parser alone.
+        /// same through the fast path as through the reference parser alone, whether lines are
+        /// looked up one by one or in groups (datagrams longer than a group included).
         #[test]
         fn the_aggregator_flushes_the_same_through_either_path(
-            datagrams in proptest::collection::vec(proptest::collection::vec(any_line(), 1..8), 1..12),
+            datagrams in proptest::collection::vec(proptest::collection::vec(any_line(), 1..24), 1..12),
         ) {
             use super::super::aggregate::{Aggregator, AggregatorConfig, Flush};
             // Two spellings of one series (`x,k=v` and `x,k=v,`) are two slots whose points
@@ -551,20 +552,27 @@ mod tests {
             let cfg = AggregatorConfig { max_series: 12, max_series_per_name: 5, ..AggregatorConfig::default() };
             let t0 = 1_767_225_600_000;
             let mut fast = Aggregator::new(cfg.clone(), t0, 10_000);
+            let mut grouped = Aggregator::new(cfg.clone(), t0, 10_000);
+            grouped.always_grouped();
             let mut slow = Aggregator::new(cfg, t0, 10_000);
             for (i, d) in datagrams.iter().enumerate() {
                 let buf = d.join("\n");
                 fast.ingest_datagram(buf.as_bytes());
+                grouped.ingest_datagram(buf.as_bytes());
                 slow.ingest_datagram_reference(buf.as_bytes());
                 if i % 4 == 3 {
-                    let (a, b) = (fast.flush(), slow.flush());
+                    let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
                     prop_assert_eq!(points(&a), points(&b));
-                    prop_assert_eq!(a.events, b.events);
+                    prop_assert_eq!(points(&g), points(&b));
+                    prop_assert_eq!(a.events, b.events.clone());
+                    prop_assert_eq!(g.events, b.events);
                 }
             }
-            let (a, b) = (fast.flush(), slow.flush());
+            let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
             prop_assert_eq!(points(&a), points(&b));
+            prop_assert_eq!(points(&g), points(&b));
             prop_assert_eq!(fast.stats(), slow.stats());
+            prop_assert_eq!(grouped.stats(), slow.stats());
         }
 
         #[test]

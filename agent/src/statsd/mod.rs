@@ -6,6 +6,7 @@ mod backlog;
 mod bounds;
 pub mod fast;
 mod flush;
+mod index;
 #[cfg(feature = "daemon")]
 pub mod listener;
 pub mod parser;

@@ -8,16 +8,21 @@ use perfstore::sketch::Sketch;
 use perfstore::{Distribution, SeriesKey};
 
 use super::aggregate::Hot;
+use super::index::{Index, prefetch};
 
 /// The live series as a struct of arrays. What every line touches (the hash index, the
 /// identities, the hot state) is packed densely, so that 100,000 series stay within a few
 /// cache-friendly megabytes; the canonical keys, read once per flush, are kept apart. The
 /// arrays grow by eighths ([`reserve_by_eighths`]), not by doubling.
+///
+/// A lookup can be split in steps, each bringing in what the next reads
+/// ([`LiveTable::prefetch_slot`], [`LiveTable::candidate`], [`LiveTable::prefetch_series`],
+/// [`LiveTable::prefetch_ident`], then [`LiveTable::is_at`]), so that the receive thread
+/// overlaps the cache misses of a group of lines.
 #[derive(Debug, Default)]
 pub(super) struct LiveTable {
     /// Positions by hash.
-    index: hashbrown::HashTable<u32>,
-    hashes: Vec<u64>,
+    index: Index,
     /// Every identity's bytes (see [`Ident::to_bytes`]), back to back…
     arena: Vec<u8>,
     /// …and where each one is.
@@ -37,13 +42,44 @@ impl LiveTable {
     /// The position of the series `ident` (whose hash is `hash`).
     #[inline]
     pub fn find(&self, ident: &Ident<'_>, hash: u64) -> Option<usize> {
-        let (arena, spans) = (&self.arena, &self.spans);
-        self.index
-            .find(hash, |&i| {
-                let (at, len) = spans[i as usize];
-                ident.is(&arena[at as usize..(at + len) as usize])
-            })
-            .map(|&i| i as usize)
+        self.index.find(hash, |i| self.is_at(ident, i as usize)).map(|i| i as usize)
+    }
+
+    /// Whether the series at `i` is `ident`.
+    #[inline(always)]
+    pub fn is_at(&self, ident: &Ident<'_>, i: usize) -> bool {
+        let (at, len) = self.spans[i];
+        ident.is(&self.arena[at as usize..(at + len) as usize])
+    }
+
+    /// Step 1 of a lookup: bring in the index slot of `hash`.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Step 2: the series most likely to be `hash`'s, if any (to be checked with
+    /// [`LiveTable::is_at`]).
+    #[inline(always)]
+    pub fn candidate(&self, hash: u64) -> Option<usize> {
+        self.index.first(hash).map(|i| i as usize)
+    }
+
+    /// Step 3: bring in where the identity of the series at `i` is, and its hot state.
+    #[inline(always)]
+    pub fn prefetch_series(&self, i: usize) {
+        prefetch(self.spans.as_ptr().wrapping_add(i));
+        prefetch(self.hot.as_ptr().wrapping_add(i));
+    }
+
+    /// Step 4: bring in the identity's bytes of the series at `i`.
+    #[inline(always)]
+    pub fn prefetch_ident(&self, i: usize) {
+        if let Some(&(at, len)) = self.spans.get(i) {
+            let start = self.arena.as_ptr().wrapping_add(at as usize);
+            prefetch(start);
+            prefetch(start.wrapping_add(len.saturating_sub(1) as usize));
+        }
     }
 
     /// Add a series not held; its position.
@@ -52,16 +88,13 @@ impl LiveTable {
         let bytes = ident.to_bytes();
         reserve_by_eighths(&mut self.arena, bytes.len());
         reserve_by_eighths(&mut self.spans, 1);
-        reserve_by_eighths(&mut self.hashes, 1);
         reserve_by_eighths(&mut self.hot, 1);
         reserve_by_eighths(&mut self.keys, 1);
         self.spans.push((self.arena.len() as u32, bytes.len() as u32));
         self.arena.extend_from_slice(&bytes);
-        self.hashes.push(hash);
         self.hot.push(hot);
         self.keys.push(Arc::new(key));
-        let hashes = &self.hashes;
-        self.index.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+        self.index.insert(hash, i as u32);
         i
     }
 
@@ -72,29 +105,28 @@ impl LiveTable {
         if removed == 0 {
             return 0;
         }
+        // Each kept series' new position is the number kept before it.
+        let mut moved_to = Vec::with_capacity(flags.len());
+        let mut kept = 0u32;
+        for &k in &flags {
+            moved_to.push(k.then_some(kept));
+            kept += u32::from(k);
+        }
         let mut old = std::mem::take(self);
+        self.index = old.index.rebuilt(|at| moved_to[at as usize]);
         let spans = std::mem::take(&mut old.spans);
-        let hashes = std::mem::take(&mut old.hashes);
-        let kept = flags.len() - removed;
+        let kept = kept as usize;
         let bytes = flags.iter().zip(&spans).filter(|(k, _)| **k).map(|(_, s)| s.1 as usize).sum();
         self.arena.reserve_exact(bytes);
         self.spans.reserve_exact(kept);
-        self.hashes.reserve_exact(kept);
         self.hot.reserve_exact(kept);
         self.keys.reserve_exact(kept);
-        self.index = hashbrown::HashTable::with_capacity(kept);
-        for ((((keep, (at, len)), hash), key), hot) in
-            flags.into_iter().zip(spans).zip(hashes).zip(old.keys).zip(old.hot)
-        {
+        for (((keep, (at, len)), key), hot) in flags.into_iter().zip(spans).zip(old.keys).zip(old.hot) {
             if keep {
-                let i = self.hot.len();
                 self.spans.push((self.arena.len() as u32, len));
                 self.arena.extend_from_slice(&old.arena[at as usize..(at + len) as usize]);
-                self.hashes.push(hash);
                 self.hot.push(hot);
                 self.keys.push(key);
-                let hashes = &self.hashes;
-                self.index.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
             }
         }
         removed
@@ -157,6 +189,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     let word = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
     let n = a.len();
     if n < 8 {
+        // Four bytes at each end, overlapping (a tag such as `env:prod` is often this short).
+        let half = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<4>).map(|w| u32::from_le_bytes(*w));
+        if n >= 4 {
+            return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
+        }
         return a.iter().zip(b).all(|(x, y)| x == y);
     }
     let mut at = 0;
@@ -223,6 +260,13 @@ impl Dist {
             rest: None,
             named_scale,
         }
+    }
+
+    /// Bring in where the next waiting value goes (a step of the receive thread's grouped
+    /// lookups).
+    #[inline(always)]
+    pub fn prefetch_tail(&self) {
+        prefetch(self.pending.as_ptr().wrapping_add(self.pending.len()));
     }
 
     /// What `Distribution::record` does, with the sketch's part deferred.
