@@ -259,7 +259,7 @@ impl Aggregator {
     /// bytes, one hash lookup, no allocation); every other line goes through
     /// [`parse_line`], the reference, which also validates a new series once.
     ///
-    /// From [`grouped::GROUPED_FROM_SERIES`] series on, lines are taken [`grouped::GROUP`] at a time, and
+    /// From `GROUPED_FROM_SERIES` (1024) series on, lines are taken 16 at a time (`GROUP`), and
     /// each step of their lookups is done for the whole group before the next, each step
     /// prefetching what the next one reads (index slot, identity and state, a
     /// distribution's values). The series then no longer fit in the CPU's caches and every

@@ -527,6 +527,9 @@ mod tests {
             8 => (series, value, kind, field).prop_map(|(s, v, k, f)| format!("{s}:{v}|{k}{f}")),
             1 => Just("_e{2,2}:hi|yo|t:error|#op:x".to_string()),
             1 => Just("_sc|db|0".to_string()),
+            // Empty lines, and a line ending `\r\n`.
+            1 => Just(String::new()),
+            1 => Just("op.calls:1|c\r".to_string()),
         ]
     }
 
@@ -549,7 +552,13 @@ mod tests {
                 p.sort();
                 p
             };
-            let cfg = AggregatorConfig { max_series: 12, max_series_per_name: 5, ..AggregatorConfig::default() };
+            // Series idle for a flush leave memory: the live table (and its index) is rebuilt.
+            let cfg = AggregatorConfig {
+                max_series: 12,
+                max_series_per_name: 5,
+                idle_flushes: 1,
+                ..AggregatorConfig::default()
+            };
             let t0 = 1_767_225_600_000;
             let mut fast = Aggregator::new(cfg.clone(), t0, 10_000);
             let mut grouped = Aggregator::new(cfg.clone(), t0, 10_000);

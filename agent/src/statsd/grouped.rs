@@ -63,7 +63,10 @@ impl Aggregator {
             for i in group.iter().filter_map(|g| g.at) {
                 self.live.prefetch_ident(i);
                 if let State::Dist(d) = &self.live.hot[i].state {
-                    prefetch(&raw const **d);
+                    // Both ends: 72 bytes may straddle two cache lines.
+                    let at: *const super::Dist = &raw const **d;
+                    prefetch(at);
+                    prefetch(at.cast::<u8>().wrapping_add(size_of::<super::Dist>() - 1));
                 }
             }
             for i in group.iter().filter_map(|g| g.at) {

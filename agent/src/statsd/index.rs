@@ -39,7 +39,8 @@ fn slots_for(n: usize) -> usize {
     if quarter_full <= QUARTER_FULL_UP_TO {
         return quarter_full.max(16);
     }
-    n.saturating_mul(16).div_ceil(13).next_power_of_two()
+    // Never fewer slots than a quarter-full table of fewer entries has.
+    n.saturating_mul(16).div_ceil(13).next_power_of_two().max(QUARTER_FULL_UP_TO)
 }
 
 /// Slots up to which an index is kept at most a quarter full: 512 KiB, 16 384 series.
@@ -158,34 +159,41 @@ mod tests {
         fn finds_what_a_map_finds(hashes in proptest::collection::vec(0u64..64, 0..300), keep_every in 1u32..4) {
             // 16 tags for 64 hashes: most tags are shared, and homes crowd.
             let spread = |h: u64| (h % 16) << 32 | h;
-            let mut index = Index::default();
-            let mut by_hash: std::collections::HashMap<u64, Vec<u32>> = Default::default();
-            for (at, h) in hashes.iter().enumerate() {
-                index.insert(spread(*h), at as u32);
-                by_hash.entry(spread(*h)).or_default().push(at as u32);
-                prop_assert!(index.slots.len() >= 4 * index.len());
-            }
-            for (&h, ats) in &by_hash {
-                for &at in ats {
-                    prop_assert_eq!(index.find(h, |i| i == at), Some(at));
-                }
-                let mut found = Vec::new();
+            // Every position a lookup of `h` is offered, in order of position.
+            let offered = |index: &Index, h: u64| {
+                let mut seen = Vec::new();
                 index.find(h, |i| {
-                    found.push(i);
+                    seen.push(i);
                     false
                 });
-                prop_assert!(ats.iter().all(|a| found.contains(a)));
-                prop_assert!(found.iter().all(|&i| spread(hashes[i as usize]) >> 32 == h >> 32));
+                seen.sort_unstable();
+                seen
+            };
+            let mut index = Index::default();
+            for (at, h) in hashes.iter().enumerate() {
+                index.insert(spread(*h), at as u32);
+                prop_assert!(index.slots.len() * 13 >= index.len() * 16);
+            }
+            let same_tag = |a: u64, b: u64| spread(a) >> 32 == spread(b) >> 32;
+            for &h in &hashes {
+                // Exactly the positions stored under the tag, each once.
+                let want: Vec<u32> = (0..hashes.len() as u32).filter(|&i| same_tag(hashes[i as usize], h)).collect();
+                prop_assert_eq!(offered(&index, spread(h)), want);
+                let at = hashes.iter().position(|&x| x == h).unwrap_or_default() as u32;
+                prop_assert_eq!(index.find(spread(h), |i| i == at), Some(at));
             }
             prop_assert_eq!(index.find(u64::MAX, |_| true), None);
-            // Keep every n-th, packed down.
-            let rebuilt = index.rebuilt(|at| at.is_multiple_of(keep_every).then_some(at / keep_every));
+            // Keep every n-th, packed down: exactly the kept ones are offered, at their new
+            // positions.
+            let moved = |at: u32| at.is_multiple_of(keep_every).then_some(at / keep_every);
+            let rebuilt = index.rebuilt(moved);
             prop_assert_eq!(rebuilt.len(), hashes.len().div_ceil(keep_every as usize));
-            for (at, h) in hashes.iter().enumerate() {
-                let at = at as u32;
-                let want = at.is_multiple_of(keep_every).then_some(at / keep_every);
-                let got = rebuilt.find(spread(*h), |i| Some(i) == want);
-                prop_assert_eq!(got, want);
+            for &h in &hashes {
+                let want: Vec<u32> = (0..hashes.len() as u32)
+                    .filter(|&i| same_tag(hashes[i as usize], h))
+                    .filter_map(moved)
+                    .collect();
+                prop_assert_eq!(offered(&rebuilt, spread(h)), want);
             }
         }
     }
@@ -205,8 +213,11 @@ mod tests {
         assert_eq!(slots_for(5), 32);
         assert_eq!(slots_for(400), 2048);
         assert_eq!(slots_for(1 << 14), 1 << 16);
-        assert_eq!(slots_for((1 << 14) + 1), 1 << 15);
-        // Past 2^16 slots, up to 13/16 full.
+        // Past a quarter of 2^16 slots, up to 13/16 full, never fewer slots than before.
+        assert_eq!(slots_for((1 << 14) + 1), 1 << 16);
+        for n in 1..200_000 {
+            assert!(slots_for(n) >= slots_for(n - 1), "{n}");
+        }
         assert_eq!(slots_for(53_248), 1 << 16);
         assert_eq!(slots_for(53_249), 1 << 17);
         // 100 000 series, the default limit, fit in 2^17 slots: 1 MiB.

@@ -272,7 +272,9 @@ impl Dist {
     /// lookups).
     #[inline(always)]
     pub fn prefetch_tail(&self) {
-        prefetch(self.pending.as_ptr().wrapping_add(self.pending.len()));
+        if self.pending.capacity() > 0 {
+            prefetch(self.pending.as_ptr().wrapping_add(self.pending.len()));
+        }
     }
 
     /// What `Distribution::record` does, with the sketch's part deferred.
@@ -304,7 +306,7 @@ impl Dist {
 
     /// The interval's distribution, leaving an empty one. A few values go as they are (the
     /// buffer with them: the series grows a new one as values come); more are binned, and
-    /// the buffer is kept for the next interval.
+    /// the buffer is kept for the next interval when it held many.
     pub fn take(&mut self) -> Distribution {
         let sketch = match self.rest.take() {
             // The values themselves, binned by the writer as it stores them: no allocation
@@ -326,9 +328,14 @@ impl Dist {
                 rest.sketch
             }
         };
-        // The buffer is kept for the next interval: it never grows past `PENDING_VALUES`
-        // (2 KiB), and a busy series would only grow it again.
-        self.pending.clear();
+        // After a busy interval the buffer is kept for the next (a busy series would only
+        // grow it again; it never passes `PENDING_VALUES`, 2 KiB). After a quiet one its
+        // memory goes back, and the next flush can hand over a snug buffer unbinned.
+        if self.pending.len() < PENDING_VALUES / 4 {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
         let d = Distribution { count: self.count, sum: self.sum, min: self.min, max: self.max, sketch };
         (self.count, self.sum, self.min, self.max) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
         d
