@@ -35,7 +35,8 @@ impl Aggregator {
             // Cut, split and hash the group's lines; bring in their index slots.
             let mut n = 0;
             while n < GROUP && !rest.is_empty() {
-                // One pass finds the line's end and where its name and type start.
+                // One pass finds the line's end and where its name and type start. (The same
+                // cutting as `ingest_datagram`'s: a shared helper cost 3–13 instructions a line.)
                 let (end, colon_bar) = fast::scan(rest);
                 let line = &rest[..end];
                 rest = rest.get(end + 1..).unwrap_or_default();

@@ -8,9 +8,9 @@
 //! queueing one after the other.
 //!
 //! A slot holds the upper 32 bits of the hash (the *tag*, which also places the slot) and
-//! the position plus one; 0 is empty. The table is at most a quarter full, or 13/16 when large
-//! ([`slots_for`]), so a miss stops within a few cache lines. Nothing is removed one at a time: a new index is built instead
-//! ([`Index::rebuilt`]).
+//! the position plus one; 0 is empty. The table is at most a quarter full, or 13/16 when
+//! large ([`slots_for`]), so a miss stops within a few cache lines. Nothing is removed one at
+//! a time: a new index is built instead ([`Index::rebuilt`]).
 
 /// Positions by hash. See the module docs.
 #[derive(Debug, Default)]
