@@ -126,13 +126,18 @@ fn same(got: &[String], want: &[String], when: &str) {
     }
 }
 
+/// The store at `path`, for a look at its tables beside the writer.
+fn read_only(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
 fn log_rows(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = read_only(path);
     conn.query_row("SELECT count(*) FROM recent", [], |r| r.get(0)).unwrap()
 }
 
 fn head_rows(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = read_only(path);
     conn.query_row("SELECT count(*) FROM head", [], |r| r.get(0)).unwrap()
 }
 
@@ -349,7 +354,7 @@ fn a_write_refused_partway_leaves_the_log_as_it_was() {
 }
 
 fn logged_buckets(path: &Path) -> Vec<i64> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = read_only(path);
     let mut stmt = conn.prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket").unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
