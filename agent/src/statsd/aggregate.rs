@@ -37,7 +37,7 @@ pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
 use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, parse_line};
-use super::series::{Dist, Ident, LiveTable};
+use super::series::{Dist, Ident, LiveTable, stamp};
 use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
@@ -119,17 +119,6 @@ type BackfillKey = (Box<[u8]>, i64);
 /// Room left in a flush's points for the host sample the writer appends to it.
 const HOST_POINTS: usize = 64;
 
-/// What a line changes in its series.
-#[derive(Debug, Clone)]
-pub(super) struct Hot {
-    state: State,
-    last_seen: u64,
-}
-
-// Every live series has one, often 100 000 of them.
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(size_of::<Hot>() == 40);
-
 /// The identity a fast line is looked up by.
 #[inline(always)]
 fn ident_of<'a>(f: &fast::FastLine<'a>) -> Ident<'a> {
@@ -150,7 +139,7 @@ pub struct Aggregator {
     live: LiveTable,
     hasher: foldhash::fast::RandomState,
     /// Timestamped (`|T`) points of other intervals, by identity and interval.
-    backfill: HashMap<BackfillKey, (SeriesKey, Hot)>,
+    backfill: HashMap<BackfillKey, (SeriesKey, State)>,
     /// Series held (live, and backfilled until flushed) by name. Its keys are the names the
     /// series' keys share.
     per_name: HashMap<SharedStr, usize>,
@@ -322,15 +311,15 @@ impl Aggregator {
             _ => self.live.find(ident, hash),
         };
         let Some(i) = found else { return false };
-        let slot = &mut self.live.hot[i];
-        slot.last_seen = self.flushes;
-        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, &slot.state));
+        let entry = &mut self.live.entries[i];
+        entry.last_seen = stamp(self.flushes);
+        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, &entry.state));
         let limit = self.cfg.set_exact_limit;
         // Most lines carry one value: no iterator chain for them.
         let applied = if f.rest.is_empty() {
-            apply(&mut slot.state, std::iter::once(f.first), weight, scale, limit)
+            apply(&mut entry.state, std::iter::once(f.first), weight, scale, limit)
         } else {
-            apply(&mut slot.state, f.values(), weight, scale, limit)
+            apply(&mut entry.state, f.values(), weight, scale, limit)
         };
         if applied {
             self.stats.lines += 1;
@@ -383,17 +372,19 @@ impl Aggregator {
         };
         let flushes = self.flushes;
         let exact_limit = self.cfg.set_exact_limit;
-        let slot = match backfill_ts {
+        let state = match backfill_ts {
             None => {
                 let hash = ident.hash(&self.hasher);
                 let i = match self.live.find(&ident, hash) {
                     Some(i) => i,
                     None => match self.new_slot(m, kind) {
-                        Ok((key, hot)) => self.live.push(&ident, hash, key, hot),
+                        Ok((key, state)) => self.live.push(&ident, hash, key, state, flushes),
                         Err(reason) => return self.refuse(reason, m),
                     },
                 };
-                &mut self.live.hot[i]
+                let entry = &mut self.live.entries[i];
+                entry.last_seen = stamp(flushes);
+                &mut entry.state
             }
             Some(ts) => {
                 let k = (ident.to_bytes(), ts);
@@ -409,14 +400,13 @@ impl Aggregator {
                         Err(reason) => return self.refuse(reason, m),
                     }
                 }
-                let Some((_, hot)) = self.backfill.get_mut(&k) else { return };
-                hot
+                let Some((_, state)) = self.backfill.get_mut(&k) else { return };
+                state
             }
         };
-        slot.last_seen = flushes;
         let weight = 1.0 / m.sample_rate;
-        let scale = line_scale(m.kind, &slot.state);
-        if apply(&mut slot.state, values, weight, scale, exact_limit) {
+        let scale = line_scale(m.kind, state);
+        if apply(state, values, weight, scale, exact_limit) {
             self.stats.lines += 1;
         } else {
             self.stats.drop("value_overflow");
@@ -449,7 +439,7 @@ impl Aggregator {
         }
     }
 
-    fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<(SeriesKey, Hot), &'static str> {
+    fn new_slot(&mut self, m: &MetricLine<'_>, kind: Kind) -> Result<(SeriesKey, State), &'static str> {
         // Checked once per series, when it is first seen: lines of a known series have the
         // same bytes, so the hot path pays nothing for it.
         check_identity(m)?;
@@ -476,7 +466,7 @@ impl Aggregator {
             Kind::Distribution => State::Dist(Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)))),
             Kind::Set => State::Set(None),
         };
-        Ok((key, Hot { state, last_seen: self.flushes }))
+        Ok((key, state))
     }
 
     /// Take a DogStatsD event: an error event tagged with an operation becomes its last error.
@@ -516,28 +506,28 @@ impl Aggregator {
         let mut points: Vec<_> = self
             .backfill
             .drain()
-            .filter_map(|((_, bts), (key, mut hot))| {
+            .filter_map(|((_, bts), (key, mut state))| {
                 // A backfilled series counted against its name's limit until now.
                 if let Some(n) = per_name.get_mut(&key.name) {
                     *n = n.saturating_sub(1);
                 }
-                take_sample(&mut hot.state).map(|s| (Arc::new(key), bts, s))
+                take_sample(&mut state).map(|s| (Arc::new(key), bts, s))
             })
             .collect();
         points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         // With room for the host sample the writer appends (about 30 points): growing a
         // vector of 100 000 points for it copied them into one twice the size.
         points.reserve(self.live.len() + HOST_POINTS);
-        for (key, hot) in self.live.keys.iter().zip(&mut self.live.hot) {
-            if let Some(sample) = take_sample(&mut hot.state) {
+        for (key, entry) in self.live.keys.iter().zip(&mut self.live.entries) {
+            if let Some(sample) = take_sample(&mut entry.state) {
                 points.push((key.clone(), ts, sample));
             }
         }
         // Expire idle series.
         let (now, idle) = (self.flushes, self.cfg.idle_flushes);
         let per_name = &mut self.per_name;
-        let expired = self.live.retain(|key, hot| {
-            let keep = now.saturating_sub(hot.last_seen) < idle;
+        let expired = self.live.retain(|key, entry| {
+            let keep = u64::from(stamp(now).wrapping_sub(entry.last_seen)) < idle;
             if !keep && let Some(n) = per_name.get_mut(&key.name) {
                 *n = n.saturating_sub(1);
             }

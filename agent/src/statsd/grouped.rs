@@ -58,12 +58,12 @@ impl Aggregator {
             for g in group.iter_mut().filter(|g| g.fast.is_some()) {
                 g.at = self.live.candidate(g.hash);
                 if let Some(i) = g.at {
-                    self.live.prefetch_series(i);
+                    self.live.prefetch_entry(i);
                 }
             }
             for i in group.iter().filter_map(|g| g.at) {
                 self.live.prefetch_ident(i);
-                if let State::Dist(d) = &self.live.hot[i].state {
+                if let State::Dist(d) = &self.live.entries[i].state {
                     // Both ends: 72 bytes may straddle two cache lines.
                     let at: *const super::Dist = &raw const **d;
                     prefetch(at);
@@ -71,7 +71,7 @@ impl Aggregator {
                 }
             }
             for i in group.iter().filter_map(|g| g.at) {
-                if let State::Dist(d) = &self.live.hot[i].state {
+                if let State::Dist(d) = &self.live.entries[i].state {
                     d.prefetch_tail();
                 }
             }
