@@ -244,6 +244,24 @@ impl Writer {
         self.write_samples(writes.iter().map(|w| (w.series, w.ts_ms, &w.sample)))
     }
 
+    /// When the recent log is past its limit ([`StoreOptions::log_max_bytes`]), fold a slice
+    /// of it ([`StoreOptions::log_fold_slice`]), or all of it past twice the limit (slices
+    /// not keeping up); the points folded. Every write does this first; a caller that holds
+    /// a write's data in memory (an agent's flush) can do it between writes instead, so that
+    /// the fold's memory and the flush's are not held at once. A bucket that cannot be folded
+    /// (corrupt) does not stop the writes: maintenance reports it.
+    pub fn fold_when_full(&mut self) -> Result<usize> {
+        if self.log.bytes < self.opts.log_max_bytes {
+            return Ok(0);
+        }
+        let slice = (self.log.bytes < self.opts.log_max_bytes.saturating_mul(2)).then_some(self.opts.log_fold_slice);
+        match self.fold_recent_within(slice) {
+            Ok(n) => Ok(n),
+            Err(Error::Corrupt { .. }) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`Writer::write`] of borrowed samples: `(series, ts_ms, sample)`.
     ///
     /// A write to the recent log goes a bucket's stretch at a time
@@ -258,18 +276,9 @@ impl Writer {
         I: IntoIterator<Item = (SeriesId, i64, &'s Sample)>,
         I::IntoIter: Clone,
     {
-        if self.log.bytes >= self.opts.log_max_bytes {
-            // Before the write (which goes to the log: it holds rows), a slice of the log, or
-            // all of it past twice the limit (slices not keeping up). A failed fold fails this
-            // call with nothing of it written, but a bucket that cannot be folded (corrupt)
-            // must not stop every write; maintenance reports it.
-            let slice =
-                (self.log.bytes < self.opts.log_max_bytes.saturating_mul(2)).then_some(self.opts.log_fold_slice);
-            match self.fold_recent_within(slice) {
-                Ok(_) | Err(Error::Corrupt { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        // Before the write (which goes to the log: it holds rows). A failed fold fails this
+        // call with nothing of it written.
+        self.fold_when_full()?;
         // The samples that come in series order after those before them, and the others
         // (held, put in order, and merged in). When more than an eighth are out of order
         // (an agent restarted on a store whose ids its series arrive out of order with),

@@ -353,6 +353,36 @@ fn a_write_refused_partway_leaves_the_log_as_it_was() {
     assert_eq!(log_rows(&path), rows + 3);
 }
 
+#[test]
+fn a_full_log_folded_between_writes_reads_the_same_and_the_next_write_just_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.db");
+    let open = |max| {
+        Writer::open(&path, StoreOptions { log_min_series: 1, log_max_bytes: max, ..StoreOptions::default() }).unwrap()
+    };
+    let mut w = open(u64::MAX);
+    let series = register(&mut w, 1100);
+    let batches = flushes(&series, 11);
+    for batch in &batches[..3] {
+        w.write(batch).unwrap();
+    }
+    assert_eq!(w.fold_when_full().unwrap(), 0, "under the limit nothing is folded");
+    assert_eq!(log_rows(&path), 6, "three flushes, two buckets each");
+    let want = answers(&path, &series);
+    drop(w);
+    // A limit the log is past (but not twice past): a slice, at least a bucket.
+    let bytes: i64 = read_only(&path).query_row("SELECT sum(length(data)) FROM recent", [], |r| r.get(0)).unwrap();
+    let mut w = open(bytes as u64 * 2 / 3);
+    let folded = w.fold_when_full().unwrap();
+    assert!(folded >= 3 * 700, "a bucket's three flushes at least: {folded} points");
+    assert!(log_rows(&path) <= 3, "{} rows left", log_rows(&path));
+    same(&answers(&path, &series), &want, "folded between writes");
+    // The log is under its limit again: the next write does not fold, it only logs.
+    let (rows, heads) = (log_rows(&path), head_rows(&path));
+    w.write(&batches[3]).unwrap();
+    assert_eq!((log_rows(&path), head_rows(&path)), (rows + 2, heads));
+}
+
 fn logged_buckets(path: &Path) -> Vec<i64> {
     let conn = read_only(path);
     let mut stmt = conn.prepare("SELECT DISTINCT bucket FROM recent ORDER BY bucket").unwrap();
