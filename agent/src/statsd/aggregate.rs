@@ -175,13 +175,12 @@ fn scale_of(t: MetricType, name: &str) -> f64 {
     }
 }
 
-/// [`scale_of`] for a line of a held series (whose `h`/`d` scale was found from its name).
-fn line_scale(t: MetricType, state: &State) -> f64 {
-    match (t, state) {
-        (MetricType::Timer, _) => 0.001,
-        (MetricType::Histogram | MetricType::Distribution, State::Dist(d)) => d.named_scale,
-        _ => 1.0,
-    }
+/// [`scale_of`] for a line of a held distribution (whose `h`/`d` scale was found from its
+/// name). Where only distributions pay for it: a test of every line's type and state before
+/// [`apply`] mispredicted about one line in seven.
+#[inline(always)]
+fn dist_scale(t: MetricType, d: &Dist) -> f64 {
+    if t == MetricType::Timer { 0.001 } else { d.named_scale }
 }
 
 /// The unit of a new series: seconds for durations, else the convention's unit for its name
@@ -313,13 +312,13 @@ impl Aggregator {
         let Some(i) = found else { return false };
         let entry = &mut self.live.entries[i];
         entry.last_seen = stamp(self.flushes);
-        let (weight, scale) = (1.0 / f.sample_rate, line_scale(f.kind, &entry.state));
+        let weight = 1.0 / f.sample_rate;
         let limit = self.cfg.set_exact_limit;
         // Most lines carry one value: no iterator chain for them.
         let applied = if f.rest.is_empty() {
-            apply(&mut entry.state, std::iter::once(f.first), weight, scale, limit)
+            apply(&mut entry.state, std::iter::once(f.first), weight, f.kind, limit)
         } else {
-            apply(&mut entry.state, f.values(), weight, scale, limit)
+            apply(&mut entry.state, f.values(), weight, f.kind, limit)
         };
         if applied {
             self.stats.lines += 1;
@@ -405,8 +404,7 @@ impl Aggregator {
             }
         };
         let weight = 1.0 / m.sample_rate;
-        let scale = line_scale(m.kind, state);
-        if apply(state, values, weight, scale, exact_limit) {
+        if apply(state, values, weight, m.kind, exact_limit) {
             self.stats.lines += 1;
         } else {
             self.stats.drop("value_overflow");
@@ -548,13 +546,14 @@ impl Aggregator {
     }
 }
 
-/// Fold `values` into a series' state; false (and nothing changed for that value) when a
-/// result would not be finite (`1e308|c` twice, or a huge value over a tiny sample rate).
+/// Fold `values` (of a line of type `t`) into a series' state; false (and nothing changed for
+/// that value) when a result would not be finite (`1e308|c` twice, or a huge value over a
+/// tiny sample rate).
 fn apply<'v>(
     state: &mut State,
     values: impl Iterator<Item = Value<'v>>,
     weight: f64,
-    scale: f64,
+    t: MetricType,
     exact_limit: usize,
 ) -> bool {
     let mut all = true;
@@ -588,7 +587,7 @@ fn apply<'v>(
                 *max = max.max(x);
             }
             (State::Dist(dist), Value::Number(x)) => {
-                let v = x * scale;
+                let v = x * dist_scale(t, dist);
                 if !(weight.is_finite() && (dist.sum + v * weight).is_finite() && (dist.count + weight).is_finite()) {
                     all = false;
                     continue;
