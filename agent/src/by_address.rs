@@ -50,6 +50,14 @@ impl<K, V> ByAddress<K, V> {
         }
     }
 
+    /// Make room for `additional` more keys in one step. Growing a step at a time holds the
+    /// old table and the new, twice its size, at once: 1.1 and 2.2 MB as the agent's first
+    /// flush brought 90 000 series, at the end of their write when it held the most.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(additional, |(k, _)| Self::hash(hasher, k.as_ptr()));
+    }
+
     /// Every 64th call, drop the entries whose key is gone.
     pub(crate) fn sweep(&mut self) {
         self.calls = self.calls.wrapping_add(1);
@@ -95,5 +103,22 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert!(m.all_alive());
         assert_eq!(m.get(&b), Some(&2));
+    }
+
+    #[test]
+    fn a_reserved_batch_goes_in_without_the_table_growing_and_keeps_what_was_there() {
+        let mut m: ByAddress<u32, u32> = ByAddress::default();
+        let old: Vec<Arc<u32>> = (0..1000).map(Arc::new).collect();
+        for k in &old {
+            m.put(k, *k.as_ref());
+        }
+        let batch: Vec<Arc<u32>> = (1000..90_000).map(Arc::new).collect();
+        m.reserve(batch.len());
+        let room = m.table.capacity();
+        for k in &batch {
+            m.put(k, *k.as_ref());
+        }
+        assert_eq!(m.table.capacity(), room, "grown in one step");
+        assert!(old.iter().chain(&batch).all(|k| m.get(k) == Some(k.as_ref())));
     }
 }

@@ -65,6 +65,8 @@ fn write_pending(writer: &mut Writer, ids: &mut Ids, p: &mut Pending, now_ms: i6
         // those out of series order) rather than kept in a vector of one per point, 1.4 MB a
         // flush at 100 000 series.
         let unknown: Vec<usize> = (0..flush.points.len()).filter(|&i| ids.get(&flush.points[i].0).is_none()).collect();
+        // Room for their ids in one step (see `ByAddress::reserve`).
+        ids.reserve(unknown.len());
         let regs = writer.register_all(unknown.iter().map(|&i| &*flush.points[i].0), now_ms)?;
         let mut rejected = BTreeMap::new();
         for (&i, reg) in unknown.iter().zip(regs) {
