@@ -566,6 +566,60 @@ mod tests {
         ]
     }
 
+    /// Flushes and counts of `datagrams` through the three ways in: one line at a time, in
+    /// groups, and the reference parser alone.
+    fn same_through_either_path(datagrams: &[Vec<String>]) -> Result<(), proptest::test_runner::TestCaseError> {
+        use super::super::aggregate::{Aggregator, AggregatorConfig, Flush};
+        // Two spellings of one series (`x,k=v` and `x,k=v,`) are two slots whose points
+        // the writer merges; their order within the flush is the hash map's, so compare
+        // in a total order.
+        let points = |f: &Flush| {
+            let mut p: Vec<String> = f.points.iter().map(|p| format!("{p:?}")).collect();
+            p.sort();
+            p
+        };
+        // Series idle for a flush leave memory: the live table (and its index) is rebuilt.
+        let cfg =
+            AggregatorConfig { max_series: 12, max_series_per_name: 5, idle_flushes: 1, ..AggregatorConfig::default() };
+        let t0 = 1_767_225_600_000;
+        let mut fast = Aggregator::new(cfg.clone(), t0, 10_000);
+        let mut grouped = Aggregator::new(cfg.clone(), t0, 10_000);
+        grouped.always_grouped();
+        let mut slow = Aggregator::new(cfg, t0, 10_000);
+        for (i, d) in datagrams.iter().enumerate() {
+            let buf = d.join("\n");
+            fast.ingest_datagram(buf.as_bytes());
+            grouped.ingest_datagram(buf.as_bytes());
+            slow.ingest_datagram_reference(buf.as_bytes());
+            if i % 4 == 3 {
+                let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
+                prop_assert_eq!(points(&a), points(&b));
+                prop_assert_eq!(points(&g), points(&b));
+                prop_assert_eq!(a.events, b.events.clone());
+                prop_assert_eq!(g.events, b.events);
+            }
+        }
+        let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
+        prop_assert_eq!(points(&a), points(&b));
+        prop_assert_eq!(points(&g), points(&b));
+        prop_assert_eq!(fast.stats(), slow.stats());
+        prop_assert_eq!(grouped.stats(), slow.stats());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The same with datagrams of many groups (up to 140 lines), whose lines look up
+        /// series that lines of earlier groups created.
+        #[test]
+        fn long_datagrams_flush_the_same_through_either_path(
+            datagrams in proptest::collection::vec(proptest::collection::vec(any_line(), 40..140), 1..5),
+        ) {
+            same_through_either_path(&datagrams)?;
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -576,45 +630,7 @@ mod tests {
         fn the_aggregator_flushes_the_same_through_either_path(
             datagrams in proptest::collection::vec(proptest::collection::vec(any_line(), 1..24), 1..12),
         ) {
-            use super::super::aggregate::{Aggregator, AggregatorConfig, Flush};
-            // Two spellings of one series (`x,k=v` and `x,k=v,`) are two slots whose points
-            // the writer merges; their order within the flush is the hash map's, so compare
-            // in a total order.
-            let points = |f: &Flush| {
-                let mut p: Vec<String> = f.points.iter().map(|p| format!("{p:?}")).collect();
-                p.sort();
-                p
-            };
-            // Series idle for a flush leave memory: the live table (and its index) is rebuilt.
-            let cfg = AggregatorConfig {
-                max_series: 12,
-                max_series_per_name: 5,
-                idle_flushes: 1,
-                ..AggregatorConfig::default()
-            };
-            let t0 = 1_767_225_600_000;
-            let mut fast = Aggregator::new(cfg.clone(), t0, 10_000);
-            let mut grouped = Aggregator::new(cfg.clone(), t0, 10_000);
-            grouped.always_grouped();
-            let mut slow = Aggregator::new(cfg, t0, 10_000);
-            for (i, d) in datagrams.iter().enumerate() {
-                let buf = d.join("\n");
-                fast.ingest_datagram(buf.as_bytes());
-                grouped.ingest_datagram(buf.as_bytes());
-                slow.ingest_datagram_reference(buf.as_bytes());
-                if i % 4 == 3 {
-                    let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
-                    prop_assert_eq!(points(&a), points(&b));
-                    prop_assert_eq!(points(&g), points(&b));
-                    prop_assert_eq!(a.events, b.events.clone());
-                    prop_assert_eq!(g.events, b.events);
-                }
-            }
-            let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
-            prop_assert_eq!(points(&a), points(&b));
-            prop_assert_eq!(points(&g), points(&b));
-            prop_assert_eq!(fast.stats(), slow.stats());
-            prop_assert_eq!(grouped.stats(), slow.stats());
+            same_through_either_path(&datagrams)?;
         }
 
         #[test]
