@@ -62,8 +62,9 @@ impl Aggregator {
                 }
             }
             // The group's distributions, listed as they are found: the next step goes through
-            // them alone (a second test of every line's kind mispredicted as often as the
-            // first, a quarter of the lines being distributions).
+            // them alone (testing every line's state again mispredicted as often as the first
+            // test, a quarter of the lines being distributions; a test of a listed one's is
+            // always right).
             let mut dists: [usize; GROUP] = [0; GROUP];
             let mut n_dists = 0;
             for i in group.iter().filter_map(|g| g.at) {
