@@ -39,8 +39,34 @@ const BACKLOG_POINTS: usize = 2_000_000;
 /// Datagrams read per burst before the loop checks the flush deadline again, so a flood
 /// never starves flushing.
 const BURST: usize = 256;
-/// Pause after a burst that emptied the socket while traffic flows (see the receive loop).
-const LOAD_NAP: Duration = Duration::from_millis(1);
+
+/// The pause after a burst that emptied the sockets while traffic flows, so that datagrams
+/// pile up and are taken in one batch instead of a few at every wake-up.
+///
+/// Long enough that the datagrams of a pause outnumber the live series: a line then finds
+/// its series' entry in the nearest caches, where after a short pause the core had let them
+/// go. Run alone with 10 000 tagged series and 9 datagrams between pauses (1.6 M lines/s
+/// with 1 ms pauses), a line cost twice what it cost with no pauses; with 900 between
+/// them, the same. Short enough that a queue never comes near its limit: each pause is
+/// sized from how full the fullest socket queue was after the last, aiming at a sixteenth
+/// of its room (a sender would have to speed up sixteenfold within one pause to overflow
+/// it), and at most doubling from one pause to the next. With a small receive buffer
+/// (`net.core.rmem_max` not raised) that is the shortest pause, 1 ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LoadNap(Duration);
+
+impl LoadNap {
+    const SHORTEST: Duration = Duration::from_millis(1);
+    const LONGEST: Duration = Duration::from_millis(20);
+    /// The fill a pause aims to end at, as a fraction of the queue's room.
+    const AIM: f64 = 1.0 / 16.0;
+
+    /// The next pause, after one that left the fullest queue `fill` full.
+    fn after(self, fill: f64) -> Self {
+        let scale = if fill > 0.0 { (Self::AIM / fill).min(2.0) } else { 2.0 };
+        Self(self.0.mul_f64(scale).clamp(Self::SHORTEST, Self::LONGEST))
+    }
+}
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -316,6 +342,7 @@ fn receive(
     let mut backlog = Backlog::new(BACKLOG_POINTS);
     let mut last_seen = 0;
     let WriterThread { tx, thread } = writer;
+    let mut nap = LoadNap(LoadNap::SHORTEST);
     while !shutdown.requested() {
         let reads = sources.read_burst(&mut agg, &mut buf, BURST, false);
         let now = cfg.clock.now_ms();
@@ -342,9 +369,13 @@ fn receive(
             fds.push(shutdown.wake_fd());
             wait_readable(&fds, (interval_end - now).clamp(1, i64::from(i32::MAX)) as i32);
         } else if reads < BURST {
-            // Under load, let datagrams pile up for a moment and take them in one batch,
-            // instead of waking for every few: the kernel buffer holds far more than this.
-            thread::sleep(LOAD_NAP);
+            // Under load, let datagrams pile up and take them in one batch (see `LoadNap`),
+            // waking by the flush deadline.
+            let until_flush = Duration::from_millis(u64::try_from(interval_end - now).unwrap_or(0));
+            thread::sleep(nap.0.min(until_flush));
+            if let Some(fill) = sources.fullest_queue() {
+                nap = nap.after(fill);
+            }
         }
     }
     // Drain what the kernel still holds (and unterminated TCP lines), then the final flush.
@@ -394,5 +425,31 @@ fn hand_over(
             true
         }
         Err(mpsc::TrySendError::Disconnected(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_while_queues_stay_low_and_shrink_at_once_when_they_fill() {
+        let ms = |n| LoadNap(Duration::from_millis(n));
+        // An empty or nearly empty queue: at most twice as long each time, up to 20 ms.
+        assert_eq!(ms(1).after(0.0), ms(2));
+        assert_eq!(ms(4).after(0.001), ms(8));
+        assert_eq!(ms(16).after(0.0), ms(20));
+        assert_eq!(ms(20).after(0.0), ms(20));
+        // On the aim (a sixteenth), the same; past it, shorter in proportion, not below 1 ms.
+        assert_eq!(ms(8).after(1.0 / 16.0), ms(8));
+        assert_eq!(ms(20).after(0.25), ms(5));
+        assert_eq!(ms(8).after(1.0), ms(1));
+        // A steady sender settles where a pause fills a sixteenth of the room: here 1 % of
+        // the room per millisecond, so 6.25 ms.
+        let mut nap = LoadNap(LoadNap::SHORTEST);
+        for _ in 0..20 {
+            nap = nap.after(nap.0.as_secs_f64() * 1000.0 * 0.01);
+        }
+        assert!((nap.0.as_secs_f64() * 1000.0 - 6.25).abs() < 0.01, "{:?}", nap.0);
     }
 }

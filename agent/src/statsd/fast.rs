@@ -572,7 +572,7 @@ mod tests {
 
     /// Flushes and counts of `datagrams` through the three ways in: one line at a time, in
     /// groups, and the reference parser alone.
-    fn same_through_either_path(datagrams: &[Vec<String>]) -> Result<(), proptest::test_runner::TestCaseError> {
+    fn same_through_either_path(datagrams: &[Vec<String>]) -> Result<(), TestCaseError> {
         use super::super::aggregate::{Aggregator, AggregatorConfig, Flush};
         // Two spellings of one series (`x,k=v` and `x,k=v,`) are two slots whose points
         // the writer merges; their order within the flush is the hash map's, so compare

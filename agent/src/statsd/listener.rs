@@ -76,6 +76,32 @@ pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
     })
 }
 
+/// How full a datagram socket's receive queue is: the bytes it holds, as the kernel counts
+/// them (each datagram with its buffer's overhead), and the most it may hold before it drops
+/// (`SO_MEMINFO`, Linux 4.6 on). `None` where the kernel does not say.
+pub fn queue_fill(fd: std::os::fd::RawFd) -> Option<(u32, u32)> {
+    // Its number in the generic socket options (a few architectures, such as MIPS and
+    // SPARC, number it otherwise; there the caller goes without).
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm"))]
+    const SO_MEMINFO: libc::c_int = 55;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm")))]
+    return None;
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm"))]
+    {
+        // SK_MEMINFO_VARS counters; newer kernels may write fewer, never more than asked.
+        let mut info = [0u32; 9];
+        let mut len = size_of_val(&info) as libc::socklen_t;
+        // SAFETY: `info` is valid for writes of `len` bytes, which the call is told; the
+        // descriptor is the caller's live socket.
+        let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len) };
+        let got = |i: libc::c_int| (len as usize >= (i as usize + 1) * 4).then(|| info[i as usize]);
+        if rc != 0 {
+            return None;
+        }
+        Some((got(libc::SK_MEMINFO_RMEM_ALLOC)?, got(libc::SK_MEMINFO_RCVBUF)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +111,26 @@ mod tests {
         let l = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(kernel_drops(&l.socket), Some(0));
         assert!(l.granted_receive_buffer > 0);
+    }
+
+    #[test]
+    fn a_queue_fills_as_datagrams_wait_and_empties_as_they_are_read() {
+        let l = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (empty, room) = queue_fill(l.socket.as_raw_fd()).expect("SO_MEMINFO on Linux");
+        assert_eq!(empty, 0);
+        assert_eq!(room as usize, l.granted_receive_buffer, "the room is SO_RCVBUF's");
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..10 {
+            tx.send_to(&[b'x'; 1400], l.local_addr).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let (held, _) = queue_fill(l.socket.as_raw_fd()).unwrap();
+        assert!(held >= 10 * 1400, "ten datagrams and their overhead: {held}");
+        let mut buf = [0; 2048];
+        for _ in 0..10 {
+            l.socket.recv(&mut buf).unwrap();
+        }
+        assert_eq!(queue_fill(l.socket.as_raw_fd()).unwrap().0, 0);
     }
 }
 

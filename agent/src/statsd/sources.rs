@@ -183,6 +183,17 @@ impl Sources {
         self.unix.as_ref().map(|(_, p)| p.as_path())
     }
 
+    /// The fullest datagram socket's receive queue, as a fraction of what it may hold before
+    /// the kernel drops; `None` where the kernel does not say.
+    pub fn fullest_queue(&self) -> Option<f64> {
+        std::iter::once(self.udp.socket.as_raw_fd())
+            .chain(self.unix.as_ref().map(|(s, _)| s.as_raw_fd()))
+            .filter_map(super::listener::queue_fill)
+            .filter(|&(_, room)| room > 0)
+            .map(|(held, room)| f64::from(held) / f64::from(room))
+            .reduce(f64::max)
+    }
+
     /// Descriptors to wait on.
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.udp.socket.as_raw_fd()];
