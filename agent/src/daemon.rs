@@ -275,6 +275,7 @@ pub fn run(cfg: DaemonConfig, shutdown: &Shutdown, on_ready: impl FnOnce(&Ready)
         health: Some(health.clone()),
         summaries: true,
         trim_memory: true,
+        yield_to_receiving: true,
         clock: cfg.clock.clone(),
         state: (alerting || !cfg.remote_write.is_empty()).then(|| pending_state.clone()),
     };

@@ -691,3 +691,32 @@ fn sigkill_leaves_a_consistent_store_missing_at_most_the_last_flushes() {
     assert!(stored <= total, "{stored} stored, {total} sent");
     assert!(stored >= safe, "{stored} stored, {safe} sent more than 3 intervals before the kill");
 }
+
+/// Where the receive thread and the writer share a core, receiving goes first: the writer
+/// runs at nice 10, the receive thread at the agent's own priority.
+#[test]
+fn the_writer_yields_a_shared_core_to_receiving() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&dir.path().join("perf.db"), &[]);
+    let pid = agent.child.id();
+    let nice_of = |comm: &str| -> Option<i64> {
+        std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten().find_map(|task| {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the name: state is the 3rd of stat(5), nice the 19th.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (name.trim_end() == comm).then(|| fields[16].parse().ok()).flatten()
+        })
+    };
+    // The writer lowers its own priority as it starts, maybe just after the ready line.
+    let mut writer = None;
+    for _ in 0..50 {
+        writer = nice_of("perfagent-write");
+        if writer == Some(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(writer, Some(10));
+    assert_eq!(nice_of("perfagent"), Some(0), "the receive thread keeps the agent's priority");
+}

@@ -211,6 +211,7 @@ fn embedded(b: &Builder, db: PathBuf, writer: Writer, control: &Control, interva
         health: None,
         summaries: false,
         trim_memory: false,
+        yield_to_receiving: false,
         clock: clock.clone(),
         state: None,
     };
