@@ -79,27 +79,28 @@ pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
 /// How full a datagram socket's receive queue is: the bytes it holds, as the kernel counts
 /// them (each datagram with its buffer's overhead), and the most it may hold before it drops
 /// (`SO_MEMINFO`, Linux 4.6 on). `None` where the kernel does not say.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm"))]
 pub fn queue_fill(fd: std::os::fd::RawFd) -> Option<(u32, u32)> {
     // Its number in the generic socket options (a few architectures, such as MIPS and
-    // SPARC, number it otherwise; there the caller goes without).
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm"))]
+    // SPARC, number it otherwise: there the version below says nothing).
     const SO_MEMINFO: libc::c_int = 55;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm")))]
-    return None;
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm"))]
-    {
-        // SK_MEMINFO_VARS counters; newer kernels may write fewer, never more than asked.
-        let mut info = [0u32; 9];
-        let mut len = size_of_val(&info) as libc::socklen_t;
-        // SAFETY: `info` is valid for writes of `len` bytes, which the call is told; the
-        // descriptor is the caller's live socket.
-        let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len) };
-        let got = |i: libc::c_int| (len as usize >= (i as usize + 1) * 4).then(|| info[i as usize]);
-        if rc != 0 {
-            return None;
-        }
-        Some((got(libc::SK_MEMINFO_RMEM_ALLOC)?, got(libc::SK_MEMINFO_RCVBUF)?))
+    // SK_MEMINFO_VARS counters; newer kernels may write fewer, never more than asked.
+    let mut info = [0u32; 9];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is valid for writes of `len` bytes, which the call is told; the
+    // descriptor is the caller's live socket.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len) };
+    if rc != 0 {
+        return None;
     }
+    let got = |i: libc::c_int| (len as usize >= (i as usize + 1) * 4).then(|| info[i as usize]);
+    Some((got(libc::SK_MEMINFO_RMEM_ALLOC)?, got(libc::SK_MEMINFO_RCVBUF)?))
+}
+
+/// [`queue_fill`] where `SO_MEMINFO` has another number: the pauses stay at their shortest.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm")))]
+pub fn queue_fill(_fd: std::os::fd::RawFd) -> Option<(u32, u32)> {
+    None
 }
 
 #[cfg(test)]

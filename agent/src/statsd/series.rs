@@ -49,8 +49,8 @@ pub(super) fn stamp(flushes: u64) -> u32 {
     flushes as u32
 }
 
-/// The live series as a struct of arrays. What every line touches (the hash index and the
-/// series' entry) is packed densely, so that 100,000 series stay within a few
+/// The live series: a hash index and one entry per series. What every line touches (an
+/// index slot and an entry) is packed densely, so that 100,000 series stay within a few
 /// cache-friendly megabytes; the canonical keys, read once per flush, are kept apart. The
 /// arrays grow by eighths ([`reserve_by_eighths`]), not by doubling.
 ///
