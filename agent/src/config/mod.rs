@@ -441,6 +441,10 @@ fn store(
     Ok((db, opts))
 }
 
+/// Series the store holds beyond `statsd.max_series`, for the agent's own (host, probes,
+/// SDK): a few dozen in practice.
+pub const OWN_SERIES_ROOM: usize = 10_000;
+
 /// Resolve the configuration from `file` (if any), the environment (injected for tests) and
 /// the flags; `default_db` is the store path when nothing sets it.
 pub fn resolve(
@@ -455,12 +459,19 @@ pub fn resolve(
     let mut r = Resolver { file, env, settings: Vec::new() };
     let (mut aggregator, flush_interval) = aggregation(&mut r, flags)?;
     let (statsd_udp, statsd_unix, statsd_tcp, http) = listeners(&mut r, flags)?;
-    let (db, store) = store(&mut r, flags, default_db)?;
+    let (db, mut store) = store(&mut r, flags, default_db)?;
     let alerts = outbound::alerts(&mut r)?;
     let probes = outbound::probes(&mut r)?;
     let remote_write = outbound::remote_write(&mut r, flush_interval)?;
     // `|T` data older than the longest retention would expire at once.
     aggregator.max_backfill_age_ms = store.raw_retention_ms.max(store.minute_retention_ms).max(store.hour_retention_ms);
+    // The store counts every series it holds, StatsD's and the agent's own (the host's, the
+    // probes'), so its limits follow StatsD's with room for the others: the limit a line
+    // meets is then StatsD's, refused before any work. With both at 100 000, the host's 18
+    // series left 18 of 100 000 StatsD series refused by the store every interval, their
+    // points aggregated and thrown away; and raising `statsd.max_series` raised nothing.
+    store.max_series = store.max_series.max(aggregator.max_series.saturating_add(OWN_SERIES_ROOM));
+    store.max_series_per_name = store.max_series_per_name.max(aggregator.max_series_per_name);
     Ok(Resolved {
         daemon: DaemonConfig {
             db,
@@ -501,7 +512,8 @@ udp = "127.0.0.1:8125"
 # optional Unix datagram socket (mode 0660) and TCP listener (newline-delimited); "" = off
 unix = ""
 tcp = ""
-# cardinality limits; series past them are dropped and counted
+# cardinality limits; series past them are dropped and counted (the store holds
+# max_series + 10000, room for the agent's own host and probe series)
 max_series = 100000
 max_series_per_name = 10000
 # a series unseen this long leaves memory (a gauge stops being written)

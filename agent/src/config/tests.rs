@@ -170,3 +170,19 @@ fn remote_write_endpoints_are_read_or_refused_with_their_line() {
     let err = bad("[[remote_write]]\nurl = \"http://vm/w\"\npassword = \"x\"\n");
     assert!(err.contains("unknown field `password`"), "{err}");
 }
+
+#[test]
+fn the_store_holds_every_series_statsd_admits_and_the_agents_own() {
+    let own = OWN_SERIES_ROOM;
+    let r = resolve(None, &env(&[]), &Flags::default(), PathBuf::from("/d/perf.db")).unwrap();
+    let (agg, store) = (&r.daemon.aggregator, &r.daemon.store);
+    assert!(store.max_series >= agg.max_series + own, "{} against {}", store.max_series, agg.max_series);
+    assert!(store.max_series_per_name >= agg.max_series_per_name);
+    // Raising StatsD's limits raises the store's with them.
+    let f = file("[statsd]\nmax_series = 250000\nmax_series_per_name = 50000\n");
+    let r = resolve(Some(&f), &env(&[]), &Flags::default(), PathBuf::from("/d/perf.db")).unwrap();
+    let (agg, store) = (&r.daemon.aggregator, &r.daemon.store);
+    assert_eq!((agg.max_series, agg.max_series_per_name), (250_000, 50_000));
+    assert_eq!(store.max_series, 250_000 + own);
+    assert_eq!(store.max_series_per_name, 50_000);
+}
