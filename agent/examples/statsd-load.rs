@@ -1,7 +1,8 @@
 //! StatsD load benchmark: runs `perfagent start --foreground` pinned to CPU 0, sends packed
 //! 1400-byte datagrams from CPU 1 at a series of rates, stops the agent with SIGTERM, reads
-//! the store back and reports loss, CPU seconds per million lines, peak and idle RSS, and
-//! idle CPU. Loss counts counter increments and timer/histogram events (gauges cannot be
+//! the store back and reports loss, CPU seconds per million lines, RSS (its peak, its median
+//! over the run's second half sampled every 50 ms, and that median less the idle RSS per
+//! series), and idle CPU. Loss counts counter increments and timer/histogram events (gauges cannot be
 //! counted back).
 //!
 //! ```sh
@@ -119,6 +120,8 @@ struct Outcome {
     cpu_user: f64,
     cpu_sys: f64,
     peak_rss_kib: u64,
+    /// Median RSS over the second half of the load (every series seen by then).
+    median_rss_kib: u64,
     idle_rss_kib: u64,
     idle_cpu_pct: f64,
     rcvbuf: u64,
@@ -207,7 +210,14 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
     let per_sec = rate as f64 / lines_per_datagram;
     let (mut sent_dgrams, mut sent, mut counted) = (0u64, 0u64, 0u64);
     let mut k = 0;
+    // RSS every 50 ms of the run's second half: a flush's peak lasts about a tenth of a
+    // second, so the median is the memory between flushes and the peak (VmHWM) a flush's.
+    let (mut rss, mut next_rss) = (Vec::new(), a.seconds / 2.0);
     while start.elapsed().as_secs_f64() < a.seconds {
+        if start.elapsed().as_secs_f64() >= next_rss {
+            rss.push(proc_usage(pid).1);
+            next_rss += 0.05;
+        }
         let due = (start.elapsed().as_secs_f64() * per_sec) as u64;
         while sent_dgrams < due {
             let (bytes, c) = &datagrams[k % datagrams.len()];
@@ -221,6 +231,8 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed().as_secs_f64();
+    rss.sort_unstable();
+    let median_rss_kib = rss.get(rss.len() / 2).copied().unwrap_or(0);
     std::thread::sleep(Duration::from_millis(300));
     let (cpu_after, _, peak_rss_kib) = proc_usage(pid);
     let (user_after, sys_after) = proc_cpu_split(pid);
@@ -254,6 +266,7 @@ fn run_once(a: &Args, rate: u64) -> Result<Outcome, String> {
         cpu_user: user_after - user_before,
         cpu_sys: sys_after - sys_before,
         peak_rss_kib,
+        median_rss_kib,
         idle_rss_kib,
         idle_cpu_pct,
         rcvbuf,
@@ -270,14 +283,16 @@ fn main() {
         }
     };
     println!(
-        "{:>10} {:>12} {:>9} {:>14} {:>16} {:>12} {:>12} {:>10} {:>12}",
+        "{:>10} {:>12} {:>9} {:>14} {:>16} {:>12} {:>14} {:>12} {:>10} {:>10} {:>12}",
         "target/s",
         "sent/s",
         "loss %",
         "CPU-s/1M lines",
         "(user + sys)",
         "peak RSS MiB",
+        "median RSS MiB",
         "idle RSS MiB",
+        "B/series",
         "idle CPU %",
         "rcvbuf bytes"
     );
@@ -286,15 +301,20 @@ fn main() {
             Ok(o) => {
                 let loss = if o.counted > 0 { (1.0 - o.received / o.counted as f64) * 100.0 } else { 0.0 };
                 let per_m = |x: f64| x / (o.sent as f64 / 1e6);
+                // Memory a series holds between flushes: the median over the idle agent's.
+                let per_series =
+                    o.median_rss_kib.saturating_sub(o.idle_rss_kib) as f64 * 1024.0 / a.names.max(1) as f64;
                 println!(
-                    "{:>10} {:>12.0} {:>9.3} {:>14.3} {:>16} {:>12.1} {:>12.1} {:>10.2} {:>12}",
+                    "{:>10} {:>12.0} {:>9.3} {:>14.3} {:>16} {:>12.1} {:>14.1} {:>12.1} {:>10.0} {:>10.2} {:>12}",
                     rate,
                     o.achieved_rate,
                     loss,
                     per_m(o.cpu_load),
                     format!("({:.3} + {:.3})", per_m(o.cpu_user), per_m(o.cpu_sys)),
                     o.peak_rss_kib as f64 / 1024.0,
+                    o.median_rss_kib as f64 / 1024.0,
                     o.idle_rss_kib as f64 / 1024.0,
+                    per_series,
                     o.idle_cpu_pct,
                     o.rcvbuf
                 );
