@@ -62,8 +62,9 @@ pub use codec::Truncated;
 pub use error::{Error, Result};
 pub use migrate::{APPLICATION_ID, SCHEMA_VERSION};
 pub use model::{
-    Distribution, EVENT_MESSAGE_MAX_CHARS, Event, EventKind, Kind, LabelIter, Point, ProfileWindow, Registration,
-    RejectReason, SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey, SharedStr, Stack, Write, merge_into,
+    Distribution, EVENT_MESSAGE_MAX_CHARS, Event, EventKind, Kind, LabelIter, LabelSets, Point, ProfileWindow,
+    Registration, RejectReason, SERVICE_LABEL, Sample, SeriesId, SeriesInfo, SeriesKey, SharedStr, Stack, Write,
+    merge_into,
 };
 pub use open::{
     StoreOptions, canonical, default_path, default_path_from, lock_holder, lock_path, open_private, remove_store,

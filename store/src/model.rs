@@ -1,6 +1,8 @@
 //! The store's data model: series identities, kinds, labels and points.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
@@ -188,8 +190,11 @@ impl fmt::Display for SeriesKey {
 /// pairs a key with two labels took five allocations and about 230 bytes, where this takes
 /// one of about 30. Serialized as before, a list of `[key, value]` pairs; a list read back
 /// is sorted, and of two values for one key the smaller is kept (as the store reads them).
+///
+/// Shared: many keys often hold the same labels (the same tags on many names and kinds), and
+/// [`LabelSets`] lets them hold one copy.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-struct Labels(Box<[u8]>);
+struct Labels(Arc<[u8]>);
 
 impl Labels {
     /// From pairs already sorted by key, keys unique.
@@ -201,7 +206,7 @@ impl Labels {
                 out.extend_from_slice(s.as_bytes());
             }
         }
-        Self(out.into_boxed_slice())
+        Self(out.into())
     }
 
     /// From pairs in any order: sorted, and of two values for one key the smaller kept.
@@ -272,6 +277,40 @@ impl<'a> Iterator for LabelIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         Some((self.next_str()?, self.next_str()?))
+    }
+}
+
+/// Label sets that keys share ([`LabelSets::share`]): each distinct set held once, however
+/// many keys hold it. DogStatsD series mostly differ by name and kind and repeat their tags:
+/// the load generator's 100 000 series hold 100 distinct sets, and a set of a tag or two took
+/// a 32- to 48-byte allocation in every key.
+#[derive(Debug, Default)]
+pub struct LabelSets(HashSet<Labels>);
+
+impl LabelSets {
+    /// Make `key` hold the copy of its labels already held here, or hold its own here.
+    pub fn share(&mut self, key: &mut SeriesKey) {
+        match self.0.get(&key.labels) {
+            Some(held) => key.labels = held.clone(),
+            None => {
+                self.0.insert(key.labels.clone());
+            }
+        }
+    }
+
+    /// Let go of the sets no key holds any more.
+    pub fn prune(&mut self) {
+        self.0.retain(|l| Arc::strong_count(&l.0) > 1);
+    }
+
+    /// Distinct sets held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when none is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -578,6 +617,27 @@ pub struct ProfileWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_with_the_same_labels_share_one_copy_until_none_holds_it() {
+        let mut sets = LabelSets::default();
+        let mut a = SeriesKey::new("svc", "a", Kind::Counter).label("op", "get");
+        let mut b = SeriesKey::new("svc", "b", Kind::Gauge).label("op", "get");
+        let mut c = SeriesKey::new("svc", "c", Kind::Counter).label("op", "put");
+        for k in [&mut a, &mut b, &mut c] {
+            sets.share(k);
+        }
+        assert!(Arc::ptr_eq(&a.labels.0, &b.labels.0), "one copy of op=get");
+        assert!(!Arc::ptr_eq(&a.labels.0, &c.labels.0));
+        assert_eq!(b.labels().collect::<Vec<_>>(), [("op", "get"), ("service", "svc")]);
+        assert_eq!((a.clone(), sets.len()), (SeriesKey::new("svc", "a", Kind::Counter).label("op", "get"), 2));
+        drop(c);
+        sets.prune();
+        assert_eq!(sets.len(), 1, "op=put is let go with its last key");
+        drop((a, b));
+        sets.prune();
+        assert!(sets.is_empty());
+    }
 
     #[test]
     fn labels_read_back_sorted_whatever_their_size_and_script() {
