@@ -43,6 +43,7 @@ mod entry;
 mod error;
 mod event;
 pub mod grow;
+mod labels;
 mod migrate;
 mod model;
 mod open;
