@@ -112,13 +112,15 @@ impl<'a> Iterator for LabelIter<'a> {
 pub struct LabelSets(HashSet<Labels>);
 
 impl LabelSets {
-    /// Make `key` hold the copy of its labels already held here, or hold its own here.
-    pub fn share(&mut self, key: &mut SeriesKey) {
+    /// Make `key` hold the copy of its labels already held here, or hold its own here while
+    /// fewer than `most` sets are.
+    pub fn share(&mut self, key: &mut SeriesKey, most: usize) {
         match self.0.get(&key.labels) {
             Some(held) => key.labels = held.clone(),
-            None => {
+            None if self.0.len() < most => {
                 self.0.insert(key.labels.clone());
             }
+            None => {}
         }
     }
 
@@ -150,8 +152,16 @@ mod tests {
         let mut b = SeriesKey::new("svc", "b", Kind::Gauge).label("op", "get");
         let mut c = SeriesKey::new("svc", "c", Kind::Counter).label("op", "put");
         for k in [&mut a, &mut b, &mut c] {
-            sets.share(k);
+            sets.share(k, 2);
         }
+        // Past the most held, a set already held is still shared; a new one is not held.
+        let mut d = SeriesKey::new("svc", "d", Kind::Counter).label("op", "get");
+        let mut e = SeriesKey::new("svc", "e", Kind::Counter).label("op", "head");
+        sets.share(&mut d, 2);
+        sets.share(&mut e, 2);
+        assert!(Arc::ptr_eq(&a.labels.0, &d.labels.0));
+        assert_eq!(sets.len(), 2);
+        drop((d, e));
         assert!(Arc::ptr_eq(&a.labels.0, &b.labels.0), "one copy of op=get");
         assert!(!Arc::ptr_eq(&a.labels.0, &c.labels.0));
         assert_eq!(b.labels().collect::<Vec<_>>(), [("op", "get"), ("service", "svc")]);

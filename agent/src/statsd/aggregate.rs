@@ -122,8 +122,8 @@ const HOST_POINTS: usize = 64;
 /// Distinct label sets the aggregator shares among its keys, at most. Sharing saves the 32 to
 /// 48 bytes of a set's own allocation in every key that repeats it (100 000 series of the
 /// peers' load generator hold 100 sets); a set no other key holds costs 16 bytes more than
-/// an unshared one (its counts) and a slot here, so series whose tags are all distinct stop
-/// being offered once this many are held.
+/// an unshared one (its counts) and a slot here, so past this many no new set is held (the
+/// sets held are still shared).
 const SHARED_LABEL_SETS: usize = 16_384;
 
 /// The identity a fast line is looked up by.
@@ -467,9 +467,7 @@ impl Aggregator {
         let unit = self.units.entry(unit).or_insert_with(|| SharedStr::from(unit)).clone();
         let mut key = SeriesKey::shared(&self.cfg.service, name.clone(), kind, unit);
         key.set_labels(m.tag_pairs());
-        if self.label_sets.len() < SHARED_LABEL_SETS {
-            self.label_sets.share(&mut key);
-        }
+        self.label_sets.share(&mut key, SHARED_LABEL_SETS);
         *self.per_name.entry(name).or_default() += 1;
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
