@@ -39,20 +39,10 @@ fn key_of(magnitude: f64) -> i32 {
     (magnitude.ln() / ln_gamma()).ceil().clamp(-1_000_000.0, 1_000_000.0) as i32
 }
 
-/// Whole magnitudes below this have their key in [`INT_KEYS`].
-const INT_KEYS_BELOW: usize = 4096;
-
-/// [`key_of`] of every whole magnitude below [`INT_KEYS_BELOW`], computed by it: timers are
-/// mostly whole milliseconds, and a lookup costs a few instructions where a logarithm costs
-/// about fifty.
-static INT_KEYS: std::sync::LazyLock<Box<[i32]>> =
-    std::sync::LazyLock::new(|| (0..INT_KEYS_BELOW).map(|m| key_of(m as f64)).collect());
-
-/// [`key_of`], through [`INT_KEYS`] for whole magnitudes.
+/// [`key_of`], through [`keys`]' tables for the magnitudes values have.
 #[inline]
 fn key_of_fast(magnitude: f64) -> i32 {
-    let whole = magnitude as usize;
-    if whole < INT_KEYS_BELOW && whole as f64 == magnitude { INT_KEYS[whole] } else { key_of(magnitude) }
+    keys::table().key(magnitude)
 }
 
 fn value_of(key: i32) -> f64 {
@@ -60,7 +50,7 @@ fn value_of(key: i32) -> f64 {
 }
 
 /// `(key, weight)` pairs in arrival order as sorted bins, each key's weights summed in
-/// arrival order.
+/// arrival order, in the same vector (there are never more bins than pairs).
 fn fold_keys(mut keyed: Vec<(i32, f64)>) -> Vec<(i32, f64)> {
     let (Some(lo), Some(hi)) = (keyed.iter().map(|p| p.0).min(), keyed.iter().map(|p| p.0).max()) else {
         return keyed;
@@ -73,18 +63,24 @@ fn fold_keys(mut keyed: Vec<(i32, f64)>) -> Vec<(i32, f64)> {
         for &(k, w) in &keyed {
             dense[(k - lo) as usize] += w;
         }
+        keyed.clear();
         // Every weight is positive, so a slot is taken exactly when its sum is.
-        return dense.iter().zip(lo..).filter(|&(&w, _)| w > 0.0).map(|(&w, k)| (k, w)).collect();
+        keyed.extend(dense.iter().zip(lo..).filter(|&(&w, _)| w > 0.0).map(|(&w, k)| (k, w)));
+        return keyed;
     }
     keyed.sort_by_key(|p| p.0); // stable: arrival order within a key
-    let mut out: Vec<(i32, f64)> = Vec::with_capacity(keyed.len());
-    for (k, w) in keyed {
-        match out.last_mut() {
-            Some((lk, lw)) if *lk == k => *lw += w,
-            _ => out.push((k, w)),
+    let mut bins = 0;
+    for i in 0..keyed.len() {
+        let (k, w) = keyed[i];
+        if bins > 0 && keyed[bins - 1].0 == k {
+            keyed[bins - 1].1 += w;
+        } else {
+            keyed[bins] = (k, w);
+            bins += 1;
         }
     }
-    out
+    keyed.truncate(bins);
+    keyed
 }
 
 /// Sorted sparse bins for one sign.
@@ -110,6 +106,20 @@ impl Bins {
             self.0.clone_from(&other.0);
             return;
         }
+        self.merge_nonempty(other);
+    }
+
+    /// [`Bins::merge`] of bins of its own: taken as they are when there are none here.
+    fn merge_owned(&mut self, other: Bins) {
+        if self.0.is_empty() {
+            *self = other;
+            self.cap();
+        } else if !other.0.is_empty() {
+            self.merge_nonempty(&other);
+        }
+    }
+
+    fn merge_nonempty(&mut self, other: &Bins) {
         // Steady distributions keep hitting the same bins: add in place when every key of
         // `other` is already here (no allocation), else do the general merge below.
         if other.0.len() <= self.0.len() {
@@ -331,6 +341,7 @@ impl Sketch {
     fn add_all(&mut self, pairs: impl ExactSizeIterator<Item = (f64, f64)>) {
         let (mut pos, mut neg) = (Vec::with_capacity(pairs.len()), Vec::new());
         let mut last: Option<(f64, i32)> = None;
+        let keys = keys::table();
         for (value, weight) in pairs {
             if !value.is_finite() || !weight.is_finite() || weight <= 0.0 {
                 continue;
@@ -342,13 +353,13 @@ impl Sketch {
             }
             let key = match last {
                 Some((v, k)) if v == value => k,
-                _ => key_of_fast(m),
+                _ => keys.key(m),
             };
             last = Some((value, key));
             if value > 0.0 { pos.push((key, weight)) } else { neg.push((key, weight)) }
         }
-        self.pos.merge(&Bins(fold_keys(pos)));
-        self.neg.merge(&Bins(fold_keys(neg)));
+        self.pos.merge_owned(Bins(fold_keys(pos)));
+        self.neg.merge_owned(Bins(fold_keys(neg)));
     }
 
     /// Merge `other` into `self`: the result is the sketch of both inputs together.
@@ -561,6 +572,8 @@ pub fn nearest_rank(q: f64, n: f64) -> f64 {
     let r = if (x - x.round()).abs() <= 1e-9 * n.max(1.0) { x.round() } else { x.ceil() };
     r.max(1.0).min(n.max(1.0))
 }
+
+mod keys;
 
 #[cfg(test)]
 mod tests;

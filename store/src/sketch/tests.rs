@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn whole_magnitudes_take_the_key_the_logarithm_gives() {
-    for m in 1..INT_KEYS_BELOW + 10 {
+    for m in 1..5000 {
         let m = m as f64;
         assert_eq!(key_of_fast(m), key_of(m), "{m}");
         for x in [m - 0.5, m + 1e-9, m * (1.0 + f64::EPSILON), 1.0 / m] {
@@ -12,10 +12,10 @@ fn whole_magnitudes_take_the_key_the_logarithm_gives() {
         }
     }
     assert_eq!(key_of_fast(1e300), key_of(1e300));
-    // And the table's keys keep the sketch's promise on their own: each whole magnitude's
+    // And the tables' keys keep the sketch's promise on their own: each whole magnitude's
     // bucket value is within the relative accuracy of it (1 is key 0, exactly).
     assert_eq!(key_of_fast(1.0), 0);
-    for m in 1..INT_KEYS_BELOW {
+    for m in 1..5000 {
         let m = m as f64;
         let v = value_of(key_of_fast(m));
         assert!((v - m).abs() <= RELATIVE_ACCURACY * m * (1.0 + 1e-9), "{m} -> {v}");
