@@ -110,8 +110,15 @@ impl Bins {
     }
 
     /// [`Bins::merge`] of bins of its own: taken as they are when there are none here.
-    fn merge_owned(&mut self, other: Bins) {
+    fn merge_owned(&mut self, mut other: Bins) {
         if self.0.is_empty() {
+            // Sized for the batch's values, not its bins: a timer's sketch kept between
+            // batches would hold room for 256 bins where it has 100 (20 MB at 5 000 timers).
+            // A snug copy then, as before: shrinking in place left the freed tails between
+            // live blocks, 1–1.5 MB more RSS at 10 000 tagged series.
+            if other.0.capacity() > 2 * other.0.len() {
+                other.0 = other.0.as_slice().to_vec();
+            }
             *self = other;
             self.cap();
         } else if !other.0.is_empty() {

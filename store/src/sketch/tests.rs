@@ -236,3 +236,15 @@ fn typical_timer_sketch_is_small() {
     let bytes = s.encode().len();
     assert!(bytes < 250, "encoded {bytes} bytes for {} bins", s.bins());
 }
+
+/// A sketch kept between batches (a busy timer's) holds room for its bins, not for the
+/// values of the batch that made them.
+#[test]
+fn a_batch_leaves_room_for_its_bins_not_its_values() {
+    let mut s = Sketch::new();
+    s.add_values(&[0.25; 256]);
+    s.add_values(&[-0.5; 100]);
+    assert_eq!((s.pos.0.len(), s.neg.0.len()), (1, 1));
+    assert!(s.pos.0.capacity() <= 2 && s.neg.0.capacity() <= 2, "{} {}", s.pos.0.capacity(), s.neg.0.capacity());
+    assert_eq!(s.count(), 356.0);
+}
