@@ -8,9 +8,9 @@
 //! first key and a compare with the next key's bound give the key. The tables are computed
 //! from [`key_of`] itself, once, the bounds to the exact bit by bisection.
 //!
-//! Measured with callgrind on the receive thread's flush of timers (values in seconds, never
-//! whole): the logarithm and its `ceil` cost about 70 instructions a value, the tables about
-//! ten.
+//! Timers are kept in seconds, so their values are never whole: each took the logarithm and a
+//! `ceil` call. With the tables (and batches folded in place), callgrind counts the flush's
+//! binning at 31 instructions a line instead of 53 (`ingest-cost`, 10 000 tagged series).
 
 use std::sync::LazyLock;
 
