@@ -15,10 +15,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
-use perfstore::{Kind, Sample, SeriesKey, SharedStr};
+use perfstore::{BucketBounds, Kind, Sample, SeriesKey, SharedStr};
 
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
 /// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
@@ -26,6 +26,11 @@ use perfstore::{Kind, Sample, SeriesKey, SharedStr};
 pub const DURATION_BUCKETS: [f64; 13] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0];
 /// Histogram buckets for other distributions (batch sizes, payload counts).
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// [`DURATION_BUCKETS`] and [`VALUE_BUCKETS`] with the sketch keys under each bound, worked
+/// out once.
+static DURATION_BOUNDS: LazyLock<BucketBounds> = LazyLock::new(|| BucketBounds::new(&DURATION_BUCKETS));
+static VALUE_BOUNDS: LazyLock<BucketBounds> = LazyLock::new(|| BucketBounds::new(&VALUE_BUCKETS));
 
 fn labels(key: &SeriesKey) -> String {
     let names = label_names(key.labels().map(|(k, _)| k));
@@ -64,7 +69,7 @@ enum Value {
 /// ([`bounds_of`]).
 #[derive(Debug, Clone)]
 struct Hist {
-    /// Events at or under each bound (the first `bounds_of(key).len()`).
+    /// Events at or under each bound (the first `bounds_of(key).bounds().len()`).
     buckets: [f64; MAX_BUCKETS],
     count: f64,
     sum: f64,
@@ -122,9 +127,10 @@ impl Exposition {
                     if let Value::Histogram(h) = v {
                         let h = Arc::make_mut(h);
                         let bounds = bounds_of(key);
+                        let n = bounds.bounds().len();
                         let mut counts = [0.0; MAX_BUCKETS];
-                        d.sketch.counts_at_most(bounds, &mut counts[..bounds.len()]);
-                        for (bucket, c) in h.buckets.iter_mut().zip(&counts[..bounds.len()]) {
+                        d.sketch.counts_at_most(bounds, &mut counts[..n]);
+                        for (bucket, c) in h.buckets.iter_mut().zip(&counts[..n]) {
                             *bucket += c;
                         }
                         h.count += d.count;
@@ -311,8 +317,8 @@ fn render_header(out: &mut String, family: &str, kind: Kind, source: &str) {
 
 /// A histogram's bucket bounds: durations' for seconds, else values'. A slot's key changes
 /// only for an equal one, so its bounds never change.
-fn bounds_of(key: &SeriesKey) -> &'static [f64] {
-    if &*key.unit == "s" { &DURATION_BUCKETS } else { &VALUE_BUCKETS }
+fn bounds_of(key: &SeriesKey) -> &'static BucketBounds {
+    if &*key.unit == "s" { &DURATION_BOUNDS } else { &VALUE_BOUNDS }
 }
 
 /// One series' lines.
@@ -329,7 +335,7 @@ fn render_series(out: &mut String, family: &str, key: &SeriesKey, value: &Value)
                 Some(open) => format!("{open},le=\""),
                 None => "{le=\"".to_owned(),
             };
-            for (b, c) in bounds_of(key).iter().zip(buckets) {
+            for (b, c) in bounds_of(key).bounds().iter().zip(buckets) {
                 let _ = writeln!(out, "{family}_bucket{with_le}{}\"}} {}", num(*b), num(c.min(*count)));
             }
             let _ = writeln!(out, "{family}_bucket{with_le}+Inf\"}} {}", num(*count));

@@ -75,6 +75,6 @@ pub use query::{Agg, Reader, SeriesRange, SeriesUsage, Snapshot, TimeRange};
 pub use rollup::MaintenanceReport;
 pub use rows::CHUNK_MAX_BYTES;
 pub use select::{MatchOp, Matcher, Selector, glob_match};
-pub use sketch::Sketch;
+pub use sketch::{BucketBounds, Sketch};
 pub use tier::{DAY_MS, HOUR_MS, MINUTE_MS, TIME_RANGE_MS, Tier};
 pub use write::{FileState, WriteReport, Writer, wal_path};

@@ -25,6 +25,8 @@ pub const MAX_BINS: usize = 2048;
 pub const MIN_MAGNITUDE: f64 = 1e-9;
 
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+/// Keys lie within ±this ([`key_of`] clamps them).
+const KEY_LIMIT: i32 = 1_000_000;
 const FORMAT_VERSION: u8 = 1;
 const FLAG_NEG: u8 = 0x10;
 const FLAG_ZERO: u8 = 0x20;
@@ -36,7 +38,7 @@ fn ln_gamma() -> f64 {
 
 fn key_of(magnitude: f64) -> i32 {
     // Clamp keeps absurd magnitudes (1e300) inside i32; they land in the top bin.
-    (magnitude.ln() / ln_gamma()).ceil().clamp(-1_000_000.0, 1_000_000.0) as i32
+    (magnitude.ln() / ln_gamma()).ceil().clamp(-f64::from(KEY_LIMIT), f64::from(KEY_LIMIT)) as i32
 }
 
 /// [`key_of`], through [`keys`]' tables for the magnitudes values have.
@@ -478,32 +480,6 @@ impl Sketch {
         n
     }
 
-    /// [`Sketch::count_at_most`] of each of `bounds` (ascending), into `counts` (as long):
-    /// a histogram's buckets in one pass over the bins, each bin's value worked out once
-    /// (`/metrics` took 13 passes a distribution every flush, most of its time). The sums
-    /// are added in the same order, so each equals its `count_at_most` to the bit.
-    pub fn counts_at_most(&self, bounds: &[f64], counts: &mut [f64]) {
-        debug_assert!(bounds.is_sorted(), "bounds must ascend");
-        debug_assert_eq!(bounds.len(), counts.len(), "a count for each bound");
-        if self.unbinned.is_some() {
-            return self.binned().counts_at_most(bounds, counts);
-        }
-        counts.fill(0.0);
-        let mut add = |value: f64, w: f64| {
-            let first = bounds.partition_point(|&b| b < value);
-            for c in counts.iter_mut().take(bounds.len()).skip(first) {
-                *c += w;
-            }
-        };
-        for &(k, w) in &self.neg.0 {
-            add(-value_of(k), w);
-        }
-        add(0.0, self.zero);
-        for &(k, w) in &self.pos.0 {
-            add(value_of(k), w);
-        }
-    }
-
     /// Compact binary form (a few bytes per bin). See [`Sketch::decode`].
     pub fn encode(&self) -> Vec<u8> {
         let s = self.binned();
@@ -580,7 +556,10 @@ pub fn nearest_rank(q: f64, n: f64) -> f64 {
     r.max(1.0).min(n.max(1.0))
 }
 
+mod buckets;
 mod keys;
+
+pub use buckets::BucketBounds;
 
 #[cfg(test)]
 mod tests;

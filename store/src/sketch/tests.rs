@@ -36,8 +36,9 @@ fn a_deferred_sketch_reads_encodes_and_grows_as_its_values_binned_would() {
         assert_eq!(deferred.quantile(q), binned.quantile(q), "q {q}");
     }
     let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
-    deferred.counts_at_most(&[-1.0, 0.1, 10.0], &mut a);
-    binned.counts_at_most(&[-1.0, 0.1, 10.0], &mut b);
+    let bounds = BucketBounds::new(&[-1.0, 0.1, 10.0]);
+    deferred.counts_at_most(&bounds, &mut a);
+    binned.counts_at_most(&bounds, &mut b);
     assert_eq!((a, deferred.count_at_most(0.1)), (b, binned.count_at_most(0.1)));
     // Changed: the deferred values come first, as they came first.
     let (mut d, mut e) = (deferred.clone(), binned.clone());
@@ -55,21 +56,61 @@ fn a_deferred_sketch_reads_encodes_and_grows_as_its_values_binned_would() {
 
 #[test]
 fn counts_at_most_are_each_bound_s_count_at_most() {
-    let bounds = [-3.0, -0.5, 0.0, 0.005, 0.25, 1.0, 2.5, 10.0, 1e6];
+    // Bounds on both sides of zero, on a bin's value exactly, and one ulp either side of it.
+    let on_a_bin = value_of(key_of(0.25));
+    let mut bounds = vec![-3.0, -0.5, 0.0, 0.005, 0.25, 1.0, 2.5, 10.0, 1e6];
+    bounds.extend([on_a_bin, f64::from_bits(on_a_bin.to_bits() - 1), f64::from_bits(on_a_bin.to_bits() + 1)]);
+    bounds.extend([-on_a_bin, f64::NEG_INFINITY, f64::INFINITY, 1e-12, -1e-12, f64::MAX, f64::MIN_POSITIVE]);
+    bounds.sort_by(f64::total_cmp);
+    let buckets = BucketBounds::new(&bounds);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    for n in [0, 1, 7, 300] {
-        let mut s = Sketch::new();
-        for i in 0..n {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let v = (rng % 20_000) as f64 / 1000.0 - 4.0;
-            s.add_weighted(if i % 9 == 0 { 0.0 } else { v }, 1.0 + (i % 3) as f64 / 3.0);
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for n in [0, 1, 7, 300, 3000] {
+        // Values around every bound, weighted (binned) and of weight one (deferred).
+        let values: Vec<f64> = (0..n)
+            .map(|i| match next() % 5 {
+                0 => 0.0,
+                1 => bounds[i % bounds.len()],
+                2 => (next() % 20_000) as f64 / 1000.0 - 4.0,
+                3 => f64::from_bits(bounds[i % bounds.len()].to_bits().wrapping_add(next() % 5).wrapping_sub(2)),
+                _ => 10f64.powi((next() % 40) as i32 - 20) * if next() % 2 == 0 { 1.0 } else { -1.0 },
+            })
+            .collect();
+        // Weighted, and weighted with no negative values (the usual distribution).
+        let (mut weighted, mut positive) = (Sketch::new(), Sketch::new());
+        for (i, &v) in values.iter().enumerate() {
+            weighted.add_weighted(v, 1.0 + (i % 3) as f64 / 3.0);
+            positive.add_weighted(v.abs(), 1.0 + (i % 7) as f64 / 7.0);
         }
-        let mut counts = [f64::NAN; 9];
-        s.counts_at_most(&bounds, &mut counts);
-        for (b, c) in bounds.iter().zip(counts) {
-            assert_eq!(c.to_bits(), s.count_at_most(*b).to_bits(), "{n} values, bound {b}");
+        // More keys than a sketch keeps bins (the lowest are folded together).
+        let spread: Vec<f64> = (0..n).map(|i| 1.03f64.powi(i as i32 - 1500)).collect();
+        for s in [weighted, positive, Sketch::deferred(values.clone()), Sketch::deferred(spread)] {
+            let mut counts = vec![f64::NAN; bounds.len()];
+            s.counts_at_most(&buckets, &mut counts);
+            for (b, c) in bounds.iter().zip(&counts) {
+                assert_eq!(c.to_bits(), s.count_at_most(*b).to_bits(), "{n} values, bound {b}");
+                // As the bins' values read against the bound, one by one.
+                let want: f64 = s.bin_values().iter().filter(|(v, _)| v <= b).map(|(_, w)| w).sum();
+                assert!((c - want).abs() <= 1e-9 * want.max(1.0), "{n} values, bound {b}: {c} against {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bucket_bounds_split_the_keys_where_the_bins_values_cross_them() {
+    for b in [0.005, 0.1, 1.0, 7.5, 1000.0, -0.2, 0.0, 1e-300, 1e300] {
+        let buckets = BucketBounds::new(&[b]);
+        // Every key around the split: under it exactly when its value is.
+        let (pos, neg) = (buckets.pos_last[0], buckets.neg_first[0]);
+        for k in (pos - 3..=pos + 3).chain(neg - 3..=neg + 3).filter(|k| k.abs() <= KEY_LIMIT) {
+            assert_eq!(k <= pos, value_of(k) <= b, "bound {b}, positive key {k}");
+            assert_eq!(k >= neg, -value_of(k) <= b, "bound {b}, negative key {k}");
         }
     }
 }
