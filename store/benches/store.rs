@@ -1,5 +1,6 @@
-//! Criterion benchmarks: flush write throughput and the 24 h whole-range aggregate that
-//! `perfctl stats --last 24h` runs (1000 series, 100 of them timers with p95).
+//! Criterion benchmarks: flush write throughput, the 24 h whole-range aggregate that
+//! `perfctl stats --last 24h` runs (1000 series, 100 of them timers with p95), and the
+//! histogram buckets `/metrics` takes from every distribution of a flush.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // tests, benchmarks and examples fail loudly
 
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{Class, DAY_STEPS, STEP, T0, fill, flush, register};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use perfstore::{Kind, Reader, Selector, StoreOptions, TimeRange, Writer};
-use rand::SeedableRng;
+use perfstore::{BucketBounds, Kind, Reader, Selector, Sketch, StoreOptions, TimeRange, Writer};
+use rand::{Rng as _, SeedableRng};
 
 const MIX_1000: &[(Class, usize)] =
     &[(Class::IntCounter, 400), (Class::FloatGauge, 250), (Class::IntGauge, 250), (Class::Timer, 100)];
@@ -99,5 +100,41 @@ fn query_24h(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write_throughput, query_24h);
+/// 1 000 timers' sketches of an interval, 50 values each between 1 ms and 400 ms, binned or
+/// deferred as a flush hands them over, counted under the agent's 13 duration bounds.
+fn histogram_buckets(c: &mut Criterion) {
+    const BOUNDS: [f64; 13] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0];
+    let bounds = BucketBounds::new(&BOUNDS);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let values: Vec<Vec<f64>> = (0..1000).map(|_| (0..50).map(|_| rng.random_range(0.001..0.4)).collect()).collect();
+    let mut g = c.benchmark_group("histogram_buckets");
+    g.throughput(Throughput::Elements(values.len() as u64));
+    for (label, deferred) in [("binned_1000_sketches", false), ("deferred_1000_sketches", true)] {
+        let sketches: Vec<Sketch> = values
+            .iter()
+            .map(|v| {
+                if deferred {
+                    return Sketch::deferred(v.clone());
+                }
+                let mut s = Sketch::new();
+                s.add_values(v);
+                s
+            })
+            .collect();
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let mut counts = [0.0; BOUNDS.len()];
+                let mut total = 0.0;
+                for s in &sketches {
+                    s.counts_at_most(std::hint::black_box(&bounds), &mut counts);
+                    total += counts[BOUNDS.len() - 1];
+                }
+                assert_eq!(total, 50_000.0);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, write_throughput, query_24h, histogram_buckets);
 criterion_main!(benches);
