@@ -238,7 +238,8 @@ impl Bins {
         };
         let mut bins = Vec::with_capacity(n);
         for (k, x) in keys.into_iter().zip(weights) {
-            let k = i32::try_from(k).map_err(|_| Truncated)?;
+            // No key past the range `key_of` gives: such a bin has no value to count it by.
+            let k = i32::try_from(k).ok().filter(|k| (-KEY_LIMIT..=KEY_LIMIT).contains(k)).ok_or(Truncated)?;
             if !x.is_finite() || x <= 0.0 {
                 return Err(Truncated);
             }

@@ -16,7 +16,7 @@ use super::{KEY_LIMIT, MAX_BINS, MIN_MAGNITUDE, Sketch, keys, value_of};
 pub struct BucketBounds {
     bounds: Box<[f64]>,
     /// Per bound, the last key whose positive bin is at most the bound: every key up to it
-    /// is, none above (`-KEY_LIMIT - 1` when none is).
+    /// is, none above (`-KEY_LIMIT - 1` when none is, as for a negative bound).
     pub(super) pos_last: Box<[i32]>,
     /// Per bound, the first key whose negative bin is at most the bound: every key from it
     /// on is, none below (`KEY_LIMIT + 1` when none is).
@@ -24,12 +24,16 @@ pub struct BucketBounds {
 }
 
 impl BucketBounds {
-    /// `bounds` must ascend and hold no NaN.
+    /// The keys under each of `bounds`.
+    ///
+    /// # Panics
+    /// When `bounds` do not ascend or hold a NaN: the counts would be wrong, silently.
     pub fn new(bounds: &[f64]) -> Self {
-        debug_assert!(bounds.is_sorted() && !bounds.iter().any(|b| b.is_nan()), "bounds must ascend: {bounds:?}");
+        assert!(bounds.is_sorted() && !bounds.iter().any(|b| b.is_nan()), "bounds must ascend: {bounds:?}");
         let (lo, hi) = (-KEY_LIMIT, KEY_LIMIT);
-        // The last key from which `under` no longer holds, `under` holding up to some key and
-        // not after it (or the first from which it holds, for a condition that starts to).
+        // The last key for which `under` holds, `under` holding up to some key and not after
+        // it (`lo - 1` when it holds for none). `yes` holds, `no` does not (`hi + 1` stands
+        // for past the range).
         let last_true = |under: &dyn Fn(i32) -> bool| {
             if !under(lo) {
                 return lo - 1;
@@ -37,10 +41,11 @@ impl BucketBounds {
             let (mut yes, mut no) = (lo, hi + 1);
             while no - yes > 1 {
                 let mid = yes + (no - yes) / 2;
-                if mid <= hi && under(mid) { yes = mid } else { no = mid }
+                if under(mid) { yes = mid } else { no = mid }
             }
             yes
         };
+        // The first key for which a condition that starts to hold holds (`hi + 1` for none).
         let first_true = |under: &dyn Fn(i32) -> bool| last_true(&|k| !under(k)) + 1;
         Self {
             bounds: bounds.into(),
@@ -90,10 +95,11 @@ impl Sketch {
             Some(values) => {
                 debug_assert!(self.pos.0.is_empty() && self.neg.0.is_empty() && self.zero == 0.0);
                 let keys = keys::table();
+                let zero = b.zero();
                 for &v in values.iter().filter(|v| v.is_finite()) {
                     let m = v.abs();
                     let first = if m < MIN_MAGNITUDE {
-                        b.zero()
+                        zero
                     } else if v > 0.0 {
                         b.pos(keys.key(m))
                     } else {
@@ -111,7 +117,8 @@ impl Sketch {
             // first ones, so each count is the running sum (from the zero bin's, as
             // `count_at_most` adds them) where the bins pass the bound.
             None if self.neg.0.is_empty() => {
-                let mut sum = self.zero;
+                // `0.0 +` as in `count_at_most`: a decoded zero bin of -0 counts as +0.
+                let mut sum = 0.0 + self.zero;
                 let mut next = b.zero();
                 for &(k, w) in &self.pos.0 {
                     // Up to the bin's first bound ([`BucketBounds::pos`]), walked: the bins

@@ -60,7 +60,9 @@ fn counts_at_most_are_each_bound_s_count_at_most() {
     let on_a_bin = value_of(key_of(0.25));
     let mut bounds = vec![-3.0, -0.5, 0.0, 0.005, 0.25, 1.0, 2.5, 10.0, 1e6];
     bounds.extend([on_a_bin, f64::from_bits(on_a_bin.to_bits() - 1), f64::from_bits(on_a_bin.to_bits() + 1)]);
-    bounds.extend([-on_a_bin, f64::NEG_INFINITY, f64::INFINITY, 1e-12, -1e-12, f64::MAX, f64::MIN_POSITIVE]);
+    bounds.extend([-on_a_bin, f64::NEG_INFINITY, f64::INFINITY, 1e-12, -1e-12, f64::MAX, f64::MIN_POSITIVE, -0.0]);
+    // Within the lowest bins, which a sketch of more than `MAX_BINS` keys folds into one.
+    bounds.extend([1e-8, 5e-8]);
     bounds.sort_by(f64::total_cmp);
     let buckets = BucketBounds::new(&bounds);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -288,4 +290,15 @@ fn a_batch_leaves_room_for_its_bins_not_its_values() {
     assert_eq!((s.pos.0.len(), s.neg.0.len()), (1, 1));
     assert!(s.pos.0.capacity() <= 2 && s.neg.0.capacity() <= 2, "{} {}", s.pos.0.capacity(), s.neg.0.capacity());
     assert_eq!(s.count(), 356.0);
+}
+
+#[test]
+fn a_stored_key_past_the_range_of_keys_is_refused() {
+    for key in [KEY_LIMIT + 1, -KEY_LIMIT - 1, 1 << 30, -(1 << 30)] {
+        let mut s = Sketch::new();
+        s.pos = Bins(vec![(key, 1.0)]);
+        assert_eq!(Sketch::decode(&s.encode()), Err(Truncated), "key {key}");
+        s.pos = Bins(vec![(key.clamp(-KEY_LIMIT, KEY_LIMIT), 1.0)]);
+        assert!(Sketch::decode(&s.encode()).is_ok(), "key {key}");
+    }
 }
