@@ -37,7 +37,7 @@ pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
 use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, parse_line};
-use super::series::{Dist, Ident, LiveTable, stamp};
+use super::series::{Dist, Ident, LiveTable, Tail, stamp};
 use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
@@ -107,9 +107,18 @@ impl Stats {
 
 #[derive(Debug, Clone)]
 pub(super) enum State {
-    Counter { sum: f64, touched: bool },
-    Gauge { last: f64, min: f64, max: f64 },
-    Dist(Box<Dist>),
+    Counter {
+        sum: f64,
+        touched: bool,
+    },
+    Gauge {
+        last: f64,
+        min: f64,
+        max: f64,
+    },
+    /// A distribution, and where its next waiting value goes ([`Dist::tail`]): the receive
+    /// thread brings that in from the entry, with the box, rather than after reading the box.
+    Dist(Box<Dist>, Tail),
     Set(Option<Box<Members>>),
 }
 
@@ -472,7 +481,11 @@ impl Aggregator {
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
             Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },
-            Kind::Distribution => State::Dist(Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)))),
+            Kind::Distribution => {
+                let dist = Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)));
+                let tail = dist.tail();
+                State::Dist(dist, tail)
+            }
             Kind::Set => State::Set(None),
         };
         Ok((key, state))
@@ -601,13 +614,14 @@ fn apply<'v>(
                 *min = min.min(x);
                 *max = max.max(x);
             }
-            (State::Dist(dist), Value::Number(x)) => {
+            (State::Dist(dist, tail), Value::Number(x)) => {
                 let v = x * dist_scale(t, dist);
                 if !(weight.is_finite() && (dist.sum + v * weight).is_finite() && (dist.count + weight).is_finite()) {
                     all = false;
                     continue;
                 }
                 dist.record(v, weight);
+                *tail = dist.tail();
             }
             (State::Set(members), Value::Member(s)) => {
                 members.get_or_insert_with(|| Box::new(Members::Exact(HashSet::new()))).insert(s, exact_limit)
@@ -634,11 +648,13 @@ fn take_sample(state: &mut State) -> Option<Sample> {
             (*min, *max) = (*last, *last);
             Some(out)
         }
-        State::Dist(d) => {
+        State::Dist(d, tail) => {
             if d.count <= 0.0 {
                 return None;
             }
-            Some(Sample::Distribution(Box::new(d.take())))
+            let sample = Sample::Distribution(Box::new(d.take()));
+            *tail = d.tail();
+            Some(sample)
         }
         State::Set(members) => members.take().map(|m| Sample::Set(m.count().round())),
     }

@@ -61,26 +61,17 @@ impl Aggregator {
                     self.live.prefetch_entry(i);
                 }
             }
-            // The group's distributions, listed as they are found: the next step goes through
-            // them alone (testing every line's state again mispredicted as often as the first
-            // test, a quarter of the lines being distributions; a test of a listed one's is
-            // always right).
-            let mut dists: [usize; GROUP] = [0; GROUP];
-            let mut n_dists = 0;
+            // The entries: long identities, and a distribution's box and the end of its
+            // waiting values, which the entry points to both (reading the box to find the
+            // end waited on it: 5-8 % of the agent's CPU at 10 000 tagged series).
             for i in group.iter().filter_map(|g| g.at) {
                 self.live.prefetch_ident(i);
-                if let State::Dist(d) = &self.live.entries[i].state {
+                if let State::Dist(d, tail) = &self.live.entries[i].state {
                     // Both ends: 72 bytes may straddle two cache lines.
                     let at: *const super::Dist = &raw const **d;
                     prefetch(at);
                     prefetch(at.cast::<u8>().wrapping_add(size_of::<super::Dist>() - 1));
-                    dists[n_dists] = i;
-                    n_dists += 1;
-                }
-            }
-            for &i in &dists[..n_dists] {
-                if let State::Dist(d) = &self.live.entries[i].state {
-                    d.prefetch_tail();
+                    tail.prefetch();
                 }
             }
             for g in group.iter() {

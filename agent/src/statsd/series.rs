@@ -305,6 +305,20 @@ pub(super) struct Dist {
     pub named_scale: f64,
 }
 
+/// Where a distribution's next waiting value goes, as of its last value: an address to
+/// prefetch and nothing else, never a pointer to read through (a stale one costs a useless
+/// prefetch).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tail(usize);
+
+impl Tail {
+    /// Bring in the cache line at the address (a step of the grouped lookups).
+    #[inline(always)]
+    pub fn prefetch(self) {
+        prefetch(std::ptr::without_provenance::<f64>(self.0));
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Rest {
     weighted: Vec<(f64, f64)>,
@@ -328,13 +342,12 @@ impl Dist {
         }
     }
 
-    /// Bring in where the next waiting value goes (a step of the receive thread's grouped
-    /// lookups).
+    /// Where the next waiting value goes, for the series' entry to keep ([`Tail`]).
     #[inline(always)]
-    pub fn prefetch_tail(&self) {
-        if self.pending.capacity() > 0 {
-            prefetch(self.pending.as_ptr().wrapping_add(self.pending.len()));
-        }
+    pub fn tail(&self) -> Tail {
+        // With no buffer yet, a dangling address: a prefetch of it does nothing, and costs
+        // less than a branch.
+        Tail(self.pending.as_ptr().wrapping_add(self.pending.len()).addr())
     }
 
     /// What `Distribution::record` does, with the sketch's part deferred.
