@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use perfstore::convention::prometheus::{label_names, metric_name};
-use perfstore::{Kind, Point, Selector, SeriesInfo, TimeRange};
+use perfstore::{BucketBounds, Kind, Point, Selector, SeriesInfo, TimeRange};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -164,10 +164,16 @@ fn build(
 ) -> Batch {
     let mut b = Batch { totals: totals.clone(), ..Batch::default() };
     let ext = &cfg.external_labels;
+    // Each bound's keys, found once per batch: a sketch's buckets are then one pass of
+    // integer compares over its bins, not a power per bin and bound (`BucketBounds`).
+    let (secs, values) = (BucketBounds::new(&cfg.buckets.0), BucketBounds::new(&cfg.buckets.1));
+    let mut counts = Vec::new();
     for (s, points) in series {
         let name = metric_name(&s.key.name, s.key.kind, &s.key.unit);
         let by_step: BTreeMap<i64, &Point> = points.iter().map(|(t, p)| (*t, p)).collect();
-        let bounds: &[f64] = if s.key.unit == "s" { &cfg.buckets.0 } else { &cfg.buckets.1 };
+        let keyed = if s.key.unit == "s" { &secs } else { &values };
+        let bounds = keyed.bounds();
+        counts.resize(bounds.len(), 0.0);
         match s.key.kind {
             Kind::Gauge | Kind::Set => {
                 let samples: Vec<Sample> =
@@ -209,8 +215,9 @@ fn build(
                             tt.count += p.count;
                             tt.sum += p.sum;
                             if let Some(sk) = &p.sketch {
-                                for (i, le) in bounds.iter().enumerate() {
-                                    tt.buckets[i] += sk.count_at_most(*le);
+                                sk.counts_at_most(keyed, &mut counts);
+                                for (bucket, c) in tt.buckets.iter_mut().zip(&counts) {
+                                    *bucket += c;
                                 }
                             }
                         } else {
