@@ -96,6 +96,9 @@ fn pool(a: &Args) -> Vec<(Vec<u8>, u64)> {
     out
 }
 
+/// Datagrams per batch: the UDP listener's `recvmmsg` takes up to 64.
+const BATCH: usize = 64;
+
 fn main() {
     let a = match parse_args() {
         Ok(a) => a,
@@ -108,11 +111,13 @@ fn main() {
     let mut agg = Aggregator::new(AggregatorConfig::default(), 1_767_225_600_000, 1_000);
     let (mut done, mut since_flush, mut points) = (0u64, 0u64, 0usize);
     'outer: loop {
-        for (d, n) in &pool {
+        // In batches, as the UDP listener hands over what one `recvmmsg` brought.
+        for batch in pool.chunks(BATCH) {
             if done >= a.lines {
                 break 'outer;
             }
-            agg.ingest_datagram(black_box(d));
+            agg.ingest_batch(black_box(batch).iter().map(|(d, _)| Some(d.as_slice())));
+            let n: u64 = batch.iter().map(|(_, n)| n).sum();
             done += n;
             since_flush += n;
             if since_flush >= a.per_flush {

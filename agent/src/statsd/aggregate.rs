@@ -265,20 +265,37 @@ impl Aggregator {
     /// A line of a series already held, in a common shape, takes the fast path (split on
     /// bytes, one hash lookup, no allocation); every other line goes through
     /// [`parse_line`], the reference, which also validates a new series once.
-    ///
-    /// From `GROUPED_FROM_SERIES` (1024) series on, lines are taken 16 at a time (`GROUP`), and
-    /// each step of their lookups is done for the whole group before the next, each step
-    /// prefetching what the next one reads (index slot, identity and state, a
-    /// distribution's values). The series then no longer fit in the CPU's caches and every
-    /// step is a cache miss; this way a group's misses overlap. The lines are still applied
-    /// one by one in order, and a lookup that a line of the same group could have changed
-    /// (a series it created) is done again then. With fewer series everything is in cache
-    /// and the steps would only add instructions, so each line is looked up at once.
     pub fn ingest_datagram(&mut self, buf: &[u8]) {
+        self.ingest_batch(std::iter::once(Some(buf)));
+    }
+
+    /// [`Aggregator::ingest_datagram`] for each datagram of a batch, in order; `None` is one
+    /// cut short by its buffer, dropped whole and counted as `truncated`.
+    ///
+    /// From `GROUPED_FROM_SERIES` (1024) series on, lines are taken 16 at a time (`GROUP`),
+    /// each group's lookups in steps, each step prefetching what the next one reads (index
+    /// slot, entry, a distribution's values). The series then no longer fit in the CPU's
+    /// caches and every step is a cache miss; this way a group's misses overlap. The steps
+    /// run a round apart, four groups in flight across the batch's datagrams, so that what
+    /// a step brings in has arrived when the next one reads it. The lines are still applied
+    /// one by one in order, and a lookup that a line before could have changed (a series it
+    /// created) is done again then. With fewer series everything is in cache and the steps
+    /// would only add instructions, so each line is looked up at once.
+    pub fn ingest_batch<'a>(&mut self, datagrams: impl Iterator<Item = Option<&'a [u8]>>) {
         if self.live.len() >= self.grouped_from {
-            self.ingest_grouped(buf);
+            self.ingest_grouped(datagrams.fuse());
             return;
         }
+        for d in datagrams {
+            match d {
+                Some(buf) => self.ingest_each(buf),
+                None => self.count_drop("truncated"),
+            }
+        }
+    }
+
+    /// [`Aggregator::ingest_datagram`] for few series: each line looked up at once.
+    fn ingest_each(&mut self, buf: &[u8]) {
         let mut rest = buf;
         while !rest.is_empty() {
             // One pass finds the line's end and where its name and type start.

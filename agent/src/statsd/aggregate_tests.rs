@@ -174,3 +174,23 @@ fn backfilled_series_give_back_their_place_under_the_name_limit() {
     assert_eq!(by_name(&a.flush(), "late").len(), 2, "both live series taken");
     assert_eq!(a.stats().dropped.get("cardinality_per_name"), None);
 }
+
+#[test]
+fn a_batch_counts_a_truncated_datagram_and_takes_the_others_around_it() {
+    for grouped in [false, true] {
+        let mut a = agg();
+        if grouped {
+            a.always_grouped();
+        }
+        // More lines than the groups in flight hold, on both sides of the cut datagram.
+        let before: String = (0..70).map(|i| format!("before.{}:1|c\n", i % 7)).collect();
+        let after: String = (0..70).map(|i| format!("after:{i}|g\n")).collect();
+        a.ingest_batch([Some(before.as_bytes()), None, Some(after.as_bytes()), None].into_iter());
+        assert_eq!(a.stats().dropped.get("truncated"), Some(&2), "grouped: {grouped}");
+        assert_eq!(a.stats().lines, 140, "grouped: {grouped}");
+        let f = a.flush();
+        assert_eq!(one(&f, "before.3"), Sample::Counter(10.0), "grouped: {grouped}");
+        // The last value in the order received.
+        assert_eq!(one(&f, "after"), Sample::Gauge { last: 69.0, min: 0.0, max: 69.0 }, "grouped: {grouped}");
+    }
+}

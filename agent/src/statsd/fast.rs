@@ -570,8 +570,9 @@ mod tests {
         ]
     }
 
-    /// Flushes and counts of `datagrams` through the three ways in: one line at a time, in
-    /// groups, and the reference parser alone.
+    /// Flushes and counts of `datagrams` through the four ways in: one line at a time, in
+    /// groups a datagram at a time, in groups across the datagrams of a batch (as
+    /// `recvmmsg` hands them over), and the reference parser alone.
     fn same_through_either_path(datagrams: &[Vec<String>]) -> Result<(), TestCaseError> {
         use super::super::aggregate::{Aggregator, AggregatorConfig, Flush};
         // Two spellings of one series (`x,k=v` and `x,k=v,`) are two slots whose points
@@ -589,16 +590,26 @@ mod tests {
         let mut fast = Aggregator::new(cfg.clone(), t0, 10_000);
         let mut grouped = Aggregator::new(cfg.clone(), t0, 10_000);
         grouped.always_grouped();
+        let mut batched = Aggregator::new(cfg.clone(), t0, 10_000);
+        batched.always_grouped();
         let mut slow = Aggregator::new(cfg, t0, 10_000);
+        let mut batch = Vec::new();
         for (i, d) in datagrams.iter().enumerate() {
             let buf = d.join("\n");
             fast.ingest_datagram(buf.as_bytes());
             grouped.ingest_datagram(buf.as_bytes());
             slow.ingest_datagram_reference(buf.as_bytes());
+            batch.push(buf);
+            if i % 4 == 3 || i + 1 == datagrams.len() {
+                batched.ingest_batch(std::mem::take(&mut batch).iter().map(|b| Some(b.as_bytes())));
+            }
             if i % 4 == 3 {
                 let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
                 prop_assert_eq!(points(&a), points(&b));
                 prop_assert_eq!(points(&g), points(&b));
+                let c = batched.flush();
+                prop_assert_eq!(points(&c), points(&b));
+                prop_assert_eq!(c.events, b.events.clone());
                 prop_assert_eq!(a.events, b.events.clone());
                 prop_assert_eq!(g.events, b.events);
             }
@@ -606,10 +617,14 @@ mod tests {
         let (a, g, b) = (fast.flush(), grouped.flush(), slow.flush());
         prop_assert_eq!(points(&a), points(&b));
         prop_assert_eq!(points(&g), points(&b));
+        let c = batched.flush();
+        prop_assert_eq!(points(&c), points(&b));
+        prop_assert_eq!(c.events, b.events.clone());
         prop_assert_eq!(a.events, b.events.clone());
         prop_assert_eq!(g.events, b.events);
         prop_assert_eq!(fast.stats(), slow.stats());
         prop_assert_eq!(grouped.stats(), slow.stats());
+        prop_assert_eq!(batched.stats(), slow.stats());
         Ok(())
     }
 

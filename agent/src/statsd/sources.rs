@@ -211,12 +211,7 @@ impl Sources {
             match self.batch.recv(&self.udp.socket) {
                 Ok(0) => break,
                 Ok(n) => {
-                    for i in 0..n {
-                        match self.batch.datagram(i) {
-                            Some(d) => agg.ingest_datagram(d),
-                            None => agg.count_drop("truncated"),
-                        }
-                    }
+                    agg.ingest_batch((0..n).map(|i| self.batch.datagram(i)));
                     reads += n;
                 }
                 Err(e) => {
