@@ -286,6 +286,10 @@ fn register_each<'k>(
     let keys = keys.into_iter();
     let mut out = Vec::with_capacity(keys.size_hint().0);
     let mut buf = Vec::new();
+    // Label sets' ids met in this call: new series mostly repeat a few sets (a host's or a
+    // service's tags), and each set costs two statements the first time only. (Sets are
+    // never deleted, and nothing else writes inside this transaction.)
+    let mut labelsets: HashMap<String, i64> = HashMap::new();
     for key in keys {
         identity(&mut buf, &key.name, key.labels());
         if let Some((id, kind)) = registry.find(&buf) {
@@ -307,9 +311,17 @@ fn register_each<'k>(
             continue;
         }
         let labels = key.labels_text();
-        tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")?.execute([&labels])?;
-        let labelset: i64 =
-            tx.prepare_cached("SELECT id FROM labelset WHERE labels = ?1")?.query_row([&labels], |r| r.get(0))?;
+        let labelset = match labelsets.get(&labels) {
+            Some(&id) => id,
+            None => {
+                tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")?.execute([&labels])?;
+                let id: i64 = tx
+                    .prepare_cached("SELECT id FROM labelset WHERE labels = ?1")?
+                    .query_row([&labels], |r| r.get(0))?;
+                labelsets.insert(labels, id);
+                id
+            }
+        };
         tx.prepare_cached(
             "INSERT INTO series (name, kind, unit, labelset_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?

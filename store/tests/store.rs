@@ -743,6 +743,43 @@ fn labels_are_sorted_interned_and_matchable() {
 }
 
 #[test]
+fn a_batch_of_series_sharing_label_sets_keeps_each_ones_labels() {
+    let (_d, path) = tmp();
+    let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
+    // Three label sets over twelve series, registered in one call, as a flush's new series are.
+    let keys: Vec<SeriesKey> = (0..12)
+        .map(|i| SeriesKey::new("api", &format!("op.{}", i / 3), Kind::Counter).label("t", &format!("v{}", i % 3)))
+        .collect();
+    let ids: Vec<SeriesId> = w
+        .register_all(&keys, T0)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            Registration::Registered(id) => id,
+            Registration::Rejected(r) => panic!("rejected: {r:?}"),
+        })
+        .collect();
+    {
+        let snap = w.snapshot().unwrap();
+        for v in 0..3 {
+            let sel = Selector::parse(&format!(r#"{{t="v{v}"}}"#)).unwrap();
+            let mut names: Vec<String> = snap.series(&sel).unwrap().iter().map(|s| s.key.name.to_string()).collect();
+            names.sort();
+            assert_eq!(names, ["op.0", "op.1", "op.2", "op.3"], "t=v{v}");
+        }
+    }
+    // Registering the same keys again, one by one, finds the same series.
+    for (key, id) in keys.iter().zip(&ids) {
+        assert_eq!(reg(&mut w, key), *id, "{key}");
+    }
+    let labelsets: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM labelset", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(labelsets, 3);
+}
+
+#[test]
 fn profiles_dedupe_stacks_and_merge_over_windows() {
     let (_d, path) = tmp();
     let mut w = Writer::open(&path, StoreOptions::default()).unwrap();
