@@ -37,6 +37,22 @@ fn reg(w: &mut Writer, key: &SeriesKey) -> SeriesId {
     }
 }
 
+/// [`reg`] for a batch of keys, registered in one call.
+fn reg_all(w: &mut Writer, keys: &[SeriesKey]) -> Vec<SeriesId> {
+    let registered = w.register_all(keys, T0).expect("register_all");
+    let ids = registered.into_iter().zip(keys).map(|(r, key)| match r {
+        Registration::Registered(id) => id,
+        Registration::Rejected(r) => panic!("{key} rejected: {r:?}"),
+    });
+    ids.collect()
+}
+
+/// Label sets stored in the database at `path`.
+fn labelsets(path: &Path) -> i64 {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.query_row("SELECT count(*) FROM labelset", [], |r| r.get(0)).unwrap()
+}
+
 fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).expect("read file")
 }
@@ -636,15 +652,7 @@ fn a_series_keeps_its_id_within_a_batch_and_across_a_restart_and_no_two_keys_sha
         SeriesKey::new("api", "abcd", Kind::Counter),
         SeriesKey::new("api", "ab", Kind::Counter).label("c", "d"),
     ];
-    let ids: Vec<SeriesId> = w
-        .register_all(&keys, T0)
-        .unwrap()
-        .into_iter()
-        .map(|r| match r {
-            Registration::Registered(id) => id,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let ids = reg_all(&mut w, &keys);
     assert_eq!(ids[4], ids[0], "a key given twice in one batch is one series");
     let distinct: std::collections::BTreeSet<_> = ids[..4].iter().collect();
     assert_eq!(distinct.len(), 4, "{ids:?}");
@@ -735,11 +743,7 @@ fn labels_are_sorted_interned_and_matchable() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].key.labels().next().map(|(k, _)| k).unwrap_or_default(), "cache", "labels come back sorted");
     assert_eq!(snap.label_values(&Selector::default(), "service").unwrap(), ["api", "batch"]);
-    let labelsets: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM labelset", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(labelsets, 3);
+    assert_eq!(labelsets(&path), 3);
 }
 
 #[test]
@@ -750,15 +754,7 @@ fn a_batch_of_series_sharing_label_sets_keeps_each_ones_labels() {
     let keys: Vec<SeriesKey> = (0..12)
         .map(|i| SeriesKey::new("api", &format!("op.{}", i / 3), Kind::Counter).label("t", &format!("v{}", i % 3)))
         .collect();
-    let ids: Vec<SeriesId> = w
-        .register_all(&keys, T0)
-        .unwrap()
-        .into_iter()
-        .map(|r| match r {
-            Registration::Registered(id) => id,
-            Registration::Rejected(r) => panic!("rejected: {r:?}"),
-        })
-        .collect();
+    let ids = reg_all(&mut w, &keys);
     {
         let snap = w.snapshot().unwrap();
         for v in 0..3 {
@@ -772,11 +768,7 @@ fn a_batch_of_series_sharing_label_sets_keeps_each_ones_labels() {
     for (key, id) in keys.iter().zip(&ids) {
         assert_eq!(reg(&mut w, key), *id, "{key}");
     }
-    let labelsets: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM labelset", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(labelsets, 3);
+    assert_eq!(labelsets(&path), 3);
 }
 
 #[test]
