@@ -89,7 +89,7 @@ impl Aggregator {
                     continue;
                 }
                 // One pass finds the line's end and where its name and type start. (The same
-                // cutting as `ingest_datagram`'s: a shared helper cost 3–13 instructions a line.)
+                // cutting as `ingest_each`'s: a shared helper cost 3–13 instructions a line.)
                 let (end, colon_bar) = fast::scan(rest);
                 let line = &rest[..end];
                 rest = rest.get(end + 1..).unwrap_or_default();
