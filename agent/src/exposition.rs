@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use perfstore::convention::prometheus::{escape_help, escape_label_value, label_names, metric_name};
+use perfstore::convention::prometheus::{escape_help, label_names, metric_name, push_label_value};
 use perfstore::{BucketBounds, Kind, Sample, SeriesKey, SharedStr};
 
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
@@ -27,16 +27,49 @@ pub const DURATION_BUCKETS: [f64; 13] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.2
 /// Histogram buckets for other distributions (batch sizes, payload counts).
 pub const VALUE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 
-/// [`DURATION_BUCKETS`] and [`VALUE_BUCKETS`] with the sketch keys under each bound, worked
-/// out once.
-static DURATION_BOUNDS: LazyLock<BucketBounds> = LazyLock::new(|| BucketBounds::new(&DURATION_BUCKETS));
-static VALUE_BOUNDS: LazyLock<BucketBounds> = LazyLock::new(|| BucketBounds::new(&VALUE_BUCKETS));
+/// [`DURATION_BUCKETS`] and [`VALUE_BUCKETS`] as a render needs them, worked out once.
+static DURATION_BOUNDS: LazyLock<Buckets> = LazyLock::new(|| Buckets::new(&DURATION_BUCKETS));
+static VALUE_BOUNDS: LazyLock<Buckets> = LazyLock::new(|| Buckets::new(&VALUE_BUCKETS));
 
-fn labels(key: &SeriesKey) -> String {
+/// A bucket list: the sketch keys under each bound, and each bound as `le` shows it, then
+/// `+Inf`.
+struct Buckets {
+    keys: BucketBounds,
+    le: Vec<String>,
+}
+
+impl Buckets {
+    fn new(bounds: &[f64]) -> Self {
+        let mut le: Vec<String> = bounds
+            .iter()
+            .map(|&b| {
+                let mut s = String::new();
+                push_num(&mut s, b);
+                s
+            })
+            .collect();
+        le.push("+Inf".to_owned());
+        Self { keys: BucketBounds::new(bounds), le }
+    }
+
+    /// Bounds, `+Inf` apart.
+    fn len(&self) -> usize {
+        self.le.len() - 1
+    }
+}
+
+/// A series' labels, `{a="x",b="y"` without the closing brace (so that a bucket line can
+/// add `le`), or nothing for none, written over `out`.
+fn open_labels(out: &mut String, key: &SeriesKey) {
+    out.clear();
     let names = label_names(key.labels().map(|(k, _)| k));
-    let parts: Vec<String> =
-        names.iter().zip(key.labels()).map(|(n, (_, v))| format!("{n}=\"{}\"", escape_label_value(v))).collect();
-    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+    for (n, (_, v)) in names.iter().zip(key.labels()) {
+        out.push(if out.is_empty() { '{' } else { ',' });
+        out.push_str(n);
+        out.push_str("=\"");
+        push_label_value(out, v);
+        out.push('"');
+    }
 }
 
 /// The hash `/metrics` finds a slot by from the address of its key.
@@ -44,13 +77,19 @@ fn ptr_hash(hasher: &foldhash::fast::RandomState, key: &Arc<SeriesKey>) -> u64 {
     hasher.hash_one(Arc::as_ptr(key) as usize)
 }
 
-fn num(v: f64) -> String {
+/// A sample value: whole numbers (counts, most counters) as integers, the rest as Rust's
+/// shortest round-trip form, which both read back to the same `f64`.
+fn push_num(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        // Exact: the value is whole and well inside i64 (and f64's integers).
+        #[allow(clippy::cast_possible_truncation)]
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -69,7 +108,7 @@ enum Value {
 /// ([`bounds_of`]).
 #[derive(Debug, Clone)]
 struct Hist {
-    /// Events at or under each bound (the first `bounds_of(key).bounds().len()`).
+    /// Events at or under each bound (the first `bounds_of(key).len()`).
     buckets: [f64; MAX_BUCKETS],
     count: f64,
     sum: f64,
@@ -79,8 +118,59 @@ struct Hist {
 const MAX_BUCKETS: usize =
     if DURATION_BUCKETS.len() > VALUE_BUCKETS.len() { DURATION_BUCKETS.len() } else { VALUE_BUCKETS.len() };
 
-/// A family's series, in order.
-type Members = Vec<(Arc<SeriesKey>, Value)>;
+/// The order `/metrics` shows the series in: by family name, then by key. Sorting 10 000
+/// keys took a quarter of a scrape, and the order changes only when a series is added (a
+/// returning series' key is an equal one), so the first page after an addition works it
+/// out, outside the lock, and leaves it here for the pages after it.
+#[derive(Debug, Default)]
+struct Layout {
+    /// Slots it covers: the series' count when it was worked out.
+    slots: usize,
+    families: Vec<Family>,
+    /// Series left out because their family's name is another kind's.
+    collisions: u64,
+}
+
+/// A family: its name, kind, the StatsD name it came from, and its series' slots in order.
+#[derive(Debug)]
+struct Family {
+    name: String,
+    kind: Kind,
+    source: SharedStr,
+    slots: Vec<u32>,
+}
+
+impl Layout {
+    fn of(series: &[(Arc<SeriesKey>, Value)]) -> Self {
+        let mut order: Vec<u32> = (0..series.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| series[a as usize].0.cmp(&series[b as usize].0));
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        let mut collisions = 0;
+        for slot in order {
+            let key = &series[slot as usize].0;
+            let name = metric_name(&key.name, key.kind, &key.unit);
+            let family = families.entry(name).or_insert_with_key(|name| Family {
+                name: name.clone(),
+                kind: key.kind,
+                source: key.name.clone(),
+                slots: Vec::new(),
+            });
+            if family.kind == key.kind {
+                family.slots.push(slot);
+            } else {
+                collisions += 1;
+            }
+        }
+        Self { slots: series.len(), families: families.into_values().collect(), collisions }
+    }
+}
+
+/// Where a [`Page`] gets its layout: the one kept, or the cell to leave the one it works out.
+#[derive(Debug)]
+enum PageLayout {
+    Kept(Arc<Layout>),
+    ToWorkOut(Arc<Mutex<Arc<Layout>>>),
+}
 
 /// Bytes of a piece of the page: big enough that the pieces cost nothing, small enough that
 /// a page of 100 000 series is never held whole (40 MB).
@@ -105,6 +195,8 @@ pub struct Exposition {
     alerts: String,
     /// The remote-write families, rendered by `crate::remote_write`.
     remote_write: String,
+    /// The latest order worked out, shared with the pages that work it out.
+    layout: Arc<Mutex<Arc<Layout>>>,
 }
 
 impl Exposition {
@@ -127,9 +219,9 @@ impl Exposition {
                     if let Value::Histogram(h) = v {
                         let h = Arc::make_mut(h);
                         let bounds = bounds_of(key);
-                        let n = bounds.bounds().len();
+                        let n = bounds.len();
                         let mut counts = [0.0; MAX_BUCKETS];
-                        d.sketch.counts_at_most(bounds, &mut counts[..n]);
+                        d.sketch.counts_at_most(&bounds.keys, &mut counts[..n]);
                         for (bucket, c) in h.buckets.iter_mut().zip(&counts[..n]) {
                             *bucket += c;
                         }
@@ -205,16 +297,23 @@ impl Exposition {
 
     /// The page as of now, to render a piece at a time without the lock: the agent's own
     /// families and a copy of every series (its shared key and its value, not its text).
-    /// Ordering and grouping the series wait for the first piece after the head, so the
-    /// lock is held only for the copy.
+    /// When series were added since the last order was worked out, the first piece after
+    /// the head works it out, so the lock is held only for the copy.
     pub fn page(&self) -> Page {
+        let kept = self.layout.lock().map(|l| Arc::clone(&l)).unwrap_or_default();
+        let layout = if kept.slots == self.series.len() {
+            PageLayout::Kept(kept)
+        } else {
+            PageLayout::ToWorkOut(Arc::clone(&self.layout))
+        };
         Page {
             head: Some([self.own.as_str(), &self.alerts, &self.remote_write].concat()),
-            ungrouped: Some(self.series.clone()),
-            families: BTreeMap::new().into_iter(),
-            current: None,
-            collisions: 0,
+            series: self.series.clone(),
+            layout,
+            family: 0,
+            at: 0,
             done: false,
+            labels: String::new(),
         }
     }
 
@@ -230,32 +329,34 @@ impl Exposition {
 #[derive(Debug)]
 pub struct Page {
     head: Option<String>,
-    /// The series as copied, until the first piece after the head groups them.
-    ungrouped: Option<Members>,
-    /// Families by name: their kind, the StatsD name they came from, and their series.
-    families: std::collections::btree_map::IntoIter<String, (Kind, SharedStr, Members)>,
-    /// The family being rendered, its series, and how many of them are.
-    current: Option<(String, Members, usize)>,
-    /// Series left out because their family's name is another kind's.
-    collisions: u64,
+    /// The series as copied, by slot.
+    series: Vec<(Arc<SeriesKey>, Value)>,
+    layout: PageLayout,
+    /// The family being rendered, and how many of its series are.
+    family: usize,
+    at: usize,
     done: bool,
+    /// The labels of the series being rendered (scratch space).
+    labels: String,
 }
 
 impl Page {
-    /// Order the series by key and group them by family name.
-    fn group(&mut self, mut series: Members) {
-        series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut families: BTreeMap<String, (Kind, SharedStr, Members)> = BTreeMap::new();
-        for (key, value) in series {
-            let family = metric_name(&key.name, key.kind, &key.unit);
-            let entry = families.entry(family).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
-            if entry.0 == key.kind {
-                entry.2.push((key, value));
-            } else {
-                self.collisions += 1;
+    /// The order, worked out now if it was not kept.
+    fn layout(&mut self) -> Arc<Layout> {
+        match &self.layout {
+            PageLayout::Kept(layout) => Arc::clone(layout),
+            PageLayout::ToWorkOut(cell) => {
+                let layout = Arc::new(Layout::of(&self.series));
+                if let Ok(mut kept) = cell.lock() {
+                    // A page taken later may have left a newer one.
+                    if kept.slots < layout.slots {
+                        *kept = Arc::clone(&layout);
+                    }
+                }
+                self.layout = PageLayout::Kept(Arc::clone(&layout));
+                layout
             }
         }
-        self.families = families.into_iter();
     }
 }
 
@@ -266,38 +367,31 @@ impl Iterator for Page {
         if let Some(head) = self.head.take() {
             return Some(head);
         }
-        if let Some(series) = self.ungrouped.take() {
-            self.group(series);
-        }
         if self.done {
             return None;
         }
+        let layout = self.layout();
         let mut out = String::with_capacity(PIECE + 4096);
         while out.len() < PIECE {
-            let Some((family, members, at)) = &mut self.current else {
-                match self.families.next() {
-                    Some((family, (kind, source, members))) => {
-                        render_header(&mut out, &family, kind, &source);
-                        self.current = Some((family, members, 0));
-                        continue;
-                    }
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            "# HELP perfagent_name_collisions_total Series left out of /metrics because their name collides with another type after sanitising.\n# TYPE perfagent_name_collisions_total counter\nperfagent_name_collisions_total {}",
-                            self.collisions
-                        );
-                        self.done = true;
-                        break;
-                    }
-                }
+            let Some(family) = layout.families.get(self.family) else {
+                let _ = writeln!(
+                    out,
+                    "# HELP perfagent_name_collisions_total Series left out of /metrics because their name collides with another type after sanitising.\n# TYPE perfagent_name_collisions_total counter\nperfagent_name_collisions_total {}",
+                    layout.collisions
+                );
+                self.done = true;
+                break;
             };
-            match members.get(*at) {
-                Some((key, value)) => {
-                    render_series(&mut out, family, key, value);
-                    *at += 1;
+            if self.at == 0 {
+                render_header(&mut out, &family.name, family.kind, &family.source);
+            }
+            match family.slots.get(self.at) {
+                Some(&slot) => {
+                    let (key, value) = &self.series[slot as usize];
+                    render_series(&mut out, &mut self.labels, &family.name, key, value);
+                    self.at += 1;
                 }
-                None => self.current = None,
+                None => (self.family, self.at) = (self.family + 1, 0),
             }
         }
         Some(out)
@@ -317,30 +411,41 @@ fn render_header(out: &mut String, family: &str, kind: Kind, source: &str) {
 
 /// A histogram's bucket bounds: durations' for seconds, else values'. A slot's key changes
 /// only for an equal one, so its bounds never change.
-fn bounds_of(key: &SeriesKey) -> &'static BucketBounds {
+fn bounds_of(key: &SeriesKey) -> &'static Buckets {
     if &*key.unit == "s" { &DURATION_BOUNDS } else { &VALUE_BOUNDS }
 }
 
-/// One series' lines.
-fn render_series(out: &mut String, family: &str, key: &SeriesKey, value: &Value) {
-    // The series' labels once; a bucket line adds `le` before the closing brace.
-    let base = labels(key);
-    match value {
-        Value::Counter(v) | Value::Gauge(v) => {
-            let _ = writeln!(out, "{family}{base} {}", num(*v));
+/// One series' lines. `labels` is scratch space, kept to save an allocation a series.
+fn render_series(out: &mut String, labels: &mut String, family: &str, key: &SeriesKey, value: &Value) {
+    open_labels(labels, key);
+    let sample = |out: &mut String, suffix: &str, v: f64| {
+        out.push_str(family);
+        out.push_str(suffix);
+        out.push_str(labels);
+        if !labels.is_empty() {
+            out.push('}');
         }
+        out.push(' ');
+        push_num(out, v);
+        out.push('\n');
+    };
+    match value {
+        Value::Counter(v) | Value::Gauge(v) => sample(out, "", *v),
         Value::Histogram(h) => {
             let Hist { buckets, count, sum } = &**h;
-            let with_le = match base.strip_suffix('}') {
-                Some(open) => format!("{open},le=\""),
-                None => "{le=\"".to_owned(),
-            };
-            for (b, c) in bounds_of(key).bounds().iter().zip(buckets) {
-                let _ = writeln!(out, "{family}_bucket{with_le}{}\"}} {}", num(*b), num(c.min(*count)));
+            let bounds = bounds_of(key);
+            for (le, c) in bounds.le.iter().zip(buckets[..bounds.len()].iter().chain([count])) {
+                out.push_str(family);
+                out.push_str("_bucket");
+                out.push_str(labels);
+                out.push_str(if labels.is_empty() { "{le=\"" } else { ",le=\"" });
+                out.push_str(le);
+                out.push_str("\"} ");
+                push_num(out, c.min(*count));
+                out.push('\n');
             }
-            let _ = writeln!(out, "{family}_bucket{with_le}+Inf\"}} {}", num(*count));
-            let _ = writeln!(out, "{family}_sum{base} {}", num(*sum));
-            let _ = writeln!(out, "{family}_count{base} {}", num(*count));
+            sample(out, "_sum", *sum);
+            sample(out, "_count", *count);
         }
     }
 }
@@ -415,6 +520,39 @@ mod tests {
             assert!(p.len() < PIECE + 4096, "{}", p.len());
             assert!(p.ends_with('\n'));
         }
+    }
+
+    #[test]
+    fn a_series_added_after_a_scrape_takes_its_place_in_the_next() {
+        let mut e = Exposition::default();
+        let counter = |name: &str, op: &str| Arc::new(SeriesKey::new("api", name, Kind::Counter).label("op", op));
+        e.add(&[
+            (counter("op.calls", "b"), 0, Sample::Counter(1.0)),
+            (counter("op.zzz", "a"), 0, Sample::Counter(1.0)),
+        ]);
+        let first = e.render();
+        assert_eq!(e.layout.lock().unwrap().slots, 2, "the order is kept for the next page");
+        // One that sorts first in its family, and a new family between the two.
+        e.add(&[
+            (counter("op.calls", "a"), 10, Sample::Counter(5.0)),
+            (counter("op.m", "a"), 10, Sample::Counter(7.0)),
+        ]);
+        let second = e.render();
+        assert_ne!(first, second);
+        let lines: Vec<&str> = second.lines().filter(|l| l.starts_with("op_")).collect();
+        assert_eq!(
+            lines,
+            [
+                "op_calls_total{op=\"a\",service=\"api\"} 5",
+                "op_calls_total{op=\"b\",service=\"api\"} 1",
+                "op_m_total{op=\"a\",service=\"api\"} 7",
+                "op_zzz_total{op=\"a\",service=\"api\"} 1",
+            ]
+        );
+        // Values move on; the kept order shows them.
+        e.add(&[(counter("op.m", "a"), 20, Sample::Counter(1.0))]);
+        assert!(e.render().contains("op_m_total{op=\"a\",service=\"api\"} 8\n"));
+        assert_eq!(e.render().matches("# TYPE ").count(), 4, "three families and the collisions counter");
     }
 
     #[test]

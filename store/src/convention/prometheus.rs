@@ -83,6 +83,17 @@ pub fn label_names<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 /// characters become `?`.
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
+    push_label_value(&mut out, v);
+    out
+}
+
+/// [`escape_label_value`] onto the end of `out`, for a renderer writing a page: a value
+/// with nothing to escape, the usual one, is copied whole.
+pub fn push_label_value(out: &mut String, v: &str) {
+    if !v.bytes().any(|b| b == b'\\' || b == b'"' || b.is_ascii_control() || b >= 0x80) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -94,7 +105,6 @@ pub fn escape_label_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// HELP text escaped for the text formats: `\` and line feeds (quotes stay as they are).
