@@ -51,6 +51,7 @@ fn main() {
         .enumerate()
         .map(|(i, &k)| SeriesKey::new("bench", &format!("m{}", i % 100), k).label("t", &format!("v{}", i / 100)))
         .collect();
+    let t = Instant::now();
     let ids: Vec<_> = w
         .register_all(&keys, T0)
         .unwrap()
@@ -60,6 +61,7 @@ fn main() {
             Registration::Rejected(r) => panic!("{r:?}"),
         })
         .collect();
+    let register_ms = t.elapsed().as_secs_f64() * 1000.0;
     let steps = (minutes as i64 * 60_000 / step) as usize;
     let mut times = Vec::with_capacity(steps);
     let (mut maintenance_ms, mut next_maintenance) = (0.0, T0 + 60_000);
@@ -102,6 +104,11 @@ fn main() {
     }
     let mode = if direct { "heads rewritten every flush" } else { "recent log" };
     println!("{series} series, one flush every {step} ms, {values} values per distribution point, {mode}");
+    println!(
+        "registering them: {register_ms:.1} ms ({:.2} µs a series); the first flush: {:.1} ms",
+        register_ms * 1000.0 / series as f64,
+        times.first().copied().unwrap_or_default()
+    );
     println!("{:>12} {:>16} {:>18}", "head fill", "median ms/flush", "µs per series");
     let mut at = 1;
     while at <= steps {

@@ -138,12 +138,9 @@ const SHARED_LABEL_SETS: usize = 16_384;
 /// The identity a fast line is looked up by.
 #[inline(always)]
 fn ident_of<'a>(f: &fast::FastLine<'a>) -> Ident<'a> {
-    let kind = match f.kind {
-        MetricType::Counter => b'c',
-        MetricType::Gauge => b'g',
-        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => b'd',
-        MetricType::Set => b's',
-    };
+    // By the type's position in `MetricType` (a `match` took 9 instructions a line, twice).
+    const BYTES: [u8; 6] = [b'c', b'g', b'd', b'd', b'd', b's'];
+    let kind = BYTES[f.kind as usize];
     debug_assert_eq!(kind, kind_byte(kind_of(f.kind)));
     Ident { name_part: f.name_part, kind, tags: f.tags }
 }

@@ -206,7 +206,7 @@ pub(super) struct Ident<'a> {
 
 impl Ident<'_> {
     /// Whether `stored` (a [`Live::ident`]) is these parts.
-    #[inline]
+    #[inline(always)]
     pub fn is(&self, stored: &[u8]) -> bool {
         let n = self.name_part.len();
         stored.len() == n + 3 + self.tags.len()
