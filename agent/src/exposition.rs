@@ -86,7 +86,6 @@ fn push_num(out: &mut String, v: f64) {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
         // Exact: the value is whole and well inside i64 (and f64's integers).
-        #[allow(clippy::cast_possible_truncation)]
         out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
         let _ = write!(out, "{v}");
