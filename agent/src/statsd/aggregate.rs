@@ -138,7 +138,8 @@ const SHARED_LABEL_SETS: usize = 16_384;
 /// The identity a fast line is looked up by.
 #[inline(always)]
 fn ident_of<'a>(f: &fast::FastLine<'a>) -> Ident<'a> {
-    // By the type's position in `MetricType` (a `match` took 9 instructions a line, twice).
+    // By the type's position in `MetricType` (the debug assertion below checks the order):
+    // 2 instructions a tagged line fewer than a `match` (callgrind, `ingest-cost`).
     const BYTES: [u8; 6] = [b'c', b'g', b'd', b'd', b'd', b's'];
     let kind = BYTES[f.kind as usize];
     debug_assert_eq!(kind, kind_byte(kind_of(f.kind)));
