@@ -37,7 +37,7 @@ pub use super::bounds::{MAX_FUTURE_MS, MAX_NAME_BYTES, MAX_TAGS_BYTES};
 use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, parse_line};
-use super::series::{Dist, Ident, LiveTable, Tail, stamp};
+use super::series::{Dist, Ident, LiveTable, stamp};
 use super::sets::Members;
 
 /// Tunables of an [`Aggregator`].
@@ -116,9 +116,9 @@ pub(super) enum State {
         min: f64,
         max: f64,
     },
-    /// A distribution, and where its next waiting value goes ([`Dist::tail`]): the receive
-    /// thread brings that in from the entry, with the box, rather than after reading the box.
-    Dist(Box<Dist>, Tail),
+    /// A distribution. Its common lines wait in the log ([`dist_log`]) and reach it a batch at
+    /// a time.
+    Dist(Box<Dist>),
     Set(Option<Box<Members>>),
 }
 
@@ -169,6 +169,8 @@ pub struct Aggregator {
     grouped_from: usize,
     /// The slow path's `name[,influx tags]`.
     scratch: Vec<u8>,
+    /// Distribution values waiting for their series.
+    dist_log: dist_log::DistLog,
     stats: Stats,
     over_limit: Option<(u64, String)>,
 }
@@ -225,6 +227,7 @@ impl Aggregator {
             flushes: 0,
             grouped_from: grouped::GROUPED_FROM_SERIES,
             scratch: Vec::with_capacity(256),
+            dist_log: dist_log::DistLog::default(),
             stats: Stats::default(),
             over_limit: None,
         }
@@ -346,6 +349,19 @@ impl Aggregator {
         let Some(i) = found else { return false };
         let entry = &mut self.live.entries[i];
         entry.last_seen = stamp(self.flushes);
+        if let State::Dist(..) = entry.state {
+            // The common distribution line waits in the log; any other applies after what
+            // waits.
+            if let (true, Value::Number(x)) = (f.rest.is_empty() && f.sample_rate == 1.0, f.first) {
+                self.stats.lines += 1;
+                if self.dist_log.push(i, x, f.kind == MetricType::Timer) {
+                    self.apply_logged();
+                }
+                return true;
+            }
+            self.apply_logged();
+        }
+        let entry = &mut self.live.entries[i];
         let weight = 1.0 / f.sample_rate;
         let limit = self.cfg.set_exact_limit;
         // Most lines carry one value: no iterator chain for them.
@@ -415,6 +431,9 @@ impl Aggregator {
                         Err(reason) => return self.refuse(reason, m),
                     },
                 };
+                if !self.dist_log.is_empty() && matches!(self.live.entries[i].state, State::Dist(..)) {
+                    self.apply_logged();
+                }
                 let entry = &mut self.live.entries[i];
                 entry.last_seen = stamp(flushes);
                 &mut entry.state
@@ -496,11 +515,7 @@ impl Aggregator {
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
             Kind::Gauge => State::Gauge { last: f64::NAN, min: f64::NAN, max: f64::NAN },
-            Kind::Distribution => {
-                let dist = Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)));
-                let tail = dist.tail();
-                State::Dist(dist, tail)
-            }
+            Kind::Distribution => State::Dist(Box::new(Dist::new(scale_of(MetricType::Distribution, m.name)))),
             Kind::Set => State::Set(None),
         };
         Ok((key, state))
@@ -535,6 +550,7 @@ impl Aggregator {
     /// Close the current interval: return its samples (and pending backfill points), reset
     /// per-interval state, expire idle series, and start the next interval.
     pub fn flush(&mut self) -> Flush {
+        self.apply_logged();
         let ts = self.interval_start_ms;
         // Backfill (timestamped lines of other intervals) in key order, then live series in
         // the order they arrived: ordering 100 000 keys by their strings was a tenth of the
@@ -629,14 +645,13 @@ fn apply<'v>(
                 *min = min.min(x);
                 *max = max.max(x);
             }
-            (State::Dist(dist, tail), Value::Number(x)) => {
+            (State::Dist(dist), Value::Number(x)) => {
                 let v = x * dist_scale(t, dist);
                 if !(weight.is_finite() && (dist.sum + v * weight).is_finite() && (dist.count + weight).is_finite()) {
                     all = false;
                     continue;
                 }
                 dist.record(v, weight);
-                *tail = dist.tail();
             }
             (State::Set(members), Value::Member(s)) => {
                 members.get_or_insert_with(|| Box::new(Members::Exact(HashSet::new()))).insert(s, exact_limit)
@@ -663,13 +678,11 @@ fn take_sample(state: &mut State) -> Option<Sample> {
             (*min, *max) = (*last, *last);
             Some(out)
         }
-        State::Dist(d, tail) => {
+        State::Dist(d) => {
             if d.count <= 0.0 {
                 return None;
             }
-            let sample = Sample::Distribution(Box::new(d.take()));
-            *tail = d.tail();
-            Some(sample)
+            Some(Sample::Distribution(Box::new(d.take())))
         }
         State::Set(members) => members.take().map(|m| Sample::Set(m.count().round())),
     }
@@ -688,6 +701,8 @@ fn parse_reason(e: ParseError) -> &'static str {
     e.as_str()
 }
 
+#[path = "dist_log.rs"]
+mod dist_log;
 #[path = "grouped.rs"]
 mod grouped;
 

@@ -1,8 +1,7 @@
 //! The receive thread's lookups for many series, a group of lines at a time, in steps that
 //! overlap (see [`Aggregator::ingest_batch`]).
 
-use super::super::index::prefetch;
-use super::{Aggregator, State, fast, ident_of};
+use super::{Aggregator, fast, ident_of};
 
 /// Lines whose lookups are done step by step together ([`Aggregator::ingest_batch`]).
 /// Enough for the misses of one step to overlap (a CPU core keeps a few dozen in flight);
@@ -53,20 +52,11 @@ impl Aggregator {
                 self.ingest_line(g.line);
             }
             lens[oldest] = 0;
-            // Step 3, two rounds ago: the entries, and what they point to: long
-            // identities, and a distribution's box and the end of its waiting values
-            // (reading the box to find the end waited on it: 5-7 % of the agent's CPU at
-            // 10 000 tagged series).
+            // Step 3, two rounds ago: the long identities the entries point to. (A
+            // distribution's values wait in the log, and its box is not read here.)
             let third = (round + 2) % STEPS;
             for i in ring[third][..lens[third]].iter().filter_map(|g| g.at) {
                 self.live.prefetch_ident(i);
-                if let State::Dist(d, tail) = &self.live.entries[i].state {
-                    // Both ends: 72 bytes may straddle two cache lines.
-                    let at: *const super::Dist = &raw const **d;
-                    prefetch(at);
-                    prefetch(at.cast::<u8>().wrapping_add(size_of::<super::Dist>() - 1));
-                    tail.prefetch();
-                }
             }
             // Step 2, the last round's: the index slots, and where they point.
             let second = (round + 3) % STEPS;

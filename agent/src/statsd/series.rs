@@ -305,20 +305,6 @@ pub(super) struct Dist {
     pub named_scale: f64,
 }
 
-/// Where a distribution's next waiting value goes, as of its last value: an address to
-/// prefetch and nothing else, never a pointer to read through (a stale one costs a useless
-/// prefetch).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Tail(usize);
-
-impl Tail {
-    /// Bring in the cache line at the address (a step of the grouped lookups).
-    #[inline(always)]
-    pub fn prefetch(self) {
-        prefetch(std::ptr::without_provenance::<f64>(self.0));
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 struct Rest {
     weighted: Vec<(f64, f64)>,
@@ -342,15 +328,8 @@ impl Dist {
         }
     }
 
-    /// Where the next waiting value goes, for the series' entry to keep ([`Tail`]).
-    #[inline(always)]
-    pub fn tail(&self) -> Tail {
-        // With no buffer yet, a dangling address: a prefetch of it does nothing, and costs
-        // less than a branch.
-        Tail(self.pending.as_ptr().wrapping_add(self.pending.len()).addr())
-    }
-
     /// What `Distribution::record` does, with the sketch's part deferred.
+    #[inline]
     pub fn record(&mut self, v: f64, weight: f64) {
         self.count += weight;
         self.sum += v * weight;
