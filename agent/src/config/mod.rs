@@ -166,12 +166,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
-fn positive(n: &str) -> Result<usize, String> {
+/// A series limit: positive, and at most [`MAX_SERIES_LIMIT`] (the receive thread numbers
+/// its series in 31 bits).
+fn series_limit(n: &str) -> Result<usize, String> {
     match n.trim().parse::<i64>() {
-        Ok(v) if v > 0 => Ok(v as usize),
-        _ => Err("expected a positive whole number".into()),
+        Ok(v) if v > 0 && v as u64 <= MAX_SERIES_LIMIT as u64 => Ok(v as usize),
+        _ => Err(format!("expected a whole number from 1 to {MAX_SERIES_LIMIT}")),
     }
 }
+
+/// The largest series limit taken: far past what memory holds (some 0.5 KiB a series), and
+/// under the 2^31 positions the receive thread's index and distribution log can name.
+pub const MAX_SERIES_LIMIT: usize = 1_000_000_000;
 
 fn addr(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| "expected an address like \"127.0.0.1:8125\"".to_string())
@@ -275,7 +281,7 @@ fn aggregation(r: &mut Resolver<'_>, flags: &Flags) -> Result<(AggregatorConfig,
     )?;
     let st: StatsdSection = r.section("statsd")?;
     let limit = |r: &mut Resolver<'_>, key, default, file, env| {
-        r.get(Key { key, default, file, env, flag: None }, positive, |v: &usize| v.to_string())
+        r.get(Key { key, default, file, env, flag: None }, series_limit, |v: &usize| v.to_string())
     };
     let max_series =
         limit(r, "statsd.max_series", d.max_series, st.max_series.as_ref(), &["PERFAGENT_STATSD_MAX_SERIES"])?;

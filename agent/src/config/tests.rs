@@ -69,6 +69,16 @@ fn bad_values_name_file_line_key_and_form() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("c.toml:2: "), "{err}");
+    // The receive thread numbers its series in 31 bits: a limit past a billion is refused.
+    let err = resolve(None, &env(&[("PERFAGENT_STATSD_MAX_SERIES", "3000000000")]), &Flags::default(), "x".into())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "PERFAGENT_STATSD_MAX_SERIES: invalid value '3000000000': expected a whole number from 1 to 1000000000"
+    );
+    let ok = resolve(None, &env(&[("PERFAGENT_STATSD_MAX_SERIES", "1000000000")]), &Flags::default(), "x".into());
+    assert!(ok.is_ok(), "the largest limit is taken");
 }
 
 #[test]

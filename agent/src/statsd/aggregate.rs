@@ -135,6 +135,10 @@ const HOST_POINTS: usize = 64;
 /// sets held are still shared).
 const SHARED_LABEL_SETS: usize = 16_384;
 
+/// Series held at most, whatever [`AggregatorConfig::max_series`] says: their positions take
+/// 31 bits in the index and the distribution log.
+const MAX_LIVE_SERIES: usize = (1 << 31) - 1;
+
 /// The identity a fast line is looked up by.
 #[inline(always)]
 fn ident_of<'a>(f: &fast::FastLine<'a>) -> Ident<'a> {
@@ -239,6 +243,12 @@ impl Aggregator {
         self.grouped_from = 0;
     }
 
+    /// Look each line up at once whatever the number of series (tests of that path).
+    #[cfg(test)]
+    pub(super) fn never_grouped(&mut self) {
+        self.grouped_from = usize::MAX;
+    }
+
     /// Counters of what was taken and dropped.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -275,7 +285,7 @@ impl Aggregator {
     ///
     /// From `GROUPED_FROM_SERIES` (1024) series on, lines are taken 16 at a time (`GROUP`),
     /// each group's lookups in steps, each step prefetching what the next one reads (index
-    /// slot, entry, a distribution's values). The series then no longer fit in the CPU's
+    /// slot, entry, a long identity). The series then no longer fit in the CPU's
     /// caches and every step is a cache miss; this way a group's misses overlap. The steps
     /// run a round apart, four groups in flight across the batch's datagrams, so that what
     /// a step brings in has arrived when the next one reads it. The lines are still applied
@@ -498,7 +508,9 @@ impl Aggregator {
         if in_name >= self.cfg.max_series_per_name {
             return Err("cardinality_per_name");
         }
-        if self.live.len() + self.backfill.len() >= self.cfg.max_series {
+        // Whatever the configured limit, positions stay in the 31 bits the index and the
+        // distribution log keep them in.
+        if self.live.len() + self.backfill.len() >= self.cfg.max_series.min(MAX_LIVE_SERIES) {
             return Err("cardinality_total");
         }
         let scale = scale_of(m.kind, m.name);

@@ -50,7 +50,8 @@ impl DistLog {
     /// and must be applied.
     #[inline(always)]
     pub fn push(&mut self, at: usize, x: f64, timer: bool) -> bool {
-        // Places stay under the cardinality limit (100 000 by default), far below the flag.
+        // Places stay under the series limit, at most a billion (`MAX_SERIES_LIMIT` in the
+        // configuration), below the flag.
         debug_assert!(at < TIMER as usize);
         self.at.push(at as u32 | if timer { TIMER } else { 0 });
         self.values.push(x);
@@ -104,8 +105,8 @@ impl Aggregator {
         }
         let mut start = 0;
         for (j, &s) in log.touched.iter().enumerate() {
-            // Brought in ahead: the entry 16 series on, and the box and values' end of the one 8
-            // on (its entry arrived 8 series ago).
+            // Brought in ahead: the entry 16 series on, and the box of the one 8 on (its entry
+            // arrived 8 series ago).
             if let Some(&far) = log.touched.get(j + 16) {
                 live.prefetch_entry(far as usize);
             }
@@ -125,7 +126,9 @@ impl Aggregator {
             };
             for (k, &x) in (from..).zip(values) {
                 let timer = log.timers[k / 64] >> (k % 64) & 1 != 0;
-                // As `apply` does for a value of weight 1.
+                // As `apply` does for a value of weight 1. (A logged value has at most 15
+                // digits, and no finite sum reaches infinity by adding it; the check keeps
+                // the two paths the same whatever comes.)
                 let v = x * if timer { 0.001 } else { dist.named_scale };
                 if (dist.sum + v).is_finite() && (dist.count + 1.0).is_finite() {
                     dist.record(v, 1.0);
