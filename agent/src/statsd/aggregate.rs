@@ -22,11 +22,11 @@
 //! Nothing here panics on input. A line that cannot be taken is counted in [`Stats`] under a
 //! bounded reason (parse errors, cardinality limits, the backfill bound) and skipped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use perfstore::convention::{self, tag};
-use perfstore::{Event, Kind, LabelSets, Sample, SeriesKey, SharedStr};
+use perfstore::{Event, Kind, LabelSets, SeriesKey, SharedStr};
 /// Maps keyed by bytes from the network hash with a per-process random seed, so nobody can
 /// precompute colliding keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -38,7 +38,7 @@ use super::fast;
 pub use super::flush::{Flush, HeldBytes};
 use super::parser::{EventLine, Line, MetricLine, MetricType, ParseError, Value, parse_line};
 use super::series::{Dist, Ident, LiveTable, stamp};
-use super::sets::Members;
+use super::state::{State, apply, take_sample};
 
 /// Tunables of an [`Aggregator`].
 #[derive(Debug, Clone)]
@@ -103,23 +103,6 @@ impl Stats {
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().sum()
     }
-}
-
-#[derive(Debug, Clone)]
-pub(super) enum State {
-    Counter {
-        sum: f64,
-        touched: bool,
-    },
-    Gauge {
-        last: f64,
-        min: f64,
-        max: f64,
-    },
-    /// A distribution. Its common lines wait in the log ([`dist_log`]) and reach it a batch at
-    /// a time.
-    Dist(Box<Dist>),
-    Set(Option<Box<Members>>),
 }
 
 /// A series' identity bytes and the interval of a backfilled point.
@@ -195,14 +178,6 @@ fn scale_of(t: MetricType, name: &str) -> f64 {
         MetricType::Histogram | MetricType::Distribution if convention::statsd_is_milliseconds(false, name) => 0.001,
         _ => 1.0,
     }
-}
-
-/// [`scale_of`] for a line of a held distribution (whose `h`/`d` scale was found from its
-/// name). Where only distributions pay for it: a test of every line's type and state before
-/// [`apply`] mispredicted about one line in seven.
-#[inline(always)]
-fn dist_scale(t: MetricType, d: &Dist) -> f64 {
-    if t == MetricType::Timer { 0.001 } else { d.named_scale }
 }
 
 /// The unit of a new series: seconds for durations, else the convention's unit for its name
@@ -614,89 +589,6 @@ impl Aggregator {
             profiles: Vec::new(),
             held: Vec::new(),
         }
-    }
-}
-
-/// Fold `values` (of a line of type `t`) into a series' state; false (and nothing changed for
-/// that value) when a result would not be finite (`1e308|c` twice, or a huge value over a
-/// tiny sample rate).
-fn apply<'v>(
-    state: &mut State,
-    values: impl Iterator<Item = Value<'v>>,
-    weight: f64,
-    t: MetricType,
-    exact_limit: usize,
-) -> bool {
-    let mut all = true;
-    for v in values {
-        match (&mut *state, v) {
-            (State::Counter { sum, touched }, Value::Number(x)) => {
-                let next = *sum + x * weight;
-                if !next.is_finite() {
-                    all = false;
-                    continue;
-                }
-                *sum = next;
-                *touched = true;
-            }
-            (State::Gauge { last, min, max }, v) => {
-                let x = match v {
-                    Value::Delta(d) if last.is_finite() => *last + d,
-                    Value::Delta(d) => d,
-                    Value::Number(x) => x,
-                    Value::Member(_) => continue,
-                };
-                if !x.is_finite() {
-                    all = false;
-                    continue;
-                }
-                if !last.is_finite() {
-                    (*min, *max) = (x, x);
-                }
-                *last = x;
-                *min = min.min(x);
-                *max = max.max(x);
-            }
-            (State::Dist(dist), Value::Number(x)) => {
-                let v = x * dist_scale(t, dist);
-                if !(weight.is_finite() && (dist.sum + v * weight).is_finite() && (dist.count + weight).is_finite()) {
-                    all = false;
-                    continue;
-                }
-                dist.record(v, weight);
-            }
-            (State::Set(members), Value::Member(s)) => {
-                members.get_or_insert_with(|| Box::new(Members::Exact(HashSet::new()))).insert(s, exact_limit)
-            }
-            _ => {}
-        }
-    }
-    all
-}
-
-/// The interval's sample, resetting per-interval state (gauges keep their value).
-fn take_sample(state: &mut State) -> Option<Sample> {
-    match state {
-        State::Counter { sum, touched } => {
-            let out = touched.then_some(Sample::Counter(*sum));
-            (*sum, *touched) = (0.0, false);
-            out
-        }
-        State::Gauge { last, min, max } => {
-            if !last.is_finite() {
-                return None;
-            }
-            let out = Sample::Gauge { last: *last, min: *min, max: *max };
-            (*min, *max) = (*last, *last);
-            Some(out)
-        }
-        State::Dist(d) => {
-            if d.count <= 0.0 {
-                return None;
-            }
-            Some(Sample::Distribution(Box::new(d.take())))
-        }
-        State::Set(members) => members.take().map(|m| Sample::Set(m.count().round())),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The aggregator's unit tests.
 
 use super::*;
+use perfstore::Sample;
 
 const T0: i64 = 1_767_225_600_000;
 

@@ -14,3 +14,4 @@ mod series;
 mod sets;
 #[cfg(feature = "daemon")]
 pub mod sources;
+mod state;

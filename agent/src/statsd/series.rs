@@ -7,8 +7,8 @@ use perfstore::grow::reserve_by_eighths;
 use perfstore::sketch::Sketch;
 use perfstore::{Distribution, SeriesKey};
 
-use super::aggregate::State;
 use super::index::{Index, prefetch};
+use super::state::State;
 
 /// Identity bytes kept in a series' own entry, up to this many: longer ones are in the
 /// table's arena. A name and a tag or two (`api.calls\0c\0op:get`) fit.
