@@ -277,6 +277,15 @@ mod tests {
         assert_eq!(escape_help("says \"hi\"\\\n"), "says \"hi\"\\\\\\n");
     }
 
+    proptest::proptest! {
+        /// A key taken as a label name as it is (the renderer's shortcut) is exactly one
+        /// that `label_name` leaves alone.
+        #[test]
+        fn a_key_is_its_own_label_name_exactly_when_label_name_keeps_it(k in "[a-z_A-Z0-9.:é-]{0,6}|le|quantile|__x") {
+            proptest::prop_assert_eq!(is_label_name(&k), label_name(&k) == k, "{}", k);
+        }
+    }
+
     #[test]
     fn tag_values_parse_back() {
         for c in CacheResult::ALL {

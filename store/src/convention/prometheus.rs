@@ -61,6 +61,17 @@ pub fn label_name(key: &str) -> String {
     n
 }
 
+/// True when `key` is its own [`label_name`]: a Prometheus label name already, as most tag
+/// keys are, so a renderer can write it as it is.
+pub fn is_label_name(key: &str) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && !key.starts_with("__")
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && !RESERVED_LABELS.contains(&key)
+}
+
 /// Label names for a series' tag keys (in order), made unique: two keys that sanitise to
 /// the same name (`a.b` and `a-b`) get `a_b` and `a_b_2`, so an exposition never repeats a
 /// label.
