@@ -24,13 +24,19 @@ impl Labels {
     /// From pairs already sorted by key, keys unique.
     pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut out = Vec::new();
+        Self::encode(&mut out, pairs);
+        Self(out.into())
+    }
+
+    /// The bytes of [`Labels::from_sorted`] into `out` (cleared first).
+    fn encode<'a>(out: &mut Vec<u8>, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        out.clear();
         for (k, v) in pairs {
             for s in [k, v] {
-                crate::codec::put_varint(&mut out, s.len() as u64);
+                crate::codec::put_varint(out, s.len() as u64);
                 out.extend_from_slice(s.as_bytes());
             }
         }
-        Self(out.into())
     }
 
     /// From pairs in any order: sorted, and of two values for one key the smaller kept.
@@ -42,6 +48,14 @@ impl Labels {
 
     pub(crate) fn iter(&self) -> LabelIter<'_> {
         LabelIter { rest: &self.0 }
+    }
+}
+
+// A set is found by its bytes before any is allocated ([`LabelSets::key`]): the derived
+// `Hash` and `Eq` of the `Arc<[u8]>` are those of the bytes.
+impl std::borrow::Borrow<[u8]> for Labels {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -109,9 +123,52 @@ impl<'a> Iterator for LabelIter<'a> {
 /// the load generator's 100 000 series hold 100 distinct sets, and a set of a tag or two took
 /// a 32- to 48-byte allocation in every key.
 #[derive(Debug, Default)]
-pub struct LabelSets(HashSet<Labels>);
+pub struct LabelSets(HashSet<Labels>, Vec<u8>);
 
 impl LabelSets {
+    /// `SeriesKey::shared(service, name, kind, unit)` with `tags` then set on it
+    /// ([`SeriesKey::set_labels`]: a key's last value wins, `service` included) and then
+    /// [`LabelSets::share`]d, in one step: the set's bytes are put together in a buffer kept
+    /// here and looked up, so a key whose set is held allocates nothing for its labels (three
+    /// allocations and about 3 500 instructions a new series before, two of them freed at
+    /// once).
+    pub fn key<'a>(
+        &mut self,
+        service: &'a str,
+        name: crate::SharedStr,
+        kind: crate::Kind,
+        unit: crate::SharedStr,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        most: usize,
+    ) -> SeriesKey {
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4);
+        pairs.push((crate::model::SERVICE_LABEL, service));
+        pairs.extend(tags);
+        // Stable: a key's values stay in the order given, and the last is kept.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept = 0;
+        for i in 0..pairs.len() {
+            if kept > 0 && pairs[kept - 1].0 == pairs[i].0 {
+                pairs[kept - 1] = pairs[i];
+            } else {
+                pairs[kept] = pairs[i];
+                kept += 1;
+            }
+        }
+        Labels::encode(&mut self.1, pairs[..kept].iter().copied());
+        let labels = match self.0.get(self.1.as_slice()) {
+            Some(held) => held.clone(),
+            None => {
+                let labels = Labels(Arc::from(self.1.as_slice()));
+                if self.0.len() < most {
+                    self.0.insert(labels.clone());
+                }
+                labels
+            }
+        };
+        SeriesKey { name, kind, unit, labels }
+    }
+
     /// Make `key` hold the copy of its labels already held here, or hold its own here while
     /// fewer than `most` sets are.
     pub fn share(&mut self, key: &mut SeriesKey, most: usize) {
@@ -144,6 +201,37 @@ impl LabelSets {
 mod tests {
     use super::*;
     use crate::model::Kind;
+
+    proptest::proptest! {
+        /// A key made in one step is the key made in three, sharing the same sets.
+        #[test]
+        fn a_key_made_in_one_step_is_the_key_made_in_three(
+            keys in proptest::collection::vec(
+                ("[a-c]{1,2}", proptest::collection::vec(("[a-cs]{0,2}|service", "[xy]{0,2}"), 0..4)),
+                1..12,
+            ),
+            most in 0usize..4,
+        ) {
+            let (mut one, mut three) = (LabelSets::default(), LabelSets::default());
+            let mut made = Vec::new();
+            for (name, tags) in &keys {
+                let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let a = one.key("svc", name.as_str().into(), Kind::Counter, "s".into(), tags.iter().copied(), most);
+                let mut b = SeriesKey::shared("svc", name.as_str().into(), Kind::Counter, "s".into());
+                b.set_labels(tags.iter().copied());
+                three.share(&mut b, most);
+                proptest::prop_assert_eq!(&a, &b);
+                made.push((a, b));
+            }
+            proptest::prop_assert_eq!(one.len(), three.len());
+            // The same keys share a set both ways.
+            for (i, (a, b)) in made.iter().enumerate() {
+                for (c, d) in &made[..i] {
+                    proptest::prop_assert_eq!(Arc::ptr_eq(&a.labels.0, &c.labels.0), Arc::ptr_eq(&b.labels.0, &d.labels.0));
+                }
+            }
+        }
+    }
 
     #[test]
     fn keys_with_the_same_labels_share_one_copy_until_none_holds_it() {

@@ -289,7 +289,7 @@ fn register_each<'k>(
     // Label sets' ids met in this call: new series mostly repeat a few sets (a host's or a
     // service's tags), and each set costs two statements the first time only. (Sets are
     // never deleted, and nothing else writes inside this transaction.)
-    let mut labelsets: HashMap<String, i64> = HashMap::new();
+    let mut labelsets: HashMap<crate::labels::Labels, i64> = HashMap::new();
     for key in keys {
         identity(&mut buf, &key.name, key.labels());
         if let Some((id, kind)) = registry.find(&buf) {
@@ -310,15 +310,16 @@ fn register_each<'k>(
             out.push(Registration::Rejected(RejectReason::TotalLimit));
             continue;
         }
-        let labels = key.labels_text();
-        let labelset = match labelsets.get(&labels) {
+        // By the set itself (its text, JSON, is made only for a set not met yet).
+        let labelset = match labelsets.get(&key.labels) {
             Some(&id) => id,
             None => {
+                let labels = key.labels_text();
                 tx.prepare_cached("INSERT OR IGNORE INTO labelset (labels) VALUES (?1)")?.execute([&labels])?;
                 let id: i64 = tx
                     .prepare_cached("SELECT id FROM labelset WHERE labels = ?1")?
                     .query_row([&labels], |r| r.get(0))?;
-                labelsets.insert(labels, id);
+                labelsets.insert(key.labels.clone(), id);
                 id
             }
         };

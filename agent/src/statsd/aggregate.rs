@@ -495,9 +495,7 @@ impl Aggregator {
         };
         let unit = unit_of(kind, m.name, scale);
         let unit = self.units.entry(unit).or_insert_with(|| SharedStr::from(unit)).clone();
-        let mut key = SeriesKey::shared(&self.cfg.service, name.clone(), kind, unit);
-        key.set_labels(m.tag_pairs());
-        self.label_sets.share(&mut key, SHARED_LABEL_SETS);
+        let key = self.label_sets.key(&self.cfg.service, name.clone(), kind, unit, m.tag_pairs(), SHARED_LABEL_SETS);
         *self.per_name.entry(name).or_default() += 1;
         let state = match kind {
             Kind::Counter => State::Counter { sum: 0.0, touched: false },
