@@ -9,13 +9,15 @@
 //! which are recorded too (`container.cpu.limit`, `system.memory.limit`).
 
 pub mod cgroup;
+pub mod netdev;
+pub mod own;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use perfstore::convention::{self as conv, Direction, Metric, tag};
 use perfstore::{Sample, SeriesKey};
-use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{Disks, System};
 
 pub use perfstore::convention::HOST_SERVICE;
 
@@ -24,8 +26,6 @@ pub use perfstore::convention::HOST_SERVICE;
 pub struct Sampler {
     system: System,
     disks: Disks,
-    networks: Networks,
-    pid: Option<Pid>,
     cgroup_dir: Option<PathBuf>,
     last_ms: i64,
     last_cgroup_usec: Option<u64>,
@@ -68,12 +68,9 @@ impl Sampler {
         let mut system = System::new().ok()?;
         system.refresh_cpu_usage();
         system.refresh_memory();
-        let pid = sysinfo::get_current_pid().ok();
         let mut s = Self {
             system,
             disks: Disks::new_with_refreshed_list().ok()?,
-            networks: Networks::new_with_refreshed_list().ok()?,
-            pid,
             cgroup_dir: cgroup::own_dir(std::path::Path::new("/sys/fs/cgroup")),
             last_ms: now_ms,
             last_cgroup_usec: None,
@@ -154,30 +151,20 @@ impl Sampler {
         }
 
         // Network I/O per interface (cumulative totals, so a long gap cannot double count).
-        self.networks.refresh(true);
-        for (name, data) in self.networks.iter() {
-            let device = name.to_string_lossy().to_string();
-            let now = (data.total_received(), data.total_transmitted());
+        for (device, rx, tx) in netdev::read(std::path::Path::new("/proc/net/dev")) {
+            let now = (rx, tx);
             let prev = self.last_net_io.insert(device.clone(), now);
             push_io(&mut out, &conv::SYSTEM_NETWORK_IO, &device, [Direction::Receive, Direction::Transmit], prev, now);
         }
 
         // The agent itself.
-        if let Some(pid) = self.pid {
-            self.system.refresh_processes_specifics(
-                ProcessesToUpdate::Some(&[pid]),
-                true,
-                ProcessRefreshKind::nothing().with_cpu().with_memory(),
-            );
-            if let Some(p) = self.system.process(pid) {
-                out.push(gauge(&conv::PROCESS_MEMORY_USAGE, p.memory() as f64));
-                let cpu_ms = p.accumulated_cpu_time();
-                if let Some(d) = delta(self.last_process_cpu_ms, cpu_ms) {
-                    let k = conv::PROCESS_CPU_TIME.key(HOST_SERVICE);
-                    out.push((k, Sample::Counter(d as f64 / 1000.0)));
-                }
-                self.last_process_cpu_ms = Some(cpu_ms);
+        if let Some((cpu_ms, rss)) = own::read(std::path::Path::new("/proc/self/stat")) {
+            out.push(gauge(&conv::PROCESS_MEMORY_USAGE, rss as f64));
+            if let Some(d) = delta(self.last_process_cpu_ms, cpu_ms) {
+                let k = conv::PROCESS_CPU_TIME.key(HOST_SERVICE);
+                out.push((k, Sample::Counter(d as f64 / 1000.0)));
             }
+            self.last_process_cpu_ms = Some(cpu_ms);
         }
         out
     }
