@@ -20,21 +20,30 @@ impl BitWriter {
         Self { buf: Vec::with_capacity(bytes), used: 0 }
     }
 
-    /// Append the low `n` bits of `value` (n ≤ 64).
+    /// Append the low `n` bits of `value` (n ≤ 64): the rest of the last byte, then whole
+    /// bytes, then the start of a new one (a bit-chunk loop was a tenth of a flush's
+    /// encoding instructions).
+    #[inline]
     pub fn write_bits(&mut self, value: u64, mut n: u32) {
         debug_assert!(n <= 64);
-        while n > 0 {
-            if self.used == 0 {
-                self.buf.push(0);
-            }
+        if self.used != 0 && n > 0 {
             let free = 8 - self.used;
             let take = free.min(n);
-            let shift = n - take;
-            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
-            let last = self.buf.len() - 1;
-            self.buf[last] |= chunk << (free - take);
+            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= chunk << (free - take);
+            }
             self.used = (self.used + take) % 8;
             n -= take;
+        }
+        while n >= 8 {
+            n -= 8;
+            self.buf.push((value >> n) as u8);
+        }
+        if n > 0 {
+            // The low `n` bits at the top of a new byte (the bits above them are written).
+            self.buf.push((value << (8 - n)) as u8);
+            self.used = n;
         }
     }
 
@@ -331,6 +340,32 @@ mod tests {
                 let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
                 prop_assert_eq!(r.read_bits(n).unwrap(), v & mask);
             }
+        }
+
+        /// The bytes are those of writing one bit at a time, most significant first, with
+        /// bytes and varints between the bits (the stored format, whatever the writer's loop).
+        #[test]
+        fn bits_land_where_one_bit_at_a_time_puts_them(
+            items in proptest::collection::vec((any::<u64>(), 0u32..=64, 0u8..8), 0..48),
+        ) {
+            let (mut w, mut bits, mut want) = (BitWriter::default(), 0u64, Vec::<u8>::new());
+            for &(v, n, between) in &items {
+                w.write_bits(v, n);
+                for i in (0..n).rev() {
+                    if bits % 8 == 0 {
+                        want.push(0);
+                    }
+                    let last = want.len() - 1;
+                    want[last] |= (((v >> i) & 1) as u8) << (7 - bits % 8);
+                    bits += 1;
+                }
+                if between == 0 {
+                    w.write_varint(v);
+                    put_varint(&mut want, v);
+                    bits = want.len() as u64 * 8;
+                }
+            }
+            prop_assert_eq!(w.finish(), want);
         }
 
         #[test]
