@@ -20,6 +20,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use perfstore::convention::prometheus::{escape_help, is_label_name, label_names, metric_name, push_label_value};
 use perfstore::{BucketBounds, Kind, Sample, SeriesKey, SharedStr};
 
+use crate::statsd::prefetch;
+
 /// Histogram buckets for durations, seconds: Prometheus' defaults plus 0.2 and 2, the default
 /// p95 target and a common override, so that `perfctl slo rules` counts latency objectives at
 /// their threshold exactly (a threshold between bounds is counted at the bound under it).
@@ -425,19 +427,6 @@ impl Iterator for Page {
 
 /// Series ahead of the one being written whose key and counts a page asks the CPU for.
 const PREFETCH_AHEAD: usize = 6;
-
-/// Hint the CPU to bring `p`'s cache line in: a read that nothing waits for.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing into the program and never faults,
-    // whatever the address (SSE, which it needs, is part of every x86-64 CPU).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// A family's `HELP` and `TYPE` lines.
 fn render_header(out: &mut String, family: &str, kind: Kind, source: &str) {

@@ -48,7 +48,7 @@ const QUARTER_FULL_UP_TO: usize = 1 << 16;
 
 /// Hint the CPU to bring `p`'s cache line in: a read that nothing waits for.
 #[inline(always)]
-pub(super) fn prefetch<T>(p: *const T) {
+pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it reads nothing into the program and never faults,
     // whatever the address (SSE, which it needs, is part of every x86-64 CPU).

@@ -7,6 +7,7 @@ mod bounds;
 pub mod fast;
 mod flush;
 mod index;
+pub(crate) use index::prefetch;
 #[cfg(feature = "daemon")]
 pub mod listener;
 pub mod parser;
