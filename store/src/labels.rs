@@ -90,6 +90,22 @@ impl<'de> Deserialize<'de> for Labels {
     }
 }
 
+/// Sort `pairs` by key and keep one pair a key, its last value (stable: a key's values stay
+/// in the order given), as a key's labels are held.
+pub(crate) fn last_wins(pairs: &mut Vec<(&str, &str)>) {
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut kept = 0;
+    for i in 0..pairs.len() {
+        if kept > 0 && pairs[kept - 1].0 == pairs[i].0 {
+            pairs[kept - 1] = pairs[i];
+        } else {
+            pairs[kept] = pairs[i];
+            kept += 1;
+        }
+    }
+    pairs.truncate(kept);
+}
+
 /// A key's labels as `(key, value)`, sorted by key ([`SeriesKey::labels`]).
 #[derive(Debug, Clone)]
 pub struct LabelIter<'a> {
@@ -144,18 +160,8 @@ impl LabelSets {
         let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4);
         pairs.push((crate::model::SERVICE_LABEL, service));
         pairs.extend(tags);
-        // Stable: a key's values stay in the order given, and the last is kept.
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let mut kept = 0;
-        for i in 0..pairs.len() {
-            if kept > 0 && pairs[kept - 1].0 == pairs[i].0 {
-                pairs[kept - 1] = pairs[i];
-            } else {
-                pairs[kept] = pairs[i];
-                kept += 1;
-            }
-        }
-        Labels::encode(&mut self.1, pairs[..kept].iter().copied());
+        last_wins(&mut pairs);
+        Labels::encode(&mut self.1, pairs.iter().copied());
         let labels = match self.0.get(self.1.as_slice()) {
             Some(held) => held.clone(),
             None => {

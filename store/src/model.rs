@@ -134,17 +134,8 @@ impl SeriesKey {
     pub fn set_labels<'a>(&mut self, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut pairs: Vec<(&str, &str)> = self.labels.iter().collect();
         pairs.extend(labels.into_iter().map(|(k, v)| -> (&str, &str) { (k, v) }));
-        // Stable: a key's values stay in the order given.
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
-        for p in pairs {
-            match kept.last_mut() {
-                Some(last) if last.0 == p.0 => *last = p,
-                _ => kept.push(p),
-            }
-        }
-        let labels = Labels::from_sorted(kept);
-        self.labels = labels;
+        crate::labels::last_wins(&mut pairs);
+        self.labels = Labels::from_sorted(pairs);
     }
 
     /// The labels, sorted by key.
