@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use perfstore::Writer;
+use perfstore::{Sample, SeriesKey, Writer};
 
 use crate::clock::Clock;
 use crate::exposition::Exposition;
@@ -204,10 +204,26 @@ fn run(writer: Writer, rx: mpsc::Receiver<(Flush, Progress)>, cfg: WriterConfig)
     l.exit()
 }
 
+/// Values from which a distribution a flush hands over as values ([`Sketch::deferred`]) is
+/// binned here, once, before `/metrics` counts its buckets and the store encodes it: each of
+/// them otherwise keys every value again. (At 1.6 M tagged lines/s, bucket counting value by
+/// value took 14 % of this thread.) Below this, the bins would take more memory than the
+/// values, held for every distribution of the flush at once.
+const BIN_FROM_VALUES: usize = 24;
+
+fn bin_busy_distributions(points: &mut [(Arc<SeriesKey>, i64, Sample)]) {
+    for (_, _, sample) in points {
+        if let Sample::Distribution(d) = sample
+            && d.sketch.deferred_len() >= BIN_FROM_VALUES
+        {
+            d.sketch.settle();
+        }
+    }
+}
+
 impl Loop {
-    fn flush(&mut self, flush: Flush, progress: Progress) {
-        #[cfg(feature = "host-metrics")]
-        let mut flush = flush;
+    fn flush(&mut self, mut flush: Flush, progress: Progress) {
+        bin_busy_distributions(&mut flush.points);
         #[cfg(feature = "host-metrics")]
         if let Some(s) = &mut self.sampler {
             let ts = flush.interval_start_ms;

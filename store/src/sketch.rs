@@ -300,8 +300,15 @@ impl Sketch {
         std::borrow::Cow::Owned(copy)
     }
 
-    /// Bin the deferred values, before anything else is added (the order they came in).
-    fn settle(&mut self) {
+    /// Values held unbinned ([`Sketch::deferred`]): 0 for a binned sketch.
+    pub fn deferred_len(&self) -> usize {
+        self.unbinned.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// Bin the deferred values in place (nothing changes for a binned sketch). Whatever reads
+    /// the sketch afterwards reads its bins, where each read of a deferred one bins its
+    /// values again or counts them one by one.
+    pub fn settle(&mut self) {
         if let Some(values) = self.unbinned.take() {
             self.add_all(values.iter().map(|&v| (v, 1.0)));
         }

@@ -52,6 +52,14 @@ fn a_deferred_sketch_reads_encodes_and_grows_as_its_values_binned_would() {
     assert_eq!(m.encode(), binned.encode());
     assert!(Sketch::deferred(vec![f64::NAN]).is_empty());
     assert_eq!(Sketch::deferred(Vec::new()), Sketch::new());
+    // Settled: bins of its own, the same to every reader.
+    let mut settled = deferred.clone();
+    assert_eq!((settled.deferred_len(), binned.deferred_len()), (values.len(), 0));
+    settled.settle();
+    assert_eq!(settled.deferred_len(), 0);
+    assert_eq!((settled.encode(), settled.bin_values()), (binned.encode(), binned.bin_values()));
+    settled.counts_at_most(&bounds, &mut a);
+    assert_eq!(a, b);
 }
 
 #[test]
