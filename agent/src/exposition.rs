@@ -12,7 +12,7 @@
 //! are f64 (fractional, even negative) and timer events carry 1/rate weights, neither of
 //! which the exporter's u64 counters and unweighted histograms can carry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -160,12 +160,24 @@ struct Family {
 
 impl Layout {
     fn of(series: &[(Arc<SeriesKey>, Value)]) -> Self {
-        let mut order: Vec<u32> = (0..series.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| series[a as usize].0.cmp(&series[b as usize].0));
+        // The series of each name, kind and unit first: a family's name is worked out once
+        // for them all, and the sort compares the few series of one family rather than
+        // every key with every other (first page after 10 000 new series: 7.7-8.2 -> 6.1-6.3 ms).
+        let mut group_of: HashMap<(&str, Kind, &str), usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut groups: Vec<(&SeriesKey, Vec<u32>)> = Vec::new();
+        for (slot, (key, _)) in series.iter().enumerate() {
+            let g = *group_of.entry((key.name.as_str(), key.kind, key.unit.as_str())).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(slot as u32);
+        }
+        // In key order, so that a family takes the kind and source of its first key, and the
+        // series of another kind under its name are the ones left out, as by a sort of all.
+        groups.sort_unstable_by(|(a, _), (b, _)| (&a.name, a.kind, &a.unit).cmp(&(&b.name, b.kind, &b.unit)));
         let mut families: BTreeMap<String, Family> = BTreeMap::new();
         let mut collisions = 0;
-        for slot in order {
-            let key = &series[slot as usize].0;
+        for (key, slots) in groups {
             let name = metric_name(&key.name, key.kind, &key.unit);
             let family = families.entry(name).or_insert_with_key(|name| Family {
                 name: name.clone(),
@@ -174,10 +186,13 @@ impl Layout {
                 slots: Vec::new(),
             });
             if family.kind == key.kind {
-                family.slots.push(slot);
+                family.slots.extend(slots);
             } else {
-                collisions += 1;
+                collisions += slots.len() as u64;
             }
+        }
+        for family in families.values_mut() {
+            family.slots.sort_unstable_by(|&a, &b| series[a as usize].0.cmp(&series[b as usize].0));
         }
         Self { slots: series.len(), families: families.into_values().collect(), collisions }
     }
@@ -633,6 +648,41 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("op_size_sum{a_b=\"y\",a_b_2=\"x\",lle=\"1\",service=\"api\"} 3\n"), "{text}");
+    }
+
+    proptest::proptest! {
+        // Names that meet in one family name (`x.y`, `x-y`, `x_y`), of every kind, with and
+        // without a unit and labels: the layout is the one a sort of every key gives.
+        #[test]
+        fn the_layout_is_that_of_sorting_every_key(
+            picks in proptest::collection::btree_set((0usize..5, 0usize..4, 0usize..2, 0usize..3, 0usize..2), 0..60),
+        ) {
+            const NAMES: [&str; 5] = ["x.y", "x-y", "x_y", "a", "a.b"];
+            const KINDS: [Kind; 4] = [Kind::Counter, Kind::Gauge, Kind::Distribution, Kind::Set];
+            let series: Vec<(Arc<SeriesKey>, Value)> = picks
+                .iter()
+                .map(|&(n, k, u, op, svc)| {
+                    let key = SeriesKey::new(["api", "db"][svc], NAMES[n], KINDS[k]).unit(["", "s"][u]);
+                    let key = if op == 0 { key } else { key.label("op", ["", "get", "put"][op]) };
+                    (Arc::new(key), Value::Gauge(0.0))
+                })
+                .collect();
+            // The reference: every key sorted, each to its family in that order.
+            let mut order: Vec<u32> = (0..series.len() as u32).collect();
+            order.sort_by(|&a, &b| series[a as usize].0.cmp(&series[b as usize].0));
+            let mut want: BTreeMap<String, (Kind, SharedStr, Vec<u32>)> = BTreeMap::new();
+            let mut collisions = 0;
+            for slot in order {
+                let key = &series[slot as usize].0;
+                let f = want.entry(metric_name(&key.name, key.kind, &key.unit)).or_insert_with(|| (key.kind, key.name.clone(), Vec::new()));
+                if f.0 == key.kind { f.2.push(slot) } else { collisions += 1 }
+            }
+            let got = Layout::of(&series);
+            let got_families: Vec<_> = got.families.iter().map(|f| (f.name.clone(), (f.kind, f.source.clone(), f.slots.clone()))).collect();
+            proptest::prop_assert_eq!(got_families, want.into_iter().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(got.collisions, collisions);
+            proptest::prop_assert_eq!(got.slots, series.len());
+        }
     }
 
     #[test]
